@@ -1,0 +1,73 @@
+/* Change events: every change core makes is recorded here as (operation,
+ * path, detail) in a bounded ring. Writers never wait for readers: the oldest
+ * events are dropped when the ring is full, and a reader that had not read
+ * them is told once with an "overflow" line. Thread-safe. */
+#ifndef MALLAFS_CORE_EVENTS_H
+#define MALLAFS_CORE_EVENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum mev_op {
+	MEV_CREATE = 0,
+	MEV_WRITE,
+	MEV_DELETE,
+	MEV_MKDIR,
+	MEV_RMDIR,
+	MEV_RENAME,
+	MEV_RECONFIGURE,
+	MEV_RESTART,
+	MEV_STATUS,
+	MEV_REGISTER,
+	MEV_UNREGISTER,
+	MEV_PLUGIN_ADD,
+	MEV_PLUGIN_DEL,
+	MEV_OP_COUNT_,
+};
+
+/* "create", "write", ..., "plugin-del". */
+const char *mev_op_name(enum mev_op op);
+
+/* One event as a listener sees it; the strings live only for the call. */
+struct mev {
+	uint64_t seq;       /* 1, 2, 3, ... */
+	enum mev_op op;
+	const char *path;   /* relative to the mount, e.g. "services/api/store/k" */
+	const char *detail; /* may be NULL; for a rename, the new path */
+};
+
+struct mev_ring;
+
+/* capacity: events kept (at least 1). */
+struct mev_ring *mev_ring_new(size_t capacity);
+void mev_ring_free(struct mev_ring *ring); /* accepts NULL */
+
+/* Called synchronously by every mev_emit(), after the event is recorded and
+ * outside the ring's lock, in the emitting thread. It must not block and must
+ * not call back into core (it may enqueue). At most 4 listeners. */
+typedef void (*mev_listener_fn)(const struct mev *ev, void *arg);
+int mev_ring_add_listener(struct mev_ring *ring, mev_listener_fn fn, void *arg);
+
+/* Records an event and returns its seq (0 when ring is NULL: core modules may
+ * run without a ring in unit tests). path and detail are copied. */
+uint64_t mev_emit(struct mev_ring *ring, enum mev_op op, const char *path, const char *detail);
+uint64_t mev_emitf(struct mev_ring *ring, enum mev_op op, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* The seq the next event will get: where a reader opened now starts. */
+uint64_t mev_ring_next_seq(struct mev_ring *ring);
+
+/* Formats, for a reader whose next wanted seq is *cursor, as many whole lines
+ * "SEQ OP PATH[ DETAIL]\n" as fit in buf, and advances *cursor past them.
+ * When events at *cursor were already dropped, the first line is
+ * "SEQ overflow\n" (SEQ being *cursor) and the reader goes on from the newest
+ * events (*cursor jumps to mev_ring_next_seq()). Returns the bytes written, 0
+ * when nothing is new, -ENOSPC when even the first line does not fit in len. */
+ssize_t mev_ring_read(struct mev_ring *ring, uint64_t *cursor, char *buf, size_t len);
+
+/* Waits until an event with seq >= cursor exists, or timeout_ms passes
+ * (negative: no limit). 1 when there is something to read, 0 on timeout. */
+int mev_ring_wait(struct mev_ring *ring, uint64_t cursor, int timeout_ms);
+
+#endif

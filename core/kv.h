@@ -1,0 +1,54 @@
+/* A binary-safe key-value table with the byte ranges a regular file needs.
+ * O(1) average get/put/delete; listing in insertion order with cursors that
+ * stay valid while entries come and go (for readdir offsets). Not
+ * thread-safe: the owner locks. Used by services' stores and by the node-wide
+ * config store. */
+#ifndef MALLAFS_CORE_KV_H
+#define MALLAFS_CORE_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* The largest value the table holds: a write or truncate past it gets -EFBIG. */
+#define MKV_MAX_VALUE ((uint64_t)1 << 31)
+
+#define MKV_APPEND 0x1  /* mkv_write: at the end, offset ignored */
+#define MKV_REPLACE 0x2 /* mkv_write: the value becomes exactly data (offset ignored) */
+
+struct mkv;
+
+struct mkv_stat {
+	uint64_t id;           /* unique in this table for its lifetime, never reused; grows with insertion */
+	uint64_t size;
+	struct timespec mtime; /* last change of the value */
+	struct timespec ctime; /* last change of the value or the name */
+};
+
+struct mkv *mkv_new(void);
+void mkv_free(struct mkv *kv); /* accepts NULL */
+size_t mkv_count(const struct mkv *kv);
+
+/* Keys are NUL-terminated strings; values are bytes. */
+int mkv_stat(const struct mkv *kv, const char *key, struct mkv_stat *ret);        /* -ENOENT */
+ssize_t mkv_read(const struct mkv *kv, const char *key, uint64_t off, void *buf, size_t len);
+/* A copy of the whole value (malloc'd, with a NUL after it for convenience). */
+int mkv_get(const struct mkv *kv, const char *key, char **ret, size_t *ret_len);
+/* Creates the key when absent. Returns bytes written or -errno (-EFBIG, -ENOMEM). */
+ssize_t mkv_write(struct mkv *kv, const char *key, uint64_t off, const void *data, size_t len,
+		  unsigned flags);
+int mkv_create(struct mkv *kv, const char *key);                 /* empty value; -EEXIST */
+int mkv_truncate(struct mkv *kv, const char *key, uint64_t size); /* -ENOENT, -EFBIG */
+int mkv_delete(struct mkv *kv, const char *key);                  /* -ENOENT */
+/* Atomically renames from to to, replacing to. The entry gets a new id.
+ * from == to is a no-op returning 0; -ENOENT when from is absent. */
+int mkv_rename(struct mkv *kv, const char *from, const char *to);
+/* Moves an entry to another table (replacing a key of that name there). */
+int mkv_move(struct mkv *from_kv, const char *from, struct mkv *to_kv, const char *to);
+/* Calls fn for every entry whose id is greater than after_id, in id order;
+ * stops on a non-zero return and returns it. */
+int mkv_list(const struct mkv *kv, uint64_t after_id,
+	     int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,221 @@
+/**
+ * @file mallafs-plugin.h
+ * The mallafs plugin API: the one public, installed header.
+ *
+ * A plugin is a descriptor (struct mallafs_plugin) plus callbacks. Built-in
+ * plugins are compiled into mallafs; an external plugin is a shared object
+ * `NAME.so` in the daemon's plugin directory that exports
+ *
+ *     const struct mallafs_plugin mallafs_plugin = { MALLAFS_PLUGIN_INIT, ... };
+ *
+ * The daemon refuses a descriptor whose @c abi differs from its own
+ * MALLAFS_PLUGIN_ABI; @c size lets a newer daemon accept an older, shorter
+ * descriptor (missing callbacks read as NULL).
+ *
+ * Threads: callbacks of one service's plugins may run on any thread. The
+ * lifecycle and configuration callbacks (init, start, stop, config_merge,
+ * updated, fini) of one service never run concurrently with each other. Store
+ * hooks run while the service's store lock is held: they must not block, sleep
+ * or call back into the store; GET hooks may run concurrently with each other.
+ * Return values follow the kernel's convention: 0 or a count on success,
+ * -errno on failure.
+ */
+#ifndef MALLAFS_PLUGIN_H
+#define MALLAFS_PLUGIN_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The ABI version of this header. Bumped on every incompatible change. */
+#define MALLAFS_PLUGIN_ABI 1
+
+/** Starts a descriptor initialiser: the ABI version and the descriptor's size. */
+#define MALLAFS_PLUGIN_INIT .abi = MALLAFS_PLUGIN_ABI, .size = sizeof(struct mallafs_plugin)
+
+/** The symbol an external plugin exports. */
+#define MALLAFS_PLUGIN_SYMBOL "mallafs_plugin"
+
+/** Longest reason text kept, including the NUL. */
+#define MALLAFS_REASON_MAX 256
+
+/** A reason given with a rejection, a restart request or an error. */
+struct mallafs_reason {
+	char text[MALLAFS_REASON_MAX];
+};
+
+/** Sets a reason, printf-style. NULL why is allowed and ignored. */
+void mallafs_reason_set(struct mallafs_reason *why, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/**
+ * A configuration: sections, each holding keys with string values. In an
+ * update (the second argument of config_merge) a key whose value is NULL, or a
+ * section marked removed, asks for its removal.
+ */
+struct mallafs_cfg;
+
+/** The value of @p key in @p section, or NULL. */
+const char *mallafs_cfg_get(const struct mallafs_cfg *cfg, const char *section, const char *key);
+/** Sets a key (copying both), creating the section as needed. 0 or -errno. */
+int mallafs_cfg_set(struct mallafs_cfg *cfg, const char *section, const char *key,
+		    const char *value);
+/** Removes a key. 0, or -ENOENT when it was not there. */
+int mallafs_cfg_unset(struct mallafs_cfg *cfg, const char *section, const char *key);
+/** Calls @p fn for every key of @p section in a stable order; stops on a non-zero return and returns it. */
+int mallafs_cfg_foreach(const struct mallafs_cfg *cfg, const char *section,
+			int (*fn)(const char *key, const char *value, void *arg), void *arg);
+/** Renders the whole configuration as INI text (malloc'd, NUL-terminated). 0 or -ENOMEM. */
+int mallafs_cfg_render(const struct mallafs_cfg *cfg, char **ret_text, size_t *ret_len);
+
+/** The service a plugin instance belongs to. */
+struct mallafs_svc;
+
+struct mallafs_plugin;
+
+/**
+ * A plugin's setting: what `ls config/PLUGIN` shows, with its default.
+ * @c restart says whether a change needs a restart (documentation; the
+ * plugin's @c updated callback decides).
+ */
+struct mallafs_setting {
+	const char *key;
+	const char *def; /**< default value, never NULL */
+	int restart;     /**< 1 when a change needs a restart */
+};
+
+/**
+ * The effective value of one of @p self's settings in @p cfg: the value set
+ * in section `self->name`, or the declared default. NULL for an undeclared key
+ * that is not set.
+ */
+const char *mallafs_setting(const struct mallafs_cfg *cfg, const struct mallafs_plugin *self,
+			    const char *key);
+
+/** What an update callback answers. */
+enum mallafs_update {
+	MALLAFS_UPDATE_OK = 0,      /**< applied live */
+	MALLAFS_UPDATE_RESTART = 1, /**< the service must restart; reason says why */
+	MALLAFS_UPDATE_ERROR = 2,   /**< failed; the change is rolled back; reason says why */
+};
+
+/** The store operations that pass through the chain. */
+enum mallafs_store_opcode {
+	MALLAFS_OP_GET = 0,   /**< read @c size bytes at @c offset into @c buf */
+	MALLAFS_OP_CREATE,    /**< create an empty key; -EEXIST if it exists */
+	MALLAFS_OP_WRITE,     /**< write @c size bytes of @c data at @c offset, creating the key */
+	MALLAFS_OP_TRUNCATE,  /**< set the value's length to @c offset */
+	MALLAFS_OP_DELETE,    /**< remove the key */
+	MALLAFS_OP_RENAME,    /**< rename @c key to @c new_key, replacing it */
+	MALLAFS_OP_LIST,      /**< list the keys (hooks observe or refuse it) */
+	MALLAFS_OP_COUNT_,
+};
+
+/** Flags of a WRITE. */
+#define MALLAFS_OPF_APPEND 0x1  /**< write at the end, whatever @c offset says */
+#define MALLAFS_OPF_REPLACE 0x2 /**< the value becomes exactly @c data (a put) */
+
+/** Name of an opcode ("get", "put", ...) for logs and traces. */
+const char *mallafs_store_opname(enum mallafs_store_opcode code);
+
+/**
+ * One store operation. Hooks may change @c data, @c size and @c offset (the
+ * pointed-to bytes must then stay valid until the operation ends) or refuse
+ * the operation by returning -errno from @c store_before.
+ */
+struct mallafs_store_op {
+	enum mallafs_store_opcode code;
+	const char *key;     /**< NUL-terminated */
+	const char *new_key; /**< RENAME only */
+	const void *data;    /**< WRITE: the bytes */
+	void *buf;           /**< GET: where the bytes go */
+	size_t size;         /**< WRITE: bytes in data; GET: room in buf */
+	uint64_t offset;     /**< GET, WRITE: where; TRUNCATE: the new length */
+	unsigned flags;      /**< MALLAFS_OPF_* */
+	/* Filled by the daemon before the hooks run. */
+	int64_t old_size;    /**< the key's value size before, -1 when absent */
+	uint64_t nkeys;      /**< keys in the store before */
+	/* Filled by the daemon after the bottom of the chain ran. */
+	int64_t result;      /**< bytes read or written, 0, or -errno */
+};
+
+/** Where a render callback writes. */
+struct mallafs_out;
+
+/** A read-only file a plugin publishes in its service's folder. */
+struct mallafs_file {
+	const char *name;
+	/** Appends the file's current text to @p out via mallafs_out_append(). 0 or -errno. */
+	int (*render)(void *state, struct mallafs_out *out);
+};
+
+int mallafs_out_append(struct mallafs_out *out, const void *data, size_t len);
+int mallafs_out_printf(struct mallafs_out *out, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/** A plugin descriptor. Unused callbacks are NULL. */
+struct mallafs_plugin {
+	uint32_t abi;  /**< MALLAFS_PLUGIN_ABI */
+	uint32_t size; /**< sizeof(struct mallafs_plugin) as the plugin was built */
+	const char *name;
+	const char *const *deps;                 /**< NULL-terminated names, or NULL */
+	const struct mallafs_setting *settings;  /**< terminated by a NULL key, or NULL */
+	const struct mallafs_file *files;        /**< terminated by a NULL name, or NULL */
+
+	/** Creates the per-service state when the plugin joins a chain. */
+	int (*init)(struct mallafs_svc *svc, const struct mallafs_plugin *self, void **ret_state);
+	/** Frees it when the plugin leaves the chain or the service ends. */
+	void (*fini)(void *state);
+	/** Starts (bottom to top) with the committed configuration. 0 or -errno with a reason. */
+	int (*start)(void *state, const struct mallafs_cfg *cfg, struct mallafs_reason *why);
+	/** Stops (top to bottom). */
+	void (*stop)(void *state);
+	/**
+	 * Merge phase (top to bottom). @p merged arrives holding the default deep
+	 * merge of @p old and @p update; the callback may change it, or reject the
+	 * change by returning -EINVAL (or another -errno) with a reason.
+	 */
+	int (*config_merge)(void *state, const struct mallafs_cfg *old,
+			    const struct mallafs_cfg *update, struct mallafs_cfg *merged,
+			    struct mallafs_reason *why);
+	/** Update phase (bottom to top), after the new configuration is committed. */
+	enum mallafs_update (*updated)(void *state, const struct mallafs_cfg *old,
+				       const struct mallafs_cfg *cfg, struct mallafs_reason *why);
+	/** Before the operation, top to bottom: 0 passes it on, -errno refuses it. */
+	int (*store_before)(void *state, struct mallafs_store_op *op);
+	/** After it (refused or done), bottom to top, for the plugins store_before reached. */
+	void (*store_after)(void *state, const struct mallafs_store_op *op);
+};
+
+/** The service's name. */
+const char *mallafs_svc_name(const struct mallafs_svc *svc);
+/** Logs one line, prefixed with the service's name. level is a syslog level. */
+void mallafs_svc_log(struct mallafs_svc *svc, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/** Says that a published file's text changed, so readers and watchers are told. */
+void mallafs_svc_file_changed(struct mallafs_svc *svc, const char *name);
+
+/**
+ * Carries out @p op on the service's table itself, with no hooks: what the
+ * `base` plugin does at the bottom of the chain. Only valid inside a store
+ * hook (the store lock is held). Returns what op->result will be.
+ */
+int64_t mallafs_store_exec(struct mallafs_svc *svc, struct mallafs_store_op *op);
+
+/**
+ * Runs a whole store operation through the chain, as a request through the
+ * mount would: for plugins acting on their own (an expiry timer). Never call
+ * it from a store hook.
+ */
+int64_t mallafs_svc_store_op(struct mallafs_svc *svc, struct mallafs_store_op *op);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,65 @@
+/* The process registry (Malla's Registry): unique names held by live
+ * processes and pools of PID -> value; every entry of a process goes when
+ * it exits (pidfd + epoll on a watcher thread, no polling of /proc).
+ * Thread-safe. Paths in events are "registry/NAME" and "registry/POOL/PID". */
+#ifndef MALLAFS_CORE_REGISTRY_H
+#define MALLAFS_CORE_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct mev_ring;
+struct mreg;
+
+/* ring may be NULL. Starts the watcher thread. NULL on failure (errno set). */
+struct mreg *mreg_new(struct mev_ring *ring);
+/* Stops the watcher and frees everything; accepts NULL. */
+void mreg_free(struct mreg *reg);
+
+/* Parses "PID[ VALUE]" (one trailing newline dropped) as written to
+ * registry/NAME, and registers. caller is the writer's uid (0: root).
+ * -EINVAL: bad name or not a PID; -ESRCH: no such process; -EPERM: caller is
+ * neither root nor the process's owner; -EEXIST: held by another live process,
+ * or NAME is a pool. The same PID registering again replaces its value. */
+int mreg_register_text(struct mreg *reg, const char *name, const char *text, size_t len,
+		       uid_t caller);
+/* The same with the parts given; value may be NULL (no value). */
+int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *value,
+		  uid_t caller);
+int mreg_unregister(struct mreg *reg, const char *name); /* -ENOENT */
+/* What `cat registry/NAME` prints: "PID\n" or "PID VALUE\n" (malloc'd). */
+int mreg_render(struct mreg *reg, const char *name, char **ret_text, size_t *ret_len);
+int mreg_lookup(struct mreg *reg, const char *name, pid_t *ret_pid, char **ret_value);
+
+/* Pools. */
+int mreg_pool_create(struct mreg *reg, const char *pool);  /* -EEXIST, -EINVAL */
+int mreg_pool_destroy(struct mreg *reg, const char *pool); /* -ENOENT, -ENOTEMPTY */
+/* member is the PID as text (the file name); value one trailing newline dropped.
+ * -EINVAL member is not a PID; -ENOENT no pool; -ESRCH; -EPERM as above. */
+int mreg_pool_store(struct mreg *reg, const char *pool, const char *member, const char *value,
+		    size_t len, uid_t caller);
+int mreg_pool_unstore(struct mreg *reg, const char *pool, const char *member); /* -ENOENT */
+/* What `cat registry/POOL/PID` prints: "VALUE\n" (malloc'd). */
+int mreg_pool_render(struct mreg *reg, const char *pool, const char *member, char **ret_text,
+		     size_t *ret_len);
+
+/* What a directory listing needs. kind: 'n' a unique name, 'p' a pool, 'm' a pool member. */
+struct mreg_entry {
+	const char *name;
+	char kind;
+	uint64_t id;           /* unique for the registry's lifetime, grows with creation */
+	struct timespec mtime;
+	uid_t uid;             /* the registered process's owner (0 for pools) */
+};
+/* Entries of registry/ (names and pools) with id > after_id, in id order. */
+int mreg_list(struct mreg *reg, uint64_t after_id,
+	      int (*fn)(const struct mreg_entry *e, void *arg), void *arg);
+/* Members of a pool with id > after_id, in id order. -ENOENT when no pool. */
+int mreg_pool_list(struct mreg *reg, const char *pool, uint64_t after_id,
+		   int (*fn)(const struct mreg_entry *e, void *arg), void *arg);
+/* One entry (member NULL: registry/NAME or the pool itself). -ENOENT. */
+int mreg_stat(struct mreg *reg, const char *name, const char *member, struct mreg_entry *ret);
+
+#endif

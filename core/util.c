@@ -1,0 +1,216 @@
+#include "util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int mu_name_check(const char *name, size_t len, enum mu_name_kind kind)
+{
+	if (!name || len == 0 || len > MU_NAME_MAX)
+		return -EINVAL;
+	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c == '\0' || c == '/')
+			return -EINVAL;
+		if (kind == MU_NAME_STRICT &&
+		    !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int mu_name_check_str(const char *name, enum mu_name_kind kind)
+{
+	if (!name)
+		return -EINVAL;
+	return mu_name_check(name, strnlen(name, MU_NAME_MAX + 1), kind);
+}
+
+int mu_buf_reserve(struct mu_buf *b, size_t extra)
+{
+	if (b->cap - b->len > extra)
+		return 0;
+	if (extra > SIZE_MAX / 2 - b->len)
+		return -ENOMEM;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap - b->len <= extra)
+		cap *= 2;
+	char *p = realloc(b->data, cap);
+	if (!p)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int mu_buf_append(struct mu_buf *b, const void *data, size_t len)
+{
+	int r = mu_buf_reserve(b, len);
+	if (r < 0)
+		return r;
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int mu_buf_vprintf(struct mu_buf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return -EINVAL;
+	int r = mu_buf_reserve(b, (size_t)n);
+	if (r < 0)
+		return r;
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+int mu_buf_printf(struct mu_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = mu_buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+char *mu_buf_steal(struct mu_buf *b, size_t *ret_len)
+{
+	if (!b->data && mu_buf_reserve(b, 0) < 0)
+		return NULL;
+	b->data[b->len] = '\0';
+	char *p = b->data;
+	if (ret_len)
+		*ret_len = b->len;
+	*b = (struct mu_buf){0};
+	return p;
+}
+
+void mu_buf_free(struct mu_buf *b)
+{
+	free(b->data);
+	*b = (struct mu_buf){0};
+}
+
+uint64_t mu_hash(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+uint64_t mu_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void mu_now_real(struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+}
+
+char *mu_memdup0(const void *data, size_t len)
+{
+	if (len == SIZE_MAX)
+		return NULL;
+	char *p = malloc(len + 1);
+	if (!p)
+		return NULL;
+	if (len)
+		memcpy(p, data, len);
+	p[len] = '\0';
+	return p;
+}
+
+int mu_parse_u64(const char *s, uint64_t *ret)
+{
+	if (!s || !*s)
+		return -EINVAL;
+	uint64_t v = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		if (v > (INT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	*ret = v;
+	return 0;
+}
+
+static const char *const level_names[] = {
+	[MU_LOG_ERR] = "error", [MU_LOG_WARNING] = "warning",
+	[MU_LOG_INFO] = "info", [MU_LOG_DEBUG] = "debug",
+};
+
+static void stderr_sink(enum mu_log_level level, const char *line, void *arg)
+{
+	const char *name = (level >= 0 && (size_t)level < MU_ARRAY_SIZE(level_names) &&
+			    level_names[level]) ? level_names[level] : "log";
+	fprintf(stderr, "mallafs: %s: %s\n", name, line);
+}
+
+static struct {
+	pthread_mutex_t lock;
+	mu_log_sink sink;
+	void *arg;
+	enum mu_log_level max;
+} log_cfg = {PTHREAD_MUTEX_INITIALIZER, stderr_sink, NULL, MU_LOG_INFO};
+
+void mu_log_set_sink(mu_log_sink sink, void *arg, enum mu_log_level max_level)
+{
+	pthread_mutex_lock(&log_cfg.lock);
+	log_cfg.sink = sink ? sink : stderr_sink;
+	log_cfg.arg = arg;
+	log_cfg.max = max_level;
+	pthread_mutex_unlock(&log_cfg.lock);
+}
+
+void mu_log(enum mu_log_level level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	pthread_mutex_lock(&log_cfg.lock);
+	if (level > log_cfg.max) {
+		pthread_mutex_unlock(&log_cfg.lock);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* One line each: a value with a newline must not forge a log line. */
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	log_cfg.sink(level, line, log_cfg.arg);
+	pthread_mutex_unlock(&log_cfg.lock);
+}
+
+void mallafs_reason_set(struct mallafs_reason *why, const char *fmt, ...)
+{
+	if (!why)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why->text, sizeof(why->text), fmt, ap);
+	va_end(ap);
+}
