@@ -1,0 +1,355 @@
+#include "events.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+
+#define MEV_MAX_LISTENERS 4
+
+/* One recorded event, path and detail in the same allocation. Reference
+ * counted because a listener call runs outside the lock while other emitters
+ * may already be overwriting the slot that holds it. */
+struct ev_rec {
+	atomic_uint refs;
+	uint64_t seq;
+	enum mev_op op;
+	size_t path_len, detail_len;
+	char *detail; /* into text, or NULL */
+	char text[];  /* path NUL [detail NUL] */
+};
+
+struct ev_listener {
+	mev_listener_fn fn;
+	void *arg;
+};
+
+struct mev_ring {
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* broadcast on every emit */
+	struct ev_rec **slots;
+	size_t capacity;
+	uint64_t next_seq; /* seq s lives in slots[(s - 1) % capacity] */
+	struct ev_listener listeners[MEV_MAX_LISTENERS];
+	size_t nlisteners;
+};
+
+static const char *const op_names[MEV_OP_COUNT_] = {
+        [MEV_CREATE] = "create",
+        [MEV_WRITE] = "write",
+        [MEV_DELETE] = "delete",
+        [MEV_MKDIR] = "mkdir",
+        [MEV_RMDIR] = "rmdir",
+        [MEV_RENAME] = "rename",
+        [MEV_RECONFIGURE] = "reconfigure",
+        [MEV_RESTART] = "restart",
+        [MEV_STATUS] = "status",
+        [MEV_REGISTER] = "register",
+        [MEV_UNREGISTER] = "unregister",
+        [MEV_PLUGIN_ADD] = "plugin-add",
+        [MEV_PLUGIN_DEL] = "plugin-del",
+};
+
+const char *mev_op_name(enum mev_op op)
+{
+	if ((unsigned)op >= MEV_OP_COUNT_)
+		return "unknown";
+	return op_names[op];
+}
+
+static void rec_unref(struct ev_rec *rec)
+{
+	if (rec && atomic_fetch_sub_explicit(&rec->refs, 1, memory_order_acq_rel) == 1)
+		free(rec);
+}
+
+/* A newline inside a name would forge a line of the feed. */
+static void copy_line_safe(char *dst, const char *src, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		dst[i] = src[i] == '\n' ? ' ' : src[i];
+	dst[len] = '\0';
+}
+
+static struct ev_rec *rec_new(enum mev_op op, const char *path, const char *detail)
+{
+	size_t path_len = strlen(path);
+	size_t detail_len = detail ? strlen(detail) : 0;
+	size_t extra = detail ? detail_len + 1 : 0;
+	if (path_len > SIZE_MAX / 2 || extra > SIZE_MAX / 2 - path_len - sizeof(struct ev_rec) - 1)
+		return NULL;
+	struct ev_rec *rec = malloc(sizeof(*rec) + path_len + 1 + extra);
+	if (!rec)
+		return NULL;
+	atomic_init(&rec->refs, 1);
+	rec->seq = 0;
+	rec->op = op;
+	rec->path_len = path_len;
+	rec->detail_len = detail_len;
+	copy_line_safe(rec->text, path, path_len);
+	rec->detail = NULL;
+	if (detail) {
+		rec->detail = rec->text + path_len + 1;
+		copy_line_safe(rec->detail, detail, detail_len);
+	}
+	return rec;
+}
+
+struct mev_ring *mev_ring_new(size_t capacity)
+{
+	if (capacity == 0)
+		capacity = 1;
+	struct mev_ring *ring = calloc(1, sizeof(*ring));
+	if (!ring)
+		return NULL;
+	ring->slots = calloc(capacity, sizeof(*ring->slots));
+	if (!ring->slots)
+		goto err_ring;
+	if (pthread_mutex_init(&ring->lock, NULL) != 0)
+		goto err_slots;
+
+	pthread_condattr_t attr;
+	if (pthread_condattr_init(&attr) != 0)
+		goto err_mutex;
+	/* Timeouts must not jump with the wall clock. */
+	int r = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (r == 0)
+		r = pthread_cond_init(&ring->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	if (r != 0)
+		goto err_mutex;
+
+	ring->capacity = capacity;
+	ring->next_seq = 1;
+	return ring;
+
+err_mutex:
+	pthread_mutex_destroy(&ring->lock);
+err_slots:
+	free(ring->slots);
+err_ring:
+	free(ring);
+	return NULL;
+}
+
+void mev_ring_free(struct mev_ring *ring)
+{
+	if (!ring)
+		return;
+	for (size_t i = 0; i < ring->capacity; i++)
+		rec_unref(ring->slots[i]);
+	free(ring->slots);
+	pthread_cond_destroy(&ring->cond);
+	pthread_mutex_destroy(&ring->lock);
+	free(ring);
+}
+
+/* Listeners are meant to be added at setup, before events flow: one added
+ * while other threads emit sees only the events emitted after it was added,
+ * and its calls may come in a different order from their seqs (each emitting
+ * thread calls listeners itself). */
+int mev_ring_add_listener(struct mev_ring *ring, mev_listener_fn fn, void *arg)
+{
+	if (!ring || !fn)
+		return -EINVAL;
+	int r = 0;
+	pthread_mutex_lock(&ring->lock);
+	if (ring->nlisteners == MEV_MAX_LISTENERS)
+		r = -ENOSPC;
+	else
+		ring->listeners[ring->nlisteners++] = (struct ev_listener){fn, arg};
+	pthread_mutex_unlock(&ring->lock);
+	return r;
+}
+
+uint64_t mev_emit(struct mev_ring *ring, enum mev_op op, const char *path, const char *detail)
+{
+	if (!ring)
+		return 0;
+	if ((unsigned)op >= MEV_OP_COUNT_ || !path)
+		return 0;
+	/* Built before taking the lock: emitters hold it only to link a slot. */
+	struct ev_rec *rec = rec_new(op, path, detail);
+	if (!rec) {
+		mu_log(MU_LOG_WARNING, "events: out of memory, %s %s not recorded", mev_op_name(op),
+		       path);
+		return 0;
+	}
+
+	struct ev_listener listeners[MEV_MAX_LISTENERS];
+	pthread_mutex_lock(&ring->lock);
+	/* After the unlock rec may already be overwritten and freed, unless a
+	 * listener call holds a reference: nothing reads it without one. */
+	uint64_t seq = rec->seq = ring->next_seq++;
+	size_t nlisteners = ring->nlisteners;
+	memcpy(listeners, ring->listeners, nlisteners * sizeof(*listeners));
+	if (nlisteners)
+		atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
+	struct ev_rec **slot = &ring->slots[(rec->seq - 1) % ring->capacity];
+	struct ev_rec *old = *slot;
+	*slot = rec;
+	pthread_cond_broadcast(&ring->cond);
+	pthread_mutex_unlock(&ring->lock);
+
+	rec_unref(old);
+	if (nlisteners) {
+		struct mev ev = {seq, op, rec->text, rec->detail};
+		for (size_t i = 0; i < nlisteners; i++)
+			listeners[i].fn(&ev, listeners[i].arg);
+		rec_unref(rec);
+	}
+	return seq;
+}
+
+uint64_t mev_emitf(struct mev_ring *ring, enum mev_op op, const char *path, const char *fmt, ...)
+{
+	if (!ring)
+		return 0;
+	if (!fmt)
+		return mev_emit(ring, op, path, NULL);
+	struct mu_buf b = {0};
+	va_list ap;
+	va_start(ap, fmt);
+	int r = mu_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	uint64_t seq = 0;
+	if (r == 0) {
+		char *detail = mu_buf_steal(&b, NULL);
+		if (detail)
+			seq = mev_emit(ring, op, path, detail);
+		free(detail);
+	} else {
+		mu_log(MU_LOG_WARNING, "events: out of memory, %s %s not recorded", mev_op_name(op),
+		       path ? path : "");
+	}
+	mu_buf_free(&b);
+	return seq;
+}
+
+uint64_t mev_ring_next_seq(struct mev_ring *ring)
+{
+	if (!ring)
+		return 1;
+	pthread_mutex_lock(&ring->lock);
+	uint64_t seq = ring->next_seq;
+	pthread_mutex_unlock(&ring->lock);
+	return seq;
+}
+
+static uint64_t oldest_seq(const struct mev_ring *ring)
+{
+	return ring->next_seq > ring->capacity ? ring->next_seq - ring->capacity : 1;
+}
+
+/* Appends "SEQ OP PATH[ DETAIL]\n" when it fits whole in buf[*pos..len). */
+static bool put_line(char *buf, size_t len, size_t *pos, uint64_t seq, const char *op,
+                     const char *path, size_t path_len, const char *detail, size_t detail_len)
+{
+	char num[24];
+	size_t num_len = (size_t)snprintf(num, sizeof(num), "%" PRIu64, seq);
+	size_t op_len = strlen(op);
+	size_t need = num_len + 1 + op_len + 1;
+	if (path)
+		need += path_len + 1;
+	if (detail)
+		need += detail_len + 1;
+	if (need > len - *pos)
+		return false;
+
+	char *p = buf + *pos;
+	memcpy(p, num, num_len);
+	p += num_len;
+	*p++ = ' ';
+	memcpy(p, op, op_len);
+	p += op_len;
+	if (path) {
+		*p++ = ' ';
+		memcpy(p, path, path_len);
+		p += path_len;
+	}
+	if (detail) {
+		*p++ = ' ';
+		memcpy(p, detail, detail_len);
+		p += detail_len;
+	}
+	*p = '\n';
+	*pos += need;
+	return true;
+}
+
+ssize_t mev_ring_read(struct mev_ring *ring, uint64_t *cursor, char *buf, size_t len)
+{
+	if (!ring || !cursor || (!buf && len))
+		return -EINVAL;
+	size_t pos = 0;
+	ssize_t r;
+
+	pthread_mutex_lock(&ring->lock);
+	uint64_t cur = *cursor ? *cursor : 1; /* no event has seq 0 */
+	if (cur < oldest_seq(ring)) {
+		if (!put_line(buf, len, &pos, cur, "overflow", NULL, 0, NULL, 0)) {
+			r = -ENOSPC;
+			goto out;
+		}
+		*cursor = ring->next_seq;
+		r = (ssize_t)pos;
+		goto out;
+	}
+	while (cur < ring->next_seq) {
+		const struct ev_rec *rec = ring->slots[(cur - 1) % ring->capacity];
+		if (!put_line(buf, len, &pos, rec->seq, mev_op_name(rec->op), rec->text,
+		              rec->path_len, rec->detail, rec->detail_len))
+			break;
+		cur++;
+	}
+	if (pos == 0 && cur < ring->next_seq) {
+		r = -ENOSPC;
+		goto out;
+	}
+	if (cur > *cursor)
+		*cursor = cur;
+	r = (ssize_t)pos;
+out:
+	pthread_mutex_unlock(&ring->lock);
+	return r;
+}
+
+int mev_ring_wait(struct mev_ring *ring, uint64_t cursor, int timeout_ms)
+{
+	if (!ring)
+		return -EINVAL;
+	if (cursor == 0)
+		cursor = 1;
+	struct timespec deadline;
+	if (timeout_ms >= 0) {
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+	}
+
+	pthread_mutex_lock(&ring->lock);
+	int r = 1;
+	while (ring->next_seq <= cursor) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&ring->cond, &ring->lock);
+		} else if (pthread_cond_timedwait(&ring->cond, &ring->lock, &deadline) ==
+		           ETIMEDOUT) {
+			r = ring->next_seq > cursor;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ring->lock);
+	return r;
+}

@@ -1,0 +1,374 @@
+#include "nodecfg.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "util.h"
+
+/* "config/" APP "/" KEY, each name at most MU_NAME_MAX bytes. */
+#define NC_PATH_MAX (sizeof("config/") + 2 * MU_NAME_MAX + 2)
+
+struct nc_app {
+	struct mkv *keys;
+	struct timespec mtime, ctime; /* creation, then each change of the key set */
+};
+
+struct mnodecfg {
+	pthread_rwlock_t lock;
+	struct mev_ring *ring;
+	/* App name -> struct nc_app * (the pointer's bytes as the value). An
+	 * mkv gives O(1) lookup, ids that grow and are never reused, and listing
+	 * cursors that survive apps coming and going: all an app folder needs. */
+	struct mkv *apps;
+};
+
+static struct nc_app *find_app(const struct mnodecfg *nc, const char *app)
+{
+	struct nc_app *a = NULL;
+	if (!app || mkv_read(nc->apps, app, 0, &a, sizeof(a)) != (ssize_t)sizeof(a))
+		return NULL;
+	return a;
+}
+
+static void app_free(struct nc_app *a)
+{
+	if (!a)
+		return;
+	mkv_free(a->keys);
+	free(a);
+}
+
+static void app_touch(struct nc_app *a)
+{
+	mu_now_real(&a->mtime);
+	a->ctime = a->mtime;
+}
+
+static void app_path(char *buf, const char *app, const char *key)
+{
+	if (key)
+		snprintf(buf, NC_PATH_MAX, "config/%s/%s", app, key);
+	else
+		snprintf(buf, NC_PATH_MAX, "config/%s", app);
+}
+
+/* Called with the write lock held, so the feed's order is the order of the
+ * changes; listeners never call back into core, so this cannot deadlock. */
+static void emit(struct mnodecfg *nc, enum mev_op op, const char *app, const char *key,
+                 const char *detail)
+{
+	if (!nc->ring)
+		return;
+	char path[NC_PATH_MAX];
+	app_path(path, app, key);
+	mev_emit(nc->ring, op, path, detail);
+}
+
+static void emit_size(struct mnodecfg *nc, const char *app, const char *key, struct mkv *keys)
+{
+	struct mkv_stat st;
+	if (!nc->ring || mkv_stat(keys, key, &st) < 0)
+		return;
+	char size[24];
+	snprintf(size, sizeof(size), "%" PRIu64, st.size);
+	emit(nc, MEV_WRITE, app, key, size);
+}
+
+struct mnodecfg *mnodecfg_new(struct mev_ring *ring)
+{
+	struct mnodecfg *nc = calloc(1, sizeof(*nc));
+	if (!nc)
+		return NULL;
+	nc->apps = mkv_new();
+	if (!nc->apps)
+		goto err_nc;
+	if (pthread_rwlock_init(&nc->lock, NULL) != 0)
+		goto err_apps;
+	nc->ring = ring;
+	return nc;
+
+err_apps:
+	mkv_free(nc->apps);
+err_nc:
+	free(nc);
+	return NULL;
+}
+
+static int free_app_cb(const char *app, const struct mkv_stat *st, void *arg)
+{
+	app_free(find_app(arg, app));
+	return 0;
+}
+
+void mnodecfg_free(struct mnodecfg *nc)
+{
+	if (!nc)
+		return;
+	mkv_list(nc->apps, 0, free_app_cb, nc);
+	mkv_free(nc->apps);
+	pthread_rwlock_destroy(&nc->lock);
+	free(nc);
+}
+
+int mnodecfg_app_create(struct mnodecfg *nc, const char *app)
+{
+	int r = mu_name_check_str(app, MU_NAME_STRICT);
+	if (r < 0)
+		return r;
+	struct nc_app *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->keys = mkv_new();
+	if (!a->keys) {
+		r = -ENOMEM;
+		goto err_app;
+	}
+	app_touch(a);
+
+	pthread_rwlock_wrlock(&nc->lock);
+	if (mkv_stat(nc->apps, app, NULL) == 0) {
+		r = -EEXIST;
+		goto err_unlock;
+	}
+	ssize_t n = mkv_write(nc->apps, app, 0, &a, sizeof(a), MKV_REPLACE);
+	if (n < 0) {
+		r = (int)n;
+		goto err_unlock;
+	}
+	emit(nc, MEV_MKDIR, app, NULL, NULL);
+	pthread_rwlock_unlock(&nc->lock);
+	return 0;
+
+err_unlock:
+	pthread_rwlock_unlock(&nc->lock);
+err_app:
+	app_free(a);
+	return r;
+}
+
+int mnodecfg_app_destroy(struct mnodecfg *nc, const char *app)
+{
+	int r = 0;
+	pthread_rwlock_wrlock(&nc->lock);
+	struct nc_app *a = find_app(nc, app);
+	if (!a) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (mkv_count(a->keys) > 0) {
+		r = -ENOTEMPTY;
+		goto out;
+	}
+	mkv_delete(nc->apps, app);
+	app_free(a);
+	emit(nc, MEV_RMDIR, app, NULL, NULL);
+out:
+	pthread_rwlock_unlock(&nc->lock);
+	return r;
+}
+
+static void app_stat(const struct nc_app *a, const struct mkv_stat *index_st, struct mkv_stat *st)
+{
+	st->id = index_st->id;
+	st->size = mkv_count(a->keys);
+	st->mtime = a->mtime;
+	st->ctime = a->ctime;
+}
+
+struct app_list_ctx {
+	struct mnodecfg *nc;
+	int (*fn)(const char *app, const struct mkv_stat *st, void *arg);
+	void *arg;
+};
+
+static int app_list_cb(const char *app, const struct mkv_stat *index_st, void *arg)
+{
+	struct app_list_ctx *ctx = arg;
+	struct nc_app *a = find_app(ctx->nc, app);
+	if (!a)
+		return 0;
+	struct mkv_stat st;
+	app_stat(a, index_st, &st);
+	return ctx->fn(app, &st, ctx->arg);
+}
+
+int mnodecfg_app_list(struct mnodecfg *nc, uint64_t after_id,
+                      int (*fn)(const char *app, const struct mkv_stat *st, void *arg), void *arg)
+{
+	if (!fn)
+		return -EINVAL;
+	struct app_list_ctx ctx = {nc, fn, arg};
+	pthread_rwlock_rdlock(&nc->lock);
+	int r = mkv_list(nc->apps, after_id, app_list_cb, &ctx);
+	pthread_rwlock_unlock(&nc->lock);
+	return r;
+}
+
+int mnodecfg_app_stat(struct mnodecfg *nc, const char *app, struct mkv_stat *ret)
+{
+	int r = -ENOENT;
+	pthread_rwlock_rdlock(&nc->lock);
+	struct nc_app *a = find_app(nc, app);
+	struct mkv_stat index_st;
+	if (a && mkv_stat(nc->apps, app, &index_st) == 0) {
+		if (ret)
+			app_stat(a, &index_st, ret);
+		r = 0;
+	}
+	pthread_rwlock_unlock(&nc->lock);
+	return r;
+}
+
+int mnodecfg_stat(struct mnodecfg *nc, const char *app, const char *key, struct mkv_stat *ret)
+{
+	int r = mu_name_check_str(key, MU_NAME_FILE);
+	if (r < 0)
+		return r;
+	pthread_rwlock_rdlock(&nc->lock);
+	struct nc_app *a = find_app(nc, app);
+	r = a ? mkv_stat(a->keys, key, ret) : -ENOENT;
+	pthread_rwlock_unlock(&nc->lock);
+	return r;
+}
+
+ssize_t mnodecfg_read(struct mnodecfg *nc, const char *app, const char *key, uint64_t off,
+                      void *buf, size_t len)
+{
+	int r = mu_name_check_str(key, MU_NAME_FILE);
+	if (r < 0)
+		return r;
+	pthread_rwlock_rdlock(&nc->lock);
+	struct nc_app *a = find_app(nc, app);
+	ssize_t n = a ? mkv_read(a->keys, key, off, buf, len) : -ENOENT;
+	pthread_rwlock_unlock(&nc->lock);
+	return n;
+}
+
+ssize_t mnodecfg_write(struct mnodecfg *nc, const char *app, const char *key, uint64_t off,
+                       const void *data, size_t len, unsigned flags)
+{
+	int r = mu_name_check_str(key, MU_NAME_FILE);
+	if (r < 0)
+		return r;
+	pthread_rwlock_wrlock(&nc->lock);
+	ssize_t n = -ENOENT;
+	struct nc_app *a = find_app(nc, app);
+	if (!a)
+		goto out;
+	bool existed = mkv_stat(a->keys, key, NULL) == 0;
+	n = mkv_write(a->keys, key, off, data, len, flags);
+	if (n < 0)
+		goto out;
+	if (!existed) {
+		app_touch(a);
+		emit(nc, MEV_CREATE, app, key, NULL);
+	}
+	/* mkv_write changes nothing for an empty write that does not replace. */
+	if (len > 0 || (flags & MKV_REPLACE))
+		emit_size(nc, app, key, a->keys);
+out:
+	pthread_rwlock_unlock(&nc->lock);
+	return n;
+}
+
+int mnodecfg_create(struct mnodecfg *nc, const char *app, const char *key)
+{
+	int r = mu_name_check_str(key, MU_NAME_FILE);
+	if (r < 0)
+		return r;
+	pthread_rwlock_wrlock(&nc->lock);
+	struct nc_app *a = find_app(nc, app);
+	r = a ? mkv_create(a->keys, key) : -ENOENT;
+	if (r == 0) {
+		app_touch(a);
+		emit(nc, MEV_CREATE, app, key, NULL);
+	}
+	pthread_rwlock_unlock(&nc->lock);
+	return r;
+}
+
+int mnodecfg_truncate(struct mnodecfg *nc, const char *app, const char *key, uint64_t size)
+{
+	int r = mu_name_check_str(key, MU_NAME_FILE);
+	if (r < 0)
+		return r;
+	pthread_rwlock_wrlock(&nc->lock);
+	struct nc_app *a = find_app(nc, app);
+	r = a ? mkv_truncate(a->keys, key, size) : -ENOENT;
+	if (r == 0)
+		emit_size(nc, app, key, a->keys);
+	pthread_rwlock_unlock(&nc->lock);
+	return r;
+}
+
+int mnodecfg_delete(struct mnodecfg *nc, const char *app, const char *key)
+{
+	int r = mu_name_check_str(key, MU_NAME_FILE);
+	if (r < 0)
+		return r;
+	pthread_rwlock_wrlock(&nc->lock);
+	struct nc_app *a = find_app(nc, app);
+	r = a ? mkv_delete(a->keys, key) : -ENOENT;
+	if (r == 0) {
+		app_touch(a);
+		emit(nc, MEV_DELETE, app, key, NULL);
+	}
+	pthread_rwlock_unlock(&nc->lock);
+	return r;
+}
+
+int mnodecfg_rename(struct mnodecfg *nc, const char *app, const char *key, const char *to_app,
+                    const char *to_key)
+{
+	int r = mu_name_check_str(key, MU_NAME_FILE);
+	if (r == 0)
+		r = mu_name_check_str(to_key, MU_NAME_FILE);
+	if (r < 0)
+		return r;
+	pthread_rwlock_wrlock(&nc->lock);
+	struct nc_app *a = find_app(nc, app);
+	struct nc_app *to = find_app(nc, to_app);
+	if (!a || !to) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (mkv_stat(a->keys, key, NULL) < 0) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (a == to && strcmp(key, to_key) == 0)
+		goto out;
+	r = mkv_move(a->keys, key, to->keys, to_key);
+	if (r < 0)
+		goto out;
+	app_touch(a);
+	if (to != a)
+		app_touch(to);
+	if (nc->ring) {
+		char dest[NC_PATH_MAX];
+		app_path(dest, to_app, to_key);
+		emit(nc, MEV_RENAME, app, key, dest);
+	}
+out:
+	pthread_rwlock_unlock(&nc->lock);
+	return r;
+}
+
+/* fn runs under the read lock: it must not call back into this store. */
+int mnodecfg_list(struct mnodecfg *nc, const char *app, uint64_t after_id,
+                  int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg)
+{
+	if (!fn)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&nc->lock);
+	struct nc_app *a = find_app(nc, app);
+	int r = a ? mkv_list(a->keys, after_id, fn, arg) : -ENOENT;
+	pthread_rwlock_unlock(&nc->lock);
+	return r;
+}
