@@ -137,6 +137,7 @@ struct mallafs_store_op {
 	size_t size;         /**< WRITE: bytes in data; GET: room in buf */
 	uint64_t offset;     /**< GET, WRITE: where; TRUNCATE: the new length */
 	unsigned flags;      /**< MALLAFS_OPF_* */
+	struct mallafs_reason *why; /**< a refusing hook may say why here (never NULL in hooks) */
 	/* Filled by the daemon before the hooks run. */
 	int64_t old_size;    /**< the key's value size before, -1 when absent */
 	uint64_t nkeys;      /**< keys in the store before */

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The README's two commands:
+#   contrib/quickstart.sh run [MOUNTPOINT]   install what is missing, build, mount the example
+#                                            tree in the foreground (Ctrl-C unmounts)
+#   contrib/quickstart.sh test               install what is missing, build, run every test,
+#                                            then again built with ASan and UBSan
+# Debian 12, as root (or with sudo for the package step).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+
+packages=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libinih-dev
+	libcmocka-dev inotify-tools valgrind util-linux procps psmisc)
+
+install_missing() {
+	local missing=()
+	for p in "${packages[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "quickstart: installing ${missing[*]}" >&2
+	local sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		"${missing[@]}"
+}
+
+# build DIR [meson options...]
+build() {
+	local dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >/dev/null
+	else
+		meson configure "$dir" "$@" >/dev/null
+	fi
+	ninja -C "$dir"
+}
+
+# Runs one meson test pass, prints its counts, returns its status.
+test_pass() {
+	local dir=$1 label=$2
+	local rc=0
+	meson test -C "$dir" --print-errorlogs --num-processes 2 || rc=$?
+	python3 - "$dir/meson-logs/testlog.json" "$label" <<'PY'
+import json, sys
+ok = bad = skipped = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    if r in ("OK", "EXPECTEDFAIL"):
+        ok += 1
+    elif r == "SKIP":
+        skipped += 1
+    else:
+        bad += 1
+print(f"{sys.argv[2]}: {ok} passed, {bad} failed, {skipped} skipped")
+PY
+	return $rc
+}
+
+cmd=${1:-}
+case "$cmd" in
+run)
+	install_missing
+	build build -Dwerror=false
+	mnt=${2:-/tmp/mallafs}
+	mkdir -p "$mnt"
+	echo "quickstart: mounting the example tree on $mnt (Ctrl-C unmounts)" >&2
+	exec ./build/mount/mallafs -f --config="$here/contrib/example.ini" "$mnt"
+	;;
+test)
+	install_missing
+	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+	export ASAN_OPTIONS=detect_leaks=1
+	status=0
+	build build -Dwerror=true
+	test_pass build "plain" || status=1
+	build build-sanitize -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dbench=false
+	test_pass build-sanitize "sanitize" || status=1
+	python3 - build/meson-logs/testlog.json build-sanitize/meson-logs/testlog.json <<'PY'
+import json, sys
+ok = bad = 0
+for path in sys.argv[1:]:
+    for line in open(path):
+        r = json.loads(line)["result"]
+        if r in ("OK", "EXPECTEDFAIL"):
+            ok += 1
+        elif r != "SKIP":
+            bad += 1
+print(f"{ok} passed, {bad} failed")
+PY
+	exit $status
+	;;
+*)
+	echo "usage: $0 run [MOUNTPOINT] | test" >&2
+	exit 2
+	;;
+esac

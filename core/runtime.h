@@ -1,0 +1,53 @@
+/* The runtime: every service, the registry, the node-wide config store and
+ * the change events, as one object the filesystem holds. Thread-safe. */
+#ifndef MALLAFS_CORE_RUNTIME_H
+#define MALLAFS_CORE_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mallafs-plugin.h"
+
+struct mev_ring;
+struct mreg;
+struct mnodecfg;
+struct mplugreg;
+
+struct mrt_options {
+	const struct mallafs_plugin *const *builtins; /* NULL-terminated */
+	const char *plugin_dir;                       /* may be NULL */
+	const char *mountpoint;                       /* may be NULL */
+	size_t event_capacity;                        /* 0: a default */
+};
+
+struct mrt;
+
+/* NULL on failure with errno set. */
+struct mrt *mrt_new(const struct mrt_options *opts);
+/* Stops every service (top to bottom each, in reverse creation order) and frees. */
+void mrt_free(struct mrt *rt);
+
+struct mev_ring *mrt_events(struct mrt *rt);
+struct mreg *mrt_registry(struct mrt *rt);
+struct mnodecfg *mrt_nodecfg(struct mrt *rt);
+struct mplugreg *mrt_plugins(struct mrt *rt);
+
+/* Creates and starts a service with the chain "base" (mkdir services/NAME).
+ * -EINVAL bad name, -EEXIST. */
+int mrt_service_create(struct mrt *rt, const char *name, struct mallafs_reason *why);
+/* Creates a service from the bootstrap: declared plugins, initial
+ * configuration and admin status; started unless admin is inactive. */
+int mrt_service_create_full(struct mrt *rt, const char *name, const char *const *plugins,
+			    size_t nplugins, const struct mallafs_cfg *cfg, const char *admin,
+			    struct mallafs_reason *why);
+/* Stops and removes it (rmdir services/NAME). -ENOENT. */
+int mrt_service_destroy(struct mrt *rt, const char *name);
+/* A new reference (msvc_unref when done), or NULL. */
+struct mallafs_svc *mrt_service_get(struct mrt *rt, const char *name);
+/* Services with id > after_id, in id (creation) order. */
+int mrt_service_list(struct mrt *rt, uint64_t after_id,
+		     int (*fn)(const char *name, uint64_t id, void *arg), void *arg);
+/* Stops every service (on unmount); they stay listed. */
+void mrt_stop_all(struct mrt *rt);
+
+#endif

@@ -1,0 +1,1524 @@
+#include "service.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "cfg.h"
+#include "events.h"
+#include "plugin.h"
+#include "util.h"
+
+/* One plugin in one service's chain. */
+struct minst {
+	const struct mallafs_plugin *desc;
+	void *state;
+	bool active; /* started: its store hooks run (base: always) */
+	bool base;
+};
+
+struct mallafs_svc {
+	char *name;
+	uint64_t id;
+	struct msvc_env env;
+	atomic_uint refs;
+
+	pthread_mutex_t op_lock;
+	/* op_lock: the declared plugins (top to bottom, base not included) and
+	 * whether the plugins are started. */
+	char **declared;
+	size_t ndeclared;
+	bool started;
+
+	pthread_rwlock_t store_lock;
+	/* store_lock (written with op_lock held too, so op_lock holders may read) */
+	struct mkv *kv;
+	struct minst **chain; /* [0] is the top, [nchain - 1] is base */
+	size_t nchain;
+	bool dead;
+
+	pthread_mutex_t state_lock;
+	/* state_lock (written with op_lock held too) */
+	struct mallafs_cfg *cfg; /* committed explicit configuration */
+	struct msvc_status st;
+};
+
+struct mallafs_out {
+	struct mu_buf b;
+};
+
+static const char *const state_names[] = {
+	[MSVC_STARTING] = "starting", [MSVC_RUNNING] = "running",   [MSVC_PAUSING] = "pausing",
+	[MSVC_PAUSED] = "paused",     [MSVC_STOPPING] = "stopping", [MSVC_STOPPED] = "stopped",
+	[MSVC_FAILED] = "failed",
+};
+
+static const char *const admin_names[] = {
+	[MSVC_ADMIN_ACTIVE] = "active",
+	[MSVC_ADMIN_PAUSE] = "pause",
+	[MSVC_ADMIN_INACTIVE] = "inactive",
+};
+
+static const char *const op_names[] = {
+	[MALLAFS_OP_GET] = "get",	    [MALLAFS_OP_CREATE] = "create",
+	[MALLAFS_OP_WRITE] = "put",	    [MALLAFS_OP_TRUNCATE] = "truncate",
+	[MALLAFS_OP_DELETE] = "delete",	    [MALLAFS_OP_RENAME] = "rename",
+	[MALLAFS_OP_LIST] = "list",
+};
+
+const char *msvc_state_name(enum msvc_state st)
+{
+	return (size_t)st < MU_ARRAY_SIZE(state_names) ? state_names[st] : "?";
+}
+
+const char *msvc_admin_name(enum msvc_admin ad)
+{
+	return (size_t)ad < MU_ARRAY_SIZE(admin_names) ? admin_names[ad] : "?";
+}
+
+const char *mallafs_store_opname(enum mallafs_store_opcode code)
+{
+	return (size_t)code < MU_ARRAY_SIZE(op_names) ? op_names[code] : "?";
+}
+
+int msvc_admin_parse(const char *text, size_t len, enum msvc_admin *ret)
+{
+	if (len > 0 && text[len - 1] == '\n')
+		len--;
+	for (size_t i = 0; i < MU_ARRAY_SIZE(admin_names); i++) {
+		if (strlen(admin_names[i]) == len && memcmp(admin_names[i], text, len) == 0) {
+			*ret = (enum msvc_admin)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* ---- output of render callbacks ---- */
+
+int mallafs_out_append(struct mallafs_out *out, const void *data, size_t len)
+{
+	return mu_buf_append(&out->b, data, len);
+}
+
+int mallafs_out_printf(struct mallafs_out *out, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = mu_buf_vprintf(&out->b, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* ---- status, errors, events ---- */
+
+static void svc_path(const struct mallafs_svc *svc, char *buf, size_t len, const char *sub,
+		     const char *name)
+{
+	if (name)
+		snprintf(buf, len, "services/%s/%s/%s", svc->name, sub, name);
+	else if (sub)
+		snprintf(buf, len, "services/%s/%s", svc->name, sub);
+	else
+		snprintf(buf, len, "services/%s", svc->name);
+}
+
+static void stamp(char *dst, size_t len, const char *reason)
+{
+	struct timespec ts;
+	struct tm tm;
+	char when[32];
+
+	mu_now_real(&ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(dst, len, "%s %s", when, reason);
+}
+
+static void emit_status(struct mallafs_svc *svc)
+{
+	char path[MU_NAME_MAX + 32];
+	svc_path(svc, path, sizeof(path), "status", NULL);
+	pthread_mutex_lock(&svc->state_lock);
+	enum msvc_state st = svc->st.state;
+	enum msvc_admin ad = svc->st.admin;
+	pthread_mutex_unlock(&svc->state_lock);
+	mev_emitf(svc->env.events, MEV_STATUS, path, "%s %s", msvc_state_name(st),
+		  msvc_admin_name(ad));
+}
+
+static void set_state(struct mallafs_svc *svc, enum msvc_state st)
+{
+	pthread_mutex_lock(&svc->state_lock);
+	bool changed = svc->st.state != st;
+	svc->st.state = st;
+	pthread_mutex_unlock(&svc->state_lock);
+	if (changed)
+		emit_status(svc);
+}
+
+/* A refused or failed operation: the reason goes to status and the log. */
+static void set_error(struct mallafs_svc *svc, const char *reason)
+{
+	mu_log(MU_LOG_WARNING, "service %s: %s", svc->name, reason);
+	pthread_mutex_lock(&svc->state_lock);
+	stamp(svc->st.last_error, sizeof(svc->st.last_error), reason);
+	pthread_mutex_unlock(&svc->state_lock);
+	emit_status(svc);
+}
+
+const char *mallafs_svc_name(const struct mallafs_svc *svc)
+{
+	return svc->name;
+}
+
+void mallafs_svc_log(struct mallafs_svc *svc, int level, const char *fmt, ...)
+{
+	char line[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	mu_log((enum mu_log_level)level, "service %s: %s", svc->name, line);
+}
+
+void mallafs_svc_file_changed(struct mallafs_svc *svc, const char *name)
+{
+	char path[2 * MU_NAME_MAX + 32];
+	svc_path(svc, path, sizeof(path), name, NULL);
+	mev_emit(svc->env.events, MEV_WRITE, path, NULL);
+}
+
+/* ---- life of the object ---- */
+
+static void inst_free(struct minst *in)
+{
+	if (!in)
+		return;
+	if (in->desc->fini)
+		in->desc->fini(in->state);
+	free(in);
+}
+
+static struct minst *inst_new(struct mallafs_svc *svc, const struct mallafs_plugin *desc,
+			      struct mallafs_reason *why, int *ret_err)
+{
+	struct minst *in = calloc(1, sizeof(*in));
+	if (!in) {
+		*ret_err = -ENOMEM;
+		return NULL;
+	}
+	in->desc = desc;
+	in->base = strcmp(desc->name, "base") == 0;
+	in->active = in->base;
+	if (desc->init) {
+		int r = desc->init(svc, desc, &in->state);
+		if (r < 0) {
+			mallafs_reason_set(why, "%s: cannot initialise: %s", desc->name,
+					   strerror(-r));
+			free(in);
+			*ret_err = r;
+			return NULL;
+		}
+	}
+	return in;
+}
+
+int msvc_new(const struct msvc_env *env, const char *name, struct mallafs_svc **ret)
+{
+	if (mu_name_check_str(name, MU_NAME_STRICT) < 0)
+		return -EINVAL;
+	int r = -ENOMEM;
+	struct mallafs_reason why;
+	const struct mallafs_plugin *base;
+
+	r = mplugreg_find(env->plugins, "base", &base, &why);
+	if (r < 0)
+		return r;
+
+	struct mallafs_svc *svc = calloc(1, sizeof(*svc));
+	if (!svc)
+		return -ENOMEM;
+	r = -ENOMEM;
+	svc->env = *env;
+	atomic_init(&svc->refs, 1);
+	pthread_mutex_init(&svc->op_lock, NULL);
+	pthread_rwlock_init(&svc->store_lock, NULL);
+	pthread_mutex_init(&svc->state_lock, NULL);
+	svc->st.state = MSVC_STOPPED;
+	svc->st.admin = MSVC_ADMIN_INACTIVE;
+	strcpy(svc->st.last_restart, "-");
+	strcpy(svc->st.last_error, "-");
+
+	svc->name = strdup(name);
+	svc->kv = mkv_new();
+	svc->cfg = mcfg_new();
+	svc->chain = calloc(1, sizeof(*svc->chain));
+	if (!svc->name || !svc->kv || !svc->cfg || !svc->chain)
+		goto fail;
+	svc->chain[0] = inst_new(svc, base, &why, &r);
+	if (!svc->chain[0])
+		goto fail;
+	svc->nchain = 1;
+	*ret = svc;
+	return 0;
+fail:
+	msvc_unref(svc);
+	return r;
+}
+
+struct mallafs_svc *msvc_ref(struct mallafs_svc *svc)
+{
+	atomic_fetch_add(&svc->refs, 1);
+	return svc;
+}
+
+void msvc_unref(struct mallafs_svc *svc)
+{
+	if (!svc || atomic_fetch_sub(&svc->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < svc->nchain; i++)
+		inst_free(svc->chain[i]);
+	free(svc->chain);
+	for (size_t i = 0; i < svc->ndeclared; i++)
+		free(svc->declared[i]);
+	free(svc->declared);
+	mkv_free(svc->kv);
+	mcfg_free(svc->cfg);
+	pthread_mutex_destroy(&svc->state_lock);
+	pthread_rwlock_destroy(&svc->store_lock);
+	pthread_mutex_destroy(&svc->op_lock);
+	free(svc->name);
+	free(svc);
+}
+
+const char *msvc_name(const struct mallafs_svc *svc)
+{
+	return svc->name;
+}
+
+uint64_t msvc_id(const struct mallafs_svc *svc)
+{
+	return svc->id;
+}
+
+void msvc_set_id(struct mallafs_svc *svc, uint64_t id)
+{
+	svc->id = id;
+}
+
+/* ---- the chain ---- */
+
+/* Builds a chain order (top first) from declared names: each plugin above
+ * all it depends on, declaration order kept among independent ones, base
+ * last. A depth-first walk of the declared names in reverse, emitting each
+ * plugin after its dependencies, gives the chain bottom first. */
+struct plan {
+	const struct mallafs_plugin **v; /* bottom first while building */
+	size_t n, cap;
+	const char *stack[64];
+	size_t depth;
+};
+
+static bool plan_has(const struct plan *p, const char *name)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (strcmp(p->v[i]->name, name) == 0)
+			return true;
+	return false;
+}
+
+static int plan_visit(struct mallafs_svc *svc, struct plan *p, const char *name,
+		      struct mallafs_reason *why)
+{
+	if (strcmp(name, "base") == 0 || plan_has(p, name))
+		return 0;
+	for (size_t i = 0; i < p->depth; i++) {
+		if (strcmp(p->stack[i], name) == 0) {
+			struct mu_buf b = {0};
+			for (size_t j = i; j < p->depth; j++)
+				mu_buf_printf(&b, "%s -> ", p->stack[j]);
+			mallafs_reason_set(why, "dependency cycle: %s%s", b.data ? b.data : "",
+					   name);
+			mu_buf_free(&b);
+			return -ELOOP;
+		}
+	}
+	if (p->depth == MU_ARRAY_SIZE(p->stack)) {
+		mallafs_reason_set(why, "dependencies nested too deep at %s", name);
+		return -ELOOP;
+	}
+
+	const struct mallafs_plugin *desc;
+	int r = mplugreg_find(svc->env.plugins, name, &desc, why);
+	if (r < 0)
+		return r;
+
+	p->stack[p->depth++] = desc->name;
+	for (const char *const *d = desc->deps; d && *d; d++) {
+		r = plan_visit(svc, p, *d, why);
+		if (r < 0)
+			return r;
+	}
+	p->depth--;
+
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 8;
+		const struct mallafs_plugin **v = realloc(p->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		p->v = v;
+		p->cap = cap;
+	}
+	p->v[p->n++] = desc;
+	return 0;
+}
+
+/* A new chain array for the declared names, reusing svc's instances for the
+ * plugins it already has and making (initialised, inactive) ones for the
+ * rest. On failure nothing of svc changed. */
+static int chain_plan(struct mallafs_svc *svc, char *const *declared, size_t ndeclared,
+		      struct minst ***ret_chain, size_t *ret_n, struct mallafs_reason *why)
+{
+	struct plan p = {0};
+	struct minst **chain = NULL;
+	size_t n = 0;
+	int r = 0;
+
+	for (size_t i = ndeclared; i-- > 0;) {
+		r = plan_visit(svc, &p, declared[i], why);
+		if (r < 0)
+			goto fail;
+	}
+	chain = calloc(p.n + 1, sizeof(*chain));
+	if (!chain) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < p.n; i++) {
+		const struct mallafs_plugin *desc = p.v[p.n - 1 - i];
+		struct minst *in = NULL;
+		for (size_t j = 0; j < svc->nchain; j++)
+			if (svc->chain[j]->desc == desc)
+				in = svc->chain[j];
+		if (!in)
+			in = inst_new(svc, desc, why, &r);
+		if (!in)
+			goto fail;
+		chain[n++] = in;
+	}
+	chain[n++] = svc->chain[svc->nchain - 1]; /* base */
+	free(p.v);
+	*ret_chain = chain;
+	*ret_n = n;
+	return 0;
+fail:
+	/* Free only the instances made here. */
+	for (size_t i = 0; i < n; i++) {
+		bool old = false;
+		for (size_t j = 0; j < svc->nchain; j++)
+			old = old || svc->chain[j] == chain[i];
+		if (!old)
+			inst_free(chain[i]);
+	}
+	free(chain);
+	free(p.v);
+	return r;
+}
+
+static bool chain_contains(struct minst *const *chain, size_t n, const struct minst *in)
+{
+	for (size_t i = 0; i < n; i++)
+		if (chain[i] == in)
+			return true;
+	return false;
+}
+
+/* Frees the instances of a planned chain that svc's chain does not hold. */
+static void chain_discard(struct mallafs_svc *svc, struct minst **chain, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!chain_contains(svc->chain, svc->nchain, chain[i]))
+			inst_free(chain[i]);
+	free(chain);
+}
+
+static struct minst *chain_find(struct mallafs_svc *svc, const char *name)
+{
+	for (size_t i = 0; i < svc->nchain; i++)
+		if (strcmp(svc->chain[i]->desc->name, name) == 0)
+			return svc->chain[i];
+	return NULL;
+}
+
+/* ---- configuration ---- */
+
+/* The explicit configuration plus the defaults of the chain's plugins. */
+static struct mallafs_cfg *effective_of(struct minst *const *chain, size_t n,
+					const struct mallafs_cfg *cfg)
+{
+	struct mallafs_cfg *e = mcfg_dup(cfg);
+	if (!e)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct mallafs_plugin *d = chain[i]->desc;
+		for (const struct mallafs_setting *s = d->settings; s && s->key; s++) {
+			if (mallafs_cfg_get(e, d->name, s->key))
+				continue;
+			if (mallafs_cfg_set(e, d->name, s->key, s->def) < 0) {
+				mcfg_free(e);
+				return NULL;
+			}
+		}
+	}
+	return e;
+}
+
+/* The merge phase over a chain, top to bottom. */
+static int merge_phase(struct minst *const *chain, size_t n, const struct mallafs_cfg *old,
+		       const struct mallafs_cfg *update, struct mallafs_cfg **ret_new,
+		       struct mallafs_reason *why)
+{
+	struct mallafs_cfg *acc = mcfg_dup(old);
+	if (!acc)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct mallafs_plugin *d = chain[i]->desc;
+		struct mallafs_cfg *merged = mcfg_dup(acc);
+		int r = merged ? mcfg_merge(merged, update) : -ENOMEM;
+		if (r == 0 && d->config_merge) {
+			struct mallafs_reason pr = {{0}};
+			r = d->config_merge(chain[i]->state, acc, update, merged, &pr);
+			if (r < 0)
+				mallafs_reason_set(why, "%s: %s", d->name,
+						   pr.text[0] ? pr.text : "configuration rejected");
+		}
+		mcfg_free(acc);
+		acc = merged;
+		if (r < 0) {
+			mcfg_free(acc);
+			return r == -ENOMEM ? r : -EINVAL;
+		}
+	}
+	*ret_new = acc;
+	return 0;
+}
+
+static void commit_cfg(struct mallafs_svc *svc, struct mallafs_cfg *cfg)
+{
+	pthread_mutex_lock(&svc->state_lock);
+	svc->cfg = cfg;
+	pthread_mutex_unlock(&svc->state_lock);
+}
+
+static void emit_reconfigure(struct mallafs_svc *svc)
+{
+	char path[MU_NAME_MAX + 32];
+	svc_path(svc, path, sizeof(path), NULL, NULL);
+	mev_emit(svc->env.events, MEV_RECONFIGURE, path, NULL);
+}
+
+static int start_chain(struct mallafs_svc *svc);
+static void stop_chain(struct mallafs_svc *svc, enum msvc_state final);
+
+static void restart(struct mallafs_svc *svc, const char *reason)
+{
+	char path[MU_NAME_MAX + 32];
+	svc_path(svc, path, sizeof(path), NULL, NULL);
+	mu_log(MU_LOG_INFO, "service %s: restarting: %s", svc->name, reason);
+	stop_chain(svc, MSVC_STOPPING);
+	pthread_mutex_lock(&svc->state_lock);
+	svc->st.restarts++;
+	stamp(svc->st.last_restart, sizeof(svc->st.last_restart), reason);
+	pthread_mutex_unlock(&svc->state_lock);
+	mev_emit(svc->env.events, MEV_RESTART, path, reason);
+	start_chain(svc);
+}
+
+/* Reconfiguration, op_lock held. */
+static int reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg *update,
+			      struct mallafs_reason *why)
+{
+	struct mallafs_cfg *old = svc->cfg, *new = NULL, *eold = NULL, *enew = NULL;
+	int r;
+
+	if (svc->dead)
+		return -ENOENT;
+	r = merge_phase(svc->chain, svc->nchain, old, update, &new, why);
+	if (r < 0)
+		goto refused;
+
+	eold = effective_of(svc->chain, svc->nchain, old);
+	enew = effective_of(svc->chain, svc->nchain, new);
+	if (!eold || !enew) {
+		r = -ENOMEM;
+		mallafs_reason_set(why, "out of memory");
+		goto refused;
+	}
+	if (mcfg_equal(eold, enew)) {
+		/* Nothing a plugin or a reader can see changed: no callbacks. */
+		if (!mcfg_equal(old, new)) {
+			commit_cfg(svc, new);
+			mcfg_free(old);
+		} else {
+			mcfg_free(new);
+		}
+		r = 0;
+		goto out;
+	}
+
+	commit_cfg(svc, new);
+
+	bool want_restart = false;
+	char restart_reason[MALLAFS_REASON_MAX + 64] = "";
+	for (size_t i = svc->nchain; i-- > 0;) {
+		struct minst *in = svc->chain[i];
+		if (!in->active || !in->desc->updated)
+			continue;
+		struct mallafs_reason pr = {{0}};
+		enum mallafs_update u = in->desc->updated(in->state, old, new, &pr);
+		if (u == MALLAFS_UPDATE_RESTART && !want_restart) {
+			want_restart = true;
+			snprintf(restart_reason, sizeof(restart_reason), "%s: %s", in->desc->name,
+				 pr.text[0] ? pr.text : "restart requested");
+		} else if (u != MALLAFS_UPDATE_OK && u != MALLAFS_UPDATE_RESTART) {
+			mallafs_reason_set(why, "%s: %s", in->desc->name,
+					   pr.text[0] ? pr.text : "update failed");
+			/* Roll back: the configuration first, then tell the
+			 * plugins already told, in the reverse order. */
+			commit_cfg(svc, old);
+			for (size_t j = i + 1; j < svc->nchain; j++) {
+				struct minst *t = svc->chain[j];
+				if (!t->active || !t->desc->updated)
+					continue;
+				struct mallafs_reason br = {{0}};
+				if (t->desc->updated(t->state, new, old, &br) != MALLAFS_UPDATE_OK)
+					mu_log(MU_LOG_WARNING,
+					       "service %s: %s: rolling back: %s", svc->name,
+					       t->desc->name, br.text[0] ? br.text : "not ok");
+			}
+			mcfg_free(new);
+			r = -EIO;
+			goto refused_committed;
+		}
+	}
+	mcfg_free(old);
+	emit_reconfigure(svc);
+	if (want_restart && svc->started)
+		restart(svc, restart_reason);
+	r = 0;
+	goto out;
+
+refused:
+	mcfg_free(new);
+refused_committed:
+	set_error(svc, why->text[0] ? why->text : strerror(-r));
+out:
+	mcfg_free(eold);
+	mcfg_free(enew);
+	return r;
+}
+
+int msvc_reconfigure(struct mallafs_svc *svc, const struct mallafs_cfg *update,
+		     struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	if (!why)
+		why = &local;
+	why->text[0] = '\0';
+	pthread_mutex_lock(&svc->op_lock);
+	int r = reconfigure_locked(svc, update, why);
+	pthread_mutex_unlock(&svc->op_lock);
+	return r;
+}
+
+int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,
+			  struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	struct mallafs_cfg *update = NULL;
+	char err[MALLAFS_REASON_MAX];
+	int line = 0;
+
+	if (!why)
+		why = &local;
+	int r = mcfg_parse_ini(text, len, &update, &line, err, sizeof(err));
+	if (r < 0) {
+		mallafs_reason_set(why, "config.ini: %s", err);
+		set_error(svc, why->text);
+		return r;
+	}
+	r = msvc_reconfigure(svc, update, why);
+	mcfg_free(update);
+	return r;
+}
+
+/* Runs a one-change update, refusing it first when check() says so. */
+static int reconfigure_one(struct mallafs_svc *svc, struct mallafs_cfg *update,
+			   int (*check)(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
+					const char *section, const char *key),
+			   const char *section, const char *key, struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	if (!why)
+		why = &local;
+	why->text[0] = '\0';
+	pthread_mutex_lock(&svc->op_lock);
+	int r = -ENOENT;
+	if (svc->dead)
+		goto out;
+	if (check) {
+		struct mallafs_cfg *eff = effective_of(svc->chain, svc->nchain, svc->cfg);
+		r = eff ? check(svc, eff, section, key) : -ENOMEM;
+		mcfg_free(eff);
+		if (r < 0) {
+			if (why->text[0])
+				set_error(svc, why->text);
+			goto out;
+		}
+		if (r > 0) {
+			r = 0; /* nothing to do */
+			goto out;
+		}
+	}
+	r = reconfigure_locked(svc, update, why);
+out:
+	pthread_mutex_unlock(&svc->op_lock);
+	return r;
+}
+
+static int check_names(const char *section, const char *key, struct mallafs_reason *why)
+{
+	if (mu_name_check_str(section, MU_NAME_STRICT) < 0) {
+		mallafs_reason_set(why, "invalid section name");
+		return -EINVAL;
+	}
+	if (key && mu_name_check_str(key, MU_NAME_FILE) < 0) {
+		mallafs_reason_set(why, "invalid key name");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *key,
+		    const char *value, size_t len, struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	if (!why)
+		why = &local;
+	int r = check_names(section, key, why);
+	if (r == 0 && len > 0 && value[len - 1] == '\n')
+		len--;
+	if (r == 0 && memchr(value, '\0', len)) {
+		mallafs_reason_set(why, "config %s/%s: a value cannot hold a NUL byte", section,
+				   key);
+		r = -EINVAL;
+	}
+	if (r < 0) {
+		set_error(svc, why->text);
+		return r;
+	}
+	char *v = mu_memdup0(value, len);
+	struct mallafs_cfg *update = mcfg_new();
+	r = (v && update) ? mallafs_cfg_set(update, section, key, v) : -ENOMEM;
+	if (r == 0)
+		r = reconfigure_one(svc, update, NULL, NULL, NULL, why);
+	mcfg_free(update);
+	free(v);
+	return r;
+}
+
+static int check_unset(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
+		       const char *section, const char *key)
+{
+	if (!mallafs_cfg_get(eff, section, key))
+		return -ENOENT;
+	/* A default that was never set: already what rm would give. */
+	if (!mallafs_cfg_get(svc->cfg, section, key))
+		return 1;
+	return 0;
+}
+
+int msvc_config_unset(struct mallafs_svc *svc, const char *section, const char *key,
+		      struct mallafs_reason *why)
+{
+	if (check_names(section, key, why) < 0)
+		return -ENOENT; /* no file by a name that cannot exist */
+	struct mallafs_cfg *update = mcfg_new();
+	int r = update ? mcfg_set_removed_key(update, section, key) : -ENOMEM;
+	if (r == 0)
+		r = reconfigure_one(svc, update, check_unset, section, key, why);
+	mcfg_free(update);
+	return r;
+}
+
+static int check_add_section(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
+			     const char *section, const char *key)
+{
+	return mcfg_has_section(eff, section) ? -EEXIST : 0;
+}
+
+static int check_del_section(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
+			     const char *section, const char *key)
+{
+	if (!mcfg_has_section(eff, section))
+		return -ENOENT;
+	if (mcfg_section_len(eff, section) > 0)
+		return -ENOTEMPTY;
+	return 0;
+}
+
+int msvc_config_add_section(struct mallafs_svc *svc, const char *section,
+			    struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	if (!why)
+		why = &local;
+	int r = check_names(section, NULL, why);
+	if (r < 0)
+		return r;
+	struct mallafs_cfg *update = mcfg_new();
+	r = update ? mcfg_add_section(update, section) : -ENOMEM;
+	if (r == 0)
+		r = reconfigure_one(svc, update, check_add_section, section, NULL, why);
+	mcfg_free(update);
+	return r;
+}
+
+int msvc_config_del_section(struct mallafs_svc *svc, const char *section,
+			    struct mallafs_reason *why)
+{
+	if (mu_name_check_str(section, MU_NAME_STRICT) < 0)
+		return -ENOENT;
+	struct mallafs_cfg *update = mcfg_new();
+	int r = update ? mcfg_set_removed_section(update, section) : -ENOMEM;
+	if (r == 0)
+		r = reconfigure_one(svc, update, check_del_section, section, NULL, why);
+	mcfg_free(update);
+	return r;
+}
+
+struct mallafs_cfg *msvc_config_effective(struct mallafs_svc *svc)
+{
+	pthread_rwlock_rdlock(&svc->store_lock);
+	pthread_mutex_lock(&svc->state_lock);
+	struct mallafs_cfg *e = effective_of(svc->chain, svc->nchain, svc->cfg);
+	pthread_mutex_unlock(&svc->state_lock);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return e;
+}
+
+int msvc_config_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len)
+{
+	struct mallafs_cfg *e = msvc_config_effective(svc);
+	if (!e)
+		return -ENOMEM;
+	int r = mallafs_cfg_render(e, ret_text, ret_len);
+	mcfg_free(e);
+	return r;
+}
+
+/* ---- lifecycle ---- */
+
+static void stop_one(struct mallafs_svc *svc, struct minst *in)
+{
+	if (in->base || !in->active)
+		return;
+	pthread_rwlock_wrlock(&svc->store_lock);
+	in->active = false;
+	pthread_rwlock_unlock(&svc->store_lock);
+	if (in->desc->stop)
+		in->desc->stop(in->state);
+}
+
+static int start_one(struct mallafs_svc *svc, struct minst *in, struct mallafs_reason *why)
+{
+	if (in->active)
+		return 0;
+	if (in->desc->start) {
+		struct mallafs_reason pr = {{0}};
+		int r = in->desc->start(in->state, svc->cfg, &pr);
+		if (r < 0) {
+			mallafs_reason_set(why, "%s: cannot start: %s", in->desc->name,
+					   pr.text[0] ? pr.text : strerror(-r));
+			return r;
+		}
+	}
+	pthread_rwlock_wrlock(&svc->store_lock);
+	in->active = true;
+	pthread_rwlock_unlock(&svc->store_lock);
+	return 0;
+}
+
+/* Top to bottom. */
+static void stop_chain(struct mallafs_svc *svc, enum msvc_state final)
+{
+	if (!svc->started)
+		return;
+	set_state(svc, MSVC_STOPPING);
+	for (size_t i = 0; i < svc->nchain; i++)
+		stop_one(svc, svc->chain[i]);
+	svc->started = false;
+	set_state(svc, final);
+}
+
+static enum msvc_state running_state(struct mallafs_svc *svc)
+{
+	pthread_mutex_lock(&svc->state_lock);
+	enum msvc_admin ad = svc->st.admin;
+	pthread_mutex_unlock(&svc->state_lock);
+	return ad == MSVC_ADMIN_PAUSE ? MSVC_PAUSED : MSVC_RUNNING;
+}
+
+/* Bottom to top; a failure stops what started and leaves the service failed. */
+static int start_chain(struct mallafs_svc *svc)
+{
+	struct mallafs_reason why = {{0}};
+	set_state(svc, MSVC_STARTING);
+	for (size_t i = svc->nchain; i-- > 0;) {
+		int r = start_one(svc, svc->chain[i], &why);
+		if (r < 0) {
+			for (size_t j = i + 1; j < svc->nchain; j++)
+				stop_one(svc, svc->chain[j]);
+			set_error(svc, why.text);
+			set_state(svc, MSVC_FAILED);
+			return r;
+		}
+	}
+	svc->started = true;
+	set_state(svc, running_state(svc));
+	return 0;
+}
+
+int msvc_set_admin(struct mallafs_svc *svc, enum msvc_admin admin)
+{
+	int r = 0;
+	pthread_mutex_lock(&svc->op_lock);
+	if (svc->dead) {
+		r = -ENOENT;
+		goto out;
+	}
+	pthread_mutex_lock(&svc->state_lock);
+	bool changed = svc->st.admin != admin;
+	svc->st.admin = admin;
+	pthread_mutex_unlock(&svc->state_lock);
+	if (admin == MSVC_ADMIN_INACTIVE) {
+		if (svc->started)
+			stop_chain(svc, MSVC_STOPPED);
+		else
+			set_state(svc, MSVC_STOPPED);
+	} else if (!svc->started) {
+		r = start_chain(svc);
+		if (r < 0)
+			r = -EIO;
+	} else {
+		if (admin == MSVC_ADMIN_PAUSE)
+			set_state(svc, MSVC_PAUSING);
+		set_state(svc, running_state(svc));
+	}
+	if (changed)
+		emit_status(svc);
+out:
+	pthread_mutex_unlock(&svc->op_lock);
+	return r;
+}
+
+int msvc_set_admin_text(struct mallafs_svc *svc, const char *text, size_t len)
+{
+	enum msvc_admin admin;
+	if (msvc_admin_parse(text, len, &admin) < 0) {
+		set_error(svc, "status: write active, pause or inactive");
+		return -EINVAL;
+	}
+	return msvc_set_admin(svc, admin);
+}
+
+void msvc_destroy(struct mallafs_svc *svc)
+{
+	pthread_mutex_lock(&svc->op_lock);
+	if (!svc->dead) {
+		stop_chain(svc, MSVC_STOPPED);
+		set_state(svc, MSVC_STOPPED);
+		pthread_rwlock_wrlock(&svc->store_lock);
+		svc->dead = true;
+		pthread_rwlock_unlock(&svc->store_lock);
+	}
+	pthread_mutex_unlock(&svc->op_lock);
+}
+
+void msvc_status(struct mallafs_svc *svc, struct msvc_status *ret)
+{
+	pthread_mutex_lock(&svc->state_lock);
+	*ret = svc->st;
+	pthread_mutex_unlock(&svc->state_lock);
+}
+
+int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len)
+{
+	struct msvc_status st;
+	struct mu_buf b = {0};
+	msvc_status(svc, &st);
+	int r = mu_buf_printf(&b,
+			      "state: %s\nadmin: %s\nrestarts: %llu\nlast_restart: %s\n"
+			      "last_error: %s\n",
+			      msvc_state_name(st.state), msvc_admin_name(st.admin),
+			      (unsigned long long)st.restarts, st.last_restart, st.last_error);
+	if (r < 0) {
+		mu_buf_free(&b);
+		return r;
+	}
+	*ret_text = mu_buf_steal(&b, ret_len);
+	return 0;
+}
+
+/* ---- setup, add and remove plugins ---- */
+
+static int names_dup(char *const *src, size_t n, const char *extra, bool extra_first,
+		     char ***ret)
+{
+	char **v = calloc(n + 1, sizeof(*v));
+	size_t k = 0;
+	if (!v)
+		return -ENOMEM;
+	if (extra && extra_first && !(v[k++] = strdup(extra)))
+		goto fail;
+	for (size_t i = 0; i < n; i++)
+		if (!(v[k++] = strdup(src[i])))
+			goto fail;
+	if (extra && !extra_first && !(v[k++] = strdup(extra)))
+		goto fail;
+	*ret = v;
+	return 0;
+fail:
+	for (size_t i = 0; i < k; i++)
+		free(v[i]);
+	free(v);
+	return -ENOMEM;
+}
+
+static void names_free(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Installs a chain and its declared names; the old ones are handed back. */
+static void chain_swap(struct mallafs_svc *svc, struct minst ***chain, size_t *n, char ***declared,
+		       size_t *ndeclared)
+{
+	pthread_rwlock_wrlock(&svc->store_lock);
+	struct minst **oc = svc->chain;
+	size_t on = svc->nchain;
+	svc->chain = *chain;
+	svc->nchain = *n;
+	pthread_rwlock_unlock(&svc->store_lock);
+	*chain = oc;
+	*n = on;
+
+	char **od = svc->declared;
+	size_t ond = svc->ndeclared;
+	svc->declared = *declared;
+	svc->ndeclared = *ndeclared;
+	*declared = od;
+	*ndeclared = ond;
+}
+
+static void emit_plugin(struct mallafs_svc *svc, enum mev_op op, const char *name)
+{
+	char path[2 * MU_NAME_MAX + 32];
+	svc_path(svc, path, sizeof(path), "plugins", name);
+	mev_emit(svc->env.events, op, path, NULL);
+}
+
+/* Adopts a new list of declared plugins (taking ownership of it): plan the
+ * chain, run the merge phase with update over it, then commit the
+ * configuration and the chain, start the plugins that joined (bottom to top)
+ * and stop those that left (top to bottom). A plugin failing to start puts
+ * everything back as it was: -EIO with the reason. */
+static int rechain(struct mallafs_svc *svc, char **declared, size_t ndeclared,
+		   const struct mallafs_cfg *update, struct mallafs_reason *why)
+{
+	struct minst **chain = NULL;
+	size_t n = 0;
+	struct mallafs_cfg *new = NULL;
+	int r = chain_plan(svc, declared, ndeclared, &chain, &n, why);
+	if (r < 0)
+		goto fail;
+	r = merge_phase(chain, n, svc->cfg, update, &new, why);
+	if (r < 0)
+		goto fail;
+
+	struct mallafs_cfg *old_cfg = svc->cfg;
+	commit_cfg(svc, new);
+	chain_swap(svc, &chain, &n, &declared, &ndeclared);
+	/* From here chain/n/declared hold the old chain. */
+
+	if (svc->started) {
+		size_t i = svc->nchain;
+		while (i-- > 0) {
+			struct minst *in = svc->chain[i];
+			if (chain_contains(chain, n, in))
+				continue;
+			r = start_one(svc, in, why);
+			if (r < 0)
+				break;
+		}
+		if (r < 0) {
+			for (size_t j = i + 1; j < svc->nchain; j++)
+				if (!chain_contains(chain, n, svc->chain[j]))
+					stop_one(svc, svc->chain[j]);
+			commit_cfg(svc, old_cfg);
+			chain_swap(svc, &chain, &n, &declared, &ndeclared);
+			chain_discard(svc, chain, n);
+			names_free(declared, ndeclared);
+			mcfg_free(new);
+			return -EIO;
+		}
+		for (size_t j = 0; j < n; j++)
+			if (!chain_contains(svc->chain, svc->nchain, chain[j]))
+				stop_one(svc, chain[j]);
+	}
+	for (size_t j = 0; j < svc->nchain; j++)
+		if (!chain_contains(chain, n, svc->chain[j]))
+			emit_plugin(svc, MEV_PLUGIN_ADD, svc->chain[j]->desc->name);
+	for (size_t j = 0; j < n; j++) {
+		if (chain_contains(svc->chain, svc->nchain, chain[j]))
+			continue;
+		emit_plugin(svc, MEV_PLUGIN_DEL, chain[j]->desc->name);
+		inst_free(chain[j]);
+	}
+	free(chain);
+	names_free(declared, ndeclared);
+	mcfg_free(old_cfg);
+	emit_reconfigure(svc);
+	return 0;
+fail:
+	if (chain)
+		chain_discard(svc, chain, n);
+	mcfg_free(new);
+	names_free(declared, ndeclared);
+	return r;
+}
+
+int msvc_setup(struct mallafs_svc *svc, const char *const *plugins, size_t nplugins,
+	       const struct mallafs_cfg *cfg, struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	char **declared = NULL;
+	if (!why)
+		why = &local;
+	pthread_mutex_lock(&svc->op_lock);
+	int r = names_dup((char *const *)plugins, nplugins, NULL, false, &declared);
+	for (size_t i = 0; r == 0 && i < nplugins; i++) {
+		if (strcmp(plugins[i], "base") == 0) {
+			mallafs_reason_set(why, "base is always in the chain, last");
+			r = -EEXIST;
+		}
+		for (size_t j = 0; r == 0 && j < i; j++) {
+			if (strcmp(plugins[i], plugins[j]) == 0) {
+				mallafs_reason_set(why, "plugin %s named twice", plugins[i]);
+				r = -EEXIST;
+			}
+		}
+	}
+	if (r < 0) {
+		names_free(declared, nplugins);
+		goto out;
+	}
+	struct mallafs_cfg *empty = NULL;
+	if (!cfg)
+		cfg = empty = mcfg_new();
+	r = cfg ? rechain(svc, declared, nplugins, cfg, why) : -ENOMEM;
+	mcfg_free(empty);
+out:
+	pthread_mutex_unlock(&svc->op_lock);
+	return r;
+}
+
+int msvc_add_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	char **declared = NULL;
+	if (!why)
+		why = &local;
+	why->text[0] = '\0';
+	pthread_mutex_lock(&svc->op_lock);
+	int r = -ENOENT;
+	if (svc->dead)
+		goto out;
+	r = -EINVAL;
+	if (mu_name_check_str(name, MU_NAME_STRICT) < 0) {
+		mallafs_reason_set(why, "invalid plugin name");
+		goto refused;
+	}
+	r = -EEXIST;
+	if (chain_find(svc, name)) {
+		mallafs_reason_set(why, "plugin %s is already in the chain", name);
+		goto refused;
+	}
+	/* A plugin added at run time goes on top of the chain. */
+	r = names_dup(svc->declared, svc->ndeclared, name, true, &declared);
+	if (r < 0)
+		goto refused;
+	struct mallafs_cfg *empty = mcfg_new();
+	r = empty ? rechain(svc, declared, svc->ndeclared + 1, empty, why) : -ENOMEM;
+	mcfg_free(empty);
+	if (r < 0)
+		goto refused;
+	mu_log(MU_LOG_INFO, "service %s: added plugin %s", svc->name, name);
+	goto out;
+refused:
+	set_error(svc, why->text[0] ? why->text : strerror(-r));
+out:
+	pthread_mutex_unlock(&svc->op_lock);
+	return r;
+}
+
+int msvc_del_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	char **declared = NULL;
+	size_t k = 0;
+	if (!why)
+		why = &local;
+	why->text[0] = '\0';
+	pthread_mutex_lock(&svc->op_lock);
+	int r = -ENOENT;
+	if (svc->dead)
+		goto out;
+	struct minst *in = chain_find(svc, name);
+	if (!in) {
+		mallafs_reason_set(why, "plugin %s is not in the chain", name);
+		goto refused;
+	}
+	r = -EBUSY;
+	if (in->base) {
+		mallafs_reason_set(why, "base cannot be removed");
+		goto refused;
+	}
+	for (size_t i = 0; i < svc->nchain; i++) {
+		for (const char *const *d = svc->chain[i]->desc->deps; d && *d; d++) {
+			if (strcmp(*d, name) == 0) {
+				mallafs_reason_set(why, "plugin %s needs %s",
+						   svc->chain[i]->desc->name, name);
+				goto refused;
+			}
+		}
+	}
+	declared = calloc(svc->ndeclared + 1, sizeof(*declared));
+	r = -ENOMEM;
+	if (!declared)
+		goto refused;
+	for (size_t i = 0; i < svc->ndeclared; i++) {
+		if (strcmp(svc->declared[i], name) == 0)
+			continue;
+		if (!(declared[k++] = strdup(svc->declared[i]))) {
+			names_free(declared, k);
+			goto refused;
+		}
+	}
+	struct mallafs_cfg *empty = mcfg_new();
+	r = empty ? rechain(svc, declared, k, empty, why) : -ENOMEM;
+	mcfg_free(empty);
+	if (r < 0)
+		goto refused;
+	mu_log(MU_LOG_INFO, "service %s: removed plugin %s", svc->name, name);
+	goto out;
+refused:
+	set_error(svc, why->text[0] ? why->text : strerror(-r));
+out:
+	pthread_mutex_unlock(&svc->op_lock);
+	return r;
+}
+
+bool msvc_has_plugin(struct mallafs_svc *svc, const char *name)
+{
+	pthread_rwlock_rdlock(&svc->store_lock);
+	bool has = !svc->dead && chain_find(svc, name) != NULL;
+	pthread_rwlock_unlock(&svc->store_lock);
+	return has;
+}
+
+int msvc_chain_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len)
+{
+	struct mu_buf b = {0};
+	int r = 0;
+	pthread_rwlock_rdlock(&svc->store_lock);
+	for (size_t i = 0; r == 0 && i < svc->nchain; i++)
+		r = mu_buf_printf(&b, "%s\n", svc->chain[i]->desc->name);
+	pthread_rwlock_unlock(&svc->store_lock);
+	if (r < 0) {
+		mu_buf_free(&b);
+		return r;
+	}
+	*ret_text = mu_buf_steal(&b, ret_len);
+	return *ret_text ? 0 : -ENOMEM;
+}
+
+/* ---- the store ---- */
+
+static void store_emit(struct mallafs_svc *svc, enum mev_op op, const char *key,
+		       const char *detail)
+{
+	char path[2 * MU_NAME_MAX + 32];
+	svc_path(svc, path, sizeof(path), "store", key);
+	mev_emit(svc->env.events, op, path, detail);
+}
+
+int64_t mallafs_store_exec(struct mallafs_svc *svc, struct mallafs_store_op *op)
+{
+	struct mkv *kv = svc->kv;
+	int64_t r = 0;
+	char detail[2 * MU_NAME_MAX + 32];
+	unsigned flags = 0;
+	struct mkv_stat st;
+
+	switch (op->code) {
+	case MALLAFS_OP_GET:
+		r = mkv_read(kv, op->key, op->offset, op->buf, op->size);
+		break;
+	case MALLAFS_OP_CREATE:
+		r = mkv_create(kv, op->key);
+		if (r == 0)
+			store_emit(svc, MEV_CREATE, op->key, NULL);
+		break;
+	case MALLAFS_OP_WRITE: {
+		bool existed = mkv_stat(kv, op->key, &st) == 0;
+		if (op->flags & MALLAFS_OPF_APPEND)
+			flags |= MKV_APPEND;
+		if (op->flags & MALLAFS_OPF_REPLACE)
+			flags |= MKV_REPLACE;
+		r = mkv_write(kv, op->key, op->offset, op->data, op->size, flags);
+		if (r >= 0) {
+			if (!existed)
+				store_emit(svc, MEV_CREATE, op->key, NULL);
+			mkv_stat(kv, op->key, &st);
+			snprintf(detail, sizeof(detail), "%llu", (unsigned long long)st.size);
+			store_emit(svc, MEV_WRITE, op->key, detail);
+		}
+		break;
+	}
+	case MALLAFS_OP_TRUNCATE:
+		r = mkv_truncate(kv, op->key, op->offset);
+		if (r == 0) {
+			snprintf(detail, sizeof(detail), "%llu", (unsigned long long)op->offset);
+			store_emit(svc, MEV_WRITE, op->key, detail);
+		}
+		break;
+	case MALLAFS_OP_DELETE:
+		r = mkv_delete(kv, op->key);
+		if (r == 0)
+			store_emit(svc, MEV_DELETE, op->key, NULL);
+		break;
+	case MALLAFS_OP_RENAME:
+		r = mkv_rename(kv, op->key, op->new_key);
+		if (r == 0) {
+			svc_path(svc, detail, sizeof(detail), "store", op->new_key);
+			store_emit(svc, MEV_RENAME, op->key, detail);
+		}
+		break;
+	case MALLAFS_OP_LIST:
+		r = 0;
+		break;
+	default:
+		r = -EINVAL;
+	}
+	op->result = r;
+	return r;
+}
+
+/* Runs op through the chain with store_lock held. Returns the index of the
+ * plugin that refused it, or -1. */
+static ssize_t chain_run(struct mallafs_svc *svc, struct mallafs_store_op *op)
+{
+	ssize_t reached = -1, refused = -1;
+	struct mkv_stat st;
+
+	op->old_size = mkv_stat(svc->kv, op->key, &st) == 0 ? (int64_t)st.size : -1;
+	op->nkeys = mkv_count(svc->kv);
+	op->result = 0;
+	for (size_t i = 0; i < svc->nchain; i++) {
+		struct minst *in = svc->chain[i];
+		if (!in->active)
+			continue;
+		reached = (ssize_t)i;
+		if (!in->desc->store_before)
+			continue;
+		int r = in->desc->store_before(in->state, op);
+		if (r < 0) {
+			op->result = r;
+			if (!in->base)
+				refused = (ssize_t)i;
+			break;
+		}
+	}
+	for (ssize_t i = reached; i >= 0; i--) {
+		struct minst *in = svc->chain[i];
+		if (in->active && in->desc->store_after)
+			in->desc->store_after(in->state, op);
+	}
+	return refused;
+}
+
+static bool op_reads(enum mallafs_store_opcode code)
+{
+	return code == MALLAFS_OP_GET || code == MALLAFS_OP_LIST;
+}
+
+static int64_t store_op(struct mallafs_svc *svc, struct mallafs_store_op *op,
+			int (*list_fn)(const char *key, const struct mkv_stat *st, void *arg),
+			void *list_arg, uint64_t after_id)
+{
+	struct mallafs_reason local = {{0}};
+	if (!op->why)
+		op->why = &local;
+	op->why->text[0] = '\0';
+	if (op->code != MALLAFS_OP_LIST && mu_name_check_str(op->key, MU_NAME_FILE) < 0)
+		return op->result = -EINVAL;
+	if (op->code == MALLAFS_OP_RENAME && mu_name_check_str(op->new_key, MU_NAME_FILE) < 0)
+		return op->result = -EINVAL;
+	if (op->code == MALLAFS_OP_LIST)
+		op->key = "";
+
+	if (op_reads(op->code))
+		pthread_rwlock_rdlock(&svc->store_lock);
+	else
+		pthread_rwlock_wrlock(&svc->store_lock);
+	ssize_t refused = -1;
+	const char *refuser = NULL;
+	if (svc->dead) {
+		op->result = -ENOENT;
+	} else {
+		refused = chain_run(svc, op);
+		if (refused >= 0)
+			refuser = svc->chain[refused]->desc->name;
+		if (op->code == MALLAFS_OP_LIST && op->result == 0)
+			op->result = mkv_list(svc->kv, after_id, list_fn, list_arg);
+	}
+	pthread_rwlock_unlock(&svc->store_lock);
+
+	if (refuser) {
+		char reason[MALLAFS_REASON_MAX + 2 * MU_NAME_MAX + 64];
+		snprintf(reason, sizeof(reason), "%s refused %s %s: %s", refuser,
+			 mallafs_store_opname(op->code), op->key,
+			 op->why->text[0] ? op->why->text : strerror((int)-op->result));
+		set_error(svc, reason);
+	}
+	if (op->why == &local)
+		op->why = NULL;
+	return op->result;
+}
+
+int64_t msvc_store_op(struct mallafs_svc *svc, struct mallafs_store_op *op)
+{
+	if (op->code == MALLAFS_OP_LIST)
+		return op->result = -EINVAL; /* msvc_store_list lists */
+	return store_op(svc, op, NULL, NULL, 0);
+}
+
+int64_t mallafs_svc_store_op(struct mallafs_svc *svc, struct mallafs_store_op *op)
+{
+	return msvc_store_op(svc, op);
+}
+
+ssize_t msvc_store_read(struct mallafs_svc *svc, const char *key, uint64_t off, void *buf,
+			size_t len)
+{
+	struct mallafs_store_op op = {
+		.code = MALLAFS_OP_GET, .key = key, .buf = buf, .size = len, .offset = off};
+	return (ssize_t)msvc_store_op(svc, &op);
+}
+
+ssize_t msvc_store_write(struct mallafs_svc *svc, const char *key, uint64_t off,
+			 const void *data, size_t len, unsigned flags)
+{
+	struct mallafs_store_op op = {.code = MALLAFS_OP_WRITE,
+				      .key = key,
+				      .data = data,
+				      .size = len,
+				      .offset = off,
+				      .flags = flags};
+	return (ssize_t)msvc_store_op(svc, &op);
+}
+
+int msvc_store_create(struct mallafs_svc *svc, const char *key)
+{
+	struct mallafs_store_op op = {.code = MALLAFS_OP_CREATE, .key = key};
+	return (int)msvc_store_op(svc, &op);
+}
+
+int msvc_store_truncate(struct mallafs_svc *svc, const char *key, uint64_t size)
+{
+	struct mallafs_store_op op = {.code = MALLAFS_OP_TRUNCATE, .key = key, .offset = size};
+	return (int)msvc_store_op(svc, &op);
+}
+
+int msvc_store_delete(struct mallafs_svc *svc, const char *key)
+{
+	struct mallafs_store_op op = {.code = MALLAFS_OP_DELETE, .key = key};
+	return (int)msvc_store_op(svc, &op);
+}
+
+int msvc_store_rename(struct mallafs_svc *svc, const char *from, const char *to)
+{
+	struct mallafs_store_op op = {.code = MALLAFS_OP_RENAME, .key = from, .new_key = to};
+	return (int)msvc_store_op(svc, &op);
+}
+
+int msvc_store_stat(struct mallafs_svc *svc, const char *key, struct mkv_stat *ret)
+{
+	pthread_rwlock_rdlock(&svc->store_lock);
+	int r = svc->dead ? -ENOENT : mkv_stat(svc->kv, key, ret);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return r;
+}
+
+int msvc_store_list(struct mallafs_svc *svc, uint64_t after_id,
+		    int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg)
+{
+	struct mallafs_store_op op = {.code = MALLAFS_OP_LIST};
+	return (int)store_op(svc, &op, fn, arg, after_id);
+}
+
+/* ---- published files ---- */
+
+int msvc_files_foreach(struct mallafs_svc *svc, int (*fn)(const char *name, void *arg), void *arg)
+{
+	int r = 0;
+	pthread_rwlock_rdlock(&svc->store_lock);
+	for (size_t i = 0; r == 0 && !svc->dead && i < svc->nchain; i++)
+		for (const struct mallafs_file *f = svc->chain[i]->desc->files;
+		     r == 0 && f && f->name; f++)
+			r = fn(f->name, arg);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return r;
+}
+
+int msvc_file_render(struct mallafs_svc *svc, const char *name, char **ret_text, size_t *ret_len)
+{
+	struct mallafs_out out = {{0}};
+	int r = -ENOENT;
+	pthread_rwlock_rdlock(&svc->store_lock);
+	for (size_t i = 0; r == -ENOENT && !svc->dead && i < svc->nchain; i++) {
+		for (const struct mallafs_file *f = svc->chain[i]->desc->files; f && f->name;
+		     f++) {
+			if (strcmp(f->name, name) == 0) {
+				r = f->render(svc->chain[i]->state, &out);
+				break;
+			}
+		}
+	}
+	pthread_rwlock_unlock(&svc->store_lock);
+	if (r < 0) {
+		mu_buf_free(&out.b);
+		return r;
+	}
+	*ret_text = mu_buf_steal(&out.b, ret_len);
+	return *ret_text ? 0 : -ENOMEM;
+}

@@ -1,0 +1,141 @@
+/* A service: its plugin chain, configuration, lifecycle and store.
+ *
+ * Locks, so that the FUSE layer can call in from many threads:
+ *  - op_lock (mutex) serialises the service's lifecycle, configuration and
+ *    chain changes. It is held across plugin callbacks (an exec hook may wait),
+ *    but nothing that only reads ever takes it, and it belongs to one service.
+ *  - store_lock (rwlock) guards the table, the chain array and which plugin
+ *    instances are active. Store hooks run under it, so they never race with
+ *    a plugin's start or stop; it is never held across a start, stop, merge or
+ *    update callback.
+ *  - state_lock (mutex) guards the committed configuration and the status
+ *    fields, for readers; held only for copies.
+ * Lock order: op_lock, then store_lock, then state_lock. Events are emitted
+ * with at most these held (listeners never call back into core).
+ *
+ * Services are reference-counted: msvc_ref()/msvc_unref(). A destroyed
+ * service answers -ENOENT to everything. */
+#ifndef MALLAFS_CORE_SERVICE_H
+#define MALLAFS_CORE_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv.h"
+#include "mallafs-plugin.h"
+
+struct mev_ring;
+struct mplugreg;
+
+enum msvc_state {
+	MSVC_STARTING = 0,
+	MSVC_RUNNING,
+	MSVC_PAUSING,
+	MSVC_PAUSED,
+	MSVC_STOPPING,
+	MSVC_STOPPED,
+	MSVC_FAILED,
+};
+
+enum msvc_admin {
+	MSVC_ADMIN_ACTIVE = 0,
+	MSVC_ADMIN_PAUSE,
+	MSVC_ADMIN_INACTIVE,
+};
+
+const char *msvc_state_name(enum msvc_state st);
+const char *msvc_admin_name(enum msvc_admin ad);
+/* "active\n", "pause", "inactive" (one trailing newline allowed). 0 or -EINVAL. */
+int msvc_admin_parse(const char *text, size_t len, enum msvc_admin *ret);
+
+/* What a service needs from the runtime. */
+struct msvc_env {
+	struct mplugreg *plugins;
+	struct mev_ring *events; /* may be NULL */
+	const char *mountpoint;  /* may be NULL; handed to plugins that ask */
+};
+
+struct msvc_status {
+	enum msvc_state state;
+	enum msvc_admin admin;
+	uint64_t restarts;
+	char last_restart[MALLAFS_REASON_MAX + 32]; /* "-" or "TIME REASON" */
+	char last_error[MALLAFS_REASON_MAX + 32];   /* "-" or "TIME REASON" */
+};
+
+/* A new, stopped service with the chain "base" and an empty configuration.
+ * -EINVAL bad name, -ENOMEM. */
+int msvc_new(const struct msvc_env *env, const char *name, struct mallafs_svc **ret);
+struct mallafs_svc *msvc_ref(struct mallafs_svc *svc);
+void msvc_unref(struct mallafs_svc *svc); /* accepts NULL */
+const char *msvc_name(const struct mallafs_svc *svc);
+uint64_t msvc_id(const struct mallafs_svc *svc);
+void msvc_set_id(struct mallafs_svc *svc, uint64_t id);
+
+/* Before the first start: the declared plugins (top to bottom, base implied)
+ * and the initial configuration, which passes the merge phase. Errors as for
+ * msvc_add_plugin and msvc_reconfigure, with the reason in why. */
+int msvc_setup(struct mallafs_svc *svc, const char *const *plugins, size_t nplugins,
+	       const struct mallafs_cfg *cfg, struct mallafs_reason *why);
+
+/* Lifecycle. set_admin moves the service to the admin status (starting or
+ * stopping plugins as needed). A plugin failing to start leaves the service
+ * `failed` with the reason in last_error and returns -EIO (or the plugin's
+ * error). msvc_destroy stops the service (top to bottom) and marks it gone. */
+int msvc_set_admin(struct mallafs_svc *svc, enum msvc_admin admin);
+int msvc_set_admin_text(struct mallafs_svc *svc, const char *text, size_t len);
+void msvc_destroy(struct mallafs_svc *svc);
+void msvc_status(struct mallafs_svc *svc, struct msvc_status *ret);
+/* What `cat status` prints (malloc'd). */
+int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len);
+
+/* The chain. */
+int msvc_add_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_reason *why);
+int msvc_del_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_reason *why);
+bool msvc_has_plugin(struct mallafs_svc *svc, const char *name);
+/* What `cat chain` prints: one name a line, top to bottom. */
+int msvc_chain_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len);
+
+/* Configuration. All changes run a reconfiguration: -EINVAL rejected (merge
+ * phase), -EIO rolled back (update phase); why (may be NULL) gets the reason,
+ * which also goes to last_error and the log. */
+int msvc_reconfigure(struct mallafs_svc *svc, const struct mallafs_cfg *update,
+		     struct mallafs_reason *why);
+int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,
+			  struct mallafs_reason *why);
+int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *key,
+		    const char *value, size_t len, struct mallafs_reason *why);
+int msvc_config_unset(struct mallafs_svc *svc, const char *section, const char *key,
+		      struct mallafs_reason *why);
+int msvc_config_add_section(struct mallafs_svc *svc, const char *section,
+			    struct mallafs_reason *why);
+int msvc_config_del_section(struct mallafs_svc *svc, const char *section,
+			    struct mallafs_reason *why);
+/* The effective configuration (explicit values plus the defaults of the
+ * plugins in the chain): a private copy for the caller to free. */
+struct mallafs_cfg *msvc_config_effective(struct mallafs_svc *svc);
+/* What `cat config.ini` prints. */
+int msvc_config_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len);
+
+/* The store, through the chain. op->why may be NULL. Returns op->result. */
+int64_t msvc_store_op(struct mallafs_svc *svc, struct mallafs_store_op *op);
+ssize_t msvc_store_read(struct mallafs_svc *svc, const char *key, uint64_t off, void *buf,
+			size_t len);
+ssize_t msvc_store_write(struct mallafs_svc *svc, const char *key, uint64_t off,
+			 const void *data, size_t len, unsigned flags);
+int msvc_store_create(struct mallafs_svc *svc, const char *key);
+int msvc_store_truncate(struct mallafs_svc *svc, const char *key, uint64_t size);
+int msvc_store_delete(struct mallafs_svc *svc, const char *key);
+int msvc_store_rename(struct mallafs_svc *svc, const char *from, const char *to);
+/* Attributes, not an operation of the chain (stat is the filesystem's, not Malla's). */
+int msvc_store_stat(struct mallafs_svc *svc, const char *key, struct mkv_stat *ret);
+/* Listing passes the chain's hooks as a LIST operation, then lists. */
+int msvc_store_list(struct mallafs_svc *svc, uint64_t after_id,
+		    int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
+
+/* Files published by the chain's plugins (trace, metrics, ...). */
+int msvc_files_foreach(struct mallafs_svc *svc, int (*fn)(const char *name, void *arg), void *arg);
+int msvc_file_render(struct mallafs_svc *svc, const char *name, char **ret_text, size_t *ret_len);
+
+#endif

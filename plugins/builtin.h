@@ -1,0 +1,12 @@
+/* The built-in plugins, each in its own file, each only through the plugin API. */
+#ifndef MALLAFS_PLUGINS_BUILTIN_H
+#define MALLAFS_PLUGINS_BUILTIN_H
+
+#include "mallafs-plugin.h"
+
+extern const struct mallafs_plugin mallafs_plugin_base;
+
+/* NULL-terminated, in the order `--help` lists them. */
+extern const struct mallafs_plugin *const mallafs_builtin_plugins[];
+
+#endif
