@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# Runs mallafs-bench on tmpfs, on nullfs and (with --mallafs) on a mallafs
+# store in the same run, measures the daemons' memory with 10,000 keys, and
+# prints the medians and ratios, ending with Markdown tables for a README.
+#
+#   run.sh [--mallafs PATH] [--nullfs PATH] [--bench PATH] [--quick]
+#          [--iterations N] [--keys N] [--repeat N]
+#
+# The driver runs --repeat times per target (3, or 1 with --quick), the targets
+# taking turns, and each operation's best median is kept: a noisy moment on a
+# shared machine then spoils one run, not the comparison.
+#
+# Needs root (tmpfs and FUSE mounts). Exits non-zero only when something failed
+# to run, never because a number is slow. Whatever it mounted or started is
+# unmounted and stopped on exit, failure included.
+
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+mallafs=""
+nullfs=""
+bench=""
+quick=0
+repeat=""
+iterations=""
+keys=""
+mem_keys=10000
+mem_value_size=100
+mount_timeout=10
+bench_timeout=900
+
+usage() {
+	sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+die() {
+	echo "run.sh: $*" >&2
+	exit 1
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--mallafs) mallafs=${2:?--mallafs needs a path}; shift 2 ;;
+	--mallafs=*) mallafs=${1#*=}; shift ;;
+	--nullfs) nullfs=${2:?--nullfs needs a path}; shift 2 ;;
+	--nullfs=*) nullfs=${1#*=}; shift ;;
+	--bench) bench=${2:?--bench needs a path}; shift 2 ;;
+	--bench=*) bench=${1#*=}; shift ;;
+	--iterations) iterations=${2:?--iterations needs a number}; shift 2 ;;
+	--keys) keys=${2:?--keys needs a number}; shift 2 ;;
+	--repeat) repeat=${2:?--repeat needs a number}; shift 2 ;;
+	--quick) quick=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+
+# Finds a helper binary: the given path, else next to this script or in the
+# usual meson build folders, else on PATH.
+find_bin() {
+	local given=$1 name=$2 c
+	if [ -n "$given" ]; then
+		[ -x "$given" ] || die "$given: not an executable"
+		realpath "$given"
+		return
+	fi
+	for c in "$here/$name" "$here/../../build/tests/bench/$name" \
+		"$here/../../builddir/tests/bench/$name"; do
+		if [ -x "$c" ]; then
+			realpath "$c"
+			return
+		fi
+	done
+	command -v "$name" || die "$name not found: pass --${name#mallafs-} PATH"
+}
+
+nullfs=$(find_bin "$nullfs" nullfs)
+bench=$(find_bin "$bench" mallafs-bench)
+if [ -n "$mallafs" ]; then
+	[ -x "$mallafs" ] || die "$mallafs: not an executable"
+	mallafs=$(realpath "$mallafs")
+fi
+[ "$(id -u)" -eq 0 ] || die "needs root, to mount tmpfs and FUSE filesystems"
+for cmd in mountpoint fusermount3 awk; do
+	command -v "$cmd" >/dev/null || die "$cmd is missing"
+done
+
+bench_args=()
+if [ "$quick" -eq 1 ]; then
+	bench_args=(--iterations 2000 --keys 200 --rounds 1 --lists 20)
+	: "${repeat:=1}"
+fi
+: "${repeat:=3}"
+[[ "$repeat" =~ ^[1-9][0-9]*$ ]] || die "bad --repeat: $repeat"
+[ -z "$iterations" ] || bench_args+=(--iterations "$iterations")
+[ -z "$keys" ] || bench_args+=(--keys "$keys")
+
+work=$(mktemp -d /tmp/mallafs-bench.XXXXXX)
+mounts=()  # every mountpoint we mounted, in order
+pids=()    # every daemon we started
+
+is_mounted() {
+	# /proc/mounts, not mountpoint(1): a dead FUSE daemon leaves a mount that
+	# stat() fails on
+	awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/mounts
+}
+
+cleanup() {
+	local rc=$? m pid i log
+	trap - EXIT INT TERM
+	set +e
+	if [ "$rc" -ne 0 ]; then
+		for log in "$work"/*.log; do
+			[ -s "$log" ] || continue
+			echo "run.sh: last lines of $(basename "$log" .log)'s stderr:" >&2
+			tail -n 20 "$log" >&2
+		done
+	fi
+	for m in "${mounts[@]}"; do
+		if is_mounted "$m"; then
+			umount "$m" 2>/dev/null || fusermount3 -u "$m" 2>/dev/null ||
+				umount -l "$m" 2>/dev/null ||
+				echo "run.sh: could not unmount $m" >&2
+		fi
+	done
+	for pid in "${pids[@]}"; do
+		# unmounting ends the daemon's loop; give it time to exit cleanly
+		for i in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "run.sh: daemon $pid still running, killing it" >&2
+			kill -TERM "$pid" 2>/dev/null
+			sleep 0.5
+			kill -KILL "$pid" 2>/dev/null
+		fi
+		wait "$pid" 2>/dev/null
+	done
+	for m in "${mounts[@]}"; do
+		if is_mounted "$m"; then
+			echo "run.sh: $m is still mounted, keeping $work" >&2
+			[ "$rc" -ne 0 ] || rc=1
+			exit "$rc"
+		fi
+	done
+	rm -rf --one-file-system "$work"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Starts a FUSE daemon in the foreground, in the background, and waits until
+# its mount is up, failing early if the daemon dies. Sets $started_pid.
+start_fuse() {
+	local name=$1 mnt=$2 log=$3 i
+	shift 3
+	mkdir -p "$mnt"
+	"$@" >"$log" 2>&1 &
+	started_pid=$!
+	pids+=("$started_pid")
+	mounts+=("$mnt")
+	for i in $(seq $((mount_timeout * 20))); do
+		if ! kill -0 "$started_pid" 2>/dev/null; then
+			cat "$log" >&2
+			die "$name exited before mounting $mnt"
+		fi
+		if mountpoint -q "$mnt"; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	cat "$log" >&2
+	die "$name did not mount $mnt within ${mount_timeout}s"
+}
+
+# rss_kib PID FIELD: VmRSS or VmHWM of PID, in KiB
+rss_kib() {
+	awk -v f="$2:" '$1 == f { print $2; found = 1 } END { exit !found }' \
+		"/proc/$1/status" || die "no $2 for process $1"
+}
+
+# Measures a daemon's memory: before, and after $mem_keys keys of
+# $mem_value_size bytes, which it then removes, into mem_*[NAME], in KiB.
+declare -A mem_base mem_rss mem_hwm
+measure_memory() {
+	local name=$1 pid=$2 dir=$3 value i base rss hwm
+	value=$(head -c "$mem_value_size" /dev/zero | tr '\0' v)
+	base=$(rss_kib "$pid" VmRSS)
+	for ((i = 0; i < mem_keys; i++)); do
+		printf '%s' "$value" >"$dir/mem-$i" || die "$name: cannot write $dir/mem-$i"
+	done
+	rss=$(rss_kib "$pid" VmRSS)
+	hwm=$(rss_kib "$pid" VmHWM)
+	mem_base[$name]=$base
+	mem_rss[$name]=$rss
+	mem_hwm[$name]=$hwm
+	echo "$name: VmRSS ${base} KiB before, ${rss} KiB with the keys, VmHWM ${hwm} KiB"
+	find "$dir" -maxdepth 1 -name 'mem-*' -delete || die "$name: cannot remove the keys"
+}
+
+# run_bench NAME DIR RUN: runs the driver, keeps its output in $work/NAME.RUN.out
+run_bench() {
+	local name=$1 dir=$2 run=$3 out=$work/$1.$3.out
+	echo "== $name, run $run of $repeat: $dir"
+	# a hung daemon must not hang the run: the driver gets killed, the trap
+	# unmounts
+	timeout --foreground -k 10 "$bench_timeout" "$bench" "${bench_args[@]}" "$dir" | tee "$out" ||
+		die "mallafs-bench failed on $name ($dir)"
+	grep -q '^op=' "$out" || die "mallafs-bench printed nothing for $name"
+}
+
+targets=(tmpfs nullfs)
+declare -A dirs
+
+mkdir -p "$work/tmpfs"
+mount -t tmpfs -o size=256m,mode=0755 mallafs-bench "$work/tmpfs" ||
+	die "cannot mount tmpfs on $work/tmpfs"
+mounts+=("$work/tmpfs")
+
+start_fuse nullfs "$work/nullfs" "$work/nullfs.log" "$nullfs" "$work/nullfs"
+nullfs_pid=$started_pid
+nullfs_dir=$work/nullfs
+
+if [ -n "$mallafs" ]; then
+	start_fuse mallafs "$work/mallafs" "$work/mallafs.log" "$mallafs" -f "$work/mallafs"
+	mallafs_pid=$started_pid
+	mkdir "$work/mallafs/services/bench" || die "mallafs: cannot create services/bench"
+	mallafs_dir=$work/mallafs/services/bench/store
+	[ -d "$mallafs_dir" ] || die "mallafs: $mallafs_dir is missing"
+	targets+=(mallafs)
+fi
+
+echo "mallafs benchmark: $(uname -srm), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "driver: $bench ${bench_args[*]}, $repeat runs per target"
+echo
+
+echo "== memory: $mem_keys keys of $mem_value_size bytes"
+measure_memory nullfs "$nullfs_pid" "$nullfs_dir"
+if [ -n "$mallafs" ]; then
+	measure_memory mallafs "$mallafs_pid" "$mallafs_dir"
+fi
+echo
+
+dirs=([tmpfs]="$work/tmpfs" [nullfs]="$nullfs_dir")
+if [ -n "$mallafs" ]; then
+	dirs[mallafs]=$mallafs_dir
+fi
+for ((run = 1; run <= repeat; run++)); do
+	for name in "${targets[@]}"; do
+		run_bench "$name" "${dirs[$name]}" "$run"
+	done
+done
+
+# The daemons must have survived the run.
+kill -0 "$nullfs_pid" 2>/dev/null || die "nullfs died during the run"
+if [ -n "$mallafs" ]; then
+	kill -0 "$mallafs_pid" 2>/dev/null || die "mallafs died during the run"
+fi
+
+# median OP TARGET: the op's lowest median over the runs, in microseconds, or empty
+median() {
+	awk -v op="op=$1" '$1 == op {
+		sub(/^median_us=/, "", $2)
+		if (best == "" || $2 + 0 < best + 0) best = $2
+	} END { if (best != "") print best }' "$work/$2".*.out
+}
+
+# ratio A B: A/B to two decimals, "-" when either is missing or B is zero
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'
+}
+
+ops=$(awk -F'[= ]' '/^op=/ { print $2 }' "$work/tmpfs.1.out")
+
+header="| operation | tmpfs µs | nullfs µs |"
+rule="| --- | ---: | ---: |"
+if [ -n "$mallafs" ]; then
+	header+=" mallafs µs | mallafs/tmpfs | mallafs/nullfs |"
+	rule+=" ---: | ---: | ---: |"
+fi
+header+=" nullfs/tmpfs |"
+rule+=" ---: |"
+
+speed_table() {
+	local op t n m
+	echo "$header"
+	echo "$rule"
+	for op in $ops; do
+		t=$(median "$op" tmpfs)
+		n=$(median "$op" nullfs)
+		printf '| %s | %s | %s |' "$op" "${t:--}" "${n:--}"
+		if [ -n "$mallafs" ]; then
+			m=$(median "$op" mallafs)
+			printf ' %s | %s | %s |' "${m:--}" "$(ratio "$m" "$t")" "$(ratio "$m" "$n")"
+		fi
+		printf ' %s |\n' "$(ratio "$n" "$t")"
+	done
+}
+
+memory_table() {
+	local name
+	echo "| daemon | RSS before KiB | RSS with keys KiB | peak RSS KiB | bytes/key |"
+	echo "| --- | ---: | ---: | ---: | ---: |"
+	for name in "${targets[@]}"; do
+		[ "$name" != tmpfs ] || continue
+		printf '| %s | %s | %s | %s | %s |\n' "$name" "${mem_base[$name]}" \
+			"${mem_rss[$name]}" "${mem_hwm[$name]}" \
+			"$(awk -v a="${mem_rss[$name]}" -v b="${mem_base[$name]}" -v n="$mem_keys" \
+				'BEGIN { printf "%.0f", (a - b) * 1024 / n }')"
+	done
+	if [ -n "$mallafs" ]; then
+		printf '| mallafs/nullfs | %s | %s | %s | |\n' \
+			"$(ratio "${mem_base[mallafs]}" "${mem_base[nullfs]}")" \
+			"$(ratio "${mem_rss[mallafs]}" "${mem_rss[nullfs]}")" \
+			"$(ratio "${mem_hwm[mallafs]}" "${mem_hwm[nullfs]}")"
+	fi
+}
+
+echo
+echo "Median time of one operation in microseconds, the best of $repeat runs"
+echo "(lower is better); ratios are of these medians. Memory: the daemon's RSS"
+echo "before and after $mem_keys keys of $mem_value_size bytes, and its peak."
+echo
+echo "### Speed (median µs)"
+echo
+speed_table
+echo
+echo "### Memory ($mem_keys keys of $mem_value_size bytes)"
+echo
+memory_table
