@@ -40,6 +40,8 @@ struct mev_ring {
 	uint64_t next_seq; /* seq s lives in slots[(s - 1) % capacity] */
 	struct ev_listener listeners[MEV_MAX_LISTENERS];
 	size_t nlisteners;
+	size_t calling;         /* emitters running listener calls */
+	pthread_cond_t idle;    /* signalled when calling drops to 0 */
 };
 
 static const char *const op_names[MEV_OP_COUNT_] = {
@@ -126,6 +128,7 @@ struct mev_ring *mev_ring_new(size_t capacity)
 	pthread_condattr_destroy(&attr);
 	if (r != 0)
 		goto err_mutex;
+	pthread_cond_init(&ring->idle, NULL);
 
 	ring->capacity = capacity;
 	ring->next_seq = 1;
@@ -147,6 +150,7 @@ void mev_ring_free(struct mev_ring *ring)
 	for (size_t i = 0; i < ring->capacity; i++)
 		rec_unref(ring->slots[i]);
 	free(ring->slots);
+	pthread_cond_destroy(&ring->idle);
 	pthread_cond_destroy(&ring->cond);
 	pthread_mutex_destroy(&ring->lock);
 	free(ring);
@@ -166,6 +170,28 @@ int mev_ring_add_listener(struct mev_ring *ring, mev_listener_fn fn, void *arg)
 		r = -ENOSPC;
 	else
 		ring->listeners[ring->nlisteners++] = (struct ev_listener){fn, arg};
+	pthread_mutex_unlock(&ring->lock);
+	return r;
+}
+
+int mev_ring_remove_listener(struct mev_ring *ring, mev_listener_fn fn, void *arg)
+{
+	if (!ring)
+		return -EINVAL;
+	int r = -ENOENT;
+	pthread_mutex_lock(&ring->lock);
+	for (size_t i = 0; i < ring->nlisteners; i++) {
+		if (ring->listeners[i].fn == fn && ring->listeners[i].arg == arg) {
+			memmove(&ring->listeners[i], &ring->listeners[i + 1],
+				(ring->nlisteners - i - 1) * sizeof(ring->listeners[0]));
+			ring->nlisteners--;
+			r = 0;
+			break;
+		}
+	}
+	/* Calls already copied out may still run: wait for them to end. */
+	while (ring->calling > 0)
+		pthread_cond_wait(&ring->idle, &ring->lock);
 	pthread_mutex_unlock(&ring->lock);
 	return r;
 }
@@ -191,8 +217,10 @@ uint64_t mev_emit(struct mev_ring *ring, enum mev_op op, const char *path, const
 	uint64_t seq = rec->seq = ring->next_seq++;
 	size_t nlisteners = ring->nlisteners;
 	memcpy(listeners, ring->listeners, nlisteners * sizeof(*listeners));
-	if (nlisteners)
+	if (nlisteners) {
 		atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
+		ring->calling++;
+	}
 	struct ev_rec **slot = &ring->slots[(rec->seq - 1) % ring->capacity];
 	struct ev_rec *old = *slot;
 	*slot = rec;
@@ -205,6 +233,10 @@ uint64_t mev_emit(struct mev_ring *ring, enum mev_op op, const char *path, const
 		for (size_t i = 0; i < nlisteners; i++)
 			listeners[i].fn(&ev, listeners[i].arg);
 		rec_unref(rec);
+		pthread_mutex_lock(&ring->lock);
+		if (--ring->calling == 0)
+			pthread_cond_broadcast(&ring->idle);
+		pthread_mutex_unlock(&ring->lock);
 	}
 	return seq;
 }

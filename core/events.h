@@ -48,6 +48,9 @@ void mev_ring_free(struct mev_ring *ring); /* accepts NULL */
  * not call back into core (it may enqueue). At most 4 listeners. */
 typedef void (*mev_listener_fn)(const struct mev *ev, void *arg);
 int mev_ring_add_listener(struct mev_ring *ring, mev_listener_fn fn, void *arg);
+/* Removes a listener and waits until no call to any listener is running, so
+ * its arg may be freed afterwards. Never call it from a listener. -ENOENT. */
+int mev_ring_remove_listener(struct mev_ring *ring, mev_listener_fn fn, void *arg);
 
 /* Records an event and returns its seq (0 when ring is NULL: core modules may
  * run without a ring in unit tests). path and detail are copied. */

@@ -500,3 +500,31 @@ int mkv_list(const struct mkv *kv, uint64_t after_id,
 	}
 	return 0;
 }
+
+int mkv_set_mtime(struct mkv *kv, const char *key, const struct timespec *mtime)
+{
+	struct kv_entry *e = lookup(kv, key);
+	if (!e)
+		return -ENOENT;
+	if (mtime)
+		e->mtime = *mtime;
+	else
+		mu_now_real(&e->mtime);
+	mu_now_real(&e->ctime);
+	return 0;
+}
+
+int mkv_foreach(const struct mkv *kv,
+		int (*fn)(const char *key, const void *value, size_t len,
+			  const struct mkv_stat *st, void *arg),
+		void *arg)
+{
+	for (const struct kv_entry *e = first_after(kv, 0); e; e = e->next) {
+		struct mkv_stat st;
+		fill_stat(e, &st);
+		int r = fn(e->key, e->val ? e->val : "", e->len, &st, arg);
+		if (r)
+			return r;
+	}
+	return 0;
+}

@@ -41,6 +41,8 @@ ssize_t mkv_write(struct mkv *kv, const char *key, uint64_t off, const void *dat
 int mkv_create(struct mkv *kv, const char *key);                 /* empty value; -EEXIST */
 int mkv_truncate(struct mkv *kv, const char *key, uint64_t size); /* -ENOENT, -EFBIG */
 int mkv_delete(struct mkv *kv, const char *key);                  /* -ENOENT */
+/* Sets the value's mtime (NULL: now), as touch does; ctime becomes now. */
+int mkv_set_mtime(struct mkv *kv, const char *key, const struct timespec *mtime);
 /* Atomically renames from to to, replacing to. The entry gets a new id.
  * from == to is a no-op returning 0; -ENOENT when from is absent. */
 int mkv_rename(struct mkv *kv, const char *from, const char *to);
@@ -50,5 +52,11 @@ int mkv_move(struct mkv *from_kv, const char *from, struct mkv *to_kv, const cha
  * stops on a non-zero return and returns it. */
 int mkv_list(const struct mkv *kv, uint64_t after_id,
 	     int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
+
+/* Every entry with its value, in id order; fn must not change the table. */
+int mkv_foreach(const struct mkv *kv,
+		int (*fn)(const char *key, const void *value, size_t len,
+			  const struct mkv_stat *st, void *arg),
+		void *arg);
 
 #endif

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -119,6 +120,9 @@ enum mallafs_store_opcode {
 /** Flags of a WRITE. */
 #define MALLAFS_OPF_APPEND 0x1  /**< write at the end, whatever @c offset says */
 #define MALLAFS_OPF_REPLACE 0x2 /**< the value becomes exactly @c data (a put) */
+/** Issued by a plugin for its own ends (an expiry): a refusal goes back to
+ * the caller only, not to the service's last_error. */
+#define MALLAFS_OPF_QUIET 0x4
 
 /** Name of an opcode ("get", "put", ...) for logs and traces. */
 const char *mallafs_store_opname(enum mallafs_store_opcode code);
@@ -207,6 +211,26 @@ void mallafs_svc_file_changed(struct mallafs_svc *svc, const char *name);
  * hook (the store lock is held). Returns what op->result will be.
  */
 int64_t mallafs_store_exec(struct mallafs_svc *svc, struct mallafs_store_op *op);
+
+/**
+ * Calls @p fn for every key with its value and last change time, under the
+ * store's read lock (fn must not call into the store). A non-zero return
+ * stops the walk and is returned. Never call it from a store hook.
+ */
+int mallafs_store_foreach(struct mallafs_svc *svc,
+			  int (*fn)(const char *key, const void *value, size_t len,
+				    const struct timespec *mtime, void *arg),
+			  void *arg);
+
+/**
+ * Puts a value straight into the table, past the chain: for loading saved
+ * state. Readers and watchers see it as a write. Never from a store hook.
+ * 0 or -errno.
+ */
+int mallafs_store_load(struct mallafs_svc *svc, const char *key, const void *value, size_t len);
+
+/** Where the tree is mounted (for hooks' environment), or NULL. */
+const char *mallafs_svc_mountpoint(const struct mallafs_svc *svc);
 
 /**
  * Runs a whole store operation through the chain, as a request through the

@@ -307,6 +307,16 @@ int mnodecfg_truncate(struct mnodecfg *nc, const char *app, const char *key, uin
 	return r;
 }
 
+int mnodecfg_set_mtime(struct mnodecfg *nc, const char *app, const char *key,
+		       const struct timespec *mtime)
+{
+	pthread_rwlock_wrlock(&nc->lock);
+	struct nc_app *a = find_app(nc, app);
+	int r = a ? mkv_set_mtime(a->keys, key, mtime) : -ENOENT;
+	pthread_rwlock_unlock(&nc->lock);
+	return r;
+}
+
 int mnodecfg_delete(struct mnodecfg *nc, const char *app, const char *key)
 {
 	int r = mu_name_check_str(key, MU_NAME_FILE);

@@ -32,6 +32,9 @@ ssize_t mnodecfg_write(struct mnodecfg *nc, const char *app, const char *key, ui
 int mnodecfg_create(struct mnodecfg *nc, const char *app, const char *key); /* -EEXIST */
 int mnodecfg_truncate(struct mnodecfg *nc, const char *app, const char *key, uint64_t size);
 int mnodecfg_delete(struct mnodecfg *nc, const char *app, const char *key);
+/* Sets a key's mtime (NULL: now). */
+int mnodecfg_set_mtime(struct mnodecfg *nc, const char *app, const char *key,
+		       const struct timespec *mtime);
 /* Renames within an app or across apps, replacing the target. */
 int mnodecfg_rename(struct mnodecfg *nc, const char *app, const char *key, const char *to_app,
 		    const char *to_key);

@@ -302,6 +302,14 @@ const char *msvc_name(const struct mallafs_svc *svc)
 	return svc->name;
 }
 
+bool msvc_alive(struct mallafs_svc *svc)
+{
+	pthread_rwlock_rdlock(&svc->store_lock);
+	bool alive = !svc->dead;
+	pthread_rwlock_unlock(&svc->store_lock);
+	return alive;
+}
+
 uint64_t msvc_id(const struct mallafs_svc *svc)
 {
 	return svc->id;
@@ -1403,7 +1411,7 @@ static int64_t store_op(struct mallafs_svc *svc, struct mallafs_store_op *op,
 	}
 	pthread_rwlock_unlock(&svc->store_lock);
 
-	if (refuser) {
+	if (refuser && !(op->flags & MALLAFS_OPF_QUIET)) {
 		char reason[MALLAFS_REASON_MAX + 2 * MU_NAME_MAX + 64];
 		snprintf(reason, sizeof(reason), "%s refused %s %s: %s", refuser,
 			 mallafs_store_opname(op->code), op->key,
@@ -1479,11 +1487,64 @@ int msvc_store_stat(struct mallafs_svc *svc, const char *key, struct mkv_stat *r
 	return r;
 }
 
+int msvc_store_set_mtime(struct mallafs_svc *svc, const char *key, const struct timespec *mtime)
+{
+	pthread_rwlock_wrlock(&svc->store_lock);
+	int r = svc->dead ? -ENOENT : mkv_set_mtime(svc->kv, key, mtime);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return r;
+}
+
 int msvc_store_list(struct mallafs_svc *svc, uint64_t after_id,
 		    int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg)
 {
 	struct mallafs_store_op op = {.code = MALLAFS_OP_LIST};
 	return (int)store_op(svc, &op, fn, arg, after_id);
+}
+
+struct foreach_ctx {
+	int (*fn)(const char *key, const void *value, size_t len, const struct timespec *mtime,
+		  void *arg);
+	void *arg;
+};
+
+static int foreach_one(const char *key, const void *value, size_t len, const struct mkv_stat *st,
+		       void *arg)
+{
+	struct foreach_ctx *c = arg;
+	return c->fn(key, value, len, &st->mtime, c->arg);
+}
+
+int mallafs_store_foreach(struct mallafs_svc *svc,
+			  int (*fn)(const char *key, const void *value, size_t len,
+				    const struct timespec *mtime, void *arg),
+			  void *arg)
+{
+	struct foreach_ctx c = {fn, arg};
+	pthread_rwlock_rdlock(&svc->store_lock);
+	int r = svc->dead ? -ENOENT : mkv_foreach(svc->kv, foreach_one, &c);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return r;
+}
+
+int mallafs_store_load(struct mallafs_svc *svc, const char *key, const void *value, size_t len)
+{
+	if (mu_name_check_str(key, MU_NAME_FILE) < 0)
+		return -EINVAL;
+	struct mallafs_store_op op = {.code = MALLAFS_OP_WRITE,
+				      .key = key,
+				      .data = value,
+				      .size = len,
+				      .flags = MALLAFS_OPF_REPLACE};
+	pthread_rwlock_wrlock(&svc->store_lock);
+	int r = svc->dead ? -ENOENT : (int)mallafs_store_exec(svc, &op);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return r < 0 ? r : 0;
+}
+
+const char *mallafs_svc_mountpoint(const struct mallafs_svc *svc)
+{
+	return svc->env.mountpoint;
 }
 
 /* ---- published files ---- */

@@ -70,6 +70,8 @@ int msvc_new(const struct msvc_env *env, const char *name, struct mallafs_svc **
 struct mallafs_svc *msvc_ref(struct mallafs_svc *svc);
 void msvc_unref(struct mallafs_svc *svc); /* accepts NULL */
 const char *msvc_name(const struct mallafs_svc *svc);
+/* False once the service is destroyed. */
+bool msvc_alive(struct mallafs_svc *svc);
 uint64_t msvc_id(const struct mallafs_svc *svc);
 void msvc_set_id(struct mallafs_svc *svc, uint64_t id);
 
@@ -130,6 +132,8 @@ int msvc_store_delete(struct mallafs_svc *svc, const char *key);
 int msvc_store_rename(struct mallafs_svc *svc, const char *from, const char *to);
 /* Attributes, not an operation of the chain (stat is the filesystem's, not Malla's). */
 int msvc_store_stat(struct mallafs_svc *svc, const char *key, struct mkv_stat *ret);
+/* Sets a value's mtime (NULL: now), as touch does: metadata, not a store operation. */
+int msvc_store_set_mtime(struct mallafs_svc *svc, const char *key, const struct timespec *mtime);
 /* Listing passes the chain's hooks as a LIST operation, then lists. */
 int msvc_store_list(struct mallafs_svc *svc, uint64_t after_id,
 		    int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);

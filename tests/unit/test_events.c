@@ -1,6 +1,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -419,6 +421,48 @@ static void *stress_reader(void *p)
 	return NULL;
 }
 
+struct slow_arg {
+	atomic_int calls;
+	atomic_bool inside;
+};
+
+static void slow_listener(const struct mev *ev, void *arg)
+{
+	struct slow_arg *a = arg;
+	atomic_store(&a->inside, true);
+	usleep(200 * 1000);
+	atomic_fetch_add(&a->calls, 1);
+	atomic_store(&a->inside, false);
+}
+
+static void *emit_once(void *ring)
+{
+	mev_emit(ring, MEV_WRITE, "x", NULL);
+	return NULL;
+}
+
+/* Removal takes the listener out and waits for calls under way, so its
+ * argument can be freed right after. */
+static void test_remove_listener(void **state)
+{
+	struct mev_ring *ring = mev_ring_new(8);
+	struct slow_arg a = {0};
+	assert_int_equal(mev_ring_add_listener(ring, slow_listener, &a), 0);
+	pthread_t t;
+	pthread_create(&t, NULL, emit_once, ring);
+	while (!atomic_load(&a.inside))
+		usleep(1000);
+	assert_int_equal(mev_ring_remove_listener(ring, slow_listener, &a), 0);
+	/* The call that was running has finished. */
+	assert_false(atomic_load(&a.inside));
+	assert_int_equal(atomic_load(&a.calls), 1);
+	pthread_join(t, NULL);
+	mev_emit(ring, MEV_WRITE, "y", NULL);
+	assert_int_equal(atomic_load(&a.calls), 1);
+	assert_int_equal(mev_ring_remove_listener(ring, slow_listener, &a), -ENOENT);
+	mev_ring_free(ring);
+}
+
 static void test_concurrent_emitters(void **state)
 {
 	struct mev_ring *ring = mev_ring_new(TOTAL);
@@ -527,6 +571,7 @@ int main(void)
 	        cmocka_unit_test(test_capacity_one),
 	        cmocka_unit_test(test_wait),
 	        cmocka_unit_test(test_listeners),
+	        cmocka_unit_test(test_remove_listener),
 	        cmocka_unit_test(test_concurrent_emitters),
 	        cmocka_unit_test(test_concurrent_small_ring),
 	};
