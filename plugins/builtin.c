@@ -4,5 +4,8 @@
 
 const struct mallafs_plugin *const mallafs_builtin_plugins[] = {
 	&mallafs_plugin_base,
+	&mallafs_plugin_ttl,
+	&mallafs_plugin_exec,
+	&mallafs_plugin_persist,
 	NULL,
 };
