@@ -1,0 +1,287 @@
+/* The events feed: `read()` blocks until there are events, without holding
+ * a worker thread. A read with nothing to return is parked; the feed's
+ * thread, woken by every event, answers parked reads and wakes poll()
+ * waiters. An interrupted read (a signal in the reader) is answered EINTR.
+ * Each open file's cursor is only touched under the feed's lock. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "events.h"
+#include "fs_i.h"
+#include "runtime.h"
+
+struct waiter {
+	struct waiter *next;
+	fuse_req_t req;
+	struct handle *h;
+	uint64_t *cursor;
+	size_t size;
+	bool armed;       /* its interrupt callback is registered */
+	bool interrupted; /* the callback ran before it was armed */
+};
+
+struct poller {
+	struct poller *next;
+	struct handle *h;
+	uint64_t *cursor;
+	struct fuse_pollhandle *ph;
+};
+
+struct mfeed {
+	struct mfs *fs;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool kicked, stop, running;
+	struct waiter *waiters;
+	struct poller *pollers;
+};
+
+/* Answers with what is at *cursor: true when answered. Feed lock held. */
+static bool try_answer(struct mfeed *fd, fuse_req_t req, uint64_t *cursor, size_t size)
+{
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return true;
+	}
+	ssize_t n = mev_ring_read(mrt_events(fd->fs->rt), cursor, buf, size);
+	if (n > 0)
+		fuse_reply_buf(req, buf, (size_t)n);
+	else if (n < 0)
+		fuse_reply_err(req, n == -ENOSPC ? EINVAL : (int)-n); /* buffer too small */
+	free(buf);
+	return n != 0;
+}
+
+static void on_interrupt(fuse_req_t req, void *arg)
+{
+	struct mfeed *fd = arg;
+	pthread_mutex_lock(&fd->lock);
+	for (struct waiter **pp = &fd->waiters; *pp; pp = &(*pp)->next) {
+		struct waiter *w = *pp;
+		if (w->req != req)
+			continue;
+		if (w->armed) {
+			*pp = w->next;
+			fuse_reply_err(req, EINTR);
+			pthread_mutex_unlock(&fd->lock);
+			mfs_handle_put(fd->fs, w->h);
+			free(w);
+			return;
+		} else {
+			w->interrupted = true;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&fd->lock);
+}
+
+void mfs_feed_read(struct mfs *fs, fuse_req_t req, struct handle *h, uint64_t *cursor,
+		   bool nonblock, size_t size)
+{
+	struct mfeed *fd = fs->feed;
+	pthread_mutex_lock(&fd->lock);
+	if (try_answer(fd, req, cursor, size)) {
+		pthread_mutex_unlock(&fd->lock);
+		mfs_handle_put(fs, h);
+		return;
+	}
+	struct waiter *w = nonblock || fd->stop ? NULL : calloc(1, sizeof(*w));
+	if (!w) {
+		pthread_mutex_unlock(&fd->lock);
+		fuse_reply_err(req, nonblock ? EAGAIN : fd->stop ? EINTR : ENOMEM);
+		mfs_handle_put(fs, h);
+		return;
+	}
+	*w = (struct waiter){.req = req, .h = h, .cursor = cursor, .size = size};
+	w->next = fd->waiters;
+	fd->waiters = w;
+	pthread_mutex_unlock(&fd->lock);
+
+	/* May call on_interrupt at once: hence outside the lock, and armed
+	 * only afterwards, so that nothing answers the request before libfuse
+	 * is done with this call. */
+	fuse_req_interrupt_func(req, on_interrupt, fd);
+
+	pthread_mutex_lock(&fd->lock);
+	for (struct waiter **pp = &fd->waiters; *pp; pp = &(*pp)->next) {
+		if (*pp != w)
+			continue;
+		if (w->interrupted) {
+			*pp = w->next;
+			fuse_reply_err(req, EINTR);
+			pthread_mutex_unlock(&fd->lock);
+			mfs_handle_put(fs, h);
+			free(w);
+			return;
+		} else {
+			w->armed = true;
+			fd->kicked = true; /* an event may have come meanwhile */
+			pthread_cond_signal(&fd->cond);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&fd->lock);
+}
+
+void mfs_feed_poll(struct mfs *fs, struct handle *h, struct fuse_pollhandle *ph,
+		   uint64_t *cursor, unsigned *revents)
+{
+	struct mfeed *fd = fs->feed;
+	pthread_mutex_lock(&fd->lock);
+	if (*cursor < mev_ring_next_seq(mrt_events(fs->rt)))
+		*revents |= POLLIN | POLLRDNORM;
+	else
+		*revents &= ~(unsigned)(POLLIN | POLLRDNORM);
+	if (ph) {
+		struct poller *p = fd->pollers;
+		while (p && p->h != h)
+			p = p->next;
+		if (!p && (p = calloc(1, sizeof(*p)))) {
+			p->h = h;
+			p->cursor = cursor;
+			p->next = fd->pollers;
+			fd->pollers = p;
+		}
+		if (p) {
+			if (p->ph)
+				fuse_pollhandle_destroy(p->ph);
+			p->ph = ph;
+		} else {
+			fuse_pollhandle_destroy(ph);
+		}
+	}
+	pthread_mutex_unlock(&fd->lock);
+}
+
+void mfs_feed_forget(struct mfs *fs, struct handle *h)
+{
+	struct mfeed *fd = fs->feed;
+	if (!fd)
+		return;
+	pthread_mutex_lock(&fd->lock);
+	for (struct poller **pp = &fd->pollers; *pp;) {
+		struct poller *p = *pp;
+		if (p->h == h) {
+			*pp = p->next;
+			if (p->ph)
+				fuse_pollhandle_destroy(p->ph);
+			free(p);
+		} else {
+			pp = &p->next;
+		}
+	}
+	/* A parked read cannot outlive its file: the kernel releases a file
+	 * only once its reads are answered. */
+	pthread_mutex_unlock(&fd->lock);
+}
+
+static void kick(const struct mev *ev, void *arg)
+{
+	struct mfeed *fd = arg;
+	pthread_mutex_lock(&fd->lock);
+	fd->kicked = true;
+	pthread_cond_signal(&fd->cond);
+	pthread_mutex_unlock(&fd->lock);
+}
+
+static void *run(void *arg)
+{
+	struct mfeed *fd = arg;
+	pthread_mutex_lock(&fd->lock);
+	while (!fd->stop) {
+		while (!fd->kicked && !fd->stop)
+			pthread_cond_wait(&fd->cond, &fd->lock);
+		fd->kicked = false;
+		struct waiter *answered = NULL;
+		for (struct waiter **pp = &fd->waiters; *pp;) {
+			struct waiter *w = *pp;
+			if (w->armed && try_answer(fd, w->req, w->cursor, w->size)) {
+				*pp = w->next;
+				w->next = answered;
+				answered = w;
+			} else {
+				pp = &w->next;
+			}
+		}
+		if (answered) {
+			/* Dropping a handle may free it, which takes this lock. */
+			pthread_mutex_unlock(&fd->lock);
+			while (answered) {
+				struct waiter *w = answered;
+				answered = w->next;
+				mfs_handle_put(fd->fs, w->h);
+				free(w);
+			}
+			pthread_mutex_lock(&fd->lock);
+		}
+		uint64_t next = mev_ring_next_seq(mrt_events(fd->fs->rt));
+		for (struct poller *p = fd->pollers; p; p = p->next) {
+			if (p->ph && *p->cursor < next) {
+				fuse_lowlevel_notify_poll(p->ph);
+				fuse_pollhandle_destroy(p->ph);
+				p->ph = NULL; /* the kernel polls again, with a new one */
+			}
+		}
+	}
+	/* Unmounting: nobody will read on. */
+	struct waiter *left = fd->waiters;
+	fd->waiters = NULL;
+	pthread_mutex_unlock(&fd->lock);
+	while (left) {
+		struct waiter *w = left;
+		left = w->next;
+		fuse_reply_err(w->req, EINTR);
+		mfs_handle_put(fd->fs, w->h);
+		free(w);
+	}
+	return NULL;
+}
+
+int mfs_feed_start(struct mfs *fs)
+{
+	struct mfeed *fd = calloc(1, sizeof(*fd));
+	if (!fd)
+		return -ENOMEM;
+	fd->fs = fs;
+	pthread_mutex_init(&fd->lock, NULL);
+	pthread_cond_init(&fd->cond, NULL);
+	fs->feed = fd;
+	int r = -pthread_create(&fd->thread, NULL, run, fd);
+	fd->running = r == 0;
+	if (r == 0)
+		r = mev_ring_add_listener(mrt_events(fs->rt), kick, fd);
+	if (r < 0) {
+		mfs_feed_stop(fs);
+		return r;
+	}
+	return 0;
+}
+
+void mfs_feed_stop(struct mfs *fs)
+{
+	struct mfeed *fd = fs->feed;
+	if (!fd)
+		return;
+	mev_ring_remove_listener(mrt_events(fs->rt), kick, fd);
+	pthread_mutex_lock(&fd->lock);
+	fd->stop = true;
+	pthread_cond_signal(&fd->cond);
+	pthread_mutex_unlock(&fd->lock);
+	if (fd->running)
+		pthread_join(fd->thread, NULL);
+	fs->feed = NULL;
+	while (fd->pollers) {
+		struct poller *p = fd->pollers;
+		fd->pollers = p->next;
+		if (p->ph)
+			fuse_pollhandle_destroy(p->ph);
+		free(p);
+	}
+	pthread_cond_destroy(&fd->cond);
+	pthread_mutex_destroy(&fd->lock);
+	free(fd);
+}

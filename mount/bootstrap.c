@@ -1,0 +1,457 @@
+#include "bootstrap.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "kv.h"
+#include "nodecfg.h"
+#include "runtime.h"
+#include "service.h"
+#include "util.h"
+
+/* A bootstrap file is a handful of lines; anything this large is a mistake
+ * (a device, a log file given by accident), not configuration. */
+#define BOOT_MAX_BYTES (16u << 20)
+
+#define SERVICES_PREFIX "services."
+#define CONFIG_PREFIX "config."
+
+enum item_kind {
+	ITEM_SERVICE,
+	ITEM_APP,
+};
+
+/* One thing to create: a service, or an app of the node-wide config. */
+struct boot_item {
+	enum item_kind kind;
+	char *name;
+	int line; /* where it first appears: the creation order */
+	/* ITEM_APP: the parsed section holding its keys. */
+	const char *section;
+	/* ITEM_SERVICE */
+	bool declared; /* has a [services.NAME] section */
+	int decl_line;
+	int plugins_line;
+	char **plugins;
+	size_t nplugins;
+	const char *admin;       /* points into the parsed file; NULL: active */
+	struct mallafs_cfg *cfg; /* its configuration sections, NULL when none */
+};
+
+struct boot {
+	struct mrt *rt;
+	const char *path;
+	struct mallafs_cfg *file;
+	struct boot_item *items;
+	size_t nitems, capitems;
+	char *err;
+	size_t errlen;
+};
+
+/* A section or key of the parsed file with the line it came from. */
+struct lined {
+	const char *name;
+	const char *value;
+	int line;
+};
+
+struct lined_list {
+	struct lined *v;
+	size_t n, cap;
+};
+
+static int fail(struct boot *b, int line, int r, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static int fail(struct boot *b, int line, int r, const char *fmt, ...)
+{
+	if (!b->err || !b->errlen)
+		return r;
+	int n = line > 0 ? snprintf(b->err, b->errlen, "%s:%d: ", b->path, line)
+	                 : snprintf(b->err, b->errlen, "%s: ", b->path);
+	if (n >= 0 && (size_t)n < b->errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(b->err + n, b->errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+
+static int read_whole(const char *path, char **ret_text, size_t *ret_len)
+{
+	struct mu_buf buf = {0};
+	int r = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		r = mu_buf_reserve(&buf, 65536);
+		if (r < 0)
+			break;
+		/* mu_buf keeps the last byte for its NUL. */
+		ssize_t n = read(fd, buf.data + buf.len, buf.cap - buf.len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		buf.len += (size_t)n;
+		if (buf.len > BOOT_MAX_BYTES) {
+			r = -EFBIG;
+			break;
+		}
+	}
+	close(fd);
+	if (r < 0) {
+		mu_buf_free(&buf);
+		return r;
+	}
+	*ret_text = mu_buf_steal(&buf, ret_len);
+	return *ret_text ? 0 : -ENOMEM;
+}
+
+static int lined_push(struct lined_list *l, const char *name, const char *value, int line)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		struct lined *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = (struct lined){.name = name, .value = value, .line = line};
+	return 0;
+}
+
+static int lined_cmp(const void *a, const void *b)
+{
+	const struct lined *x = a, *y = b;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+struct collect_ctx {
+	const struct mallafs_cfg *file;
+	const char *section;
+	struct lined_list *list;
+};
+
+static int collect_section(const char *section, void *arg)
+{
+	struct collect_ctx *c = arg;
+	return lined_push(c->list, section, NULL, mcfg_line(c->file, section, NULL));
+}
+
+static int collect_key(const char *key, const char *value, void *arg)
+{
+	struct collect_ctx *c = arg;
+	return lined_push(c->list, key, value, mcfg_line(c->file, c->section, key));
+}
+
+/* The file's sections, or one section's keys, in file order: mcfg keeps
+ * them sorted by name, but errors and creation follow the text. */
+static int list_sections(const struct mallafs_cfg *file, struct lined_list *ret)
+{
+	struct collect_ctx c = {.file = file, .list = ret};
+	int r = mcfg_foreach_section(file, collect_section, &c);
+	if (r == 0 && ret->n)
+		qsort(ret->v, ret->n, sizeof(*ret->v), lined_cmp);
+	return r;
+}
+
+static int list_keys(const struct mallafs_cfg *file, const char *section, struct lined_list *ret)
+{
+	struct collect_ctx c = {.file = file, .section = section, .list = ret};
+	int r = mallafs_cfg_foreach(file, section, collect_key, &c);
+	if (r == 0 && ret->n)
+		qsort(ret->v, ret->n, sizeof(*ret->v), lined_cmp);
+	return r;
+}
+
+static void item_fini(struct boot_item *it)
+{
+	free(it->name);
+	for (size_t i = 0; i < it->nplugins; i++)
+		free(it->plugins[i]);
+	free(it->plugins);
+	mcfg_free(it->cfg);
+}
+
+/* The item of that kind and name, created (at line) when absent. */
+static int item_get(struct boot *b, enum item_kind kind, const char *name, size_t len, int line,
+                    struct boot_item **ret)
+{
+	/* Backwards: a service's sections usually follow one another. */
+	for (size_t i = b->nitems; i-- > 0;) {
+		struct boot_item *it = &b->items[i];
+		if (it->kind == kind && strlen(it->name) == len &&
+		    memcmp(it->name, name, len) == 0) {
+			*ret = it;
+			return 0;
+		}
+	}
+	if (b->nitems == b->capitems) {
+		size_t cap = b->capitems ? 2 * b->capitems : 8;
+		struct boot_item *v = realloc(b->items, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		b->items = v;
+		b->capitems = cap;
+	}
+	char *copy = mu_memdup0(name, len);
+	if (!copy)
+		return -ENOMEM;
+	b->items[b->nitems] = (struct boot_item){.kind = kind, .name = copy, .line = line};
+	*ret = &b->items[b->nitems++];
+	return 0;
+}
+
+/* "a, b ,c" -> {"a", "b", "c"}; a blank value is an empty list. */
+static int parse_plugins(struct boot *b, struct boot_item *it, const char *value, int line)
+{
+	const char *p = value;
+	while (isspace((unsigned char)*p))
+		p++;
+	if (!*p)
+		return 0;
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		const char *s = p;
+		while (n && isspace((unsigned char)*s)) {
+			s++;
+			n--;
+		}
+		while (n && isspace((unsigned char)s[n - 1]))
+			n--;
+		if (!n)
+			return fail(b, line, -EINVAL, "service %s: empty plugin name in '%s'",
+			            it->name, value);
+		if (mu_name_check(s, n, MU_NAME_STRICT) < 0)
+			return fail(b, line, -EINVAL, "service %s: invalid plugin name '%.*s'",
+			            it->name, (int)n, s);
+		char **v = realloc(it->plugins, (it->nplugins + 1) * sizeof(*v));
+		if (!v)
+			return fail(b, line, -ENOMEM, "out of memory");
+		it->plugins = v;
+		it->plugins[it->nplugins] = mu_memdup0(s, n);
+		if (!it->plugins[it->nplugins])
+			return fail(b, line, -ENOMEM, "out of memory");
+		it->nplugins++;
+		if (!end)
+			return 0;
+		p = end + 1;
+	}
+}
+
+/* [services.NAME]: the chain and the admin status. */
+static int check_declaration(struct boot *b, struct boot_item *it, const char *section, int line)
+{
+	struct lined_list keys = {0};
+	int r = list_keys(b->file, section, &keys);
+	if (r < 0) {
+		r = fail(b, line, r, "out of memory");
+		goto out;
+	}
+	it->declared = true;
+	it->decl_line = line;
+	for (size_t i = 0; i < keys.n; i++) {
+		const struct lined *k = &keys.v[i];
+		if (strcmp(k->name, "plugins") == 0) {
+			it->plugins_line = k->line;
+			r = parse_plugins(b, it, k->value, k->line);
+		} else if (strcmp(k->name, "admin") == 0) {
+			enum msvc_admin ad;
+			it->admin = k->value;
+			if (msvc_admin_parse(k->value, strlen(k->value), &ad) < 0)
+				r = fail(b, k->line, -EINVAL,
+				         "service %s: admin must be active, pause or inactive, not "
+				         "'%s'",
+				         it->name, k->value);
+		} else {
+			r = fail(b, k->line, -EINVAL, "unknown key '%s' in [%s]", k->name, section);
+		}
+		if (r < 0)
+			goto out;
+	}
+out:
+	free(keys.v);
+	return r;
+}
+
+static int copy_key(const char *key, const char *value, void *arg)
+{
+	void **a = arg;
+	return mallafs_cfg_set(a[0], a[1], key, value);
+}
+
+/* [services.NAME.SECTION]: a section of the service's initial configuration. */
+static int add_config_section(struct boot *b, struct boot_item *it, const char *section,
+                              const char *sub, int line)
+{
+	if (mu_name_check_str(sub, MU_NAME_STRICT) < 0)
+		return fail(b, line, -EINVAL, "invalid section name '%s'", sub);
+	if (!it->cfg) {
+		it->cfg = mcfg_new();
+		if (!it->cfg)
+			return fail(b, line, -ENOMEM, "out of memory");
+	}
+	/* An empty section still exists, as after `mkdir config/SECTION`. */
+	int r = mcfg_add_section(it->cfg, sub);
+	if (r == 0) {
+		void *a[2] = {it->cfg, (void *)sub};
+		r = mallafs_cfg_foreach(b->file, section, copy_key, a);
+	}
+	if (r < 0)
+		return fail(b, line, r, "%s", strerror(-r));
+	return 0;
+}
+
+static int check_section(struct boot *b, const char *section, int line)
+{
+	struct boot_item *it;
+	int r;
+
+	if (strncmp(section, SERVICES_PREFIX, strlen(SERVICES_PREFIX)) == 0) {
+		const char *name = section + strlen(SERVICES_PREFIX);
+		const char *dot = strchr(name, '.');
+		size_t len = dot ? (size_t)(dot - name) : strlen(name);
+		if (mu_name_check(name, len, MU_NAME_STRICT) < 0)
+			return fail(b, line, -EINVAL, "invalid service name '%.*s'", (int)len,
+			            name);
+		r = item_get(b, ITEM_SERVICE, name, len, line, &it);
+		if (r < 0)
+			return fail(b, line, r, "out of memory");
+		if (dot)
+			return add_config_section(b, it, section, dot + 1, line);
+		return check_declaration(b, it, section, line);
+	}
+	if (strncmp(section, CONFIG_PREFIX, strlen(CONFIG_PREFIX)) == 0) {
+		const char *app = section + strlen(CONFIG_PREFIX);
+		if (mu_name_check_str(app, MU_NAME_STRICT) < 0)
+			return fail(b, line, -EINVAL, "invalid app name '%s'", app);
+		r = item_get(b, ITEM_APP, app, strlen(app), line, &it);
+		if (r < 0)
+			return fail(b, line, r, "out of memory");
+		it->section = section;
+		return 0;
+	}
+	return fail(b, line, -EINVAL, "unknown section [%s]", section);
+}
+
+static int create_app(struct boot *b, struct boot_item *it)
+{
+	struct mnodecfg *nc = mrt_nodecfg(b->rt);
+	struct lined_list keys = {0};
+	int r = mnodecfg_app_create(nc, it->name);
+	/* An app made by an earlier file is extended, not an error. */
+	if (r < 0 && r != -EEXIST) {
+		r = fail(b, it->line, r, "config %s: %s", it->name, strerror(-r));
+		goto out;
+	}
+	r = list_keys(b->file, it->section, &keys);
+	if (r < 0) {
+		r = fail(b, it->line, r, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < keys.n; i++) {
+		const struct lined *k = &keys.v[i];
+		ssize_t n = mnodecfg_write(nc, it->name, k->name, 0, k->value, strlen(k->value),
+		                           MKV_REPLACE);
+		if (n < 0) {
+			r = fail(b, k->line, (int)n, "config %s: key %s: %s", it->name, k->name,
+			         strerror((int)-n));
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	free(keys.v);
+	return r;
+}
+
+static int create_service(struct boot *b, struct boot_item *it)
+{
+	struct mallafs_reason why = {{0}};
+	int r = mrt_service_create_full(b->rt, it->name, (const char *const *)it->plugins,
+	                                it->nplugins, it->cfg, it->admin, &why);
+	if (r == 0)
+		return 0;
+	int line = it->plugins_line ? it->plugins_line : it->declared ? it->decl_line : it->line;
+	return fail(b, line, r, "service %s: %s", it->name, why.text[0] ? why.text : strerror(-r));
+}
+
+int mboot_load(struct mrt *rt, const char *path, char *err, size_t errlen)
+{
+	struct boot b = {.rt = rt, .path = path, .err = err, .errlen = errlen};
+	struct lined_list sections = {0};
+	char *text = NULL;
+	size_t len = 0;
+	int r;
+
+	if (err && errlen)
+		err[0] = '\0';
+	r = read_whole(path, &text, &len);
+	if (r < 0) {
+		fail(&b, 0, r, "%s", r == -EFBIG ? "file too large" : strerror(-r));
+		goto out;
+	}
+
+	char perr[512];
+	int line = 0;
+	r = mcfg_parse_ini(text, len, &b.file, &line, perr, sizeof(perr));
+	if (r < 0) {
+		/* The parser says "line N: reason"; ours is "PATH:N: reason". */
+		const char *msg = perr;
+		if (strncmp(msg, "line ", 5) == 0 && strstr(msg, ": "))
+			msg = strstr(msg, ": ") + 2;
+		fail(&b, line, r, "%s", msg[0] ? msg : strerror(-r));
+		goto out;
+	}
+
+	/* Check everything before creating anything, in file order, so a typo
+	 * at the end does not leave half a node behind and the first error
+	 * reported is the first in the file. */
+	r = list_sections(b.file, &sections);
+	if (r < 0) {
+		fail(&b, 0, r, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < sections.n; i++) {
+		r = check_section(&b, sections.v[i].name, sections.v[i].line);
+		if (r < 0)
+			goto out;
+	}
+
+	/* Items were made in file order of their first section. */
+	for (size_t i = 0; i < b.nitems; i++) {
+		struct boot_item *it = &b.items[i];
+		r = it->kind == ITEM_APP ? create_app(&b, it) : create_service(&b, it);
+		if (r < 0)
+			goto out;
+	}
+	r = 0;
+out:
+	for (size_t i = 0; i < b.nitems; i++)
+		item_fini(&b.items[i]);
+	free(b.items);
+	free(sections.v);
+	mcfg_free(b.file);
+	free(text);
+	return r;
+}

@@ -1,0 +1,384 @@
+/* mallafs: mounts a service runtime as a tree of files (SPEC.md "The command").
+ *
+ * The order matters: everything the bootstrap file asks for is created
+ * before anything is mounted, so a bad file mounts nothing; the background
+ * fork comes before the runtime exists, so no thread of it is lost. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+#include <fuse_opt.h>
+
+#include "bootstrap.h"
+#include "builtin.h"
+#include "fs.h"
+#include "runtime.h"
+#include "util.h"
+
+#ifndef MALLAFS_VERSION
+#define MALLAFS_VERSION "unknown"
+#endif
+
+/* A read of `events` blocks a worker thread until something happens, so
+ * every `cat events` or `tail -f` holds one for as long as it runs. With
+ * libfuse's default of 10 threads, ten watchers would leave none for the
+ * requests that would wake them. Idle threads cost little; be generous. */
+#define MALLAFS_MAX_THREADS 64
+
+struct mopts {
+	char *config;
+	char *plugin_dir;
+	int show_help;
+	int show_version;
+	int named;           /* -o fsname= or -o subtype= given */
+	int max_threads_set; /* -o max_threads= given */
+};
+
+enum {
+	KEY_NAMED,
+	KEY_MAX_THREADS,
+};
+
+/* Matched options are consumed here; everything else (-f, -d, -s, the
+ * mountpoint, FUSE's -o options) is left for fuse_parse_cmdline and
+ * fuse_session_new, which refuse what they do not know. */
+static const struct fuse_opt mopt_table[] = {
+        {"--config=%s", offsetof(struct mopts, config), 0},
+        {"config=%s", offsetof(struct mopts, config), 0},
+        {"--plugin-dir=%s", offsetof(struct mopts, plugin_dir), 0},
+        {"plugin_dir=%s", offsetof(struct mopts, plugin_dir), 0},
+        {"-h", offsetof(struct mopts, show_help), 1},
+        {"--help", offsetof(struct mopts, show_help), 1},
+        {"-V", offsetof(struct mopts, show_version), 1},
+        {"--version", offsetof(struct mopts, show_version), 1},
+        FUSE_OPT_KEY("fsname=", KEY_NAMED),
+        FUSE_OPT_KEY("subtype=", KEY_NAMED),
+        FUSE_OPT_KEY("max_threads=", KEY_MAX_THREADS),
+        FUSE_OPT_END,
+};
+
+static int mopt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct mopts *mo = data;
+
+	/* Only noted: libfuse still needs to see these. */
+	if (key == KEY_NAMED)
+		mo->named = 1;
+	else if (key == KEY_MAX_THREADS)
+		mo->max_threads_set = 1;
+	return 1;
+}
+
+static void usage(FILE *out, const char *prog)
+{
+	fprintf(out,
+	        "usage: %s [-f] [-d] [-s] [-o OPTION[,OPTION...]] [--config=FILE]\n"
+	        "       %*s [--plugin-dir=DIR] MOUNTPOINT\n"
+	        "       %s --help | --version\n",
+	        prog, (int)strlen(prog), "", prog);
+}
+
+static void print_help(const char *prog)
+{
+	usage(stdout, prog);
+	printf("\n"
+	       "mallafs options:\n"
+	       "    --config=FILE, -o config=FILE\n"
+	       "                           create the services and node-wide configuration\n"
+	       "                           this bootstrap INI file names, before mounting\n"
+	       "    --plugin-dir=DIR, -o plugin_dir=DIR\n"
+	       "                           look up external plugins as DIR/NAME.so\n"
+	       "    -o max_threads=N       at most N worker threads (mallafs's default: %d,\n"
+	       "                           as each blocked reader of `events` holds one)\n"
+	       "\n"
+	       "built-in plugins:",
+	       MALLAFS_MAX_THREADS);
+	for (const struct mallafs_plugin *const *p = mallafs_builtin_plugins; *p; p++)
+		printf(" %s", (*p)->name);
+	printf("\n\n");
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+static void print_version(void)
+{
+	printf("mallafs %s\n", MALLAFS_VERSION);
+	printf("FUSE library version %s\n", fuse_pkgversion());
+	fflush(stdout);
+	fuse_lowlevel_version();
+}
+
+static void syslog_sink(enum mu_log_level level, const char *line, void *arg)
+{
+	syslog((int)level, "%s", line);
+}
+
+/* In the background libfuse's own messages would go to /dev/null; send them
+ * where ours go, one line each. */
+static void fuse_log_to_mu(enum fuse_log_level level, const char *fmt, va_list ap)
+        __attribute__((format(printf, 2, 0)));
+
+static void fuse_log_to_mu(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	size_t n = strlen(line);
+	while (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	if (!n)
+		return;
+	enum mu_log_level l = level <= FUSE_LOG_ERR       ? MU_LOG_ERR
+	                      : level == FUSE_LOG_WARNING ? MU_LOG_WARNING
+	                      : level == FUSE_LOG_DEBUG   ? MU_LOG_DEBUG
+	                                                  : MU_LOG_INFO;
+	mu_log(l, "fuse: %s", line);
+}
+
+/* libfuse's fuse_daemonize() forks once the filesystem is mounted; by then
+ * the runtime runs threads (the registry's process watcher, the timers of
+ * plugins the bootstrap started) that a fork would leave behind. So the fork
+ * comes first: the parent waits for the child to say it is mounted, and
+ * exits 0, or with the child's status when the child fails (having printed
+ * why on the stderr they share). Returns the fd the child reports on. */
+static int daemon_fork(void)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return -e;
+	}
+	if (pid > 0) {
+		char c = 1;
+		ssize_t n;
+		int st = 0;
+		close(p[1]);
+		do {
+			n = read(p[0], &c, 1);
+		} while (n < 0 && errno == EINTR);
+		if (n == 1 && c == 0)
+			_exit(0);
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		_exit(WIFEXITED(st) && WEXITSTATUS(st) ? WEXITSTATUS(st) : 1);
+	}
+	close(p[0]);
+	/* Out of the terminal's session: its ^C and hangup are not ours. */
+	setsid();
+	return p[1];
+}
+
+/* The child is mounted: diagnostics move to syslog, stdio to /dev/null (as
+ * fuse_daemonize does), and the parent may go. */
+static void daemon_ready(int fd)
+{
+	openlog("mallafs", LOG_PID, LOG_DAEMON);
+	mu_log_set_sink(syslog_sink, NULL, MU_LOG_INFO);
+	fuse_set_log_func(fuse_log_to_mu);
+
+	int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nullfd >= 0) {
+		dup2(nullfd, STDIN_FILENO);
+		dup2(nullfd, STDOUT_FILENO);
+		dup2(nullfd, STDERR_FILENO);
+		if (nullfd > STDERR_FILENO)
+			close(nullfd);
+	}
+	char c = 0;
+	while (write(fd, &c, 1) < 0 && errno == EINTR)
+		;
+	close(fd);
+}
+
+/* Runs the request loop until unmounted or signalled; 0 or -errno. */
+static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *co,
+                    const struct mopts *mo)
+{
+	if (co->singlethread) {
+		int r = fuse_session_loop(se);
+		/* A positive result is the signal that ended the loop: a clean exit. */
+		return r < 0 ? r : 0;
+	}
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	if (!lc)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(lc, (unsigned)co->clone_fd);
+	/* UINT_MAX is "not given": libfuse's default then, without its complaint. */
+	if (co->max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(lc, co->max_idle_threads);
+	fuse_loop_cfg_set_max_threads(lc,
+	                              mo->max_threads_set ? co->max_threads : MALLAFS_MAX_THREADS);
+	int r = fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return r < 0 ? r : 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts co = {0};
+	struct mopts mo = {0};
+	const char *prog = argc > 0 && argv[0][0] ? argv[0] : "mallafs";
+	char *mountpoint = NULL, *plugin_dir = NULL;
+	struct mrt *rt = NULL;
+	struct mfs *fs = NULL;
+	struct fuse_session *se = NULL;
+	int ready_fd = -1;
+	int ret = 1, r;
+
+	/* Plugins talk to child processes through pipes (exec hooks) from the
+	 * bootstrap on, before libfuse's handlers are in place. */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (fuse_opt_parse(&args, &mo, mopt_table, mopt_proc) < 0)
+		goto out_args;
+	if (mo.show_help) {
+		print_help(prog);
+		ret = 0;
+		goto out_args;
+	}
+	if (mo.show_version) {
+		print_version();
+		ret = 0;
+		goto out_args;
+	}
+	/* "mallafs on /mnt type fuse.mallafs" in /proc/mounts, unless told otherwise. */
+	if (!mo.named && fuse_opt_add_arg(&args, "-ofsname=mallafs,subtype=mallafs") < 0)
+		goto out_args;
+	if (fuse_parse_cmdline(&args, &co) < 0)
+		goto out_args;
+	if (!co.mountpoint) {
+		usage(stderr, prog);
+		fprintf(stderr, "%s: no mountpoint given (see --help)\n", prog);
+		goto out_cmdline;
+	}
+
+	/* Absolute paths: the daemon leaves its working directory for "/". */
+	mountpoint = realpath(co.mountpoint, NULL);
+	if (!mountpoint) {
+		fprintf(stderr, "%s: %s: %s\n", prog, co.mountpoint, strerror(errno));
+		goto out_cmdline;
+	}
+	if (mo.plugin_dir) {
+		plugin_dir = realpath(mo.plugin_dir, NULL);
+		if (!plugin_dir) {
+			fprintf(stderr, "%s: plugin directory %s: %s\n", prog, mo.plugin_dir,
+			        strerror(errno));
+			goto out_paths;
+		}
+	}
+	if (co.debug)
+		mu_log_set_sink(NULL, NULL, MU_LOG_DEBUG);
+
+	if (!co.foreground) {
+		ready_fd = daemon_fork();
+		if (ready_fd < 0) {
+			fprintf(stderr, "%s: cannot go to the background: %s\n", prog,
+			        strerror(-ready_fd));
+			goto out_paths;
+		}
+	}
+
+	struct mrt_options ro = {
+	        .builtins = mallafs_builtin_plugins,
+	        .plugin_dir = plugin_dir,
+	        .mountpoint = mountpoint,
+	};
+	rt = mrt_new(&ro);
+	if (!rt) {
+		fprintf(stderr, "%s: cannot create the runtime: %s\n", prog, strerror(errno));
+		goto out_ready;
+	}
+	if (mo.config) {
+		char err[1024];
+		if (mboot_load(rt, mo.config, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s\n", err);
+			goto out_rt;
+		}
+	}
+	if (chdir("/") < 0) {
+		fprintf(stderr, "%s: chdir /: %s\n", prog, strerror(errno));
+		goto out_rt;
+	}
+
+	fs = mfs_new(rt);
+	if (!fs) {
+		fprintf(stderr, "%s: cannot create the filesystem: %s\n", prog, strerror(errno));
+		goto out_fs;
+	}
+	se = fuse_session_new(&args, mfs_lowlevel_ops(), sizeof(struct fuse_lowlevel_ops), fs);
+	if (!se)
+		goto out_fs; /* libfuse said why */
+	/* libfuse leaves a signal that was ignored at exec ignored, and a
+	 * shell's background job starts with SIGINT ignored: the command must
+	 * unmount on SIGINT and SIGTERM however it was started. SIGHUP keeps
+	 * what it was given, for nohup. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	if (fuse_set_signal_handlers(se) < 0)
+		goto out_session;
+	if (fuse_session_mount(se, mountpoint) < 0)
+		goto out_signals; /* libfuse said why */
+	r = mfs_start(fs, se, mountpoint);
+	if (r < 0) {
+		fprintf(stderr, "%s: cannot start the notifier: %s\n", prog, strerror(-r));
+		goto out_unmount;
+	}
+	if (ready_fd >= 0) {
+		daemon_ready(ready_fd);
+		ready_fd = -1;
+	}
+	mu_log(MU_LOG_INFO, "mounted on %s", mountpoint);
+
+	r = run_loop(se, &co, &mo);
+	if (r < 0)
+		mu_log(MU_LOG_ERR, "request loop failed: %s", strerror(-r));
+	mu_log(MU_LOG_INFO, "unmounting %s", mountpoint);
+	ret = r < 0 ? 1 : 0;
+
+	mfs_stop(fs);
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+	/* That put SIGPIPE back to its default; plugins' stop hooks still
+	 * write to pipes below. */
+	signal(SIGPIPE, SIG_IGN);
+out_session:
+	fuse_session_destroy(se);
+out_fs:
+	/* Stop callbacks run while the filesystem layer still exists, for
+	 * whatever it listens to; then it goes. */
+	mrt_stop_all(rt);
+	mfs_free(fs);
+out_rt:
+	mrt_free(rt);
+out_ready:
+	/* Closing without a word tells a waiting parent that we failed. */
+	if (ready_fd >= 0)
+		close(ready_fd);
+out_paths:
+	free(plugin_dir);
+	free(mountpoint);
+out_cmdline:
+	free(co.mountpoint);
+out_args:
+	free(mo.config);
+	free(mo.plugin_dir);
+	fuse_opt_free_args(&args);
+	return ret;
+}

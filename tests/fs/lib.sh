@@ -1,0 +1,729 @@
+# shellcheck shell=bash
+# The mount test harness, sourced by every tests/fs/test_*.sh.
+#
+# A test mounts mallafs for real on a mountpoint of its own (so tests can run
+# in parallel), checks what it sees through system calls and the shell tools,
+# and always unmounts: an EXIT trap unmounts whatever is still mounted (then
+# aborts the FUSE connection and kills the daemon, then a lazy unmount), kills
+# the helper processes the test started and removes its temporary folder. A
+# watchdog does the same to a daemon that hangs, so that no test waits forever. Every daemon log is scanned for sanitizer,
+# valgrind and crash output, and any hit fails the test. A test never skips:
+# without $MALLAFS, $FSPROBE or /dev/fuse it fails.
+#
+# Environment:
+#   MALLAFS          the mallafs command (required)
+#   FSPROBE          the fsprobe helper (required)
+#   MALLAFS_WRAPPER  a command to run the daemon under, e.g.
+#                    "valgrind --error-exitcode=99 --leak-check=full"
+#                    (timeouts grow accordingly)
+#   MFS_KEEP_TMP=1   keep the temporary folder (daemon logs) for debugging
+#
+# Output: one line per check ("ok - ..." or "FAIL - ..." with details indented
+# under it), then "N passed, N failed". Exit status 1 on any failure.
+
+set -u
+set -o pipefail
+
+MFS_NAME=$(basename "$0" .sh)
+MFS_PASSED=0
+MFS_FAILED=0
+MFS_FINISHED=0
+MFS_SEQ=0
+MFS_PID=''          # the running daemon (one mount at a time)
+MFS_WATCHDOG=''     # kills a hung daemon so that no test waits forever
+MFS_LOG=''
+MNT=''
+MFS_CHILDREN=()     # helper processes to kill on exit
+MFS_TMP=''
+
+# Suspicious daemon output: any hit fails the test.
+MFS_BAD_OUTPUT='ERROR: AddressSanitizer|AddressSanitizer|LeakSanitizer|ThreadSanitizer|MemorySanitizer'
+MFS_BAD_OUTPUT+='|UndefinedBehaviorSanitizer|runtime error:|Segmentation|SIGSEGV|SIGABRT|Assertion'
+MFS_BAD_OUTPUT+='|ERROR SUMMARY: [1-9]|definitely lost: [1-9]|Invalid (read|write|free)'
+MFS_BAD_OUTPUT+='|uninitialised|Mismatched free|Syscall param|Process terminating with'
+# glibc's own heap checks and stack protector.
+MFS_BAD_OUTPUT+='|malloc\(\)|free\(\)|double free|corrupted (size|double-linked)|unaligned tcache|stack smashing'
+
+# -- reporting ---------------------------------------------------------------
+
+# One line per check: a newline in a message (a file name may hold one)
+# shows as \n.
+pass()
+{
+	local msg="$*"
+	MFS_PASSED=$((MFS_PASSED + 1))
+	printf 'ok   - %s\n' "${msg//$'\n'/\\n}"
+}
+
+# fail MESSAGE [DETAIL...]: each detail goes on its own indented line. When
+# the daemon has died, the test stops here: every later check would only
+# report ENOTCONN.
+fail()
+{
+	local msg=$1 d
+	MFS_FAILED=$((MFS_FAILED + 1))
+	printf 'FAIL - %s\n' "${msg//$'\n'/\\n}"
+	shift
+	for d in "$@"; do
+		printf '%s\n' "$d" | sed 's/^/       | /'
+	done
+	if [[ -n $MFS_PID ]] && ! mfs_alive "$MFS_PID"; then
+		local pid=$MFS_PID rc
+		MFS_PID=''
+		wait "$pid"
+		rc=$?
+		mfs_watchdog_stop
+		MFS_FAILED=$((MFS_FAILED + 1))
+		printf 'FAIL - the daemon died (exit status %s): stopping here\n' "$rc"
+		mfs_dump_log
+		mfs_scan_log "$MFS_LOG" "crash" >/dev/null
+		exit 1
+	fi
+}
+
+# Prints a value so that newlines, NULs and trailing blanks are visible.
+mfs_show()
+{
+	printf '%q' "$1"
+}
+
+# The path relative to the mount, for messages.
+mfs_rel()
+{
+	local p=$1
+	if [[ -n $MNT && $p == "$MNT"/* ]]; then
+		p=${p#"$MNT"/}
+	elif [[ -n $MNT && $p == "$MNT" ]]; then
+		p=MNT
+	fi
+	printf '%s' "$p"
+}
+
+# Stops the test here (the EXIT trap cleans up and reports).
+mfs_bail()
+{
+	fail "$@"
+	exit 1
+}
+
+# -- preconditions -----------------------------------------------------------
+
+mfs_require()
+{
+	if [[ -z ${MALLAFS:-} ]]; then
+		mfs_bail "MALLAFS is not set: it must name the mallafs command" \
+			"(meson sets it from mallafs_exe; is mount/ built?)"
+	fi
+	if [[ ! -x $MALLAFS ]]; then
+		mfs_bail "MALLAFS=$MALLAFS is not an executable file"
+	fi
+	if [[ -z ${FSPROBE:-} || ! -x $FSPROBE ]]; then
+		mfs_bail "FSPROBE=${FSPROBE:-} is not an executable file"
+	fi
+	if [[ ! -c /dev/fuse ]]; then
+		mfs_bail "/dev/fuse is missing: the mount tests need FUSE"
+	fi
+	local t
+	for t in fusermount3 mountpoint; do
+		command -v "$t" >/dev/null || mfs_bail "$t is not installed"
+	done
+	if [[ $(id -u) != 0 ]]; then
+		mfs_bail "the mount tests must run as root (registry owners, allow_other)"
+	fi
+	MFS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/mallafs-$MFS_NAME.XXXXXX") ||
+		mfs_bail "mktemp failed"
+	# Other users (the registry test runs a writer as nobody) must reach the mount.
+	chmod 755 "$MFS_TMP"
+}
+
+# -- process helpers ---------------------------------------------------------
+
+# True while PID is a process that has not exited (a zombie counts as exited).
+mfs_alive()
+{
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	[[ ${stat%% *} != Z ]]
+}
+
+# True while PATH is in the mount table, even when its daemon is gone (a
+# dead FUSE daemon leaves a mount whose stat() fails, which mountpoint(1)
+# does not report).
+mfs_mounted()
+{
+	awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
+}
+
+# Aborts the FUSE connection of the mount at PATH. A hung daemon cannot be
+# killed alone: a process blocked in a request the daemon has already read
+# (the daemon's own threads included, when it acts on its own mount) waits
+# uninterruptibly for the answer, so the daemon never finishes exiting and
+# the connection never closes. Aborting fails every pending request.
+mfs_abort_conn()
+{
+	local dev
+	dev=$(awk -v m="$1" '$5 == m { print $3; exit }' /proc/self/mountinfo)
+	[[ -n $dev ]] || return 0
+	if [[ -w /sys/fs/fuse/connections/${dev#*:}/abort ]]; then
+		echo 1 >"/sys/fs/fuse/connections/${dev#*:}/abort"
+	fi
+}
+
+# Stops a daemon the hard way: abort its connection, kill -9, wait a little.
+mfs_force_stop()
+{
+	local pid=$1 mnt=$2
+	mfs_abort_conn "$mnt"
+	kill -9 "$pid" 2>/dev/null
+	mfs_poll 5000 eval "! mfs_alive $pid"
+}
+
+mfs_now_ms()
+{
+	local s
+	s=$(date +%s%N)
+	printf '%s' $((s / 1000000))
+}
+
+# mfs_spawn VAR CMD...: starts CMD in the background, stores its PID in VAR
+# and kills it when the test ends.
+mfs_spawn()
+{
+	local var=$1
+	shift
+	"$@" </dev/null >/dev/null 2>&1 &
+	local pid=$!
+	MFS_CHILDREN+=("$pid")
+	printf -v "$var" '%s' "$pid"
+}
+
+# Kills a process started with mfs_spawn and reaps it.
+mfs_kill_child()
+{
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 0
+}
+
+# Waits up to MS milliseconds for CMD to succeed (polling every 20 ms).
+mfs_poll()
+{
+	local ms=$1
+	shift
+	local deadline=$(($(mfs_now_ms) + ms))
+	while ! "$@"; do
+		if (($(mfs_now_ms) > deadline)); then
+			return 1
+		fi
+		sleep 0.02
+	done
+	return 0
+}
+
+mfs_wrapper()
+{
+	[[ -n ${MALLAFS_WRAPPER:-} ]]
+}
+
+# Seconds to wait for a mount, an exit; the watchdog's deadline.
+mfs_mount_timeout()
+{
+	if mfs_wrapper; then echo 60; else echo 10; fi
+}
+mfs_exit_timeout()
+{
+	if mfs_wrapper; then echo 60; else echo 10; fi
+}
+mfs_deadline()
+{
+	if mfs_wrapper; then echo 150; else echo 100; fi
+}
+
+mfs_watchdog_start()
+{
+	local pid=$1 mnt=$2 secs=$3
+	(
+		trap 'kill "$s" 2>/dev/null; wait "$s"; exit 0' TERM
+		sleep "$secs" &
+		s=$!
+		wait "$s"
+		echo "# watchdog: the daemon $pid still runs after ${secs}s: abort and kill -9" >&2
+		mfs_force_stop "$pid" "$mnt"
+	) &
+	MFS_WATCHDOG=$!
+}
+
+mfs_watchdog_stop()
+{
+	if [[ -n $MFS_WATCHDOG ]]; then
+		kill "$MFS_WATCHDOG" 2>/dev/null
+		wait "$MFS_WATCHDOG" 2>/dev/null
+		MFS_WATCHDOG=''
+	fi
+}
+
+# -- daemon logs -------------------------------------------------------------
+
+# Shows the start of a sanitizer or valgrind report when there is one (the
+# part that names the bug), otherwise the end of the log.
+mfs_dump_log()
+{
+	local log=${1:-$MFS_LOG} first
+	[[ -s $log ]] || return 0
+	first=$(grep -n -m 1 -E -- "$MFS_BAD_OUTPUT" "$log" | cut -d: -f1)
+	if [[ -n $first ]]; then
+		echo "       | --- daemon log ($log, from line $first) ---"
+		tail -n "+$first" "$log" | head -n 40 | sed 's/^/       | /'
+	else
+		echo "       | --- daemon log ($log, last 40 lines) ---"
+		tail -n 40 "$log" | sed 's/^/       | /'
+	fi
+}
+
+# Fails when LOG holds sanitizer, valgrind or crash output.
+mfs_scan_log()
+{
+	local log=$1 what=$2 dumped=${3:-0} hits
+	hits=$(grep -E -m 20 -- "$MFS_BAD_OUTPUT" "$log" 2>/dev/null)
+	if [[ -n $hits ]]; then
+		fail "$what: no sanitizer, valgrind or crash output in the daemon log" "$hits"
+		((dumped)) || mfs_dump_log "$log"
+		return 1
+	fi
+	pass "$what: no sanitizer, valgrind or crash output in the daemon log"
+}
+
+# -- mounting ----------------------------------------------------------------
+
+# mfs_mount [DAEMON ARGS...]: mounts a fresh mountpoint ($MNT) with
+# `mallafs -f ARGS... $MNT` in the background, stderr and stdout to $MFS_LOG.
+# Waits for the mount while checking that the daemon lives; stops the test
+# when the daemon dies or the mount does not appear.
+mfs_mount()
+{
+	if [[ -n $MFS_PID ]]; then
+		mfs_bail "test bug: mfs_mount while $MNT is still mounted"
+	fi
+	MFS_SEQ=$((MFS_SEQ + 1))
+	MNT=$MFS_TMP/mnt$MFS_SEQ
+	MFS_LOG=$MFS_TMP/daemon$MFS_SEQ.log
+	mkdir -p "$MNT" || mfs_bail "mkdir $MNT"
+	local -a wrap=()
+	if mfs_wrapper; then
+		read -r -a wrap <<<"$MALLAFS_WRAPPER"
+	fi
+	# A background job of a script starts with SIGINT ignored; the daemon
+	# must get it as it would from a terminal.
+	env --default-signal=INT,QUIT "${wrap[@]}" "$MALLAFS" -f "$@" "$MNT" \
+		</dev/null >"$MFS_LOG" 2>&1 &
+	MFS_PID=$!
+	mfs_watchdog_start "$MFS_PID" "$MNT" "$(mfs_deadline)"
+
+	local timeout deadline rc
+	timeout=$(mfs_mount_timeout)
+	deadline=$(($(mfs_now_ms) + timeout * 1000))
+	# The mount table, not mountpoint(1): a stat() of a hung mount would hang.
+	while ! mfs_mounted "$MNT"; do
+		if ! mfs_alive "$MFS_PID"; then
+			wait "$MFS_PID"
+			rc=$?
+			MFS_PID=''
+			mfs_watchdog_stop
+			fail "mount: mallafs ${*:+$* }died before mounting (exit status $rc)"
+			mfs_dump_log
+			mfs_scan_log "$MFS_LOG" "mount"
+			exit 1
+		fi
+		if (($(mfs_now_ms) > deadline)); then
+			fail "mount: $MNT is not mounted after ${timeout}s (mallafs ${*:+$* }MNT)"
+			mfs_dump_log
+			exit 1
+		fi
+		sleep 0.02
+	done
+	pass "mount: mallafs -f ${*:+$* }MNT"
+}
+
+# mfs_wait_exit EXPECTED_STATUS WHAT: waits for the daemon to exit, then
+# checks its exit status, that nothing is mounted any more and its log.
+mfs_wait_exit()
+{
+	local want=$1 what=$2 rc timeout dumped=0
+	timeout=$(mfs_exit_timeout)
+	if ! mfs_poll $((timeout * 1000)) eval '! mfs_alive "$MFS_PID"'; then
+		fail "$what: the daemon is still running ${timeout}s later: abort, kill -9"
+		mfs_force_stop "$MFS_PID" "$MNT"
+	fi
+	if mfs_alive "$MFS_PID"; then
+		rc="none: it does not die"
+	else
+		wait "$MFS_PID"
+		rc=$?
+	fi
+	MFS_PID=''
+	mfs_watchdog_stop
+	if [[ $rc == "$want" ]]; then
+		pass "$what: the daemon exits with status $want"
+	else
+		fail "$what: the daemon exits with status $want" "exit status: $rc"
+		mfs_dump_log
+		dumped=1
+	fi
+	if mfs_mounted "$MNT"; then
+		fail "$what: $MNT is unmounted"
+		fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+	else
+		pass "$what: the mountpoint is unmounted"
+	fi
+	mfs_scan_log "$MFS_LOG" "$what" "$dumped"
+}
+
+# Unmounts with fusermount3 -u; the daemon must exit with status 0.
+mfs_unmount()
+{
+	if [[ -z $MFS_PID ]]; then
+		fail "test bug: mfs_unmount with nothing mounted"
+		return 1
+	fi
+	local err
+	if ! err=$(fusermount3 -u "$MNT" 2>&1); then
+		fail "fusermount3 -u MNT" "$err"
+	fi
+	mfs_wait_exit 0 "unmount"
+}
+
+# Unmounts with a signal (TERM, INT...); the daemon must exit with status 0.
+mfs_signal_unmount()
+{
+	kill -s "$1" "$MFS_PID"
+	mfs_wait_exit 0 "SIG$1"
+}
+
+# shellcheck disable=SC2034 # MFS_RC, MFS_OUT, MFS_ERR, MFS_RUNLOG are for the tests
+# Runs the daemon in the foreground where it must refuse to start:
+# mfs_run_daemon ARGS... runs `mallafs ARGS...` (no mountpoint added) with a
+# timeout, stores its exit status in MFS_RC and its stderr in MFS_ERR.
+mfs_run_daemon()
+{
+	local -a wrap=()
+	if mfs_wrapper; then
+		read -r -a wrap <<<"$MALLAFS_WRAPPER"
+	fi
+	MFS_SEQ=$((MFS_SEQ + 1))
+	local log=$MFS_TMP/run$MFS_SEQ.log
+	env --default-signal=INT,QUIT "${wrap[@]}" "$MALLAFS" "$@" \
+		</dev/null >"$log.out" 2>"$log" &
+	local pid=$!
+	MFS_CHILDREN+=("$pid")
+	if ! mfs_poll $(($(mfs_mount_timeout) * 1000)) eval "! mfs_alive $pid"; then
+		kill -TERM "$pid" 2>/dev/null
+		mfs_poll 3000 eval "! mfs_alive $pid" || mfs_force_stop "$pid" "${!#}"
+	fi
+	MFS_RC='none: it does not die'
+	if ! mfs_alive "$pid"; then
+		wait "$pid"
+		MFS_RC=$?
+	fi
+	MFS_OUT=$(cat "$log.out")
+	MFS_ERR=$(cat "$log")
+	MFS_RUNLOG=$log
+}
+
+# -- assertions ----------------------------------------------------------------
+
+# assert_eq WHAT EXPECTED ACTUAL
+assert_eq()
+{
+	if [[ $2 == "$3" ]]; then
+		pass "$1"
+	else
+		fail "$1" "expected: $(mfs_show "$2")" "actual:   $(mfs_show "$3")"
+	fi
+}
+
+# assert_ne WHAT UNEXPECTED ACTUAL
+assert_ne()
+{
+	if [[ $2 != "$3" ]]; then
+		pass "$1"
+	else
+		fail "$1" "unexpected: $(mfs_show "$3")"
+	fi
+}
+
+# assert_match WHAT EXTENDED_REGEX ACTUAL
+assert_match()
+{
+	if [[ $3 =~ $2 ]]; then
+		pass "$1"
+	else
+		fail "$1" "expected to match: $2" "actual: $(mfs_show "$3")"
+	fi
+}
+
+# assert_ok CMD...: CMD exits 0.
+assert_ok()
+{
+	local out rc
+	out=$("$@" 2>&1)
+	rc=$?
+	if ((rc == 0)); then
+		pass "$(mfs_cmdline "$@")"
+	else
+		fail "$(mfs_cmdline "$@") succeeds" "exit status $rc" "${out//"$MNT"/MNT}"
+	fi
+}
+
+# assert_true WHAT CMD...: the same with a message of its own.
+assert_true()
+{
+	local what=$1 out rc
+	shift
+	out=$("$@" 2>&1)
+	rc=$?
+	if ((rc == 0)); then
+		pass "$what"
+	else
+		fail "$what" "$(mfs_cmdline "$@"): exit status $rc" "${out//"$MNT"/MNT}"
+	fi
+}
+
+mfs_cmdline()
+{
+	local a s=''
+	for a in "$@"; do
+		a=$(mfs_rel "$a")
+		if ((${#a} > 60)); then
+			a="${a:0:57}..."
+		fi
+		if [[ $a =~ [[:space:]] || -z $a ]]; then
+			a="'$a'"
+		fi
+		s+="${s:+ }$a"
+	done
+	printf '%s' "$s"
+}
+
+# assert_fails_with ERRNO[|ERRNO...] CMD...: CMD (a shell tool) exits
+# non-zero and its stderr shows strerror() of one of the errnos. For sh -c
+# commands, MNT in the message stands for the mountpoint.
+assert_fails_with()
+{
+	local errnos=$1 out rc e msg ok=0
+	local -a list
+	shift
+	out=$("$@" 2>&1)
+	rc=$?
+	if ((rc != 0)); then
+		IFS='|' read -r -a list <<<"$errnos"
+		for e in "${list[@]}"; do
+			msg=$("$FSPROBE" strerror "$e") || mfs_bail "test bug: unknown errno $e"
+			if [[ $out == *"$msg"* ]]; then
+				ok=1
+			fi
+		done
+	fi
+	local what
+	what="$(mfs_cmdline "$@") fails with $errnos"
+	what=${what//"$MNT"/MNT}
+	if ((ok)); then
+		pass "$what"
+	else
+		fail "$what" "exit status $rc" "${out//"$MNT"/MNT}"
+	fi
+}
+
+# assert_errno ERRNO[|ERRNO...]|OK OP PATH [ARG...]: one system call through
+# fsprobe (see fsprobe.c for the operations) gives that errno.
+assert_errno()
+{
+	local want=$1 got
+	shift
+	got=$("$FSPROBE" errno "$@" 2>&1)
+	mfs_expect_errno "$want" "$got" "$(mfs_cmdline "$@")"
+}
+
+# assert_write ERRNO[|ERRNO...]|OK PATH DATA: one write() of DATA on an fd
+# opened as `>` opens (O_WRONLY|O_CREAT|O_TRUNC); the write itself (not the
+# open) gives that errno.
+assert_write()
+{
+	local want=$1 path=$2 data=$3 got
+	got=$("$FSPROBE" write "$path" "$data" 2>&1)
+	mfs_expect_errno "$want" "$got" "write($(mfs_rel "$path"), $(mfs_show "$data"))"
+}
+
+mfs_expect_errno()
+{
+	local want=$1 got=$2 what=$3 e
+	local -a list
+	IFS='|' read -r -a list <<<"$want"
+	for e in "${list[@]}"; do
+		if [[ $got == "$e" ]]; then
+			pass "$what -> $got"
+			return 0
+		fi
+	done
+	fail "$what -> $want" "got: $got"
+}
+
+# assert_file PATH EXPECTED: the file's bytes are exactly EXPECTED (command
+# substitution would drop trailing newlines, so this compares with cmp).
+assert_file()
+{
+	local path=$1 want=$2 what
+	what="$(mfs_rel "$path") reads $(mfs_show "$want")"
+	if cmp -s <(printf '%s' "$want") "$path"; then
+		pass "$what"
+	else
+		fail "$what" "actual (od -c):" "$(od -c "$path" 2>&1 | head -n 8)"
+	fi
+}
+
+# assert_same FILE_A FILE_B: same bytes.
+assert_same()
+{
+	local out
+	if out=$(cmp "$1" "$2" 2>&1); then
+		pass "$(mfs_rel "$2") has the same bytes as $(mfs_rel "$1")"
+	else
+		fail "$(mfs_rel "$2") has the same bytes as $(mfs_rel "$1")" "${out//"$MNT"/MNT}"
+	fi
+}
+
+assert_exists()
+{
+	local got
+	got=$("$FSPROBE" errno stat "$1")
+	if [[ $got == OK ]]; then
+		pass "$(mfs_rel "$1") exists"
+	else
+		fail "$(mfs_rel "$1") exists" "stat: $got"
+	fi
+}
+
+assert_absent()
+{
+	local got
+	got=$("$FSPROBE" errno stat "$1")
+	if [[ $got == ENOENT ]]; then
+		pass "$(mfs_rel "$1") does not exist"
+	else
+		fail "$(mfs_rel "$1") does not exist" "stat: $got"
+	fi
+}
+
+# assert_ls DIR [NAME...]: `ls -A DIR` lists exactly these names (any order).
+assert_ls()
+{
+	local dir=$1 want got
+	shift
+	want=$(printf '%s\n' "$@" | LC_ALL=C sort)
+	if (($# == 0)); then
+		want=''
+	fi
+	got=$(ls -A "$dir" 2>&1 | LC_ALL=C sort)
+	if [[ $got == "$want" ]]; then
+		pass "ls $(mfs_rel "$dir"): ${*:-(empty)}"
+	else
+		fail "ls $(mfs_rel "$dir"): ${*:-(empty)}" "got: $(printf '%s' "$got" | tr '\n' ' ')"
+	fi
+}
+
+# assert_size PATH: st_size equals the number of bytes a read gives.
+assert_size()
+{
+	local path=$1 size bytes
+	size=$("$FSPROBE" stat-size "$path" 2>&1)
+	bytes=$(wc -c <"$path" 2>&1)
+	if [[ $size == "$bytes" ]]; then
+		pass "$(mfs_rel "$path"): st_size $size is the number of bytes read"
+	else
+		fail "$(mfs_rel "$path"): st_size is the number of bytes read" \
+			"st_size: $size, bytes read: $bytes"
+	fi
+}
+
+# -- the end -----------------------------------------------------------------
+
+mfs_summary()
+{
+	echo "$MFS_PASSED passed, $MFS_FAILED failed"
+}
+
+# Ends the test: unmounts what is left mounted (a test bug, counted as a
+# failure), reports and exits 1 on any failure.
+mfs_done()
+{
+	if [[ -n $MFS_PID ]]; then
+		fail "test bug: $MNT still mounted at the end of the test"
+		mfs_unmount
+	fi
+	MFS_FINISHED=1
+	mfs_summary
+	if ((MFS_FAILED > 0)); then
+		exit 1
+	fi
+	exit 0
+}
+
+mfs_cleanup()
+{
+	local rc=$?
+	trap - EXIT INT TERM HUP
+	if [[ -n $MFS_PID ]]; then
+		echo "# cleanup: unmounting $MNT"
+		fusermount3 -u "$MNT" 2>/dev/null
+		if ! mfs_poll 5000 eval '! mfs_alive "$MFS_PID"'; then
+			mfs_force_stop "$MFS_PID" "$MNT"
+		fi
+		mfs_alive "$MFS_PID" || wait "$MFS_PID" 2>/dev/null
+		if mfs_mounted "$MNT"; then
+			fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+		fi
+		mfs_scan_log "$MFS_LOG" "cleanup" >/dev/null || fail "cleanup: daemon log"
+		MFS_PID=''
+	fi
+	mfs_watchdog_stop
+	local pid
+	for pid in "${MFS_CHILDREN[@]}"; do
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	if [[ -n $MFS_TMP && -d $MFS_TMP ]]; then
+		local m busy=0
+		for m in "$MFS_TMP"/mnt*; do
+			# What a dead daemon left mounted.
+			if mfs_mounted "$m"; then
+				mfs_abort_conn "$m"
+				fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+			fi
+			if mfs_mounted "$m"; then
+				echo "# cleanup: $m is still mounted; keeping $MFS_TMP"
+				busy=1
+			fi
+		done
+		if ((busy == 0)) && [[ ${MFS_KEEP_TMP:-0} != 1 ]]; then
+			rm -rf --one-file-system "$MFS_TMP"
+		else
+			echo "# logs kept in $MFS_TMP"
+		fi
+	fi
+	if ((MFS_FINISHED == 0)); then
+		fail "the test ended early (exit status $rc)"
+		mfs_summary
+		exit 1
+	fi
+	if ((MFS_FAILED > 0)); then
+		exit 1
+	fi
+	exit "$rc"
+}
+
+trap mfs_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+mfs_require
