@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "events.h"
@@ -37,6 +38,9 @@ struct mfeed {
 	bool kicked, stop, running;
 	struct waiter *waiters;
 	struct poller *pollers;
+	/* Parked reads plus poll handles: an event with nobody to tell costs
+	 * no wake-up (the feed's file is read far less often than things change). */
+	atomic_uint interested;
 };
 
 /* Answers with what is at *cursor: true when answered. Feed lock held. */
@@ -66,6 +70,7 @@ static void on_interrupt(fuse_req_t req, void *arg)
 			continue;
 		if (w->armed) {
 			*pp = w->next;
+			atomic_fetch_sub(&fd->interested, 1);
 			fuse_reply_err(req, EINTR);
 			pthread_mutex_unlock(&fd->lock);
 			mfs_handle_put(fd->fs, w->h);
@@ -99,6 +104,7 @@ void mfs_feed_read(struct mfs *fs, fuse_req_t req, struct handle *h, uint64_t *c
 	*w = (struct waiter){.req = req, .h = h, .cursor = cursor, .size = size};
 	w->next = fd->waiters;
 	fd->waiters = w;
+	atomic_fetch_add(&fd->interested, 1);
 	pthread_mutex_unlock(&fd->lock);
 
 	/* May call on_interrupt at once: hence outside the lock, and armed
@@ -112,6 +118,7 @@ void mfs_feed_read(struct mfs *fs, fuse_req_t req, struct handle *h, uint64_t *c
 			continue;
 		if (w->interrupted) {
 			*pp = w->next;
+			atomic_fetch_sub(&fd->interested, 1);
 			fuse_reply_err(req, EINTR);
 			pthread_mutex_unlock(&fd->lock);
 			mfs_handle_put(fs, h);
@@ -132,10 +139,6 @@ void mfs_feed_poll(struct mfs *fs, struct handle *h, struct fuse_pollhandle *ph,
 {
 	struct mfeed *fd = fs->feed;
 	pthread_mutex_lock(&fd->lock);
-	if (*cursor < mev_ring_next_seq(mrt_events(fs->rt)))
-		*revents |= POLLIN | POLLRDNORM;
-	else
-		*revents &= ~(unsigned)(POLLIN | POLLRDNORM);
 	if (ph) {
 		struct poller *p = fd->pollers;
 		while (p && p->h != h)
@@ -149,11 +152,19 @@ void mfs_feed_poll(struct mfs *fs, struct handle *h, struct fuse_pollhandle *ph,
 		if (p) {
 			if (p->ph)
 				fuse_pollhandle_destroy(p->ph);
+			else
+				atomic_fetch_add(&fd->interested, 1);
 			p->ph = ph;
 		} else {
 			fuse_pollhandle_destroy(ph);
 		}
 	}
+	/* Looked at after the interest is visible: an event after this look
+	 * wakes the thread, which notifies the handle. */
+	if (*cursor < mev_ring_next_seq(mrt_events(fs->rt)))
+		*revents |= POLLIN | POLLRDNORM;
+	else
+		*revents &= ~(unsigned)(POLLIN | POLLRDNORM);
 	pthread_mutex_unlock(&fd->lock);
 }
 
@@ -167,8 +178,10 @@ void mfs_feed_forget(struct mfs *fs, struct handle *h)
 		struct poller *p = *pp;
 		if (p->h == h) {
 			*pp = p->next;
-			if (p->ph)
+			if (p->ph) {
 				fuse_pollhandle_destroy(p->ph);
+				atomic_fetch_sub(&fd->interested, 1);
+			}
 			free(p);
 		} else {
 			pp = &p->next;
@@ -182,6 +195,8 @@ void mfs_feed_forget(struct mfs *fs, struct handle *h)
 static void kick(const struct mev *ev, void *arg)
 {
 	struct mfeed *fd = arg;
+	if (atomic_load_explicit(&fd->interested, memory_order_acquire) == 0)
+		return;
 	pthread_mutex_lock(&fd->lock);
 	fd->kicked = true;
 	pthread_cond_signal(&fd->cond);
@@ -201,6 +216,7 @@ static void *run(void *arg)
 			struct waiter *w = *pp;
 			if (w->armed && try_answer(fd, w->req, w->cursor, w->size)) {
 				*pp = w->next;
+				atomic_fetch_sub(&fd->interested, 1);
 				w->next = answered;
 				answered = w;
 			} else {
@@ -224,12 +240,14 @@ static void *run(void *arg)
 				fuse_lowlevel_notify_poll(p->ph);
 				fuse_pollhandle_destroy(p->ph);
 				p->ph = NULL; /* the kernel polls again, with a new one */
+				atomic_fetch_sub(&fd->interested, 1);
 			}
 		}
 	}
 	/* Unmounting: nobody will read on. */
 	struct waiter *left = fd->waiters;
 	fd->waiters = NULL;
+	atomic_store(&fd->interested, 0);
 	pthread_mutex_unlock(&fd->lock);
 	while (left) {
 		struct waiter *w = left;
