@@ -559,6 +559,7 @@ static void echo_create_reply(fuse_req_t req, struct mfs *fs, struct mnode *p, c
 		return;
 	}
 	fi->direct_io = 1;
+	fi->noflush = 1;
 	fi->fh = 0;
 	reply_child(req, fs, p, name, kind, id, NULL, fi, false);
 }
@@ -1181,8 +1182,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (n) {
 		begin_on(fs, n);
 		if (mfs_req_is_echo(fs, req)) {
-			/* An echo write goes straight through, touching no cache. */
+			/* An echo write goes straight through, touching no
+			 * cache; its close waits for nothing (no FLUSH). */
 			fi->direct_io = 1;
+			fi->noflush = 1;
 			fi->fh = 0;
 			r = 0;
 		} else {

@@ -5,6 +5,9 @@
 #include "mallafs-plugin.h"
 
 extern const struct mallafs_plugin mallafs_plugin_base;
+extern const struct mallafs_plugin mallafs_plugin_trace;
+extern const struct mallafs_plugin mallafs_plugin_metrics;
+extern const struct mallafs_plugin mallafs_plugin_limits;
 extern const struct mallafs_plugin mallafs_plugin_ttl;
 extern const struct mallafs_plugin mallafs_plugin_exec;
 extern const struct mallafs_plugin mallafs_plugin_persist;

@@ -1,0 +1,243 @@
+/* limits: caps the store. A write that would leave a value longer than
+ * max_value_bytes, or a truncate that grows one past it, is refused with
+ * EFBIG; a new key (write or create) when the store holds max_keys keys with
+ * ENOSPC; EFBIG is checked first. 0 means no limit. A rename never adds a
+ * key, so it is never refused. Both settings apply live: keys and values
+ * already over a lowered limit stay as they are (limits never deletes); such
+ * a value can be read, renamed, deleted or truncated down, and written again
+ * once the result fits. */
+#include "builtin.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct limits {
+	const struct mallafs_plugin *self;
+	/* Read by store hooks under the store lock, written by start and
+	 * updated, which do not hold it: hence atomics. */
+	_Atomic uint64_t max_keys;
+	_Atomic uint64_t max_value_bytes;
+};
+
+static const struct mallafs_setting limits_settings[] = {
+	{.key = "max_keys", .def = "0"},
+	{.key = "max_value_bytes", .def = "0"},
+	{.key = NULL},
+};
+
+/* Digits only, no sign, no spaces, at most 2^63 - 1: what a user can type
+ * and every caller can hold in a signed 64-bit size as well. */
+static int parse_limit(const char *s, uint64_t *ret)
+{
+	uint64_t v = 0;
+	if (!s || !*s)
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		unsigned d = (unsigned)(*p - '0');
+		if (v > ((uint64_t)INT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* A short, printable excerpt of a rejected value for a reason line: values
+ * can hold newlines (config.ini continuations) that would break the log and
+ * status lines. */
+static const char *excerpt(const char *v, char *buf, size_t len)
+{
+	size_t n = 0, i = 0;
+	for (; v[i] && n + 4 < len; i++)
+		buf[n++] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
+	if (v[i]) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static int check_limit(const struct mallafs_cfg *cfg, const struct mallafs_plugin *self,
+		       const char *key, uint64_t *ret, struct mallafs_reason *why)
+{
+	const char *v = mallafs_setting(cfg, self, key);
+	char shown[48];
+	int r = parse_limit(v, ret);
+	if (r == -ERANGE)
+		mallafs_reason_set(why, "%s must be at most %lld, not '%s'", key,
+				   (long long)INT64_MAX, excerpt(v, shown, sizeof(shown)));
+	else if (r < 0)
+		mallafs_reason_set(why, "%s must be a non-negative integer, not '%s'", key,
+				   excerpt(v ? v : "", shown, sizeof(shown)));
+	return r < 0 ? -EINVAL : 0;
+}
+
+struct known_ctx {
+	const struct mallafs_setting *settings;
+	struct mallafs_reason *why;
+};
+
+/* A misspelt key would otherwise be accepted and silently do nothing. */
+static int check_known(const char *key, const char *value, void *arg)
+{
+	struct known_ctx *c = arg;
+	char shown[48];
+	for (const struct mallafs_setting *s = c->settings; s->key; s++)
+		if (strcmp(s->key, key) == 0)
+			return 0;
+	mallafs_reason_set(c->why, "unknown setting '%s' (limits has max_keys and max_value_bytes)",
+			   excerpt(key, shown, sizeof(shown)));
+	return -EINVAL;
+}
+
+static int limits_init(struct mallafs_svc *svc, const struct mallafs_plugin *self, void **ret_state)
+{
+	struct limits *l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->self = self;
+	atomic_init(&l->max_keys, 0);
+	atomic_init(&l->max_value_bytes, 0);
+	*ret_state = l;
+	return 0;
+}
+
+static void limits_fini(void *state)
+{
+	free(state);
+}
+
+/* Reads both settings; on failure nothing is applied. */
+static int apply(struct limits *l, const struct mallafs_cfg *cfg, struct mallafs_reason *why)
+{
+	uint64_t keys, bytes;
+	int r = check_limit(cfg, l->self, "max_keys", &keys, why);
+	if (r == 0)
+		r = check_limit(cfg, l->self, "max_value_bytes", &bytes, why);
+	if (r < 0)
+		return r;
+	atomic_store_explicit(&l->max_keys, keys, memory_order_relaxed);
+	atomic_store_explicit(&l->max_value_bytes, bytes, memory_order_relaxed);
+	return 0;
+}
+
+static int limits_start(void *state, const struct mallafs_cfg *cfg, struct mallafs_reason *why)
+{
+	return apply(state, cfg, why);
+}
+
+static int limits_merge(void *state, const struct mallafs_cfg *old,
+			const struct mallafs_cfg *update, struct mallafs_cfg *merged,
+			struct mallafs_reason *why)
+{
+	struct limits *l = state;
+	struct known_ctx c = {limits_settings, why};
+	uint64_t v;
+	int r = mallafs_cfg_foreach(merged, l->self->name, check_known, &c);
+	if (r == 0)
+		r = check_limit(merged, l->self, "max_keys", &v, why);
+	if (r == 0)
+		r = check_limit(merged, l->self, "max_value_bytes", &v, why);
+	return r;
+}
+
+static enum mallafs_update limits_updated(void *state, const struct mallafs_cfg *old,
+					  const struct mallafs_cfg *cfg, struct mallafs_reason *why)
+{
+	/* Re-reading both is idempotent, so other sections' changes cost
+	 * nothing and never restart the service. */
+	return apply(state, cfg, why) < 0 ? MALLAFS_UPDATE_ERROR : MALLAFS_UPDATE_OK;
+}
+
+/* The value's length once the write is done; false when it does not fit in
+ * 64 bits (a write at an absurd offset), which is over any limit. */
+static bool size_after_write(const struct mallafs_store_op *op, uint64_t *ret)
+{
+	uint64_t old = op->old_size < 0 ? 0 : (uint64_t)op->old_size;
+	uint64_t start = op->offset;
+	if (op->flags & MALLAFS_OPF_REPLACE) {
+		*ret = op->size;
+		return true;
+	}
+	if (op->flags & MALLAFS_OPF_APPEND)
+		start = old;
+	if (start > UINT64_MAX - op->size)
+		return false;
+	uint64_t end = start + op->size;
+	*ret = end > old ? end : old;
+	return true;
+}
+
+static int limits_before(void *state, struct mallafs_store_op *op)
+{
+	struct limits *l = state;
+	uint64_t max_keys = atomic_load_explicit(&l->max_keys, memory_order_relaxed);
+	uint64_t max_bytes = atomic_load_explicit(&l->max_value_bytes, memory_order_relaxed);
+	uint64_t size;
+
+	switch (op->code) {
+	case MALLAFS_OP_WRITE:
+		if (max_bytes > 0) {
+			if (!size_after_write(op, &size)) {
+				mallafs_reason_set(
+					op->why,
+					"a write at offset %llu is over max_value_bytes %llu",
+					(unsigned long long)op->offset,
+					(unsigned long long)max_bytes);
+				return -EFBIG;
+			}
+			if (size > max_bytes) {
+				mallafs_reason_set(
+					op->why, "value of %llu bytes is over max_value_bytes %llu",
+					(unsigned long long)size, (unsigned long long)max_bytes);
+				return -EFBIG;
+			}
+		}
+		break;
+	case MALLAFS_OP_TRUNCATE:
+		/* Shrinking is always allowed, so a value left over a lowered
+		 * limit can still be cut down to size. */
+		if (max_bytes > 0 && op->offset > max_bytes && op->old_size >= 0 &&
+		    op->offset > (uint64_t)op->old_size) {
+			mallafs_reason_set(
+				op->why, "value of %llu bytes is over max_value_bytes %llu",
+				(unsigned long long)op->offset, (unsigned long long)max_bytes);
+			return -EFBIG;
+		}
+		return 0;
+	case MALLAFS_OP_CREATE:
+		break;
+	default:
+		/* Reads, deletes and renames (which may replace a key, never
+		 * add one) cannot break a limit. */
+		return 0;
+	}
+
+	if (op->old_size < 0 && max_keys > 0 && op->nkeys >= max_keys) {
+		mallafs_reason_set(op->why, "store holds %llu keys, max_keys is %llu",
+				   (unsigned long long)op->nkeys, (unsigned long long)max_keys);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+const struct mallafs_plugin mallafs_plugin_limits = {
+	MALLAFS_PLUGIN_INIT,
+	.name = "limits",
+	.settings = limits_settings,
+	/* lifecycle and configuration */
+	.init = limits_init,
+	.fini = limits_fini,
+	.start = limits_start,
+	.config_merge = limits_merge,
+	.updated = limits_updated,
+	/* store hooks */
+	.store_before = limits_before,
+};

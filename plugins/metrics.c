@@ -1,0 +1,272 @@
+/* metrics: counts the store operations that pass this plugin and publishes
+ * them in services/NAME/metrics, in the Prometheus text exposition format
+ * (version 0.0.4), each sample labelled with the service's name.
+ *
+ * What is counted, by the result each operation reaches this plugin with:
+ *  - gets, hits, misses: reads of a value from its start (offset 0), so one
+ *    `cat` is one get however many read requests it takes; hits returned
+ *    data (or an empty value), misses found no such key. Reads further in
+ *    only add to the bytes read.
+ *  - puts (every WRITE: >, >> and writes at an offset), creates, truncates,
+ *    deletes and renames, whatever their result.
+ *  - refusals: operations that failed, whether a plugin below refused them
+ *    or the store did (EEXIST, ENOENT on delete...), misses excepted.
+ *  - bytes read and written: what the operations really moved.
+ *  - keys: a gauge, the number of keys after the last operation seen (or
+ *    when the plugin started).
+ * An operation that a plugin above this one refuses never reaches it: put
+ * metrics on top of the chain to count everything.
+ *
+ * The file is for pulling (a scraper or a textfile collector reads it when
+ * it wants): it is rendered from the counters on every read, and watchers
+ * are not told of each change, which would double every store event. */
+#include "builtin.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum counter {
+	C_GETS,
+	C_HITS,
+	C_MISSES,
+	C_READ_BYTES,
+	C_PUTS,
+	C_WRITTEN_BYTES,
+	C_CREATES,
+	C_TRUNCATES,
+	C_DELETES,
+	C_RENAMES,
+	C_REFUSALS,
+	C_COUNT_,
+};
+
+struct metric_desc {
+	const char *name;
+	const char *help;
+};
+
+static const struct metric_desc counters[C_COUNT_] = {
+	[C_GETS] = {"mallafs_store_gets_total",
+		    "Reads of a value from its start, whatever the result."},
+	[C_HITS] = {"mallafs_store_hits_total", "Gets that found the key."},
+	[C_MISSES] = {"mallafs_store_misses_total", "Gets that found no such key."},
+	[C_READ_BYTES] = {"mallafs_store_read_bytes_total", "Bytes returned by reads."},
+	[C_PUTS] = {"mallafs_store_puts_total", "Writes (puts, appends, writes at an offset)."},
+	[C_WRITTEN_BYTES] = {"mallafs_store_written_bytes_total", "Bytes stored by writes."},
+	[C_CREATES] = {"mallafs_store_creates_total", "Creations of an empty key."},
+	[C_TRUNCATES] = {"mallafs_store_truncates_total", "Truncations of a value."},
+	[C_DELETES] = {"mallafs_store_deletes_total", "Deletions of a key."},
+	[C_RENAMES] = {"mallafs_store_renames_total", "Renames of a key."},
+	[C_REFUSALS] = {"mallafs_store_refusals_total",
+			"Operations refused by a plugin or failed in the store, misses excepted."},
+};
+
+static const struct metric_desc keys_gauge = {"mallafs_store_keys",
+					      "Keys in the store after the last operation."};
+
+struct metrics {
+	struct mallafs_svc *svc;
+	const struct mallafs_plugin *self;
+	/* GET hooks run concurrently with each other, and renders with them. */
+	_Atomic uint64_t c[C_COUNT_];
+	_Atomic uint64_t keys;
+	/* Set in store_before of a RENAME and read in its store_after: both
+	 * run under the store's write lock, so no other operation comes in
+	 * between. */
+	bool rename_replaces;
+};
+
+static int metrics_init(struct mallafs_svc *svc, const struct mallafs_plugin *self,
+			void **ret_state)
+{
+	struct metrics *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->svc = svc;
+	m->self = self;
+	for (size_t i = 0; i < C_COUNT_; i++)
+		atomic_init(&m->c[i], 0);
+	atomic_init(&m->keys, 0);
+	*ret_state = m;
+	return 0;
+}
+
+static void metrics_fini(void *state)
+{
+	free(state);
+}
+
+static int count_key(const char *key, const void *value, size_t len, const struct timespec *mtime,
+		     void *arg)
+{
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+/* The counters live as long as the plugin is in the chain, across restarts,
+ * as a scraper expects of counters; only the gauge is read afresh, since a
+ * plugin below (persist) may have loaded keys while this one was stopped. */
+static int metrics_start(void *state, const struct mallafs_cfg *cfg, struct mallafs_reason *why)
+{
+	struct metrics *m = state;
+	uint64_t n = 0;
+	if (mallafs_store_foreach(m->svc, count_key, &n) == 0)
+		atomic_store_explicit(&m->keys, n, memory_order_relaxed);
+	return 0;
+}
+
+/* metrics has no settings: a key in its section is a mistake to report. */
+static int reject_key(const char *key, const char *value, void *arg)
+{
+	struct mallafs_reason *why = arg;
+	size_t n = strlen(key);
+	mallafs_reason_set(why, "metrics has no settings, not '%.*s%s'", n > 40 ? 40 : (int)n, key,
+			   n > 40 ? "..." : "");
+	return -EINVAL;
+}
+
+static int metrics_merge(void *state, const struct mallafs_cfg *old,
+			 const struct mallafs_cfg *update, struct mallafs_cfg *merged,
+			 struct mallafs_reason *why)
+{
+	struct metrics *m = state;
+	return mallafs_cfg_foreach(merged, m->self->name, reject_key, why);
+}
+
+static int metrics_before(void *state, struct mallafs_store_op *op)
+{
+	struct metrics *m = state;
+	if (op->code != MALLAFS_OP_RENAME)
+		return 0;
+	/* The only effect on the key count the operation does not tell: a
+	 * rename that replaces a key removes one. A zero-byte read of the
+	 * target, straight on the table, answers it without side effects. */
+	struct mallafs_store_op probe = {.code = MALLAFS_OP_GET, .key = op->new_key};
+	m->rename_replaces =
+		strcmp(op->key, op->new_key) != 0 && mallafs_store_exec(m->svc, &probe) >= 0;
+	return 0;
+}
+
+static void add(struct metrics *m, enum counter c, uint64_t n)
+{
+	atomic_fetch_add_explicit(&m->c[c], n, memory_order_relaxed);
+}
+
+static void metrics_after(void *state, const struct mallafs_store_op *op)
+{
+	struct metrics *m = state;
+	int64_t r = op->result;
+	uint64_t keys = op->nkeys;
+
+	switch (op->code) {
+	case MALLAFS_OP_GET:
+		if (op->offset == 0) {
+			add(m, C_GETS, 1);
+			if (r >= 0)
+				add(m, C_HITS, 1);
+			else if (r == -ENOENT)
+				add(m, C_MISSES, 1);
+		}
+		if (r > 0)
+			add(m, C_READ_BYTES, (uint64_t)r);
+		break;
+	case MALLAFS_OP_WRITE:
+		add(m, C_PUTS, 1);
+		if (r > 0)
+			add(m, C_WRITTEN_BYTES, (uint64_t)r);
+		if (r >= 0 && op->old_size < 0)
+			keys++;
+		break;
+	case MALLAFS_OP_CREATE:
+		add(m, C_CREATES, 1);
+		if (r >= 0)
+			keys++;
+		break;
+	case MALLAFS_OP_TRUNCATE:
+		add(m, C_TRUNCATES, 1);
+		break;
+	case MALLAFS_OP_DELETE:
+		add(m, C_DELETES, 1);
+		if (r >= 0 && keys > 0)
+			keys--;
+		break;
+	case MALLAFS_OP_RENAME:
+		add(m, C_RENAMES, 1);
+		if (r >= 0 && m->rename_replaces && keys > 0)
+			keys--;
+		break;
+	default:
+		break;
+	}
+	if (r < 0 && !(op->code == MALLAFS_OP_GET && r == -ENOENT))
+		add(m, C_REFUSALS, 1);
+	atomic_store_explicit(&m->keys, keys, memory_order_relaxed);
+}
+
+/* A label value, escaped as the text format wants: backslash, double quote
+ * and newline. Service names cannot hold them today; the format is kept
+ * anyway so the file stays parseable whatever a name may become. */
+static int put_label(struct mallafs_out *out, const char *v)
+{
+	int r = 0;
+	for (const char *p = v; r == 0 && *p; p++) {
+		if (*p == '\\')
+			r = mallafs_out_append(out, "\\\\", 2);
+		else if (*p == '"')
+			r = mallafs_out_append(out, "\\\"", 2);
+		else if (*p == '\n')
+			r = mallafs_out_append(out, "\\n", 2);
+		else
+			r = mallafs_out_append(out, p, 1);
+	}
+	return r;
+}
+
+static int put_metric(struct mallafs_out *out, const struct metric_desc *d, const char *type,
+		      const char *service, uint64_t value)
+{
+	int r = mallafs_out_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s{service=\"", d->name,
+				   d->help, d->name, type, d->name);
+	if (r == 0)
+		r = put_label(out, service);
+	if (r == 0)
+		r = mallafs_out_printf(out, "\"} %llu\n", (unsigned long long)value);
+	return r;
+}
+
+static int render_metrics(void *state, struct mallafs_out *out)
+{
+	struct metrics *m = state;
+	const char *service = mallafs_svc_name(m->svc);
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < C_COUNT_; i++)
+		r = put_metric(out, &counters[i], "counter", service,
+			       atomic_load_explicit(&m->c[i], memory_order_relaxed));
+	if (r == 0)
+		r = put_metric(out, &keys_gauge, "gauge", service,
+			       atomic_load_explicit(&m->keys, memory_order_relaxed));
+	return r;
+}
+
+static const struct mallafs_file metrics_files[] = {
+	{.name = "metrics", .render = render_metrics},
+	{.name = NULL},
+};
+
+const struct mallafs_plugin mallafs_plugin_metrics = {
+	MALLAFS_PLUGIN_INIT,
+	.name = "metrics",
+	.files = metrics_files,
+	/* lifecycle and configuration */
+	.init = metrics_init,
+	.fini = metrics_fini,
+	.start = metrics_start,
+	.config_merge = metrics_merge,
+	/* store hooks */
+	.store_before = metrics_before,
+	.store_after = metrics_after,
+};
