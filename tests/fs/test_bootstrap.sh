@@ -21,7 +21,7 @@ assert_ne "mallafs without a mountpoint fails" 0 "$MFS_RC"
 # A good file. Line numbers matter below.
 GOOD=$MFS_TMP/good.ini
 cat >"$GOOD" <<'EOF'
-; services in file order: zeta, alpha, mid
+; services in file order: zeta, alpha, mid, bare
 [services.zeta]
 admin = active
 
@@ -40,6 +40,9 @@ other = x y z
 
 [services.mid]
 admin = pause
+
+; a section without keys: a service with the defaults
+[services.bare]
 EOF
 
 # Prints a file's bytes, trailing newlines included.
@@ -54,13 +57,15 @@ check_good_tree()
 {
 	local how=$1
 	assert_eq "$how: services in file order (ls -U gives the id order)" \
-		"zeta alpha mid" "$(ls -U "$MNT/services" | tr '\n' ' ' | sed 's/ $//')"
+		"zeta alpha mid bare" "$(ls -U "$MNT/services" | tr '\n' ' ' | sed 's/ $//')"
 	assert_eq "$how: zeta is running" $'state: running\nadmin: active' \
 		"$(head -n 2 "$MNT/services/zeta/status")"
 	assert_eq "$how: alpha (admin = inactive) is stopped" $'state: stopped\nadmin: inactive' \
 		"$(head -n 2 "$MNT/services/alpha/status")"
 	assert_eq "$how: mid (admin = pause) is paused" $'state: paused\nadmin: pause' \
 		"$(head -n 2 "$MNT/services/mid/status")"
+	assert_eq "$how: bare (no keys) is running" $'state: running\nadmin: active' \
+		"$(head -n 2 "$MNT/services/bare/status")"
 	assert_file "$MNT/services/alpha/chain" $'base\n'
 	# Service configuration: cat prints the value and a newline.
 	assert_ls "$MNT/services/alpha/config/mysection" count greeting

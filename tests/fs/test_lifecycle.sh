@@ -73,9 +73,10 @@ mfs_unmount
 # Refused operations go to the log (stderr in the foreground), one line each.
 mfs_mount
 assert_ok mkdir "$MNT/services/s"
-lines_before=$(wc -l <"$MFS_LOG")
+lines_before=$(wc -l <"$MFS_LOG") # read by the eval below
 assert_errno ENOENT mkdir "$MNT/services/s/plugins/nosuch"
 assert_write EINVAL "$MNT/services/s/status" bogus
+# shellcheck disable=SC2016 # expanded by eval, at each poll
 if mfs_poll 1000 eval '(( $(wc -l <"$MFS_LOG") >= lines_before + 2 ))'; then
 	pass "each refused operation adds a line to the log"
 else

@@ -60,6 +60,7 @@ assert_errno ENOENT rmdir "$SV/nosuch"
 # rmdir works while the store holds keys, and destroys them.
 assert_ok bash -c "echo one > '$SV/api/store/k1' && echo two > '$SV/api/store/k2'"
 assert_ls "$SV/api/store" k1 k2
+assert_file "$SV/api/store/k1" $'one\n'
 assert_ok rmdir "$SV/api"
 assert_absent "$SV/api"
 assert_absent "$SV/api/store/k1"
@@ -69,6 +70,10 @@ assert_ok mkdir "$SV/api"
 assert_ls "$SV/api/store"
 assert_absent "$SV/api/store/k1"
 assert_file "$SV/api/status" "$RUNNING"
+# Nothing the kernel cached of the old service shows through.
+assert_ok bash -c "echo fresh > '$SV/api/store/k1'"
+assert_file "$SV/api/store/k1" $'fresh\n'
+assert_ok rm "$SV/api/store/k1"
 
 # rmdir of a stopped or paused service works too.
 assert_ok mkdir "$SV/stopped"

@@ -158,6 +158,23 @@ for i in $(seq 1 200); do
 done
 assert_eq "200 rounds of echo then cat: no stale read" '' "$stale"
 assert_ok rm "$ST/loop"
+# What the kernel cached of a key must not outlive it: read, delete,
+# recreate with another value (shorter, then longer), read again.
+stale=''
+for i in $(seq 1 50); do
+	v="old-$i-$(printf "%0$((i * 3))d" 0)"
+	echo "$v" >"$ST/cached"
+	cat "$ST/cached" >/dev/null
+	rm -f "$ST/cached"
+	echo "new-$i" >"$ST/cached"
+	got=$(cat "$ST/cached")
+	if [[ $got != "new-$i" ]]; then
+		stale="round $i: read $got after rm and a new value"
+		break
+	fi
+done
+assert_eq "50 rounds of read, rm, recreate, read: no stale read" '' "$stale"
+assert_ok rm "$ST/cached"
 
 # ls after many creates and deletes (more names than one readdir reply holds).
 assert_true "create 1000 keys" bash -c "for i in \$(seq 1 1000); do echo \$i > '$ST/key-'\$i; done"
