@@ -913,6 +913,7 @@ int msvc_set_admin(struct mallafs_svc *svc, enum msvc_admin admin)
 	}
 	pthread_mutex_lock(&svc->state_lock);
 	bool changed = svc->st.admin != admin;
+	enum msvc_state before = svc->st.state;
 	svc->st.admin = admin;
 	pthread_mutex_unlock(&svc->state_lock);
 	if (admin == MSVC_ADMIN_INACTIVE) {
@@ -929,7 +930,10 @@ int msvc_set_admin(struct mallafs_svc *svc, enum msvc_admin admin)
 			set_state(svc, MSVC_PAUSING);
 		set_state(svc, running_state(svc));
 	}
-	if (changed)
+	/* One event per change: a state change above already told. */
+	struct msvc_status now;
+	msvc_status(svc, &now);
+	if (changed && now.state == before)
 		emit_status(svc);
 out:
 	pthread_mutex_unlock(&svc->op_lock);
