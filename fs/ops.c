@@ -1021,6 +1021,11 @@ struct handle {
 	bool have;
 	uint64_t cursor;
 	bool nonblock;
+	/* config.ini and config keys: the document this open file has written
+	 * so far (writers such as a shell's printf send one line a write), and
+	 * how much of it was applied. Guarded by lock. */
+	struct mu_buf doc;
+	size_t applied;
 	/* fs->lock guards these. Requests find a handle by its id and hold a
 	 * reference, so a release racing a read never frees it under the read. */
 	uint64_t id;
@@ -1055,6 +1060,7 @@ static void handle_destroy(struct mfs *fs, struct handle *h)
 	}
 	mfs_feed_forget(fs, h);
 	pthread_mutex_destroy(&h->lock);
+	mu_buf_free(&h->doc);
 	free(h->text);
 	free(h);
 }
@@ -1292,9 +1298,31 @@ fail:
 	mfs_req_end();
 }
 
+/* A config.ini document whose last line had no newline: applied now; an
+ * error can only go to status and the log. */
+static void finish_doc(struct mfs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = handle_get(fs, fi);
+	struct mnode *n = h ? mfs_node_get(fs, ino) : NULL;
+	if (n && n->kind == N_CONFIG_INI) {
+		pthread_mutex_lock(&h->lock);
+		if (h->doc.len > h->applied) {
+			struct mallafs_svc *svc = mfs_node_svc(fs, n);
+			if (svc)
+				msvc_config_apply_ini(svc, h->doc.data, h->doc.len, NULL);
+			msvc_unref(svc);
+			h->applied = h->doc.len;
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	mfs_node_put(fs, n);
+	mfs_handle_put(fs, h);
+}
+
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs *fs = fs_of(req);
+	finish_doc(fs, ino, fi);
 	handle_release(fs, fi->fh);
 	/* Created and closed without a write that made it real: gone. */
 	struct mnode *n = mfs_node_get(fs, ino);
@@ -1494,8 +1522,41 @@ static ssize_t write_value(struct mfs *fs, struct mnode *n, const char *buf, siz
 	return r;
 }
 
-static int write_control(fuse_req_t req, struct mfs *fs, struct mnode *n, const char *buf,
-			 size_t size)
+/* What a write to config.ini or a config key applies. One write() is one
+ * document (or value); later writes at the offset where the last one ended
+ * extend it, and the whole of it is applied again (a deep merge applied
+ * twice is applied once), so a document written a line at a time works.
+ * config.ini applies up to its last complete line, the rest at release. */
+static int config_doc(struct handle *h, const char *buf, size_t size, off_t off, bool ini,
+		      const char **ret, size_t *ret_len)
+{
+	if (!h) {
+		*ret = buf;
+		*ret_len = size;
+		return 0;
+	}
+	if (off == 0 || (size_t)off != h->doc.len) {
+		h->doc.len = 0;
+		h->applied = 0;
+	}
+	int r = mu_buf_append(&h->doc, buf, size);
+	if (r < 0)
+		return r;
+	size_t len = h->doc.len;
+	if (ini) {
+		const char *nl = memrchr(h->doc.data, '\n', len);
+		if (nl)
+			len = (size_t)(nl - h->doc.data) + 1;
+		else if (off != 0)
+			len = h->applied; /* still inside one line: wait for its end */
+	}
+	*ret = h->doc.data;
+	*ret_len = len;
+	return 0;
+}
+
+static int write_control(fuse_req_t req, struct mfs *fs, struct mnode *n, struct handle *h,
+			 const char *buf, size_t size, off_t off)
 {
 	char name[MU_NAME_MAX + 1], pname[MU_NAME_MAX + 1];
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -1510,11 +1571,25 @@ static int write_control(fuse_req_t req, struct mfs *fs, struct mnode *n, const 
 		r = svc ? msvc_set_admin_text(svc, buf, size) : -ENOENT;
 		break;
 	case N_SKEY:
-		r = svc ? msvc_config_set(svc, pname, name, buf, size, &why) : -ENOENT;
+	case N_CONFIG_INI: {
+		const char *doc;
+		size_t len;
+		bool ini = n->kind == N_CONFIG_INI;
+		if (h)
+			pthread_mutex_lock(&h->lock);
+		r = svc ? config_doc(h, buf, size, off, ini, &doc, &len) : -ENOENT;
+		if (r == 0 && (!ini || !h || len > h->applied || off == 0)) {
+			if (ini)
+				r = msvc_config_apply_ini(svc, doc, len, &why);
+			else
+				r = msvc_config_set(svc, pname, name, doc, len, &why);
+			if (r == 0 && h)
+				h->applied = len;
+		}
+		if (h)
+			pthread_mutex_unlock(&h->lock);
 		break;
-	case N_CONFIG_INI:
-		r = svc ? msvc_config_apply_ini(svc, buf, size, &why) : -ENOENT;
-		break;
+	}
 	case N_REGNAME:
 		r = mreg_register_text(mrt_registry(fs->rt), name, buf, size, ctx->uid);
 		break;
@@ -1561,17 +1636,17 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	} else if (kind_is_readonly(n->kind)) {
 		r = -EACCES;
 	} else {
-		r = write_control(req, fs, n, buf, size);
+		struct handle *h = handle_get(fs, fi);
+		r = write_control(req, fs, n, h, buf, size, off);
 		if (r == 0) {
 			r = (ssize_t)size;
-			struct handle *h = handle_get(fs, fi);
 			if (h) {
 				pthread_mutex_lock(&h->lock);
 				h->have = false; /* the next read renders the new state */
 				pthread_mutex_unlock(&h->lock);
-				mfs_handle_put(fs, h);
 			}
 		}
+		mfs_handle_put(fs, h);
 	}
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
