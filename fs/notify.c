@@ -209,7 +209,13 @@ static void listener(const struct mev *ev, void *arg)
 	case MEV_PLUGIN_ADD:
 	case MEV_PLUGIN_DEL:
 		if (service_of(ev->path, svc, sizeof(svc))) {
-			struct item *it = item_new(IT_RESYNC, ev->op, svc, "R:");
+			/* Coalesced per service and per request: a resync must
+			 * not lose the entry its request made itself. */
+			char key[64];
+			snprintf(key, sizeof(key), "R:%llu:%llu:",
+				 (unsigned long long)(tls_target.set ? tls_target.ino : 0),
+				 (unsigned long long)(tls_target.set ? tls_target.parent : 0));
+			struct item *it = item_new(IT_RESYNC, ev->op, svc, key);
 			if (it) {
 				it->target = tls_target;
 				enqueue(nt, it);
@@ -238,13 +244,6 @@ static void listener(const struct mev *ev, void *arg)
 	}
 	it->target = tls_target;
 	enqueue(nt, it);
-	/* A file that a plugin rewrote is also a service's derived file. */
-	if (ev->op == MEV_WRITE && service_of(ev->path, svc, sizeof(svc)) &&
-	    !strstr(ev->path + 9 + strlen(svc), "/store/")) {
-		struct item *r = item_new(IT_RESYNC, MEV_WRITE, svc, "R:");
-		if (r)
-			enqueue(nt, r);
-	}
 }
 
 void mfs_notify_inval_inode(struct mfs *fs, uint64_t ino)
