@@ -29,10 +29,11 @@
 #define MALLAFS_VERSION "unknown"
 #endif
 
-/* A read of `events` blocks a worker thread until something happens, so
- * every `cat events` or `tail -f` holds one for as long as it runs. With
- * libfuse's default of 10 threads, ten watchers would leave none for the
- * requests that would wake them. Idle threads cost little; be generous. */
+/* A blocked read of `events` is parked and holds no worker thread, but a
+ * slow exec hook holds the thread of the request that ran it (and that
+ * service's configuration lock), and the notifier's own requests need a
+ * free thread to be answered. libfuse's default of 10 is tight for a node
+ * with many services; idle threads cost little. */
 #define MALLAFS_MAX_THREADS 64
 
 struct mopts {
@@ -98,8 +99,8 @@ static void print_help(const char *prog)
 	       "                           this bootstrap INI file names, before mounting\n"
 	       "    --plugin-dir=DIR, -o plugin_dir=DIR\n"
 	       "                           look up external plugins as DIR/NAME.so\n"
-	       "    -o max_threads=N       at most N worker threads (mallafs's default: %d,\n"
-	       "                           as each blocked reader of `events` holds one)\n"
+	       "    -o max_threads=N       at most N worker threads (mallafs's default: %d;\n"
+	       "                           a running exec hook holds one)\n"
 	       "\n"
 	       "built-in plugins:",
 	       MALLAFS_MAX_THREADS);
