@@ -28,6 +28,7 @@
  * own service's reconfiguration lock (the core's op_lock): other services,
  * and readers and writers of this service's store, go on meanwhile. */
 #include "builtin.h"
+#include "plugin_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -108,21 +109,14 @@ static void hook_result_free(struct hook_result *res)
 
 /* ---- settings ---- */
 
+/* From 1 to EXEC_TIMEOUT_MAX ms. Every fault is -EINVAL: the callers only
+ * tell success from failure. */
 static int parse_timeout(const char *s, unsigned long *ret)
 {
-	unsigned long v = 0;
-	if (!s || !*s)
+	uint64_t v;
+	if (pu_parse_uint(s, EXEC_TIMEOUT_MAX, &v) < 0 || v == 0)
 		return -EINVAL;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -EINVAL;
-		v = v * 10 + (unsigned long)(*p - '0');
-		if (v > EXEC_TIMEOUT_MAX)
-			return -EINVAL;
-	}
-	if (v == 0)
-		return -EINVAL;
-	*ret = v;
+	*ret = (unsigned long)v;
 	return 0;
 }
 

@@ -7,6 +7,7 @@
  * a value can be read, renamed, deleted or truncated down, and written again
  * once the result fits. */
 #include "builtin.h"
+#include "plugin_util.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -29,53 +30,20 @@ static const struct mallafs_setting limits_settings[] = {
 	{.key = NULL},
 };
 
-/* Digits only, no sign, no spaces, at most 2^63 - 1: what a user can type
- * and every caller can hold in a signed 64-bit size as well. */
-static int parse_limit(const char *s, uint64_t *ret)
-{
-	uint64_t v = 0;
-	if (!s || !*s)
-		return -EINVAL;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -EINVAL;
-		unsigned d = (unsigned)(*p - '0');
-		if (v > ((uint64_t)INT64_MAX - d) / 10)
-			return -ERANGE;
-		v = v * 10 + d;
-	}
-	*ret = v;
-	return 0;
-}
-
-/* A short, printable excerpt of a rejected value for a reason line: values
- * can hold newlines (config.ini continuations) that would break the log and
- * status lines. */
-static const char *excerpt(const char *v, char *buf, size_t len)
-{
-	size_t n = 0, i = 0;
-	for (; v[i] && n + 4 < len; i++)
-		buf[n++] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
-	if (v[i]) {
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n] = '\0';
-	return buf;
-}
-
 static int check_limit(const struct mallafs_cfg *cfg, const struct mallafs_plugin *self,
 		       const char *key, uint64_t *ret, struct mallafs_reason *why)
 {
 	const char *v = mallafs_setting(cfg, self, key);
 	char shown[48];
-	int r = parse_limit(v, ret);
+	/* At most 2^63 - 1: every caller can hold a limit in a signed 64-bit
+	 * size as well. */
+	int r = pu_parse_uint(v, (uint64_t)INT64_MAX, ret);
 	if (r == -ERANGE)
 		mallafs_reason_set(why, "%s must be at most %lld, not '%s'", key,
-				   (long long)INT64_MAX, excerpt(v, shown, sizeof(shown)));
+				   (long long)INT64_MAX, pu_excerpt(v, shown, sizeof(shown)));
 	else if (r < 0)
 		mallafs_reason_set(why, "%s must be a non-negative integer, not '%s'", key,
-				   excerpt(v ? v : "", shown, sizeof(shown)));
+				   pu_excerpt(v ? v : "", shown, sizeof(shown)));
 	return r < 0 ? -EINVAL : 0;
 }
 
@@ -93,7 +61,7 @@ static int check_known(const char *key, const char *value, void *arg)
 		if (strcmp(s->key, key) == 0)
 			return 0;
 	mallafs_reason_set(c->why, "unknown setting '%s' (limits has max_keys and max_value_bytes)",
-			   excerpt(key, shown, sizeof(shown)));
+			   pu_excerpt(key, shown, sizeof(shown)));
 	return -EINVAL;
 }
 

@@ -50,6 +50,7 @@
  * lowercase hex digits. Nothing follows the end line. A reader refuses
  * another version number rather than guess. Files over 4 GiB are refused. */
 #include "builtin.h"
+#include "plugin_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -112,21 +113,6 @@ static int64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
-}
-
-/* A printable excerpt of a value for a reason line. */
-static const char *printable(const char *v, char *buf, size_t len)
-{
-	size_t n = 0;
-	const char *p = v;
-	for (; *p && n + 4 < len; p++)
-		buf[n++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? '?' : *p;
-	if (*p) {
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n] = '\0';
-	return buf;
 }
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
@@ -739,7 +725,6 @@ static int persist_init(struct mallafs_svc *svc, const struct mallafs_plugin *se
 			void **ret_state)
 {
 	struct persist *p = calloc(1, sizeof(*p));
-	pthread_condattr_t ca;
 	int r;
 	if (!p)
 		return -ENOMEM;
@@ -748,18 +733,12 @@ static int persist_init(struct mallafs_svc *svc, const struct mallafs_plugin *se
 	r = -pthread_mutex_init(&p->lock, NULL);
 	if (r < 0)
 		goto fail_mutex;
-	r = -pthread_condattr_init(&ca);
+	r = pu_cond_init_monotonic(&p->cond);
 	if (r < 0)
-		goto fail_attr;
-	r = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	if (r == 0)
-		r = -pthread_cond_init(&p->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (r < 0)
-		goto fail_attr;
+		goto fail_cond;
 	*ret_state = p;
 	return 0;
-fail_attr:
+fail_cond:
 	pthread_mutex_destroy(&p->lock);
 fail_mutex:
 	free(p);
@@ -773,12 +752,12 @@ static int check_path(const char *v, struct mallafs_reason *why)
 		return 0;
 	if (v[0] != '/') {
 		mallafs_reason_set(why, "path must be absolute, not '%s'",
-				   printable(v, buf, sizeof(buf)));
+				   pu_excerpt(v, buf, sizeof(buf)));
 		return -EINVAL;
 	}
 	if (v[strlen(v) - 1] == '/') {
 		mallafs_reason_set(why, "path must name a file, not a directory: '%s'",
-				   printable(v, buf, sizeof(buf)));
+				   pu_excerpt(v, buf, sizeof(buf)));
 		return -EINVAL;
 	}
 	if (strlen(v) + PERSIST_TMP_EXTRA >= 4096) {
@@ -885,12 +864,13 @@ static enum mallafs_update persist_updated(void *state, const struct mallafs_cfg
 		return MALLAFS_UPDATE_OK;
 	if (!*now)
 		mallafs_reason_set(why, "path unset: no longer persisting to '%s'",
-				   printable(was, b1, sizeof(b1)));
+				   pu_excerpt(was, b1, sizeof(b1)));
 	else if (!*was)
-		mallafs_reason_set(why, "path set to '%s'", printable(now, b2, sizeof(b2)));
+		mallafs_reason_set(why, "path set to '%s'", pu_excerpt(now, b2, sizeof(b2)));
 	else
 		mallafs_reason_set(why, "path changed from '%s' to '%s'",
-				   printable(was, b1, sizeof(b1)), printable(now, b2, sizeof(b2)));
+				   pu_excerpt(was, b1, sizeof(b1)),
+				   pu_excerpt(now, b2, sizeof(b2)));
 	return MALLAFS_UPDATE_RESTART;
 }
 

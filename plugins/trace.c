@@ -21,6 +21,7 @@
  * Only what reaches this plugin is seen: an operation refused by a plugin
  * above it never does, so trace belongs at the top of the chain. */
 #include "builtin.h"
+#include "plugin_util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -254,49 +255,19 @@ static void record_str(struct trace *t, const char *text)
 
 /* ---- settings ---- */
 
-static int parse_lines(const char *v, size_t *ret)
-{
-	size_t n = 0;
-	if (!v || !*v)
-		return -EINVAL;
-	for (const char *p = v; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -EINVAL;
-		n = n * 10 + (size_t)(*p - '0');
-		if (n > TRACE_LINES_MAX)
-			return -EINVAL;
-	}
-	if (n == 0)
-		return -EINVAL;
-	*ret = n;
-	return 0;
-}
-
-/* A short, printable excerpt of a rejected value for a reason line: a value
- * can hold newlines (config.ini continuations) that would break the log and
- * status lines. */
-static const char *excerpt(const char *v, char *buf, size_t len)
-{
-	size_t n = 0, i = 0;
-	for (; v[i] && n + 4 < len; i++)
-		buf[n++] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
-	if (v[i]) {
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n] = '\0';
-	return buf;
-}
-
 static int check_lines(const struct trace *t, const struct mallafs_cfg *cfg, size_t *ret,
 		       struct mallafs_reason *why)
 {
 	const char *v = mallafs_setting(cfg, t->self, "lines");
 	char shown[48];
-	if (parse_lines(v, ret) == 0)
+	uint64_t n;
+	/* An empty ring would record nothing: at least one line. */
+	if (pu_parse_uint(v, TRACE_LINES_MAX, &n) == 0 && n >= 1) {
+		*ret = (size_t)n;
 		return 0;
+	}
 	mallafs_reason_set(why, "lines must be an integer from 1 to %d, not '%s'", TRACE_LINES_MAX,
-			   excerpt(v ? v : "", shown, sizeof(shown)));
+			   pu_excerpt(v ? v : "", shown, sizeof(shown)));
 	return -EINVAL;
 }
 
@@ -308,7 +279,7 @@ static int check_known(const char *key, const char *value, void *arg)
 	if (strcmp(key, "lines") == 0)
 		return 0;
 	mallafs_reason_set(why, "unknown setting '%s' (trace has lines)",
-			   excerpt(key, shown, sizeof(shown)));
+			   pu_excerpt(key, shown, sizeof(shown)));
 	return -EINVAL;
 }
 

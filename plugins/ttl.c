@@ -41,6 +41,7 @@
  * of last_error), looks again under the store lock, and refuses it with
  * -EAGAIN when the key was written since. */
 #include "builtin.h"
+#include "plugin_util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -112,40 +113,6 @@ static int64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
-}
-
-/* Digits only: no sign, no spaces, no units, so that what `cat` shows is
- * exactly what applies. */
-static int parse_seconds(const char *s, uint64_t *ret)
-{
-	uint64_t v = 0;
-	if (!s || !*s)
-		return -EINVAL;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(*p - '0');
-		if (v > TTL_SECONDS_MAX)
-			return -ERANGE;
-	}
-	*ret = v;
-	return 0;
-}
-
-/* A printable excerpt of a value for a reason line: a value may hold
- * newlines that would break the status and log lines. */
-static const char *printable(const char *v, char *buf, size_t len)
-{
-	size_t n = 0;
-	const char *p = v;
-	for (; *p && n + 4 < len; p++)
-		buf[n++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? '?' : *p;
-	if (*p) {
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n] = '\0';
-	return buf;
 }
 
 /* ---- the table: a hash of keys threaded on a list in write order ---- */
@@ -530,7 +497,6 @@ static void ttl_fini(void *state)
 static int ttl_init(struct mallafs_svc *svc, const struct mallafs_plugin *self, void **ret_state)
 {
 	struct ttl *t = calloc(1, sizeof(*t));
-	pthread_condattr_t ca;
 	int r;
 	if (!t)
 		return -ENOMEM;
@@ -539,18 +505,12 @@ static int ttl_init(struct mallafs_svc *svc, const struct mallafs_plugin *self, 
 	r = -pthread_mutex_init(&t->lock, NULL);
 	if (r < 0)
 		goto fail_mutex;
-	r = -pthread_condattr_init(&ca);
+	r = pu_cond_init_monotonic(&t->cond);
 	if (r < 0)
-		goto fail_attr;
-	r = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	if (r == 0)
-		r = -pthread_cond_init(&t->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (r < 0)
-		goto fail_attr;
+		goto fail_cond;
 	*ret_state = t;
 	return 0;
-fail_attr:
+fail_cond:
 	pthread_mutex_destroy(&t->lock);
 fail_mutex:
 	free(t);
@@ -560,16 +520,16 @@ fail_mutex:
 static int check_seconds(const char *v, uint64_t *ret, struct mallafs_reason *why)
 {
 	char buf[64];
-	int r = parse_seconds(v, ret);
+	int r = pu_parse_uint(v, TTL_SECONDS_MAX, ret);
 	if (r == -ERANGE) {
 		mallafs_reason_set(why, "seconds must be at most %llu (100 years), not '%s'",
 				   (unsigned long long)TTL_SECONDS_MAX,
-				   printable(v, buf, sizeof(buf)));
+				   pu_excerpt(v, buf, sizeof(buf)));
 		return -EINVAL;
 	}
 	if (r < 0) {
 		mallafs_reason_set(why, "seconds must be a non-negative integer, not '%s'",
-				   printable(v ? v : "", buf, sizeof(buf)));
+				   pu_excerpt(v ? v : "", buf, sizeof(buf)));
 		return -EINVAL;
 	}
 	return 0;

@@ -1,0 +1,50 @@
+#include "plugin_util.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+const char *pu_excerpt(const char *v, char *buf, size_t len)
+{
+	size_t n = 0, i = 0;
+	/* Room is kept for "..." and the terminator. */
+	for (; v[i] && n + 4 < len; i++)
+		buf[n++] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
+	if (v[i]) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+int pu_parse_uint(const char *s, uint64_t max, uint64_t *ret)
+{
+	uint64_t v = 0;
+	if (!s || !*s)
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		uint64_t d = (uint64_t)(*p - '0');
+		/* v * 10 + d > max, tested without overflowing whatever max is. */
+		if (d > max || v > (max - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*ret = v;
+	return 0;
+}
+
+int pu_cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t ca;
+	int r = -pthread_condattr_init(&ca);
+	if (r < 0)
+		return r;
+	r = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (r == 0)
+		r = -pthread_cond_init(cond, &ca);
+	pthread_condattr_destroy(&ca);
+	return r;
+}

@@ -1,0 +1,30 @@
+/* Small helpers shared by the built-in plugins, and by nothing else: they are
+ * not part of the plugin API, so an external plugin cannot rely on them. Not
+ * named util.h: plugins_dep puts this folder on the include path of fs/,
+ * mount/ and the tests, where "util.h" must stay core's. */
+#ifndef MALLAFS_PLUGINS_PLUGIN_UTIL_H
+#define MALLAFS_PLUGINS_PLUGIN_UTIL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A short, printable excerpt of v (not NULL) for a reason line, in buf of
+ * len bytes (at least 4): a value can hold newlines (config.ini
+ * continuations) or other control characters that would break the log and
+ * status lines, so each becomes '?', and a value cut short ends in "...".
+ * Returns buf. */
+const char *pu_excerpt(const char *v, char *buf, size_t len);
+
+/* A setting's non-negative integer: digits only, no sign, no spaces, no
+ * units, so that what `cat` shows is exactly what applies; leading zeros are
+ * allowed. Returns 0 with *ret set, -EINVAL for NULL, an empty string or a
+ * non-digit, -ERANGE when the value passes max; the first fault from the left
+ * decides which. *ret is left untouched on failure. */
+int pu_parse_uint(const char *s, uint64_t max, uint64_t *ret);
+
+/* pthread_cond_init with a CLOCK_MONOTONIC clock, so that timed waits do not
+ * jump with the wall clock. Returns 0 or -errno. */
+int pu_cond_init_monotonic(pthread_cond_t *cond);
+
+#endif
