@@ -15,6 +15,9 @@
 
 #include "util.h"
 
+/* Stands for ';' while inih reads a line (see parse_reader). */
+#define INI_SEMICOLON '\x01'
+
 struct mcfg_key {
 	char *name;
 	char *value; /* NULL: a tombstone, "remove this key" in an update */
@@ -750,9 +753,21 @@ static char *parse_reader(char *str, int num, void *stream)
 		ini_fail(st, -EINVAL, "longer than %d bytes", num < 2 ? 0 : num - 2);
 		return NULL;
 	}
+	if (memchr(start, INI_SEMICOLON, n)) {
+		ini_fail(st, -EINVAL, "control character \\x01");
+		return NULL;
+	}
 	memcpy(str, start, n);
 	str[n] = '\n';
 	str[n + 1] = '\0';
+	/* inih cuts a value at " ;" (an inline comment): hide the semicolons of
+	 * every line but a comment from it, so that what config.ini shows reads
+	 * back the same; the handler puts them back. */
+	size_t lead = strspn(str, " \t");
+	if (str[lead] != ';' && str[lead] != '#')
+		for (size_t i = lead; i < n; i++)
+			if (str[i] == ';')
+				str[i] = INI_SEMICOLON;
 	st->indented = isspace((unsigned char)str[0]) != 0;
 	if (!ini_header(st, str))
 		return NULL;
@@ -778,14 +793,37 @@ static int ini_continue(struct ini_state *st, const char *more)
 	return 0;
 }
 
+static char *unmask(const char *s)
+{
+	char *c = strdup(s);
+	for (char *p = c; p && *p; p++)
+		if (*p == INI_SEMICOLON)
+			*p = ';';
+	return c;
+}
+
+static int parse_handler_unmasked(struct ini_state *st, const char *name, const char *value);
+
 static int parse_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct ini_state *st = user;
-	int r;
-
-	/* A build that reports bare headers too: the reader saw them already. */
 	if (!name || !value)
 		return 1;
+	char *n = unmask(name), *v = unmask(value);
+	int r = 0;
+	if (n && v)
+		r = parse_handler_unmasked(st, n, v);
+	else
+		ini_fail(st, -ENOMEM, "out of memory");
+	free(n);
+	free(v);
+	return r;
+}
+
+static int parse_handler_unmasked(struct ini_state *st, const char *name, const char *value)
+{
+	int r;
+
 	if (st->err)
 		return 0;
 	/* inih's test for a continuation line, which it passes with the

@@ -123,6 +123,12 @@ enum mallafs_store_opcode {
 /** Issued by a plugin for its own ends (an expiry): a refusal goes back to
  * the caller only, not to the service's last_error. */
 #define MALLAFS_OPF_QUIET 0x4
+/** GET: a read opening a value (size 0, nothing read yet). Through the
+ * mount every open for reading is one: later reads may be served from the
+ * kernel's cache without reaching the chain. */
+#define MALLAFS_OPF_OPEN 0x8
+/** GET: a later part of a value that an OPEN get already got. */
+#define MALLAFS_OPF_PAGE 0x10
 
 /** Name of an opcode ("get", "put", ...) for logs and traces. */
 const char *mallafs_store_opname(enum mallafs_store_opcode code);
@@ -181,9 +187,11 @@ struct mallafs_plugin {
 	/** Stops (top to bottom). */
 	void (*stop)(void *state);
 	/**
-	 * Merge phase (top to bottom). @p merged arrives holding the default deep
-	 * merge of @p old and @p update; the callback may change it, or reject the
-	 * change by returning -EINVAL (or another -errno) with a reason.
+	 * Merge phase (top to bottom). @p old is the committed configuration;
+	 * @p merged arrives holding the merge so far (as the plugins above left
+	 * it) with @p update deep-merged in; the callback may change it, or
+	 * reject the change by returning -EINVAL (or another -errno) with a
+	 * reason.
 	 */
 	int (*config_merge)(void *state, const struct mallafs_cfg *old,
 			    const struct mallafs_cfg *update, struct mallafs_cfg *merged,

@@ -501,7 +501,7 @@ static int merge_phase(struct minst *const *chain, size_t n, const struct mallaf
 		int r = merged ? mcfg_merge(merged, update) : -ENOMEM;
 		if (r == 0 && d->config_merge) {
 			struct mallafs_reason pr = {{0}};
-			r = d->config_merge(chain[i]->state, acc, update, merged, &pr);
+			r = d->config_merge(chain[i]->state, old, update, merged, &pr);
 			if (r < 0)
 				mallafs_reason_set(why, "%s: %s", d->name,
 						   pr.text[0] ? pr.text : "configuration rejected");
@@ -685,8 +685,10 @@ static int reconfigure_one(struct mallafs_svc *svc, struct mallafs_cfg *update,
 		r = eff ? check(svc, eff, section, key) : -ENOMEM;
 		mcfg_free(eff);
 		if (r < 0) {
-			if (why->text[0])
-				set_error(svc, why->text);
+			if (!why->text[0])
+				mallafs_reason_set(why, "config %s%s%s: %s", section, key ? "/" : "",
+						   key ? key : "", strerror(-r));
+			set_error(svc, why->text);
 			goto out;
 		}
 		if (r > 0) {
@@ -788,8 +790,10 @@ int msvc_config_add_section(struct mallafs_svc *svc, const char *section,
 	if (!why)
 		why = &local;
 	int r = check_names(section, NULL, why);
-	if (r < 0)
+	if (r < 0) {
+		set_error(svc, why->text);
 		return r;
+	}
 	struct mallafs_cfg *update = mcfg_new();
 	r = update ? mcfg_add_section(update, section) : -ENOMEM;
 	if (r == 0)

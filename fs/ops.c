@@ -1143,6 +1143,22 @@ static int open_node(struct mfs *fs, struct mnode *n, struct fuse_file_info *fi)
 			if (r < 0)
 				return r;
 		}
+		/* Opening for reading is the store's get: it passes the chain
+		 * even when the data then comes from the kernel's cache. */
+		if (n->kind == N_KEY && acc != O_WRONLY) {
+			char name[MU_NAME_MAX + 1];
+			mfs_node_name(fs, n, name, sizeof(name));
+			struct mallafs_svc *svc = mfs_node_svc(fs, n);
+			char none;
+			struct mallafs_store_op op = {.code = MALLAFS_OP_GET,
+						      .key = name,
+						      .buf = &none,
+						      .flags = MALLAFS_OPF_OPEN};
+			r = svc ? (int)msvc_store_op(svc, &op) : -ENOENT;
+			msvc_unref(svc);
+			if (r < 0)
+				return r;
+		}
 		struct stat st;
 		r = node_stat(fs, n, &st);
 		if (r < 0)
@@ -1434,7 +1450,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		mfs_node_name(fs, n, name, sizeof(name));
 		if (n->kind == N_KEY) {
 			struct mallafs_svc *svc = mfs_node_svc(fs, n);
-			r = svc ? msvc_store_read(svc, name, (uint64_t)off, buf, size) : -ENOENT;
+			struct mallafs_store_op op = {.code = MALLAFS_OP_GET,
+						      .key = name,
+						      .buf = buf,
+						      .size = size,
+						      .offset = (uint64_t)off,
+						      .flags = MALLAFS_OPF_PAGE};
+			r = svc ? (ssize_t)msvc_store_op(svc, &op) : -ENOENT;
 			msvc_unref(svc);
 		} else {
 			mfs_node_parent_name(fs, n, pname, sizeof(pname));
@@ -1583,7 +1605,8 @@ static int write_control(fuse_req_t req, struct mfs *fs, struct mnode *n, struct
 				r = msvc_config_apply_ini(svc, doc, len, &why);
 			else
 				r = msvc_config_set(svc, pname, name, doc, len, &why);
-			if (r == 0 && h)
+			/* Applied or refused, it is done: never again at close. */
+			if (h)
 				h->applied = len;
 		}
 		if (h)

@@ -164,14 +164,21 @@ static void metrics_after(void *state, const struct mallafs_store_op *op)
 
 	switch (op->code) {
 	case MALLAFS_OP_GET:
-		if (op->offset == 0) {
+		/* A get is one read of a value: its opening, or a read at offset
+		 * 0 that is not part of an opened one. */
+		if (!(op->flags & MALLAFS_OPF_PAGE) && op->offset == 0) {
 			add(m, C_GETS, 1);
 			if (r >= 0)
 				add(m, C_HITS, 1);
 			else if (r == -ENOENT)
 				add(m, C_MISSES, 1);
 		}
-		if (r > 0)
+		/* Bytes of the values got: an opening get counts the whole value
+		 * (the reads that follow may come from the kernel's cache), so
+		 * its pages add nothing more. */
+		if ((op->flags & MALLAFS_OPF_OPEN) && r >= 0 && op->old_size > 0)
+			add(m, C_READ_BYTES, (uint64_t)op->old_size);
+		else if (!(op->flags & MALLAFS_OPF_PAGE) && r > 0)
 			add(m, C_READ_BYTES, (uint64_t)r);
 		break;
 	case MALLAFS_OP_WRITE:

@@ -511,6 +511,9 @@ static void trace_after(void *state, const struct mallafs_store_op *op)
 	struct trace *t = state;
 	struct line l = {.len = 0};
 
+	/* One line a read: its opening; the pages that follow add nothing. */
+	if (op->code == MALLAFS_OP_GET && (op->flags & MALLAFS_OPF_PAGE) && op->result >= 0)
+		return;
 	line_str(&l, mallafs_store_opname(op->code));
 	if (op->code != MALLAFS_OP_LIST) {
 		line_str(&l, " ");
@@ -521,7 +524,9 @@ static void trace_after(void *state, const struct mallafs_store_op *op)
 		line_word(&l, op->new_key ? op->new_key : "");
 	}
 	if (op->result >= 0) {
-		line_printf(&l, " %lld", (long long)op->result);
+		/* An opening get reads nothing yet: it shows the value's size. */
+		bool opening = op->code == MALLAFS_OP_GET && (op->flags & MALLAFS_OPF_OPEN);
+		line_printf(&l, " %lld", (long long)(opening ? op->old_size : op->result));
 	} else {
 		const char *name = strerrorname_np((int)-op->result);
 		if (name)

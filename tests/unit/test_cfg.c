@@ -463,12 +463,36 @@ static void test_roundtrip(void **state)
 	mcfg_free(cfg);
 }
 
+/* A value with semicolons renders and parses back the same. */
+static void test_semicolons_roundtrip(void **state)
+{
+	struct mallafs_cfg *cfg = mcfg_new();
+	assert_int_equal(mallafs_cfg_set(cfg, "exec", "on_update", "echo a ; echo b;echo c"), 0);
+	char *text;
+	size_t len;
+	assert_int_equal(mallafs_cfg_render(cfg, &text, &len), 0);
+	struct mallafs_cfg *back = parse_ok(text);
+	assert_string_equal(mallafs_cfg_get(back, "exec", "on_update"), "echo a ; echo b;echo c");
+	assert_true(mcfg_equal(cfg, back));
+	free(text);
+	mcfg_free(back);
+	mcfg_free(cfg);
+	/* The stand-in byte itself is refused rather than read as ';'. */
+	char *err_text = "[s]\nk = a\x01" "b\n";
+	struct mallafs_cfg *out = NULL;
+	int line = 0;
+	char err[128];
+	assert_int_equal(mcfg_parse_ini(err_text, strlen(err_text), &out, &line, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(line, 2);
+}
+
 static void test_parse_basic(void **state)
 {
 	struct mallafs_cfg *cfg = parse_ok("; a comment\n"
 	                                   "# another comment\n"
 	                                   "[limits]\n"
-	                                   "max_keys = 100 ; inline comment\n"
+	                                   "max_keys = 100 ; not a comment: values keep ';'\n"
 	                                   "  ; an indented comment is no continuation\n"
 	                                   "colon: works\n"
 	                                   "spaced   =   trimmed   \n"
@@ -481,7 +505,10 @@ static void test_parse_basic(void **state)
 	                                   "w = 1\n"
 	                                   "[limits]\n"
 	                                   "later = 2\n");
-	assert_string_equal(mallafs_cfg_get(cfg, "limits", "max_keys"), "100");
+	/* No inline comments: what config.ini shows must read back the same,
+	 * and shell commands (exec hooks) hold ';'. Whole-line comments stay. */
+	assert_string_equal(mallafs_cfg_get(cfg, "limits", "max_keys"),
+			    "100 ; not a comment: values keep ';'");
 	assert_string_equal(mallafs_cfg_get(cfg, "limits", "colon"), "works");
 	assert_string_equal(mallafs_cfg_get(cfg, "limits", "spaced"), "trimmed");
 	assert_string_equal(mallafs_cfg_get(cfg, "limits", "later"), "2");
@@ -727,6 +754,7 @@ int main(void)
 	        cmocka_unit_test(test_render),
 	        cmocka_unit_test(test_roundtrip),
 	        cmocka_unit_test(test_parse_basic),
+		cmocka_unit_test(test_semicolons_roundtrip),
 	        cmocka_unit_test(test_parse_crlf),
 	        cmocka_unit_test(test_parse_errors),
 	        cmocka_unit_test(test_parse_long_lines),
