@@ -669,7 +669,8 @@ int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,
 /* Runs a one-change update, refusing it first when check() says so. */
 static int reconfigure_one(struct mallafs_svc *svc, struct mallafs_cfg *update,
 			   int (*check)(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
-					const char *section, const char *key),
+					struct mallafs_cfg *update, const char *section,
+					const char *key),
 			   const char *section, const char *key, struct mallafs_reason *why)
 {
 	struct mallafs_reason local = {{0}};
@@ -682,7 +683,7 @@ static int reconfigure_one(struct mallafs_svc *svc, struct mallafs_cfg *update,
 		goto out;
 	if (check) {
 		struct mallafs_cfg *eff = effective_of(svc->chain, svc->nchain, svc->cfg);
-		r = eff ? check(svc, eff, section, key) : -ENOMEM;
+		r = eff ? check(svc, eff, update, section, key) : -ENOMEM;
 		mcfg_free(eff);
 		if (r < 0) {
 			if (!why->text[0])
@@ -743,14 +744,37 @@ int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *ke
 	return r;
 }
 
+/* A plugin's section whose last set key goes: the section goes too (it
+ * shows while the plugin is in the chain, through the defaults), rather
+ * than stay behind empty once the plugin leaves. A section the user made
+ * stays. */
+static bool unset_empties_plugin_section(struct mallafs_svc *svc, const char *section,
+					 const char *key)
+{
+	bool plugin = false;
+	pthread_rwlock_rdlock(&svc->store_lock);
+	struct minst *in = chain_find(svc, section);
+	plugin = in && in->desc->settings && in->desc->settings[0].key;
+	pthread_rwlock_unlock(&svc->store_lock);
+	if (!plugin)
+		return false;
+	pthread_mutex_lock(&svc->state_lock);
+	bool last = mcfg_section_len(svc->cfg, section) == 1 &&
+		    mallafs_cfg_get(svc->cfg, section, key) != NULL;
+	pthread_mutex_unlock(&svc->state_lock);
+	return last;
+}
+
 static int check_unset(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
-		       const char *section, const char *key)
+		       struct mallafs_cfg *update, const char *section, const char *key)
 {
 	if (!mallafs_cfg_get(eff, section, key))
 		return -ENOENT;
 	/* A default that was never set: already what rm would give. */
 	if (!mallafs_cfg_get(svc->cfg, section, key))
 		return 1;
+	if (unset_empties_plugin_section(svc, section, key))
+		return mcfg_set_removed_section(update, section);
 	return 0;
 }
 
@@ -761,6 +785,7 @@ int msvc_config_unset(struct mallafs_svc *svc, const char *section, const char *
 		return -ENOENT; /* no file by a name that cannot exist */
 	struct mallafs_cfg *update = mcfg_new();
 	int r = update ? mcfg_set_removed_key(update, section, key) : -ENOMEM;
+
 	if (r == 0)
 		r = reconfigure_one(svc, update, check_unset, section, key, why);
 	mcfg_free(update);
@@ -768,13 +793,13 @@ int msvc_config_unset(struct mallafs_svc *svc, const char *section, const char *
 }
 
 static int check_add_section(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
-			     const char *section, const char *key)
+			     struct mallafs_cfg *update, const char *section, const char *key)
 {
 	return mcfg_has_section(eff, section) ? -EEXIST : 0;
 }
 
 static int check_del_section(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
-			     const char *section, const char *key)
+			     struct mallafs_cfg *update, const char *section, const char *key)
 {
 	if (!mcfg_has_section(eff, section))
 		return -ENOENT;

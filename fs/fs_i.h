@@ -137,6 +137,9 @@ void mfs_notifier_join(struct mfs *fs); /* after the unmount */
 void mfs_req_begin(uint64_t ino, uint64_t parent, const char *name, uint64_t parent2,
 		   const char *name2);
 void mfs_req_end(void);
+/* Echoes the creation of path (relative to the mount) to watchers: an entry
+ * the kernel saw go that is there again (a config key back to its default). */
+void mfs_notify_created(struct mfs *fs, const char *path);
 /* Asks for the kernel's cache of a node's data and attributes to be dropped. */
 void mfs_notify_inval_inode(struct mfs *fs, uint64_t ino);
 

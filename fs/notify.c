@@ -246,6 +246,15 @@ static void listener(const struct mev *ev, void *arg)
 	enqueue(nt, it);
 }
 
+void mfs_notify_created(struct mfs *fs, const char *path)
+{
+	if (!fs->notifier)
+		return;
+	struct item *it = item_new(IT_EVENT, MEV_CREATE, path, NULL);
+	if (it)
+		enqueue(fs->notifier, it);
+}
+
 void mfs_notify_inval_inode(struct mfs *fs, uint64_t ino)
 {
 	if (!fs->notifier)
@@ -522,6 +531,13 @@ static int diff_section(const char *section, void *arg)
 {
 	struct cfg_diff *d = arg;
 	if (!mcfg_has_section(d->other, section)) {
+		/* A folder that goes takes its keys: their watchers (and the
+		 * folder's) see each go first, as rm -r would show it. */
+		if (d->old_side) {
+			struct cfg_diff k = *d;
+			k.section = section;
+			mallafs_cfg_foreach(d->self, section, diff_key, &k);
+		}
 		derived(d->p, d->old_side ? MFS_ECHO_DELETE : MFS_ECHO_CREATE, true,
 			"services/%s/config/%s", d->p->svc, section);
 		return 0;

@@ -1704,6 +1704,19 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		break;
 	case N_SECTION:
 		r = svc ? msvc_config_unset(svc, p->name, name, &why) : -ENOENT;
+		if (r == 0) {
+			/* A plugin's key goes back to its default: the file the
+			 * kernel just saw go is there again. */
+			char *text;
+			size_t len;
+			if (render_skey(svc, p->name, name, &text, &len) == 0) {
+				free(text);
+				char path[3 * MU_NAME_MAX + 32];
+				snprintf(path, sizeof(path), "services/%s/config/%s/%s",
+					 msvc_name(svc), p->name, name);
+				mfs_notify_created(fs, path);
+			}
+		}
 		break;
 	case N_REGISTRY: {
 		struct mreg_entry re;

@@ -212,6 +212,11 @@ static void metrics_after(void *state, const struct mallafs_store_op *op)
 	if (r < 0 && !(op->code == MALLAFS_OP_GET && r == -ENOENT))
 		add(m, C_REFUSALS, 1);
 	atomic_store_explicit(&m->keys, keys, memory_order_relaxed);
+	/* The counters changed: watchers and poll() waiters of the file hear
+	 * of it (the notifier folds a burst into one echo). Pages of a read
+	 * change nothing the file shows but bytes: their get was told. */
+	if (!(op->flags & MALLAFS_OPF_PAGE))
+		mallafs_svc_file_changed(m->svc, "metrics");
 }
 
 /* A label value, escaped as the text format wants: backslash, double quote
