@@ -152,6 +152,8 @@ enum mfs_echo {
 };
 bool mfs_req_is_echo(struct mfs *fs, fuse_req_t req);
 enum mfs_echo mfs_echo_for(struct mfs *fs, uint64_t parent, const char *name);
+/* The echo under way, whatever entry it is for. */
+enum mfs_echo mfs_echo_current(struct mfs *fs);
 
 /* The events feed: blocked reads are parked and answered from the feed's
  * thread when events come, so no worker thread waits. */

@@ -104,6 +104,17 @@ bool mfs_req_is_echo(struct mfs *fs, fuse_req_t req)
 	return nt && fuse_req_ctx(req)->pid == nt->tid;
 }
 
+enum mfs_echo mfs_echo_current(struct mfs *fs)
+{
+	struct mnotifier *nt = fs->notifier;
+	if (!nt)
+		return MFS_ECHO_NONE;
+	pthread_mutex_lock(&nt->lock);
+	enum mfs_echo e = nt->echo;
+	pthread_mutex_unlock(&nt->lock);
+	return e;
+}
+
 enum mfs_echo mfs_echo_for(struct mfs *fs, uint64_t parent, const char *name)
 {
 	struct mnotifier *nt = fs->notifier;

@@ -524,9 +524,9 @@ static enum mnode_kind standin_kind(enum mnode_kind parent)
 
 /* The notifier's lookup of an entry it is about to unlink for watchers:
  * the object is gone, so a stand-in with no cache life answers. */
-static void reply_standin(fuse_req_t req, struct mfs *fs, struct mnode *p, const char *name)
+static void reply_child_standin(fuse_req_t req, struct mfs *fs, struct mnode *p, const char *name,
+				enum mnode_kind kind)
 {
-	enum mnode_kind kind = standin_kind(p->kind);
 	struct mnode *n = mfs_node_child(fs, p, name, kind, 0);
 	if (!n) {
 		fuse_reply_err(req, ENOMEM);
@@ -543,6 +543,11 @@ static void reply_standin(fuse_req_t req, struct mfs *fs, struct mnode *p, const
 	if (fuse_reply_entry(req, &e) != 0)
 		mfs_node_forget(fs, n->ino, 1);
 	mfs_node_put(fs, n);
+}
+
+static void reply_standin(fuse_req_t req, struct mfs *fs, struct mnode *p, const char *name)
+{
+	reply_child_standin(req, fs, p, name, standin_kind(p->kind));
 }
 
 /* The notifier's create of an entry that exists: answered with it. */
@@ -584,6 +589,17 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	int r = p ? probe_child(fs, p, name, &kind, &id, &svc) : -ENOENT;
+	/* Deleting for watchers, the notifier walks folders that went too
+	 * (a section's keys, then the section): the kernel's own nodes answer. */
+	struct mnode *known = NULL;
+	if (r < 0 && echo == MFS_ECHO_NONE && p && mfs_req_is_echo(fs, req) &&
+	    mfs_echo_current(fs) == MFS_ECHO_DELETE && (known = mfs_node_find(fs, p, name))) {
+		reply_child_standin(req, fs, p, name, known->kind);
+		mfs_node_put(fs, known);
+		mfs_node_put(fs, p);
+		mfs_req_end();
+		return;
+	}
 	if (r < 0 && echo == MFS_ECHO_DELETE) {
 		reply_standin(req, fs, p, name);
 		mfs_node_put(fs, p);
