@@ -2,13 +2,16 @@
 # Runs mallafs-bench on tmpfs, on nullfs and (with --mallafs) on a mallafs
 # store in the same run, measures the daemons' memory with 10,000 keys, and
 # prints the medians and ratios, ending with Markdown tables for a README.
+# With --mallafs it also times, with mallafs-watchlat, how long a change the
+# daemon makes takes to reach an inotify watcher and a poll() waiter.
 #
-#   run.sh [--mallafs PATH] [--nullfs PATH] [--bench PATH] [--quick]
-#          [--iterations N] [--keys N] [--repeat N]
+#   run.sh [--mallafs PATH] [--nullfs PATH] [--bench PATH] [--watchlat PATH]
+#          [--quick] [--iterations N] [--keys N] [--repeat N] [--rounds N]
 #
 # The driver runs --repeat times per target (3, or 1 with --quick), the targets
 # taking turns, and each operation's best median is kept: a noisy moment on a
-# shared machine then spoils one run, not the comparison.
+# shared machine then spoils one run, not the comparison. mallafs-watchlat runs
+# --repeat times too, --rounds changes each (300, or 100 with --quick).
 #
 # Needs root (tmpfs and FUSE mounts). Exits non-zero only when something failed
 # to run, never because a number is slow. Whatever it mounted or started is
@@ -20,6 +23,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mallafs=""
 nullfs=""
 bench=""
+watchlat=""
+rounds=""
 quick=0
 repeat=""
 iterations=""
@@ -30,7 +35,7 @@ mount_timeout=10
 bench_timeout=900
 
 usage() {
-	sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,18s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 die() {
@@ -46,6 +51,9 @@ while [ $# -gt 0 ]; do
 	--nullfs=*) nullfs=${1#*=}; shift ;;
 	--bench) bench=${2:?--bench needs a path}; shift 2 ;;
 	--bench=*) bench=${1#*=}; shift ;;
+	--watchlat) watchlat=${2:?--watchlat needs a path}; shift 2 ;;
+	--watchlat=*) watchlat=${1#*=}; shift ;;
+	--rounds) rounds=${2:?--rounds needs a number}; shift 2 ;;
 	--iterations) iterations=${2:?--iterations needs a number}; shift 2 ;;
 	--keys) keys=${2:?--keys needs a number}; shift 2 ;;
 	--repeat) repeat=${2:?--repeat needs a number}; shift 2 ;;
@@ -79,6 +87,7 @@ bench=$(find_bin "$bench" mallafs-bench)
 if [ -n "$mallafs" ]; then
 	[ -x "$mallafs" ] || die "$mallafs: not an executable"
 	mallafs=$(realpath "$mallafs")
+	watchlat=$(find_bin "$watchlat" mallafs-watchlat)
 fi
 [ "$(id -u)" -eq 0 ] || die "needs root, to mount tmpfs and FUSE filesystems"
 for cmd in mountpoint fusermount3 awk; do
@@ -94,6 +103,11 @@ fi
 [[ "$repeat" =~ ^[1-9][0-9]*$ ]] || die "bad --repeat: $repeat"
 [ -z "$iterations" ] || bench_args+=(--iterations "$iterations")
 [ -z "$keys" ] || bench_args+=(--keys "$keys")
+if [ -z "$rounds" ]; then
+	rounds=300
+	[ "$quick" -eq 0 ] || rounds=100
+fi
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "bad --rounds: $rounds"
 
 work=$(mktemp -d /tmp/mallafs-bench.XXXXXX)
 mounts=()  # every mountpoint we mounted, in order
@@ -253,6 +267,18 @@ for ((run = 1; run <= repeat; run++)); do
 	done
 done
 
+# Watching: a change the daemon makes, timed to an inotify watcher and a poll()
+# waiter, on the same mount after the speed runs.
+if [ -n "$mallafs" ]; then
+	for ((run = 1; run <= repeat; run++)); do
+		echo "== watching, run $run of $repeat: $watchlat --rounds $rounds"
+		timeout --foreground -k 10 "$bench_timeout" "$watchlat" --rounds "$rounds" \
+			"$work/mallafs" | tee "$work/watch.$run.out" ||
+			die "mallafs-watchlat failed on $work/mallafs"
+		grep -q '^op=' "$work/watch.$run.out" || die "mallafs-watchlat printed nothing"
+	done
+fi
+
 # The daemons must have survived the run.
 kill -0 "$nullfs_pid" 2>/dev/null || die "nullfs died during the run"
 if [ -n "$mallafs" ]; then
@@ -300,6 +326,37 @@ speed_table() {
 	done
 }
 
+# watch_field OP FIELD: FIELD of OP's line in the watch run with OP's lowest
+# median, or empty
+watch_field() {
+	awk -v op="op=$1" -v f="$2=" '$1 == op {
+		m = $2; sub(/^median_us=/, "", m)
+		if (best == "" || m + 0 < best + 0) {
+			best = m
+			val = ""
+			for (i = 2; i <= NF; i++)
+				if (index($i, f) == 1)
+					val = substr($i, length(f) + 1)
+		}
+	} END { if (best != "") print val }' "$work"/watch.*.out
+}
+
+watch_table() {
+	local op what
+	echo "| the change reaches | median µs | p99 µs | changes | missed |"
+	echo "| --- | ---: | ---: | ---: | ---: |"
+	for op in inotify_config_ini poll_config_ini config_key_write; do
+		case "$op" in
+		inotify_config_ini) what="an inotify watcher (IN_MODIFY)" ;;
+		poll_config_ini) what="a poll() waiter (POLLPRI)" ;;
+		*) what="(the write() alone, for comparison)" ;;
+		esac
+		printf '| %s | %s | %s | %s | %s |\n' "$what" "$(watch_field "$op" median_us)" \
+			"$(watch_field "$op" p99_us)" "$(watch_field "$op" n)" \
+			"$(watch_field "$op" missed)"
+	done
+}
+
 memory_table() {
 	local name
 	echo "| daemon | RSS before KiB | RSS with keys KiB | peak RSS KiB | bytes/key |"
@@ -331,3 +388,14 @@ echo
 echo "### Memory ($mem_keys keys of $mem_value_size bytes)"
 echo
 memory_table
+if [ -n "$mallafs" ]; then
+	echo
+	echo "### Watching (median / p99 µs)"
+	echo
+	echo "A change the daemon makes (config.ini, after a write to one of the service's"
+	echo "config keys) timed from the start of that write() until the watcher has it;"
+	echo "the run with the lowest median of $repeat, $rounds changes each. Goal: a median"
+	echo "under 10,000 µs."
+	echo
+	watch_table
+fi
