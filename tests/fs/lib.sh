@@ -661,6 +661,41 @@ assert_size()
 	fi
 }
 
+# assert_reason WHAT SERVICE_DIR TEXT: last_error is "TIMESTAMP REASON" with
+# TEXT in the reason, and the daemon log holds TEXT too (in the lines it got
+# since the previous check).
+# status_field SERVICE_DIR FIELD: the value of one line of status.
+status_field()
+{
+	sed -n "s/^$2: //p" "$1/status"
+}
+
+REASON_LOG=''
+REASON_MARK=0
+assert_reason()
+{
+	local what=$1 svc=$2 text=$3 le
+	le=$(status_field "$svc" last_error)
+	if [[ $le =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z\  && $le == *"$text"* ]]; then
+		pass "$what: last_error gives the reason ($text)"
+	else
+		fail "$what: last_error gives the reason" "expected: TIMESTAMP ...$text..." \
+			"actual:   $(mfs_show "$le")"
+	fi
+	# Only the log lines since the previous check count.
+	if [[ $REASON_LOG != "$MFS_LOG" ]]; then
+		REASON_LOG=$MFS_LOG
+		REASON_MARK=0
+	fi
+	if tail -n +$((REASON_MARK + 1)) "$MFS_LOG" | grep -qF -- "$text"; then
+		pass "$what: the daemon log gives the reason"
+	else
+		fail "$what: the daemon log gives the reason ($text)" \
+			"$(tail -n +$((REASON_MARK + 1)) "$MFS_LOG" | tail -n 5)"
+	fi
+	REASON_MARK=$(wc -l <"$MFS_LOG")
+}
+
 # -- the end -----------------------------------------------------------------
 
 mfs_summary()

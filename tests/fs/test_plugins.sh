@@ -70,38 +70,6 @@ build limits "$DEP" -DDEP_NAME='"limits"' -DDEP_ABI=999
 
 # -- helpers -----------------------------------------------------------------
 
-status_field()
-{
-	sed -n "s/^$2: //p" "$1/status"
-}
-
-# assert_reason WHAT SERVICE_DIR TEXT: last_error has TEXT in it, and so
-# has the daemon log (in the lines it got since the previous check).
-assert_reason()
-{
-	local what=$1 svc=$2 text=$3 le
-	le=$(status_field "$svc" last_error)
-	if [[ $le == *"$text"* ]]; then
-		pass "$what: last_error gives the reason ($text)"
-	else
-		fail "$what: last_error gives the reason" "expected: ...$text..." \
-			"actual:   $(mfs_show "$le")"
-	fi
-	# Only the log lines since the previous check count.
-	if [[ $REASON_LOG != "$MFS_LOG" ]]; then
-		REASON_LOG=$MFS_LOG
-		REASON_MARK=0
-	fi
-	if tail -n +$((REASON_MARK + 1)) "$MFS_LOG" | grep -qF -- "$text"; then
-		pass "$what: the daemon log gives the reason"
-	else
-		fail "$what: the daemon log gives the reason ($text)" \
-			"$(tail -n +$((REASON_MARK + 1)) "$MFS_LOG" | tail -n 5)"
-	fi
-	REASON_MARK=$(wc -l <"$MFS_LOG")
-}
-REASON_LOG=''
-REASON_MARK=0
 
 assert_error_changed()
 {

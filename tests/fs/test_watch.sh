@@ -173,11 +173,6 @@ expect_ms_between()
 	fi
 }
 
-status_field()
-{
-	sed -n "s/^$2: //p" "$1/status"
-}
-
 # -- (a) through the mount: the kernel's own events (the baseline) -------------
 
 mfs_mount
