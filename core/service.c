@@ -1078,7 +1078,7 @@ static void emit_plugin(struct mallafs_svc *svc, enum mev_op op, const char *nam
 }
 
 /* Adopts a new list of declared plugins (taking ownership of it): plan the
- * chain, run the merge phase with update over it, then commit the
+ * chain, run the merge phase with update (NULL: none) over it, then commit the
  * configuration and the chain, start the plugins that joined (bottom to top)
  * and stop those that left (top to bottom). A plugin failing to start puts
  * everything back as it was: -EIO with the reason. */
@@ -1087,11 +1087,18 @@ static int rechain(struct mallafs_svc *svc, char **declared, size_t ndeclared,
 {
 	struct minst **chain = NULL;
 	size_t n = 0;
-	struct mallafs_cfg *new = NULL;
+	struct mallafs_cfg *new = NULL, *none = NULL;
 	int r = chain_plan(svc, declared, ndeclared, &chain, &n, why);
 	if (r < 0)
 		goto fail;
+	/* No update: the merge phase still runs, so the chain's plugins check
+	 * the configuration staged for them. */
+	if (!update && !(update = none = mcfg_new())) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	r = merge_phase(chain, n, svc->cfg, update, &new, why);
+	mcfg_free(none);
 	if (r < 0)
 		goto fail;
 
@@ -1172,11 +1179,7 @@ int msvc_setup(struct mallafs_svc *svc, const char *const *plugins, size_t nplug
 		names_free(declared, nplugins);
 		goto out;
 	}
-	struct mallafs_cfg *empty = NULL;
-	if (!cfg)
-		cfg = empty = mcfg_new();
-	r = cfg ? rechain(svc, declared, nplugins, cfg, why) : -ENOMEM;
-	mcfg_free(empty);
+	r = rechain(svc, declared, nplugins, cfg, why);
 out:
 	pthread_mutex_unlock(&svc->op_lock);
 	return r;
@@ -1207,9 +1210,7 @@ int msvc_add_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_re
 	r = names_dup(svc->declared, svc->ndeclared, name, true, &declared);
 	if (r < 0)
 		goto refused;
-	struct mallafs_cfg *empty = mcfg_new();
-	r = empty ? rechain(svc, declared, svc->ndeclared + 1, empty, why) : -ENOMEM;
-	mcfg_free(empty);
+	r = rechain(svc, declared, svc->ndeclared + 1, NULL, why);
 	if (r < 0)
 		goto refused;
 	mu_log(MU_LOG_INFO, "service %s: added plugin %s", svc->name, name);
@@ -1264,9 +1265,7 @@ int msvc_del_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_re
 			goto refused;
 		}
 	}
-	struct mallafs_cfg *empty = mcfg_new();
-	r = empty ? rechain(svc, declared, k, empty, why) : -ENOMEM;
-	mcfg_free(empty);
+	r = rechain(svc, declared, k, NULL, why);
 	if (r < 0)
 		goto refused;
 	mu_log(MU_LOG_INFO, "service %s: removed plugin %s", svc->name, name);
