@@ -177,7 +177,12 @@ static int render(struct mfs *fs, struct mnode *n, char **ret, size_t *ret_len)
 		r = -EINVAL;
 	}
 	if (svc && r == 0 && !msvc_alive(svc)) {
+		/* The service went while rendering: nothing is returned, and
+		 * the caller, who frees *ret whatever happened, must not free
+		 * it again. */
 		free(*ret);
+		*ret = NULL;
+		*ret_len = 0;
 		r = -ENOENT;
 	}
 	msvc_unref(svc);
