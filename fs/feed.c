@@ -84,10 +84,10 @@ static void on_interrupt(fuse_req_t req, void *arg)
 	pthread_mutex_unlock(&fd->lock);
 }
 
-void mfs_feed_read(struct mfs *fs, fuse_req_t req, struct handle *h, uint64_t *cursor,
-		   bool nonblock, size_t size)
+void mfs_feed_read(struct mfs *fs, fuse_req_t req, struct handle *h, bool nonblock, size_t size)
 {
 	struct mfeed *fd = fs->feed;
+	uint64_t *cursor = &h->cursor;
 	pthread_mutex_lock(&fd->lock);
 	if (try_answer(fd, req, cursor, size)) {
 		pthread_mutex_unlock(&fd->lock);
@@ -134,10 +134,11 @@ void mfs_feed_read(struct mfs *fs, fuse_req_t req, struct handle *h, uint64_t *c
 	pthread_mutex_unlock(&fd->lock);
 }
 
-void mfs_feed_poll(struct mfs *fs, struct handle *h, struct fuse_pollhandle *ph,
-		   uint64_t *cursor, unsigned *revents)
+unsigned mfs_feed_poll(struct mfs *fs, struct handle *h, struct fuse_pollhandle *ph)
 {
 	struct mfeed *fd = fs->feed;
+	uint64_t *cursor = &h->cursor;
+	unsigned revents = 0;
 	pthread_mutex_lock(&fd->lock);
 	if (ph) {
 		struct poller *p = fd->pollers;
@@ -162,10 +163,9 @@ void mfs_feed_poll(struct mfs *fs, struct handle *h, struct fuse_pollhandle *ph,
 	/* Looked at after the interest is visible: an event after this look
 	 * wakes the thread, which notifies the handle. */
 	if (*cursor < mev_ring_next_seq(mrt_events(fs->rt)))
-		*revents |= POLLIN | POLLRDNORM;
-	else
-		*revents &= ~(unsigned)(POLLIN | POLLRDNORM);
+		revents |= POLLIN | POLLRDNORM;
 	pthread_mutex_unlock(&fd->lock);
+	return revents;
 }
 
 void mfs_feed_forget(struct mfs *fs, struct handle *h)
@@ -268,7 +268,7 @@ int mfs_feed_start(struct mfs *fs)
 	pthread_mutex_init(&fd->lock, NULL);
 	pthread_cond_init(&fd->cond, NULL);
 	fs->feed = fd;
-	int r = -pthread_create(&fd->thread, NULL, run, fd);
+	int r = mfs_thread_start(&fd->thread, "mallafs-feed", run, fd);
 	fd->running = r == 0;
 	if (r == 0)
 		r = mev_ring_add_listener(mrt_events(fs->rt), kick, fd);

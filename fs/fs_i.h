@@ -1,8 +1,46 @@
-/* Private to fs/: the inode table and the notifier. */
+/* Private to fs/: the inode table, open handles, the notifier and the feed.
+ *
+ * How fs/ is laid out (arrows are calls; none goes back):
+ *
+ *     fs.c (session) -> echo.c (the notifier's requests) -> ops.c (entry points)
+ *     ops.c, echo.c  -> req.c (prologue, stat, entry replies, errno policy)
+ *     req.c          -> kind.c (one row per node kind) -> kind_*.c (the rows' work)
+ *     kind_*.c       -> rendered.c, handle.c, node.c, feed.c, notify.c, core
+ *     notify.c       -> echoproc.c, handle.c, node.c;  feed.c -> handle.c
+ *
+ * Locks, and the order they are taken in (a thread holding one may take
+ * only those below it):
+ *  1. Core's own locks (a service's op_lock, store_lock, state_lock; the
+ *     registry's, the node config's, the event ring's) are taken inside core
+ *     calls. fs/ calls core holding none of its own locks, so core may run
+ *     plugin callbacks and exec hooks for as long as they take; core calls
+ *     back only into the event listeners (notify.c, feed.c), outside its
+ *     locks (events.c).
+ *  2. struct handle's lock guards the handle's text, have, doc and applied:
+ *     held only to copy or swap them, never across core or a reply.
+ *  3. mfeed's lock guards the parked reads, the feed's pollers and the
+ *     events cursors; held across fuse_reply_buf to a parked read (a reply
+ *     never waits on the mount) and across mev_ring_read (the ring's lock,
+ *     a leaf).
+ *  4. mnotifier's lock guards its queue, its pending set and the echo under
+ *     way; a leaf.
+ *  5. mfs.lock guards the table (by_ino, by_name, count, next_ino), every
+ *     field of every node below (name, parent, nlookup, refs, obj_id, svc,
+ *     hashed, pending, cache_ok, cache_mtime, polls), and the handle table
+ *     with each handle's id, refs, hnext, ph, node and poll_next. A leaf:
+ *     never held across core, a reply or a notification to the kernel.
+ *     Read a node's mutable fields through node.c's accessors or under it.
+ * kind, ino and the root pointer never change after a node is made, and
+ * are read without a lock.
+ *
+ * No thread of the daemon does I/O on its own mount: the notifier's echoes
+ * are done by a child process that holds no /dev/fuse descriptor
+ * (echoproc.c), so a killed daemon always closes the connection. */
 #ifndef MALLAFS_FS_I_H
 #define MALLAFS_FS_I_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -14,7 +52,8 @@
 /* What an inode stands for. The core object is found again by name from
  * the node and its ancestors on every request, so a node never points into
  * core state that may go away (services excepted: a service node holds a
- * reference, and a destroyed service answers -ENOENT). */
+ * reference, and a destroyed service answers -ENOENT). What each kind does
+ * is its row in kind.c. */
 enum mnode_kind {
 	N_ROOT = 0,
 	N_SERVICES, /* services/ */
@@ -32,37 +71,39 @@ enum mnode_kind {
 	N_CONFIG_INI,
 	N_CHAIN,
 	N_STATUS,
-	N_SVCFILE,  /* services/NAME/FILE published by a plugin */
-	N_REGNAME,  /* registry/NAME */
-	N_POOL,     /* registry/POOL/ */
-	N_MEMBER,   /* registry/POOL/PID */
-	N_APP,      /* config/APP/ */
-	N_APPKEY,   /* config/APP/KEY */
+	N_SVCFILE, /* services/NAME/FILE published by a plugin */
+	N_REGNAME, /* registry/NAME */
+	N_POOL,    /* registry/POOL/ */
+	N_MEMBER,  /* registry/POOL/PID */
+	N_APP,     /* config/APP/ */
+	N_APPKEY,  /* config/APP/KEY */
 	N_KIND_COUNT_,
 };
+
+struct handle;
 
 struct mnode {
 	uint64_t ino;
 	enum mnode_kind kind;
 	struct mnode *parent; /* holds a reference; changes only on rename */
 	char *name;
-	uint64_t nlookup; /* the kernel's references */
-	uint64_t refs;    /* ours: children and requests in flight */
-	uint64_t obj_id;  /* the core object's id, 0 when known by name only */
+	uint64_t nlookup;        /* the kernel's references */
+	uint64_t refs;           /* ours: children, requests in flight, polling handles */
+	uint64_t obj_id;         /* the core object's id, 0 when known by name only */
 	struct mallafs_svc *svc; /* N_SVC: a reference */
-	bool hashed;      /* findable by (parent, name) */
-	bool pending;     /* created, waiting for its first write (control files) */
+	bool hashed;             /* findable by (parent, name) */
+	bool pending;            /* created, waiting for its first write (control files) */
 	/* The kernel's page cache of a value (N_KEY, N_APPKEY) matches the
 	 * value of this mtime; open keeps the cache only then. */
 	bool cache_ok;
 	struct timespec cache_mtime;
-	void *polls; /* open files polling it (fs/ops.c's handles) */
+	struct handle *polls; /* open files polling it (handle.c) */
 	struct mnode *ino_next, *name_next;
 };
 
 struct mnotifier;
 struct mfeed;
-struct handle;
+struct mechoproc;
 
 #define MFS_HANDLE_BUCKETS 256
 
@@ -74,7 +115,7 @@ struct mfs {
 	gid_t gid;
 	struct timespec born;
 
-	pthread_mutex_t lock; /* the table and every node's mutable fields */
+	pthread_mutex_t lock; /* see the top of this file */
 	struct mnode **by_ino;
 	struct mnode **by_name;
 	size_t nbuckets;
@@ -85,39 +126,95 @@ struct mfs {
 	struct mnotifier *notifier;
 	struct mfeed *feed;
 
-	/* Open control files by id (fi->fh), under lock. */
+	/* Open files that have a handle, by id (fi->fh). */
 	struct handle *handles[MFS_HANDLE_BUCKETS];
 	uint64_t next_fh;
 };
 
-/* The table. Every function takes fs->lock itself unless named _locked. */
+/* ---- node.c: the table. Every function takes fs->lock itself. ---- */
 int mfs_nodes_init(struct mfs *fs);
 void mfs_nodes_fini(struct mfs *fs);
 /* A reference to the node of ino, or NULL. */
 struct mnode *mfs_node_get(struct mfs *fs, uint64_t ino);
-void mfs_node_put(struct mfs *fs, struct mnode *n);
+void mfs_node_put(struct mfs *fs, struct mnode *n); /* accepts NULL */
 /* The child (parent, name) of the given kind and id, made when absent or
  * when the hashed one is another object (then unhashed). Referenced. */
 struct mnode *mfs_node_child(struct mfs *fs, struct mnode *parent, const char *name,
-			     enum mnode_kind kind, uint64_t obj_id);
+                             enum mnode_kind kind, uint64_t obj_id);
 /* The hashed child, referenced, or NULL. */
 struct mnode *mfs_node_find(struct mfs *fs, struct mnode *parent, const char *name);
 void mfs_node_unhash(struct mfs *fs, struct mnode *parent, const char *name);
 /* Makes n unfindable by name (it lives on while referenced). */
 void mfs_node_unhash_self(struct mfs *fs, struct mnode *n);
 /* Moves a hashed node to (newparent, newname), replacing what was there. */
-void mfs_node_move(struct mfs *fs, struct mnode *parent, const char *name,
-		   struct mnode *newparent, const char *newname, uint64_t new_id);
+void mfs_node_move(struct mfs *fs, struct mnode *parent, const char *name, struct mnode *newparent,
+                   const char *newname, uint64_t new_id);
 void mfs_node_lookup_inc(struct mfs *fs, struct mnode *n);
 void mfs_node_forget(struct mfs *fs, uint64_t ino, uint64_t nlookup);
 /* Gives an N_SVC node its service (a new reference), once. */
 void mfs_node_set_svc(struct mfs *fs, struct mnode *n, struct mallafs_svc *svc);
 /* The service a node belongs to (a new reference), or NULL. */
 struct mallafs_svc *mfs_node_svc(struct mfs *fs, struct mnode *n);
-/* Copies the node's own name (a leaf's name changes on rename). */
-void mfs_node_name(struct mfs *fs, struct mnode *n, char *buf, size_t len);
-/* Copies the parent's name (the section, app or pool of a leaf). */
-void mfs_node_parent_name(struct mfs *fs, struct mnode *n, char *buf, size_t len);
+/* Copies the node's own name and its parent's (the section, app or pool of
+ * a leaf): both change on rename. Either buffer may be NULL. */
+void mfs_node_names(struct mfs *fs, struct mnode *n, char *name, char *pname, size_t len);
+/* A control file made by create() that no write has made real yet. */
+bool mfs_node_pending(struct mfs *fs, struct mnode *n);
+void mfs_node_set_pending(struct mfs *fs, struct mnode *n);
+/* Its first write made it real: obj_id (0 if unknown) is its core object. */
+void mfs_node_made_real(struct mfs *fs, struct mnode *n, uint64_t obj_id);
+/* The value's page cache: whether an open may keep it (the value still has
+ * the mtime the cache was filled at), and what it now holds. */
+bool mfs_node_cache_valid(struct mfs *fs, struct mnode *n, const struct timespec *mtime);
+void mfs_node_cache_set(struct mfs *fs, struct mnode *n, bool ok, const struct timespec *mtime);
+/* A write through the kernel: its pages hold what it wrote, valid if that
+ * is exactly what the value became (exact). */
+void mfs_node_cache_wrote(struct mfs *fs, struct mnode *n, bool exact,
+                          const struct timespec *mtime);
+
+/* ---- handle.c: open files that need state of their own ---- */
+
+/* Per-open state of a rendered file or of the events feed. */
+struct handle {
+	pthread_mutex_t lock; /* see the top of this file */
+	/* The snapshot reads are served from, rendered at the first read and
+	 * again at every read from offset 0 (as sysfs does). */
+	char *text;
+	size_t len;
+	bool have;
+	/* config.ini and config keys: the document this open file has written
+	 * so far (writers such as a shell's printf send one line a write), and
+	 * how much of it was applied. */
+	struct mu_buf doc;
+	size_t applied;
+	uint64_t doc_gen; /* counts documents begun */
+	/* The events feed: the next event this open file reads (feed.c's lock). */
+	uint64_t cursor;
+	bool nonblock;
+	/* fs->lock guards these. Requests find a handle by its id and hold a
+	 * reference, so a release racing a read never frees it under the read. */
+	uint64_t id;
+	unsigned refs;
+	struct handle *hnext;
+	struct fuse_pollhandle *ph;
+	struct mnode *node; /* referenced while on its poll list */
+	struct handle *poll_next;
+};
+
+struct handle *mfs_handle_new(void);
+/* Files the handle, giving fi->fh its id. */
+void mfs_handle_register(struct mfs *fs, struct handle *h, struct fuse_file_info *fi);
+/* The handle of an open file, referenced; NULL for files without one. */
+struct handle *mfs_handle_get(struct mfs *fs, const struct fuse_file_info *fi);
+void mfs_handle_put(struct mfs *fs, struct handle *h); /* accepts NULL */
+/* The open file is closed: its id goes, the handle with its last reference. */
+void mfs_handle_release(struct mfs *fs, uint64_t id);
+/* poll(): keeps ph (replacing an older one) and puts h on n's poll list. */
+void mfs_handle_poll(struct mfs *fs, struct handle *h, struct mnode *n, struct fuse_pollhandle *ph);
+/* Wakes the poll() waiters on a node (notifier thread only). */
+void mfs_poll_wake(struct mfs *fs, struct mnode *n);
+
+/* ---- notify.c: the notifier ---- */
 
 /* What a request acts on: changes to that entry reach the kernel through
  * the request itself; the notifier echoes every other. */
@@ -128,14 +225,13 @@ struct mfs_target {
 	char name[MU_NAME_MAX + 1], name2[MU_NAME_MAX + 1];
 };
 
-/* The notifier: tells the kernel, inotify and poll() of changes made behind
- * their back. */
+/* Tells the kernel, inotify and poll() of changes made behind their back. */
 int mfs_notifier_start(struct mfs *fs);
 void mfs_notifier_stop(struct mfs *fs); /* stops listening; see join */
 void mfs_notifier_join(struct mfs *fs); /* after the unmount */
-/* Called by each handler first and last. */
+/* Called by each request's prologue and epilogue (req.c). */
 void mfs_req_begin(uint64_t ino, uint64_t parent, const char *name, uint64_t parent2,
-		   const char *name2);
+                   const char *name2);
 void mfs_req_end(void);
 /* Echoes the creation of path (relative to the mount) to watchers: an entry
  * the kernel saw go that is there again (a config key back to its default). */
@@ -143,7 +239,8 @@ void mfs_notify_created(struct mfs *fs, const char *path);
 /* Asks for the kernel's cache of a node's data and attributes to be dropped. */
 void mfs_notify_inval_inode(struct mfs *fs, uint64_t ino);
 
-/* Echoes: the notifier's own requests, to be answered without changing anything. */
+/* Echoes: the notifier's own requests, to be answered without changing
+ * anything (echo.c answers them). */
 enum mfs_echo {
 	MFS_ECHO_NONE = 0,
 	MFS_ECHO_MODIFY,
@@ -155,22 +252,36 @@ enum mfs_echo mfs_echo_for(struct mfs *fs, uint64_t parent, const char *name);
 /* The echo under way, whatever entry it is for. */
 enum mfs_echo mfs_echo_current(struct mfs *fs);
 
-/* The events feed: blocked reads are parked and answered from the feed's
- * thread when events come, so no worker thread waits. */
+/* ---- ops.c: the entry points; echo.c: the layer in front of them ---- */
+const struct fuse_lowlevel_ops *mfs_ops(void);
+/* A table that answers the notifier's requests and hands every other to real. */
+const struct fuse_lowlevel_ops *mfs_echo_wrap(const struct fuse_lowlevel_ops *real);
+
+/* ---- feed.c: the events feed ---- */
+
+/* Blocked reads are parked and answered from the feed's thread when events
+ * come, so no worker thread waits. */
 int mfs_feed_start(struct mfs *fs);
 void mfs_feed_stop(struct mfs *fs);
-/* Answers a read of the feed now, or parks it. */
-void mfs_feed_read(struct mfs *fs, fuse_req_t req, struct handle *h, uint64_t *cursor,
-		   bool nonblock, size_t size);
-/* poll() on the feed: POLLIN when there is something at *cursor. */
-void mfs_feed_poll(struct mfs *fs, struct handle *h, struct fuse_pollhandle *ph,
-		   uint64_t *cursor, unsigned *revents);
-/* Drops a reference to an open file's handle. */
-void mfs_handle_put(struct mfs *fs, struct handle *h);
-/* The handle is going away: drop its parked read and poll handle. */
+/* Answers a read of the feed now, or parks it; takes over the reference to h. */
+void mfs_feed_read(struct mfs *fs, fuse_req_t req, struct handle *h, bool nonblock, size_t size);
+/* poll() on the feed: POLLIN when there is something at h's cursor. */
+unsigned mfs_feed_poll(struct mfs *fs, struct handle *h, struct fuse_pollhandle *ph);
+/* The open file is closed: its poll handle goes. */
 void mfs_feed_forget(struct mfs *fs, struct handle *h);
 
-/* poll(): wakes the waiters on a node (notifier thread only). */
-void mfs_poll_wake(struct mfs *fs, struct mnode *n);
+/* Starts a thread of fs/ with every signal blocked (signals are main()'s,
+ * through libfuse's handlers) and a name that ps and gdb show. */
+static inline int mfs_thread_start(pthread_t *ret, const char *name, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = -pthread_create(ret, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r == 0)
+		pthread_setname_np(*ret, name);
+	return r;
+}
 
 #endif

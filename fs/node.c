@@ -91,7 +91,7 @@ static void maybe_grow(struct mfs *fs)
 }
 
 static struct mnode *node_new_locked(struct mfs *fs, struct mnode *parent, const char *name,
-				     enum mnode_kind kind, uint64_t obj_id)
+                                     enum mnode_kind kind, uint64_t obj_id)
 {
 	struct mnode *n = calloc(1, sizeof(*n));
 	if (!n)
@@ -117,9 +117,12 @@ static struct mnode *node_new_locked(struct mfs *fs, struct mnode *parent, const
 	return n;
 }
 
-/* Frees n if nothing holds it, then its parent likewise. */
-static void node_release_locked(struct mfs *fs, struct mnode *n)
+/* Frees n if nothing holds it, then its parent likewise. A freed service
+ * node's service is handed back, to be dropped once fs->lock is released
+ * (dropping the last reference frees the service's plugins). */
+static struct mallafs_svc *node_release_locked(struct mfs *fs, struct mnode *n)
 {
+	struct mallafs_svc *drop = NULL;
 	while (n && n != fs->root && n->nlookup == 0 && n->refs == 0) {
 		struct mnode *parent = n->parent;
 		name_unlink(fs, n);
@@ -130,7 +133,7 @@ static void node_release_locked(struct mfs *fs, struct mnode *n)
 			*pp = n->ino_next;
 		fs->count--;
 		if (n->svc)
-			msvc_unref(n->svc);
+			drop = n->svc; /* one service node on the way up, at most */
 		free(n->name);
 		free(n);
 		if (!parent)
@@ -138,6 +141,7 @@ static void node_release_locked(struct mfs *fs, struct mnode *n)
 		parent->refs--;
 		n = parent;
 	}
+	return drop;
 }
 
 int mfs_nodes_init(struct mfs *fs)
@@ -197,8 +201,9 @@ void mfs_node_put(struct mfs *fs, struct mnode *n)
 		return;
 	pthread_mutex_lock(&fs->lock);
 	n->refs--;
-	node_release_locked(fs, n);
+	struct mallafs_svc *drop = node_release_locked(fs, n);
 	pthread_mutex_unlock(&fs->lock);
+	msvc_unref(drop);
 }
 
 static struct mnode *find_locked(struct mfs *fs, struct mnode *parent, const char *name)
@@ -220,14 +225,15 @@ struct mnode *mfs_node_find(struct mfs *fs, struct mnode *parent, const char *na
 }
 
 struct mnode *mfs_node_child(struct mfs *fs, struct mnode *parent, const char *name,
-			     enum mnode_kind kind, uint64_t obj_id)
+                             enum mnode_kind kind, uint64_t obj_id)
 {
+	struct mallafs_svc *drop = NULL;
 	pthread_mutex_lock(&fs->lock);
 	struct mnode *n = find_locked(fs, parent, name);
 	if (n && (n->kind != kind || (obj_id && n->obj_id && n->obj_id != obj_id))) {
 		/* Another object under the same name: it gets its own inode. */
 		name_unlink(fs, n);
-		node_release_locked(fs, n);
+		drop = node_release_locked(fs, n);
 		n = NULL;
 	}
 	if (n && obj_id && !n->obj_id)
@@ -237,29 +243,33 @@ struct mnode *mfs_node_child(struct mfs *fs, struct mnode *parent, const char *n
 	if (n)
 		n->refs++;
 	pthread_mutex_unlock(&fs->lock);
+	msvc_unref(drop);
 	return n;
 }
 
 void mfs_node_unhash(struct mfs *fs, struct mnode *parent, const char *name)
 {
+	struct mallafs_svc *drop = NULL;
 	pthread_mutex_lock(&fs->lock);
 	struct mnode *n = find_locked(fs, parent, name);
 	if (n) {
 		name_unlink(fs, n);
-		node_release_locked(fs, n);
+		drop = node_release_locked(fs, n);
 	}
 	pthread_mutex_unlock(&fs->lock);
+	msvc_unref(drop);
 }
 
-void mfs_node_move(struct mfs *fs, struct mnode *parent, const char *name,
-		   struct mnode *newparent, const char *newname, uint64_t new_id)
+void mfs_node_move(struct mfs *fs, struct mnode *parent, const char *name, struct mnode *newparent,
+                   const char *newname, uint64_t new_id)
 {
+	struct mallafs_svc *drop = NULL, *drop2 = NULL;
 	pthread_mutex_lock(&fs->lock);
 	struct mnode *target = find_locked(fs, newparent, newname);
 	struct mnode *n = find_locked(fs, parent, name);
 	if (target && target != n) {
 		name_unlink(fs, target);
-		node_release_locked(fs, target);
+		drop = node_release_locked(fs, target);
 	}
 	if (n) {
 		char *nn = strdup(newname);
@@ -276,10 +286,12 @@ void mfs_node_move(struct mfs *fs, struct mnode *parent, const char *name,
 			n->obj_id = new_id;
 			name_link(fs, n);
 		} else {
-			node_release_locked(fs, n);
+			drop2 = node_release_locked(fs, n);
 		}
 	}
 	pthread_mutex_unlock(&fs->lock);
+	msvc_unref(drop);
+	msvc_unref(drop2);
 }
 
 void mfs_node_lookup_inc(struct mfs *fs, struct mnode *n)
@@ -291,13 +303,15 @@ void mfs_node_lookup_inc(struct mfs *fs, struct mnode *n)
 
 void mfs_node_forget(struct mfs *fs, uint64_t ino, uint64_t nlookup)
 {
+	struct mallafs_svc *drop = NULL;
 	pthread_mutex_lock(&fs->lock);
 	struct mnode *n = get_locked(fs, ino);
 	if (n && n != fs->root) {
 		n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
-		node_release_locked(fs, n);
+		drop = node_release_locked(fs, n);
 	}
 	pthread_mutex_unlock(&fs->lock);
+	msvc_unref(drop);
 }
 
 struct mallafs_svc *mfs_node_svc(struct mfs *fs, struct mnode *n)
@@ -312,13 +326,6 @@ struct mallafs_svc *mfs_node_svc(struct mfs *fs, struct mnode *n)
 	return svc;
 }
 
-void mfs_node_parent_name(struct mfs *fs, struct mnode *n, char *buf, size_t len)
-{
-	pthread_mutex_lock(&fs->lock);
-	snprintf(buf, len, "%s", n->parent ? n->parent->name : "");
-	pthread_mutex_unlock(&fs->lock);
-}
-
 void mfs_node_set_svc(struct mfs *fs, struct mnode *n, struct mallafs_svc *svc)
 {
 	pthread_mutex_lock(&fs->lock);
@@ -327,10 +334,13 @@ void mfs_node_set_svc(struct mfs *fs, struct mnode *n, struct mallafs_svc *svc)
 	pthread_mutex_unlock(&fs->lock);
 }
 
-void mfs_node_name(struct mfs *fs, struct mnode *n, char *buf, size_t len)
+void mfs_node_names(struct mfs *fs, struct mnode *n, char *name, char *pname, size_t len)
 {
 	pthread_mutex_lock(&fs->lock);
-	snprintf(buf, len, "%s", n->name);
+	if (name)
+		snprintf(name, len, "%s", n->name);
+	if (pname)
+		snprintf(pname, len, "%s", n->parent ? n->parent->name : "");
 	pthread_mutex_unlock(&fs->lock);
 }
 
@@ -338,5 +348,55 @@ void mfs_node_unhash_self(struct mfs *fs, struct mnode *n)
 {
 	pthread_mutex_lock(&fs->lock);
 	name_unlink(fs, n);
+	pthread_mutex_unlock(&fs->lock);
+}
+
+bool mfs_node_pending(struct mfs *fs, struct mnode *n)
+{
+	pthread_mutex_lock(&fs->lock);
+	bool p = n->pending && !n->obj_id;
+	pthread_mutex_unlock(&fs->lock);
+	return p;
+}
+
+void mfs_node_set_pending(struct mfs *fs, struct mnode *n)
+{
+	pthread_mutex_lock(&fs->lock);
+	n->pending = true;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+void mfs_node_made_real(struct mfs *fs, struct mnode *n, uint64_t obj_id)
+{
+	pthread_mutex_lock(&fs->lock);
+	n->pending = false;
+	if (obj_id)
+		n->obj_id = obj_id;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+bool mfs_node_cache_valid(struct mfs *fs, struct mnode *n, const struct timespec *mtime)
+{
+	pthread_mutex_lock(&fs->lock);
+	bool ok = n->cache_ok && n->cache_mtime.tv_sec == mtime->tv_sec &&
+	          n->cache_mtime.tv_nsec == mtime->tv_nsec;
+	pthread_mutex_unlock(&fs->lock);
+	return ok;
+}
+
+void mfs_node_cache_set(struct mfs *fs, struct mnode *n, bool ok, const struct timespec *mtime)
+{
+	pthread_mutex_lock(&fs->lock);
+	n->cache_ok = ok;
+	if (mtime)
+		n->cache_mtime = *mtime;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+void mfs_node_cache_wrote(struct mfs *fs, struct mnode *n, bool exact, const struct timespec *mtime)
+{
+	pthread_mutex_lock(&fs->lock);
+	n->cache_ok = n->cache_ok && exact;
+	n->cache_mtime = *mtime;
 	pthread_mutex_unlock(&fs->lock);
 }

@@ -8,11 +8,12 @@
  * The kernel makes inotify events only for operations that pass through the
  * mount, and must not be called from a request handler (a notification can
  * wait on locks the request holds). So this thread acts on the mount as a
- * client: a changed file is opened, written and closed (IN_MODIFY,
- * IN_CLOSE_WRITE), a new entry is created (IN_CREATE), a removed one
- * unlinked (IN_DELETE). The handlers recognise its requests by its thread id
- * and treat them as the echo of a change already made: they change nothing,
- * so nothing feeds back. Derived files (config.ini, config keys, chain,
+ * client, through its echo process (echoproc.c: no thread of the daemon
+ * does I/O on its own mount): a changed file is opened, written and closed
+ * (IN_MODIFY, IN_CLOSE_WRITE), a new entry is created (IN_CREATE), a
+ * removed one unlinked (IN_DELETE). echo.c recognises those requests by the
+ * echo process's pid and answers them as the echo of a change already
+ * made: they change nothing, so nothing feeds back. Derived files (config.ini, config keys, chain,
  * status, plugin files) are compared with the last state this thread saw, so
  * only what really changed is echoed, and a burst of changes to one file
  * becomes one echo. */
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "echoproc.h"
 #include "events.h"
 #include "fs_i.h"
 #include "kv.h"
@@ -50,7 +52,7 @@ struct item {
 	uint64_t ino;
 	char *path;
 	char *detail; /* a rename's new path */
-	char *key; /* in the pending set, or NULL */
+	char *key;    /* in the pending set, or NULL */
 	struct mfs_target target;
 };
 
@@ -65,7 +67,8 @@ struct snap {
 
 struct mnotifier {
 	pthread_t thread;
-	pid_t tid;
+	struct mfs_echoproc *ep; /* the thread's own */
+	pid_t echo_pid;          /* the pid of the echo process's requests */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct item *head, *tail;
@@ -83,7 +86,7 @@ struct mnotifier {
 static _Thread_local struct mfs_target tls_target;
 
 void mfs_req_begin(uint64_t ino, uint64_t parent, const char *name, uint64_t parent2,
-		   const char *name2)
+                   const char *name2)
 {
 	tls_target.set = true;
 	tls_target.ino = ino;
@@ -101,7 +104,7 @@ void mfs_req_end(void)
 bool mfs_req_is_echo(struct mfs *fs, fuse_req_t req)
 {
 	struct mnotifier *nt = fs->notifier;
-	return nt && fuse_req_ctx(req)->pid == nt->tid;
+	return nt && fuse_req_ctx(req)->pid == nt->echo_pid;
 }
 
 enum mfs_echo mfs_echo_current(struct mfs *fs)
@@ -164,7 +167,7 @@ static void enqueue(struct mnotifier *nt, struct item *it)
 }
 
 static struct item *item_new(enum item_kind kind, enum mev_op op, const char *path,
-			     const char *keyfmt)
+                             const char *keyfmt)
 {
 	struct item *it = calloc(1, sizeof(*it));
 	if (!it)
@@ -224,8 +227,8 @@ static void listener(const struct mev *ev, void *arg)
 			 * not lose the entry its request made itself. */
 			char key[64];
 			snprintf(key, sizeof(key), "R:%llu:%llu:",
-				 (unsigned long long)(tls_target.set ? tls_target.ino : 0),
-				 (unsigned long long)(tls_target.set ? tls_target.parent : 0));
+			         (unsigned long long)(tls_target.set ? tls_target.ino : 0),
+			         (unsigned long long)(tls_target.set ? tls_target.parent : 0));
 			struct item *it = item_new(IT_RESYNC, ev->op, svc, key);
 			if (it) {
 				it->target = tls_target;
@@ -283,7 +286,7 @@ void mfs_notify_inval_inode(struct mfs *fs, uint64_t ino)
  * knows it; *ret_parent gets its parent's node (referenced) if the kernel
  * knows that, and *ret_last the last component (pointing into path). */
 static struct mnode *walk(struct mfs *fs, char *path, struct mnode **ret_parent,
-			  const char **ret_last)
+                          const char **ret_last)
 {
 	struct mnode *parent = NULL, *n = mfs_node_get(fs, fs->root->ino);
 	char *save = NULL;
@@ -361,17 +364,12 @@ static void echo_modify(struct mfs *fs, const char *path)
 	struct resolved r;
 	if (abs_path(fs, path, abs, sizeof(abs)) < 0)
 		return;
-	int fd = open(abs, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd >= 0) {
-		if (write(fd, "\n", 1) < 0 && errno != ENOENT)
-			mu_log(MU_LOG_DEBUG, "notifier: echo write %s: %s", path, strerror(errno));
-		close(fd);
-	}
+	int e = mfs_echoproc_do(fs->notifier->ep, MFS_ECHO_OP_TOUCH, abs);
+	if (e < 0 && e != -ENOENT)
+		mu_log(MU_LOG_DEBUG, "notifier: echo write %s: %s", path, strerror(-e));
 	resolve(fs, path, &r);
 	if (r.node) {
-		pthread_mutex_lock(&fs->lock);
-		r.node->cache_ok = false;
-		pthread_mutex_unlock(&fs->lock);
+		mfs_node_cache_set(fs, r.node, false, NULL);
 		fuse_lowlevel_notify_inval_inode(fs->se, r.node->ino, 0, 0);
 		mfs_poll_wake(fs, r.node);
 	}
@@ -393,13 +391,7 @@ static void echo_create(struct mfs *fs, const char *path, bool dir)
 	}
 	fuse_lowlevel_notify_inval_entry(fs->se, r.parent->ino, r.last, strlen(r.last));
 	set_echo(fs, MFS_ECHO_CREATE, r.parent->ino, r.last);
-	if (dir) {
-		mkdir(abs, 0755);
-	} else {
-		int fd = open(abs, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd >= 0)
-			close(fd);
-	}
+	mfs_echoproc_do(fs->notifier->ep, dir ? MFS_ECHO_OP_MKDIR : MFS_ECHO_OP_CREATE, abs);
 	set_echo(fs, MFS_ECHO_NONE, 0, NULL);
 	resolved_put(fs, &r);
 }
@@ -417,8 +409,10 @@ static void echo_delete(struct mfs *fs, const char *path, bool dir)
 		return;
 	}
 	set_echo(fs, MFS_ECHO_DELETE, r.parent->ino, r.last);
-	if (dir ? rmdir(abs) : unlink(abs))
-		mu_log(MU_LOG_DEBUG, "notifier: echo delete %s: %s", path, strerror(errno));
+	int e = mfs_echoproc_do(fs->notifier->ep, dir ? MFS_ECHO_OP_RMDIR : MFS_ECHO_OP_UNLINK,
+	                        abs);
+	if (e < 0)
+		mu_log(MU_LOG_DEBUG, "notifier: echo delete %s: %s", path, strerror(-e));
 	set_echo(fs, MFS_ECHO_NONE, 0, NULL);
 	/* Whatever happened, no cache may keep it. */
 	mfs_node_unhash(fs, r.parent, r.last);
@@ -484,7 +478,7 @@ struct echo_plan {
 /* Echoes one derived file's change, unless the request made it itself;
  * poll() waiters are woken either way. */
 static void derived(struct echo_plan *p, enum mfs_echo what, bool dir, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 static void derived(struct echo_plan *p, enum mfs_echo what, bool dir, const char *fmt, ...)
 {
@@ -525,13 +519,13 @@ static int diff_key(const char *key, const char *value, void *arg)
 	if (d->old_side) {
 		if (!o)
 			derived(d->p, MFS_ECHO_DELETE, false, "services/%s/config/%s/%s", svc,
-				d->section, key);
+			        d->section, key);
 	} else if (!o) {
 		derived(d->p, MFS_ECHO_CREATE, false, "services/%s/config/%s/%s", svc, d->section,
-			key);
+		        key);
 	} else if (strcmp(o, value) != 0) {
 		derived(d->p, MFS_ECHO_MODIFY, false, "services/%s/config/%s/%s", svc, d->section,
-			key);
+		        key);
 	}
 	return 0;
 }
@@ -550,7 +544,7 @@ static int diff_section(const char *section, void *arg)
 			mallafs_cfg_foreach(d->self, section, diff_key, &k);
 		}
 		derived(d->p, d->old_side ? MFS_ECHO_DELETE : MFS_ECHO_CREATE, true,
-			"services/%s/config/%s", d->p->svc, section);
+		        "services/%s/config/%s", d->p->svc, section);
 		return 0;
 	}
 	struct cfg_diff k = *d;
@@ -560,7 +554,7 @@ static int diff_section(const char *section, void *arg)
 
 /* Lines of a that b lacks: what to create (or delete, swapped). */
 static void diff_lines(struct echo_plan *p, const char *a, const char *b, enum mfs_echo what,
-		       bool dir, const char *sub)
+                       bool dir, const char *sub)
 {
 	const char *s = a;
 	while (s && *s) {
@@ -642,7 +636,8 @@ static void snap_all(struct mfs *fs)
 	struct mfs_target none = {0};
 	if (mrt_service_list(fs->rt, 0, add_service_name, &names) == 0 && names.data) {
 		char *save = NULL;
-		for (char *n = strtok_r(names.data, "\n", &save); n; n = strtok_r(NULL, "\n", &save))
+		for (char *n = strtok_r(names.data, "\n", &save); n;
+		     n = strtok_r(NULL, "\n", &save))
 			resync(fs, n, &none);
 	}
 	mu_buf_free(&names);
@@ -705,10 +700,6 @@ static void *run(void *arg)
 {
 	struct mfs *fs = arg;
 	struct mnotifier *nt = fs->notifier;
-	pthread_mutex_lock(&nt->lock);
-	nt->tid = gettid();
-	pthread_cond_broadcast(&nt->cond);
-	pthread_mutex_unlock(&nt->lock);
 
 	snap_all(fs);
 
@@ -754,19 +745,19 @@ int mfs_notifier_start(struct mfs *fs)
 	pthread_mutex_init(&nt->lock, NULL);
 	pthread_cond_init(&nt->cond, NULL);
 	nt->pending = mkv_new();
-	nt->tid = -1;
 	int r = -ENOMEM;
 	if (!nt->pending)
 		goto fail;
-	fs->notifier = nt;
-	r = -pthread_create(&nt->thread, NULL, run, fs);
+	/* Forked before the thread starts and before the request loop does:
+	 * echo.c compares request pids with it from the first request on. */
+	r = mfs_echoproc_start(&nt->ep);
 	if (r < 0)
 		goto fail;
-	/* Handlers compare request thread ids with it from the first echo on. */
-	pthread_mutex_lock(&nt->lock);
-	while (nt->tid == -1)
-		pthread_cond_wait(&nt->cond, &nt->lock);
-	pthread_mutex_unlock(&nt->lock);
+	nt->echo_pid = mfs_echoproc_pid(nt->ep);
+	fs->notifier = nt;
+	r = mfs_thread_start(&nt->thread, "mallafs-notify", run, fs);
+	if (r < 0)
+		goto fail;
 	r = mev_ring_add_listener(mrt_events(fs->rt), listener, fs);
 	if (r < 0) {
 		mfs_notifier_stop(fs);
@@ -776,6 +767,7 @@ int mfs_notifier_start(struct mfs *fs)
 	return 0;
 fail:
 	fs->notifier = NULL;
+	mfs_echoproc_stop(nt->ep);
 	mkv_free(nt->pending);
 	pthread_cond_destroy(&nt->cond);
 	pthread_mutex_destroy(&nt->lock);
@@ -783,8 +775,9 @@ fail:
 	return r;
 }
 
-/* Stops listening and asks the thread to end. It may be inside a system
- * call on the mount that only the unmount will end, so it is joined later. */
+/* Stops listening and asks the thread to end. It may be waiting for its
+ * echo process, inside a request on the mount that only the unmount will
+ * end, so it is joined later. */
 void mfs_notifier_stop(struct mfs *fs)
 {
 	struct mnotifier *nt = fs->notifier;
@@ -804,6 +797,7 @@ void mfs_notifier_join(struct mfs *fs)
 		return;
 	pthread_join(nt->thread, NULL);
 	fs->notifier = NULL;
+	mfs_echoproc_stop(nt->ep);
 	while (nt->head) {
 		struct item *it = nt->head;
 		nt->head = it->next;

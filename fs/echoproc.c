@@ -1,0 +1,172 @@
+/* The echo process: a child that does the notifier's I/O on the mount
+ * (open and write, create, mkdir, unlink, rmdir), one request at a time,
+ * over a socket pair.
+ *
+ * Why a process: a thread of the daemon blocked in a request on its own
+ * mount can keep a killed daemon from ever closing /dev/fuse (the kernel
+ * waits for that request's answer, which only the dead daemon could give),
+ * and the mount hangs for good. The child holds no /dev/fuse descriptor:
+ * when the daemon dies, the connection closes, the child's request fails,
+ * and the child, which dies with its parent (PR_SET_PDEATHSIG), goes too.
+ * The notifier waits on the socket only, which a kill always ends.
+ *
+ * The child is forked from a process that runs threads, so until it exits
+ * it calls only async-signal-safe functions, on memory of its own stack. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "echoproc.h"
+
+struct msg {
+	int op; /* enum mfs_echo_op */
+	char path[PATH_MAX];
+};
+
+struct mfs_echoproc {
+	int sock;
+	pid_t pid;
+};
+
+#define CHILD_SOCK 3
+
+static int child_do(int op, const char *path)
+{
+	int fd, r = 0;
+	switch (op) {
+	case MFS_ECHO_OP_TOUCH:
+		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			return errno;
+		if (write(fd, "\n", 1) < 0)
+			r = errno;
+		close(fd);
+		return r;
+	case MFS_ECHO_OP_CREATE:
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (fd < 0)
+			return errno;
+		close(fd);
+		return 0;
+	case MFS_ECHO_OP_MKDIR:
+		return mkdir(path, 0755) < 0 ? errno : 0;
+	case MFS_ECHO_OP_UNLINK:
+		return unlink(path) < 0 ? errno : 0;
+	case MFS_ECHO_OP_RMDIR:
+		return rmdir(path) < 0 ? errno : 0;
+	}
+	return EINVAL;
+}
+
+static _Noreturn void child_main(int sock, pid_t parent)
+{
+	/* Dies with the daemon, and never outlives a parent already gone. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(0);
+	/* Every descriptor goes but the socket: /dev/fuse first of all. */
+	if (sock != CHILD_SOCK && dup2(sock, CHILD_SOCK) < 0)
+		_exit(1);
+	close_range(0, CHILD_SOCK - 1, 0);
+	close_range(CHILD_SOCK + 1, ~0U, 0);
+	/* A terminal's ^C and hangup are the daemon's to handle; SIGTERM,
+	 * which libfuse's handler would only note, ends the child. */
+	struct sigaction ign = {.sa_handler = SIG_IGN}, dfl = {.sa_handler = SIG_DFL};
+	sigaction(SIGINT, &ign, NULL);
+	sigaction(SIGHUP, &ign, NULL);
+	sigaction(SIGPIPE, &ign, NULL);
+	sigaction(SIGTERM, &dfl, NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	struct msg m;
+	for (;;) {
+		ssize_t n = recv(CHILD_SOCK, &m, sizeof(m), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= (ssize_t)offsetof(struct msg, path))
+			_exit(0); /* the daemon closed its end, or is gone */
+		m.path[(size_t)n - offsetof(struct msg, path) - 1] = '\0';
+		int r = child_do(m.op, m.path);
+		while (send(CHILD_SOCK, &r, sizeof(r), MSG_NOSIGNAL) < 0 && errno == EINTR)
+			;
+	}
+}
+
+int mfs_echoproc_start(struct mfs_echoproc **ret)
+{
+	int sv[2];
+	struct mfs_echoproc *ep = calloc(1, sizeof(*ep));
+	if (!ep)
+		return -ENOMEM;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		int e = errno;
+		free(ep);
+		return -e;
+	}
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		free(ep);
+		return -e;
+	}
+	if (pid == 0)
+		child_main(sv[1], parent);
+	close(sv[1]);
+	ep->sock = sv[0];
+	ep->pid = pid;
+	*ret = ep;
+	return 0;
+}
+
+pid_t mfs_echoproc_pid(const struct mfs_echoproc *ep)
+{
+	return ep ? ep->pid : -1;
+}
+
+int mfs_echoproc_do(struct mfs_echoproc *ep, enum mfs_echo_op op, const char *path)
+{
+	struct msg m;
+	size_t len = strlen(path);
+	if (len >= sizeof(m.path))
+		return -ENAMETOOLONG;
+	m.op = op;
+	memcpy(m.path, path, len + 1);
+	ssize_t n;
+	do {
+		n = send(ep->sock, &m, offsetof(struct msg, path) + len + 1, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	int r;
+	do {
+		n = recv(ep->sock, &r, sizeof(r), 0);
+	} while (n < 0 && errno == EINTR);
+	if (n != sizeof(r))
+		return n < 0 ? -errno : -EPIPE; /* the child is gone */
+	return -r;
+}
+
+void mfs_echoproc_stop(struct mfs_echoproc *ep)
+{
+	if (!ep)
+		return;
+	/* At its next receive the child sees the end, and exits. */
+	close(ep->sock);
+	while (waitpid(ep->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	free(ep);
+}

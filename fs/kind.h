@@ -1,0 +1,206 @@
+/* What each kind of node does: one row per kind, chosen once when the node
+ * is made (as kernfs gives each node its kernfs_ops), so no operation asks
+ * which kind it is acting on.
+ *
+ * A row names the kind's flags, its cache timeouts and the operations it
+ * supports. A folder's row has the entry operations (lookup .. rename),
+ * called with the folder as the request's node; a file's row has the file
+ * operations, called with the file. An operation a row leaves NULL gets the
+ * errno of mfs_lacking() (req.c), the one place that policy is written.
+ * Workers return 0 or a count, or -errno, and never reply: the entry points
+ * of ops.c do (read_reply excepted, see below). */
+#ifndef MALLAFS_FS_KIND_H
+#define MALLAFS_FS_KIND_H
+
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+
+#include "fs_i.h"
+
+struct mallafs_svc;
+
+enum mfs_kflag {
+	MK_DIR = 1u << 0,      /* a folder */
+	MK_RDONLY = 1u << 1,   /* written by nobody: open for writing, write, truncate get EACCES */
+	MK_RENDERED = 1u << 2, /* text rendered per open: direct I/O, size rendered at stat */
+	MK_VALUE = 1u << 3,    /* a byte-exact value, served from the page cache */
+	MK_IN_SVC = 1u << 4,   /* inside services/NAME/ (or it): gone with the service */
+	MK_PENDING = 1u << 5,  /* may exist, empty, from create() until its first write */
+};
+
+/* One request, as its prologue (req.c) set it up: everything a worker
+ * needs, copied or referenced, so no worker reads a node's mutable fields. */
+struct mfs_req {
+	fuse_req_t req;
+	struct mfs *fs;
+	struct mnode *node; /* the inode the request names (a folder for entry ops); referenced */
+	const struct mfs_kind *kind;
+	struct mallafs_svc *svc;     /* its service, referenced; NULL outside services */
+	char name[MU_NAME_MAX + 1];  /* the node's name */
+	char pname[MU_NAME_MAX + 1]; /* its parent's name (a leaf's section, app or pool) */
+};
+
+/* What an entry is, as a folder's lookup finds it. */
+struct mfs_child {
+	enum mnode_kind kind;
+	uint64_t id;             /* the core object's id, 0 if it has none */
+	struct mallafs_svc *svc; /* a service folder's service, referenced */
+};
+
+/* dirbuf.c: a folder listing under way, one readdir reply's buffer;
+ * entries are added in offset order. */
+struct mfs_dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, len;
+	struct mfs *fs;
+	struct mnode *dir;
+	off_t next; /* counted listings: the offset of the next entry */
+	off_t skip; /* entries up to this offset were returned already */
+};
+int mfs_dirbuf_init(struct mfs_dirbuf *db, fuse_req_t req, struct mfs *fs, struct mnode *dir,
+                    size_t size, off_t off);
+/* Adds an entry whose offset (where the next readdir resumes) is off.
+ * Returns 1 when the buffer is full (stop listing), else 0. */
+int mfs_dir_add(struct mfs_dirbuf *db, const char *name, bool dir, off_t off);
+/* Folders whose entries are counted, not numbered by core ids. */
+int mfs_dir_add_next(struct mfs_dirbuf *db, const char *name, bool dir);
+/* Where a listing numbered by core ids resumes: entries with a larger id. */
+uint64_t mfs_dir_after(const struct mfs_dirbuf *db);
+/* The offset of the entry of core id id. */
+off_t mfs_dir_id_off(uint64_t id);
+
+struct mfs_kind {
+	const char *what; /* for the log */
+	unsigned flags;   /* enum mfs_kflag */
+	double entry_timeout, attr_timeout;
+	/* A folder's: the kind a removed entry's stand-in takes (echo.c). */
+	enum mnode_kind standin;
+
+	/* ---- a folder's entry operations ---- */
+	int (*lookup)(struct mfs_req *c, const char *name, struct mfs_child *ret);
+	int (*list)(struct mfs_req *c, struct mfs_dirbuf *db);
+	int (*mkdir)(struct mfs_req *c, const char *name);
+	int (*rmdir)(struct mfs_req *c, const char *name);
+	/* Makes the entry: 0 and *ret_kind; *ret_pending when it is a
+	 * control file that its first write makes real. -EEXIST as core
+	 * says (create() opens the existing entry unless O_EXCL). */
+	int (*create)(struct mfs_req *c, const char *name, enum mnode_kind *ret_kind,
+	              bool *ret_pending);
+	int (*unlink)(struct mfs_req *c, const char *name);
+	/* Within this folder's family (to->kind is a folder of the same
+	 * backend); *ret_id is the moved entry's new core id. */
+	int (*rename)(struct mfs_req *c, const char *name, struct mfs_req *to, const char *newname,
+	              unsigned flags, uint64_t *ret_id);
+
+	/* ---- a file's (or a folder's) own ---- */
+	/* What differs from the defaults (size, times, owner); -ENOENT when gone. */
+	int (*stat)(struct mfs_req *c, struct stat *st);
+	int (*open)(struct mfs_req *c, struct fuse_file_info *fi);
+	/* MK_RENDERED: the file's text, one snapshot (malloc'd). */
+	int (*render)(struct mfs_req *c, char **ret, size_t *ret_len);
+	/* MK_RENDERED and writable: applies one write() (h may be NULL). */
+	int (*store)(struct mfs_req *c, struct handle *h, const char *buf, size_t size, off_t off);
+	ssize_t (*read)(struct mfs_req *c, struct fuse_file_info *fi, char *buf, size_t size,
+	                off_t off);
+	/* For files whose reads may wait (the events feed): answers the
+	 * request itself, now or later, instead of read. */
+	void (*read_reply)(struct mfs_req *c, struct fuse_file_info *fi, size_t size, off_t off);
+	ssize_t (*write)(struct mfs_req *c, struct fuse_file_info *fi, const char *buf, size_t size,
+	                 off_t off);
+	int (*truncate)(struct mfs_req *c, uint64_t size);
+	int (*set_mtime)(struct mfs_req *c, const struct timespec *mtime); /* NULL: now */
+	unsigned (*poll)(struct mfs_req *c, struct fuse_file_info *fi, struct fuse_pollhandle *ph);
+	void (*release)(struct mfs_req *c, struct fuse_file_info *fi);
+	/* The id of the core object the file stands for, 0 if none. */
+	uint64_t (*id)(struct mfs_req *c);
+
+	const void *data; /* the row's own (a value kind's backend) */
+};
+
+/* req.c: the prologue, the epilogue, and what every kind shares. */
+enum mfs_op {
+	MFS_OP_LOOKUP,
+	MFS_OP_LIST,
+	MFS_OP_MKDIR,
+	MFS_OP_RMDIR,
+	MFS_OP_CREATE,
+	MFS_OP_UNLINK,
+	MFS_OP_RENAME,
+	MFS_OP_OPEN,
+	MFS_OP_READ,
+	MFS_OP_WRITE,
+	MFS_OP_TRUNCATE,
+};
+/* Sets up c for the inode ino: -ENOENT when it is gone, or (live) when its
+ * service is. c must be finished whatever this returns. */
+int mfs_req_start(struct mfs_req *c, fuse_req_t req, uint64_t ino, bool live);
+/* A request on n, a child of c's node, for the same fuse request; svc is
+ * the child's service when it is a service's folder. */
+void mfs_req_child(const struct mfs_req *c, struct mnode *n, struct mallafs_svc *svc,
+                   struct mfs_req *ret);
+void mfs_req_finish(struct mfs_req *c);
+/* 0 when c's kind does op (on entry name, opened with access mode acc),
+ * else the errno the policy gives. */
+int mfs_refuse(struct mfs_req *c, enum mfs_op op, const char *name, int acc);
+int mfs_refuse_rename(struct mfs_req *from, struct mfs_req *to);
+int mfs_stat(struct mfs_req *c, struct stat *st);
+/* The entry name of folder c, if it exists. */
+int mfs_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret);
+/* Makes (or finds) the node of an existing entry and replies with it. */
+int mfs_reply_entry(struct mfs_req *c, const char *name, const struct mfs_child *child,
+                    struct fuse_file_info *create_fi, bool pending);
+/* The notifier's lookup of an entry that is gone: a stand-in with no cache life. */
+int mfs_reply_standin(struct mfs_req *c, const char *name, enum mnode_kind kind);
+/* One readdir reply's buffer (malloc'd) for folder c. */
+int mfs_readdir(struct mfs_req *c, size_t size, off_t off, char **ret, size_t *ret_len);
+
+/* kind.c: the table. */
+const struct mfs_kind *mfs_kind(enum mnode_kind k);
+/* 0 when every kind has its row (checked once, when the filesystem is made). */
+int mfs_kinds_check(void);
+
+/* The rows, defined by the families that implement them. */
+extern const struct mfs_kind mfs_kind_root, mfs_kind_services, mfs_kind_events;
+extern const struct mfs_kind mfs_kind_svc, mfs_kind_status, mfs_kind_chain, mfs_kind_config_ini,
+        mfs_kind_svcfile, mfs_kind_plugins, mfs_kind_plugin;
+extern const struct mfs_kind mfs_kind_scfg, mfs_kind_section, mfs_kind_skey;
+extern const struct mfs_kind mfs_kind_store, mfs_kind_key, mfs_kind_nodecfg, mfs_kind_app,
+        mfs_kind_appkey;
+extern const struct mfs_kind mfs_kind_registry, mfs_kind_regname, mfs_kind_pool, mfs_kind_member;
+
+/* rendered.c: the operations every MK_RENDERED row shares. */
+int mfs_rendered_open(struct mfs_req *c, struct fuse_file_info *fi);
+ssize_t mfs_rendered_read(struct mfs_req *c, struct fuse_file_info *fi, char *buf, size_t size,
+                          off_t off);
+ssize_t mfs_rendered_write(struct mfs_req *c, struct fuse_file_info *fi, const char *buf,
+                           size_t size, off_t off);
+int mfs_rendered_truncate(struct mfs_req *c, uint64_t size);
+unsigned mfs_rendered_poll(struct mfs_req *c, struct fuse_file_info *fi,
+                           struct fuse_pollhandle *ph);
+void mfs_rendered_release(struct mfs_req *c, struct fuse_file_info *fi);
+/* config.ini and config keys: the document an open file has written so far.
+ * One write() is one document (or value); a write at the offset where the
+ * last one ended extends it. *ret (malloc'd) is what to apply now: with
+ * lines, up to the last complete line (NULL when nothing new is complete);
+ * else all of it. *ret_gen tells mfs_rendered_doc_done which document it
+ * was. The caller applies it holding no lock of fs/. */
+int mfs_rendered_doc(struct handle *h, const char *buf, size_t size, off_t off, bool lines,
+                     char **ret, size_t *ret_len, uint64_t *ret_gen);
+/* The document of generation gen was applied (or refused) up to len: it is
+ * never applied again, not even at close. */
+void mfs_rendered_doc_done(struct handle *h, uint64_t gen, size_t len);
+
+/* r and the text a service's render gave: -ENOENT, and no text, when the
+ * service went while rendering. */
+int mfs_rendered_svc(struct mfs_req *c, int r, char **ret, size_t *ret_len);
+
+#define MFS_RENDERED_OPS                                                                 \
+	.open = mfs_rendered_open, .read = mfs_rendered_read, .poll = mfs_rendered_poll, \
+	.release = mfs_rendered_release, .truncate = mfs_rendered_truncate
+
+/* How long the kernel may keep entries and attributes that change only
+ * through the mount or with the notifier's word. */
+#define MFS_LONG_TIMEOUT 3600.0
+
+#endif

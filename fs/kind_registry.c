@@ -1,0 +1,224 @@
+/* The registry's family: registry/ (unique names and pools), a name, a
+ * pool and a pool's member. A name or member is made by its first write
+ * (create() leaves a pending node that its first write makes real or its
+ * close removes); the writer's uid is what the PID rules check. */
+#include <errno.h>
+#include <limits.h>
+
+#include "kind.h"
+#include "registry.h"
+#include "runtime.h"
+
+static struct mreg *registry(const struct mfs_req *c)
+{
+	return mrt_registry(c->fs->rt);
+}
+
+static void entry_times(struct stat *st, const struct mreg_entry *re)
+{
+	st->st_mtim = st->st_atim = st->st_ctim = re->mtime;
+}
+
+static int list_entry(const struct mreg_entry *e, void *arg)
+{
+	return mfs_dir_add(arg, e->name, e->kind == 'p', mfs_dir_id_off(e->id));
+}
+
+/* ---- registry/ ---- */
+
+static int registry_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret)
+{
+	struct mreg_entry re;
+	int r = mreg_stat(registry(c), name, NULL, &re);
+	ret->kind = r == 0 && re.kind == 'p' ? N_POOL : N_REGNAME;
+	ret->id = r == 0 ? re.id : 0;
+	return r;
+}
+
+static int registry_list(struct mfs_req *c, struct mfs_dirbuf *db)
+{
+	return mreg_list(registry(c), mfs_dir_after(db), list_entry, db);
+}
+
+static int registry_mkdir(struct mfs_req *c, const char *name)
+{
+	return mreg_pool_create(registry(c), name);
+}
+
+static int registry_rmdir(struct mfs_req *c, const char *name)
+{
+	return mreg_pool_destroy(registry(c), name);
+}
+
+static int registry_create(struct mfs_req *c, const char *name, enum mnode_kind *ret_kind,
+                           bool *ret_pending)
+{
+	*ret_kind = N_REGNAME;
+	*ret_pending = true;
+	return mu_name_check_str(name, MU_NAME_STRICT);
+}
+
+static int registry_unlink(struct mfs_req *c, const char *name)
+{
+	struct mreg_entry re;
+	int r = mreg_stat(registry(c), name, NULL, &re);
+	if (r == 0)
+		r = re.kind == 'p' ? -EISDIR : mreg_unregister(registry(c), name);
+	return r;
+}
+
+const struct mfs_kind mfs_kind_registry = {
+        .what = "registry/",
+        .flags = MK_DIR,
+        .entry_timeout = MFS_LONG_TIMEOUT,
+        .attr_timeout = MFS_LONG_TIMEOUT,
+        .standin = N_REGNAME,
+        .lookup = registry_lookup,
+        .list = registry_list,
+        .mkdir = registry_mkdir,
+        .rmdir = registry_rmdir,
+        .create = registry_create,
+        .unlink = registry_unlink,
+};
+
+/* ---- registry/NAME ---- */
+
+static int regname_stat(struct mfs_req *c, struct stat *st)
+{
+	struct mreg_entry re;
+	int r = mreg_stat(registry(c), c->name, NULL, &re);
+	if (r == 0) {
+		st->st_uid = re.uid;
+		entry_times(st, &re);
+	}
+	return r;
+}
+
+static int regname_render(struct mfs_req *c, char **ret, size_t *ret_len)
+{
+	return mreg_render(registry(c), c->name, ret, ret_len);
+}
+
+static int regname_store(struct mfs_req *c, struct handle *h, const char *buf, size_t size,
+                         off_t off)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(c->req);
+	return mreg_register_text(registry(c), c->name, buf, size, ctx->uid);
+}
+
+static uint64_t regname_id(struct mfs_req *c)
+{
+	struct mreg_entry re;
+	return mreg_stat(registry(c), c->name, NULL, &re) == 0 ? re.id : 0;
+}
+
+const struct mfs_kind mfs_kind_regname = {
+        .what = "a registered name",
+        .flags = MK_RENDERED | MK_PENDING,
+        MFS_RENDERED_OPS,
+        .stat = regname_stat,
+        .render = regname_render,
+        .store = regname_store,
+        .write = mfs_rendered_write,
+        .id = regname_id,
+};
+
+/* ---- registry/POOL/ ---- */
+
+static bool canonical_pid(const char *s)
+{
+	uint64_t v;
+	return s[0] != '0' && mu_parse_u64(s, &v) == 0 && v > 0 && v <= INT_MAX;
+}
+
+static int pool_stat(struct mfs_req *c, struct stat *st)
+{
+	struct mreg_entry re;
+	int r = mreg_stat(registry(c), c->name, NULL, &re);
+	if (r == 0 && re.kind != 'p')
+		r = -ENOENT;
+	if (r == 0)
+		entry_times(st, &re);
+	return r;
+}
+
+static int pool_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret)
+{
+	struct mreg_entry re;
+	int r = mreg_stat(registry(c), c->name, name, &re);
+	ret->kind = N_MEMBER;
+	ret->id = r == 0 ? re.id : 0;
+	return r;
+}
+
+static int pool_list(struct mfs_req *c, struct mfs_dirbuf *db)
+{
+	return mreg_pool_list(registry(c), c->name, mfs_dir_after(db), list_entry, db);
+}
+
+static int pool_create(struct mfs_req *c, const char *name, enum mnode_kind *ret_kind,
+                       bool *ret_pending)
+{
+	*ret_kind = N_MEMBER;
+	*ret_pending = true;
+	return canonical_pid(name) ? 0 : -EINVAL;
+}
+
+static int pool_unlink(struct mfs_req *c, const char *name)
+{
+	return mreg_pool_unstore(registry(c), c->name, name);
+}
+
+const struct mfs_kind mfs_kind_pool = {
+        .what = "a pool",
+        .flags = MK_DIR,
+        .entry_timeout = MFS_LONG_TIMEOUT,
+        .standin = N_MEMBER,
+        .stat = pool_stat,
+        .lookup = pool_lookup,
+        .list = pool_list,
+        .create = pool_create,
+        .unlink = pool_unlink,
+};
+
+/* ---- registry/POOL/PID ---- */
+
+static int member_stat(struct mfs_req *c, struct stat *st)
+{
+	struct mreg_entry re;
+	int r = mreg_stat(registry(c), c->pname, c->name, &re);
+	if (r == 0) {
+		st->st_uid = re.uid;
+		entry_times(st, &re);
+	}
+	return r;
+}
+
+static int member_render(struct mfs_req *c, char **ret, size_t *ret_len)
+{
+	return mreg_pool_render(registry(c), c->pname, c->name, ret, ret_len);
+}
+
+static int member_store(struct mfs_req *c, struct handle *h, const char *buf, size_t size,
+                        off_t off)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(c->req);
+	return mreg_pool_store(registry(c), c->pname, c->name, buf, size, ctx->uid);
+}
+
+static uint64_t member_id(struct mfs_req *c)
+{
+	struct mreg_entry re;
+	return mreg_stat(registry(c), c->pname, c->name, &re) == 0 ? re.id : 0;
+}
+
+const struct mfs_kind mfs_kind_member = {
+        .what = "a pool member",
+        .flags = MK_RENDERED | MK_PENDING,
+        MFS_RENDERED_OPS,
+        .stat = member_stat,
+        .render = member_render,
+        .store = member_store,
+        .write = mfs_rendered_write,
+        .id = member_id,
+};

@@ -1,0 +1,160 @@
+/* The root's family: the root itself, services/ (one folder per service)
+ * and the events feed. registry/ and config/ are their families' own. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+
+#include "events.h"
+#include "kind.h"
+#include "runtime.h"
+#include "service.h"
+
+/* ---- the root ---- */
+
+static const struct {
+	const char *name;
+	enum mnode_kind kind;
+} root_entries[] = {
+        {"services", N_SERVICES},
+        {"registry", N_REGISTRY},
+        {"config", N_NODECFG},
+        {"events", N_EVENTS},
+};
+
+static int root_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret)
+{
+	for (size_t i = 0; i < MU_ARRAY_SIZE(root_entries); i++) {
+		if (strcmp(name, root_entries[i].name) == 0) {
+			ret->kind = root_entries[i].kind;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int root_list(struct mfs_req *c, struct mfs_dirbuf *db)
+{
+	for (size_t i = 0; i < MU_ARRAY_SIZE(root_entries); i++) {
+		bool dir = mfs_kind(root_entries[i].kind)->flags & MK_DIR;
+		if (mfs_dir_add_next(db, root_entries[i].name, dir))
+			return 1;
+	}
+	return 0;
+}
+
+const struct mfs_kind mfs_kind_root = {
+        .what = "the root",
+        .flags = MK_DIR,
+        .entry_timeout = MFS_LONG_TIMEOUT,
+        .attr_timeout = MFS_LONG_TIMEOUT,
+        .standin = N_REGNAME,
+        .lookup = root_lookup,
+        .list = root_list,
+};
+
+/* ---- services/ ---- */
+
+static int services_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret)
+{
+	struct mallafs_svc *s = mrt_service_get(c->fs->rt, name);
+	if (!s)
+		return -ENOENT;
+	ret->kind = N_SVC;
+	ret->id = msvc_id(s);
+	ret->svc = s;
+	return 0;
+}
+
+static int list_service(const char *name, uint64_t id, void *arg)
+{
+	return mfs_dir_add(arg, name, true, mfs_dir_id_off(id));
+}
+
+static int services_list(struct mfs_req *c, struct mfs_dirbuf *db)
+{
+	return mrt_service_list(c->fs->rt, mfs_dir_after(db), list_service, db);
+}
+
+static int services_mkdir(struct mfs_req *c, const char *name)
+{
+	struct mallafs_reason why = {{0}};
+	return mrt_service_create(c->fs->rt, name, &why);
+}
+
+static int services_rmdir(struct mfs_req *c, const char *name)
+{
+	return mrt_service_destroy(c->fs->rt, name);
+}
+
+const struct mfs_kind mfs_kind_services = {
+        .what = "services/",
+        .flags = MK_DIR,
+        .entry_timeout = MFS_LONG_TIMEOUT,
+        .attr_timeout = MFS_LONG_TIMEOUT,
+        .standin = N_SVC,
+        .lookup = services_lookup,
+        .list = services_list,
+        .mkdir = services_mkdir,
+        .rmdir = services_rmdir,
+};
+
+/* ---- events ---- */
+
+static int events_open(struct mfs_req *c, struct fuse_file_info *fi)
+{
+	struct handle *h = mfs_handle_new();
+	if (!h)
+		return -ENOMEM;
+	/* Each open starts at the moment of opening. */
+	h->cursor = mev_ring_next_seq(mrt_events(c->fs->rt));
+	h->nonblock = (fi->flags & O_NONBLOCK) != 0;
+	mfs_handle_register(c->fs, h, fi);
+	fi->direct_io = 1;
+	fi->noflush = 1;
+	return 0;
+}
+
+static void events_read(struct mfs_req *c, struct fuse_file_info *fi, size_t size, off_t off)
+{
+	struct handle *h = mfs_handle_get(c->fs, fi);
+	if (!h) {
+		fuse_reply_err(c->req, EBADF);
+		return;
+	}
+	/* The feed keeps the reference while the read is parked. */
+	mfs_feed_read(c->fs, c->req, h, h->nonblock || (fi->flags & O_NONBLOCK), size);
+}
+
+static unsigned events_poll(struct mfs_req *c, struct fuse_file_info *fi,
+                            struct fuse_pollhandle *ph)
+{
+	struct handle *h = mfs_handle_get(c->fs, fi);
+	if (!h) {
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		return POLLIN | POLLRDNORM;
+	}
+	unsigned revents = mfs_feed_poll(c->fs, h, ph);
+	mfs_handle_put(c->fs, h);
+	return revents;
+}
+
+static void events_release(struct mfs_req *c, struct fuse_file_info *fi)
+{
+	struct handle *h = mfs_handle_get(c->fs, fi);
+	if (h)
+		mfs_feed_forget(c->fs, h);
+	mfs_handle_put(c->fs, h);
+}
+
+const struct mfs_kind mfs_kind_events = {
+        .what = "events",
+        .flags = MK_RDONLY,
+        .entry_timeout = MFS_LONG_TIMEOUT,
+        .attr_timeout = MFS_LONG_TIMEOUT,
+        .open = events_open,
+        .read_reply = events_read,
+        .poll = events_poll,
+        .release = events_release,
+};

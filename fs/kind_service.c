@@ -1,0 +1,258 @@
+/* A service's family: its folder services/NAME/, the files status, chain
+ * and config.ini, the files its plugins publish, and plugins/ with one
+ * empty folder per plugin of the chain. store/ is the values' family,
+ * config/ the service configuration's. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kind.h"
+#include "service.h"
+
+/* ---- services/NAME/ ---- */
+
+static const struct {
+	const char *name;
+	enum mnode_kind kind;
+} svc_entries[] = {
+        {"store", N_STORE},           {"plugins", N_PLUGINS}, {"config", N_SCFG},
+        {"config.ini", N_CONFIG_INI}, {"chain", N_CHAIN},     {"status", N_STATUS},
+};
+
+struct has_name {
+	const char *name;
+	bool found;
+};
+
+static int match_name(const char *name, void *arg)
+{
+	struct has_name *h = arg;
+	if (strcmp(h->name, name) == 0) {
+		h->found = true;
+		return 1;
+	}
+	return 0;
+}
+
+static int svc_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret)
+{
+	for (size_t i = 0; i < MU_ARRAY_SIZE(svc_entries); i++) {
+		if (strcmp(name, svc_entries[i].name) == 0) {
+			ret->kind = svc_entries[i].kind;
+			return 0;
+		}
+	}
+	struct has_name h = {name, false};
+	if (msvc_files_foreach(c->svc, match_name, &h) >= 0 && h.found) {
+		ret->kind = N_SVCFILE;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int list_file(const char *name, void *arg)
+{
+	return mfs_dir_add_next(arg, name, false);
+}
+
+static int svc_list(struct mfs_req *c, struct mfs_dirbuf *db)
+{
+	for (size_t i = 0; i < MU_ARRAY_SIZE(svc_entries); i++) {
+		bool dir = mfs_kind(svc_entries[i].kind)->flags & MK_DIR;
+		if (mfs_dir_add_next(db, svc_entries[i].name, dir))
+			return 1;
+	}
+	return msvc_files_foreach(c->svc, list_file, db);
+}
+
+const struct mfs_kind mfs_kind_svc = {
+        .what = "a service",
+        .flags = MK_DIR | MK_IN_SVC,
+        .entry_timeout = MFS_LONG_TIMEOUT,
+        .attr_timeout = MFS_LONG_TIMEOUT,
+        .standin = N_SVCFILE,
+        .lookup = svc_lookup,
+        .list = svc_list,
+};
+
+/* ---- status ---- */
+
+static int status_render(struct mfs_req *c, char **ret, size_t *ret_len)
+{
+	return mfs_rendered_svc(c, msvc_status_render(c->svc, ret, ret_len), ret, ret_len);
+}
+
+static int status_store(struct mfs_req *c, struct handle *h, const char *buf, size_t size,
+                        off_t off)
+{
+	return msvc_set_admin_text(c->svc, buf, size);
+}
+
+const struct mfs_kind mfs_kind_status = {
+        .what = "status",
+        .flags = MK_RENDERED | MK_IN_SVC,
+        .entry_timeout = MFS_LONG_TIMEOUT,
+        MFS_RENDERED_OPS,
+        .render = status_render,
+        .store = status_store,
+        .write = mfs_rendered_write,
+};
+
+/* ---- chain ---- */
+
+static int chain_render(struct mfs_req *c, char **ret, size_t *ret_len)
+{
+	return mfs_rendered_svc(c, msvc_chain_render(c->svc, ret, ret_len), ret, ret_len);
+}
+
+const struct mfs_kind mfs_kind_chain = {
+        .what = "chain",
+        .flags = MK_RENDERED | MK_RDONLY | MK_IN_SVC,
+        .entry_timeout = MFS_LONG_TIMEOUT,
+        MFS_RENDERED_OPS,
+        .render = chain_render,
+};
+
+/* ---- config.ini ---- */
+
+static int ini_render(struct mfs_req *c, char **ret, size_t *ret_len)
+{
+	return mfs_rendered_svc(c, msvc_config_render(c->svc, ret, ret_len), ret, ret_len);
+}
+
+/* One reconfiguration per document; a document written a line a write
+ * is applied as its lines come (a deep merge applied twice is applied
+ * once), the last line when its newline comes or at close. */
+static int ini_store(struct mfs_req *c, struct handle *h, const char *buf, size_t size, off_t off)
+{
+	struct mallafs_reason why = {{0}};
+	if (!h)
+		return msvc_config_apply_ini(c->svc, buf, size, &why);
+	char *doc;
+	size_t len;
+	uint64_t gen;
+	int r = mfs_rendered_doc(h, buf, size, off, true, &doc, &len, &gen);
+	if (r == 0 && doc) {
+		r = msvc_config_apply_ini(c->svc, doc, len, &why);
+		mfs_rendered_doc_done(h, gen, len);
+	}
+	free(doc);
+	return r;
+}
+
+/* A document whose last line had no newline is applied now; its error can
+ * only go to status and the log. */
+static void ini_release(struct mfs_req *c, struct fuse_file_info *fi)
+{
+	struct handle *h = mfs_handle_get(c->fs, fi);
+	if (!h)
+		return;
+	char *doc = NULL;
+	size_t len = 0;
+	uint64_t gen = 0;
+	pthread_mutex_lock(&h->lock);
+	if (h->doc.len > h->applied) {
+		doc = malloc(h->doc.len);
+		if (doc) {
+			memcpy(doc, h->doc.data, h->doc.len);
+			len = h->doc.len;
+			gen = h->doc_gen;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (doc && c->svc) {
+		msvc_config_apply_ini(c->svc, doc, len, NULL);
+		mfs_rendered_doc_done(h, gen, len);
+	}
+	free(doc);
+	mfs_handle_put(c->fs, h);
+	mfs_rendered_release(c, fi);
+}
+
+const struct mfs_kind mfs_kind_config_ini = {
+        .what = "config.ini",
+        .flags = MK_RENDERED | MK_IN_SVC,
+        .entry_timeout = MFS_LONG_TIMEOUT,
+        .open = mfs_rendered_open,
+        .read = mfs_rendered_read,
+        .poll = mfs_rendered_poll,
+        .truncate = mfs_rendered_truncate,
+        .render = ini_render,
+        .store = ini_store,
+        .write = mfs_rendered_write,
+        .release = ini_release,
+};
+
+/* ---- files published by plugins (trace, metrics, ...) ---- */
+
+static int svcfile_render(struct mfs_req *c, char **ret, size_t *ret_len)
+{
+	return mfs_rendered_svc(c, msvc_file_render(c->svc, c->name, ret, ret_len), ret, ret_len);
+}
+
+const struct mfs_kind mfs_kind_svcfile = {
+        .what = "a plugin's file",
+        .flags = MK_RENDERED | MK_RDONLY | MK_IN_SVC,
+        MFS_RENDERED_OPS,
+        .render = svcfile_render,
+};
+
+/* ---- plugins/ ---- */
+
+static int plugins_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret)
+{
+	ret->kind = N_PLUGIN;
+	return msvc_has_plugin(c->svc, name) ? 0 : -ENOENT;
+}
+
+/* The chain's order, top to bottom. */
+static int plugins_list(struct mfs_req *c, struct mfs_dirbuf *db)
+{
+	char *text = NULL, *save = NULL;
+	size_t len;
+	int r = msvc_chain_render(c->svc, &text, &len);
+	for (char *t = r == 0 ? strtok_r(text, "\n", &save) : NULL; t;
+	     t = strtok_r(NULL, "\n", &save))
+		if (mfs_dir_add_next(db, t, true))
+			break;
+	free(text);
+	return r;
+}
+
+static int plugins_mkdir(struct mfs_req *c, const char *name)
+{
+	struct mallafs_reason why = {{0}};
+	return msvc_add_plugin(c->svc, name, &why);
+}
+
+static int plugins_rmdir(struct mfs_req *c, const char *name)
+{
+	struct mallafs_reason why = {{0}};
+	return msvc_del_plugin(c->svc, name, &why);
+}
+
+const struct mfs_kind mfs_kind_plugins = {
+        .what = "plugins/",
+        .flags = MK_DIR | MK_IN_SVC,
+        .entry_timeout = MFS_LONG_TIMEOUT,
+        .attr_timeout = MFS_LONG_TIMEOUT,
+        .standin = N_PLUGIN,
+        .lookup = plugins_lookup,
+        .list = plugins_list,
+        .mkdir = plugins_mkdir,
+        .rmdir = plugins_rmdir,
+};
+
+/* ---- plugins/P/: empty ---- */
+
+static int plugin_stat(struct mfs_req *c, struct stat *st)
+{
+	return msvc_has_plugin(c->svc, c->name) ? 0 : -ENOENT;
+}
+
+const struct mfs_kind mfs_kind_plugin = {
+        .what = "a plugin",
+        .flags = MK_DIR | MK_IN_SVC,
+        .standin = N_PLUGIN,
+        .stat = plugin_stat,
+};

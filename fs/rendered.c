@@ -1,0 +1,201 @@
+/* Rendered files: status, chain, config.ini, config keys, registry entries
+ * and plugins' files. Their text is rendered from core state: at open, and
+ * again at every read from offset 0 (as sysfs does), into the open file's
+ * handle, which the reads of that open file are served from. Their writes
+ * are commands (the row's store), applied before write() returns. poll()
+ * reports POLLPRI|POLLERR once the text differs from what the open file
+ * last read. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kind.h"
+#include "service.h"
+
+int mfs_rendered_open(struct mfs_req *c, struct fuse_file_info *fi)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int r = c->kind->render(c, &text, &len);
+	/* A control file made by create() and not yet written reads empty. */
+	if (r == -ENOENT && (c->kind->flags & MK_PENDING) && mfs_node_pending(c->fs, c->node))
+		r = 1;
+	if (r < 0)
+		return r;
+	struct handle *h = mfs_handle_new();
+	if (!h) {
+		free(text);
+		return -ENOMEM;
+	}
+	if (r == 0) {
+		/* What poll() compares with until the first read. */
+		h->text = text;
+		h->len = len;
+		h->have = true;
+	}
+	mfs_handle_register(c->fs, h, fi);
+	fi->direct_io = 1;
+	fi->noflush = 1;
+	return 0;
+}
+
+ssize_t mfs_rendered_read(struct mfs_req *c, struct fuse_file_info *fi, char *buf, size_t size,
+                          off_t off)
+{
+	struct handle *h = mfs_handle_get(c->fs, fi);
+	if (!h)
+		return -EBADF;
+	pthread_mutex_lock(&h->lock);
+	bool fresh = off == 0 || !h->have;
+	pthread_mutex_unlock(&h->lock);
+
+	int r = 0;
+	if (fresh) {
+		/* Rendered outside the handle's lock: core's locks come first. */
+		char *text = NULL;
+		size_t len = 0;
+		r = c->kind->render(c, &text, &len);
+		if (r == 0) {
+			pthread_mutex_lock(&h->lock);
+			free(h->text);
+			h->text = text;
+			h->len = len;
+			h->have = true;
+			pthread_mutex_unlock(&h->lock);
+		} else if (r == -ENOENT && mfs_node_pending(c->fs, c->node)) {
+			r = 0; /* created, never written: empty */
+		}
+	}
+	ssize_t n = r;
+	if (r == 0) {
+		pthread_mutex_lock(&h->lock);
+		size_t start = (size_t)off < h->len ? (size_t)off : h->len;
+		size_t count = h->len - start < size ? h->len - start : size;
+		if (count)
+			memcpy(buf, h->text + start, count);
+		pthread_mutex_unlock(&h->lock);
+		n = (ssize_t)count;
+	}
+	mfs_handle_put(c->fs, h);
+	return n;
+}
+
+ssize_t mfs_rendered_write(struct mfs_req *c, struct fuse_file_info *fi, const char *buf,
+                           size_t size, off_t off)
+{
+	struct handle *h = mfs_handle_get(c->fs, fi);
+	int r = c->kind->store(c, h, buf, size, off);
+	bool pending = (c->kind->flags & MK_PENDING) && mfs_node_pending(c->fs, c->node);
+	if (r < 0 && pending) {
+		/* A refused first write leaves no entry behind. */
+		mfs_node_unhash_self(c->fs, c->node);
+	} else if (r == 0 && pending) {
+		/* What the first write made, by its core id if it has one. */
+		mfs_node_made_real(c->fs, c->node, c->kind->id ? c->kind->id(c) : 0);
+	}
+	if (r == 0 && h) {
+		pthread_mutex_lock(&h->lock);
+		h->have = false; /* the next read renders the new state */
+		pthread_mutex_unlock(&h->lock);
+	}
+	mfs_handle_put(c->fs, h);
+	return r < 0 ? r : (ssize_t)size;
+}
+
+/* Truncation wipes nothing, as with sysfs: `echo x > status` opens with
+ * O_TRUNC, and the write is the command. */
+int mfs_rendered_truncate(struct mfs_req *c, uint64_t size)
+{
+	return 0;
+}
+
+unsigned mfs_rendered_poll(struct mfs_req *c, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
+{
+	unsigned revents = POLLIN | POLLRDNORM;
+	struct handle *h = mfs_handle_get(c->fs, fi);
+	if (!h) {
+		/* The notifier's opens have no handle: always ready. */
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		return revents;
+	}
+	mfs_handle_poll(c->fs, h, c->node, ph);
+
+	char *text = NULL;
+	size_t len = 0;
+	int r = c->kind->render(c, &text, &len);
+	pthread_mutex_lock(&h->lock);
+	if (r < 0 || !h->have || len != h->len || (len && memcmp(text, h->text, len) != 0))
+		revents |= POLLPRI | POLLERR;
+	pthread_mutex_unlock(&h->lock);
+	free(text);
+	if (c->kind->store)
+		revents |= POLLOUT | POLLWRNORM;
+	mfs_handle_put(c->fs, h);
+	return revents;
+}
+
+void mfs_rendered_release(struct mfs_req *c, struct fuse_file_info *fi)
+{
+	/* Created and closed without a write that made it real: gone. */
+	if ((c->kind->flags & MK_PENDING) && mfs_node_pending(c->fs, c->node))
+		mfs_node_unhash_self(c->fs, c->node);
+}
+
+int mfs_rendered_doc(struct handle *h, const char *buf, size_t size, off_t off, bool lines,
+                     char **ret, size_t *ret_len, uint64_t *ret_gen)
+{
+	*ret = NULL;
+	*ret_len = 0;
+	pthread_mutex_lock(&h->lock);
+	if (off == 0 || (size_t)off != h->doc.len) {
+		h->doc.len = 0;
+		h->applied = 0;
+		h->doc_gen++;
+	}
+	*ret_gen = h->doc_gen;
+	int r = mu_buf_append(&h->doc, buf, size);
+	size_t len = h->doc.len;
+	bool apply = true;
+	if (r == 0 && lines) {
+		const char *nl = memrchr(h->doc.data, '\n', len);
+		if (nl)
+			len = (size_t)(nl - h->doc.data) + 1;
+		else if (off != 0)
+			len = h->applied; /* still inside one line: wait for its end */
+		apply = len > h->applied || off == 0;
+	}
+	if (r == 0 && apply) {
+		*ret = malloc(len ? len : 1);
+		if (*ret) {
+			memcpy(*ret, h->doc.data, len);
+			*ret_len = len;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+void mfs_rendered_doc_done(struct handle *h, uint64_t gen, size_t len)
+{
+	pthread_mutex_lock(&h->lock);
+	if (h->doc_gen == gen && len > h->applied)
+		h->applied = len;
+	pthread_mutex_unlock(&h->lock);
+}
+
+int mfs_rendered_svc(struct mfs_req *c, int r, char **ret, size_t *ret_len)
+{
+	if (r == 0 && !msvc_alive(c->svc)) {
+		/* The service went while rendering: nothing is returned. */
+		free(*ret);
+		*ret = NULL;
+		*ret_len = 0;
+		r = -ENOENT;
+	}
+	return r;
+}

@@ -1,0 +1,282 @@
+/* What every request shares: the prologue that sets up a struct mfs_req
+ * and the epilogue that drops it, the attributes every kind starts from,
+ * entry lookups and replies, folder listings, and the one place that says
+ * which errno an operation gets when the node's kind refuses or lacks it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kind.h"
+#include "service.h"
+
+static void req_setup(struct mfs_req *c, struct mfs *fs, fuse_req_t req, struct mnode *n)
+{
+	c->req = req;
+	c->fs = fs;
+	c->node = n;
+	c->kind = mfs_kind(n->kind);
+	c->svc = NULL;
+	mfs_node_names(fs, n, c->name, c->pname, sizeof(c->name));
+}
+
+int mfs_req_start(struct mfs_req *c, fuse_req_t req, uint64_t ino, bool live)
+{
+	struct mfs *fs = fuse_req_userdata(req);
+	struct mnode *n = mfs_node_get(fs, ino);
+	memset(c, 0, sizeof(*c));
+	c->req = req;
+	c->fs = fs;
+	if (!n)
+		return -ENOENT;
+	req_setup(c, fs, req, n);
+	if (c->kind->flags & MK_IN_SVC) {
+		c->svc = mfs_node_svc(fs, n);
+		if (live && (!c->svc || !msvc_alive(c->svc)))
+			return -ENOENT;
+	}
+	return 0;
+}
+
+void mfs_req_child(const struct mfs_req *c, struct mnode *n, struct mallafs_svc *svc,
+                   struct mfs_req *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	pthread_mutex_lock(&c->fs->lock);
+	n->refs++;
+	pthread_mutex_unlock(&c->fs->lock);
+	req_setup(ret, c->fs, c->req, n);
+	if (ret->kind->flags & MK_IN_SVC) {
+		svc = svc ? svc : c->svc;
+		ret->svc = svc ? msvc_ref(svc) : NULL;
+	}
+}
+
+void mfs_req_finish(struct mfs_req *c)
+{
+	msvc_unref(c->svc);
+	mfs_node_put(c->fs, c->node);
+	c->svc = NULL;
+	c->node = NULL;
+}
+
+/* ---- what an operation gets when the kind refuses or lacks it ---- */
+
+/* The policy, for each operation, in the order it is checked:
+ *  - an entry operation on a file: ENOTDIR; a file operation on a folder:
+ *    EISDIR (lookup and listing of a folder without entries: ENOENT, empty);
+ *  - a write, a truncation or an open for writing of a MK_RDONLY file: EACCES;
+ *  - a kind that lacks the operation: mkdir and create EPERM (no subfolders
+ *    in store/, no files in plugins/), write EACCES, truncate EPERM, read
+ *    EBADF, set_mtime and poll do nothing (the file keeps its times, and is
+ *    always ready), rename EPERM, or EXDEV between two folders that rename
+ *    with different backends (store and config/APP, two services);
+ *  - rmdir and unlink of an entry the folder cannot remove: EBUSY for a
+ *    fixed folder (store/, plugins/, ...), ENOTDIR for rmdir of a file,
+ *    EISDIR for unlink of a folder, EPERM for unlink of a fixed file
+ *    (status, chain, ...); ENOENT when there is no such entry. */
+int mfs_refuse(struct mfs_req *c, enum mfs_op op, const char *name, int acc)
+{
+	const struct mfs_kind *k = c->kind;
+	bool dir = k->flags & MK_DIR;
+
+	switch (op) {
+	case MFS_OP_LOOKUP:
+	case MFS_OP_LIST:
+		return dir ? 0 : -ENOTDIR;
+	case MFS_OP_MKDIR:
+		return !dir ? -ENOTDIR : k->mkdir ? 0 : -EPERM;
+	case MFS_OP_CREATE:
+		return !dir ? -ENOTDIR : k->create ? 0 : -EPERM;
+	case MFS_OP_RMDIR:
+	case MFS_OP_UNLINK: {
+		if (!dir)
+			return -ENOTDIR;
+		if (op == MFS_OP_RMDIR ? k->rmdir != NULL : k->unlink != NULL)
+			return 0;
+		struct mfs_child ch;
+		int r = mfs_lookup(c, name, &ch);
+		if (r < 0)
+			return r;
+		msvc_unref(ch.svc);
+		bool cdir = mfs_kind(ch.kind)->flags & MK_DIR;
+		if (op == MFS_OP_RMDIR)
+			return cdir ? -EBUSY : -ENOTDIR;
+		return cdir ? -EISDIR : -EPERM;
+	}
+	case MFS_OP_RENAME:
+		return dir && k->rename ? 0 : -EPERM;
+	case MFS_OP_OPEN:
+		if (dir)
+			return -EISDIR;
+		return (k->flags & MK_RDONLY) && acc != O_RDONLY ? -EACCES : 0;
+	case MFS_OP_READ:
+		if (dir)
+			return -EISDIR;
+		return k->read || k->read_reply ? 0 : -EBADF;
+	case MFS_OP_WRITE:
+	case MFS_OP_TRUNCATE:
+		if (dir)
+			return -EISDIR;
+		if (k->flags & MK_RDONLY)
+			return -EACCES;
+		if (op == MFS_OP_WRITE)
+			return k->write ? 0 : -EACCES;
+		return k->truncate ? 0 : -EPERM;
+	}
+	return -EINVAL;
+}
+
+int mfs_refuse_rename(struct mfs_req *from, struct mfs_req *to)
+{
+	int r = mfs_refuse(from, MFS_OP_RENAME, NULL, 0);
+	if (r == 0)
+		r = mfs_refuse(to, MFS_OP_RENAME, NULL, 0);
+	if (r == 0 &&
+	    (from->kind->rename != to->kind->rename || from->kind->data != to->kind->data))
+		r = -EXDEV; /* mv copies across backends */
+	return r;
+}
+
+/* ---- attributes ---- */
+
+int mfs_stat(struct mfs_req *c, struct stat *st)
+{
+	const struct mfs_kind *k = c->kind;
+	struct mfs *fs = c->fs;
+	int r = 0;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = c->node->ino;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_blksize = 4096;
+	st->st_mtim = st->st_atim = st->st_ctim = fs->born;
+	if (k->flags & MK_DIR) {
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+	} else {
+		st->st_mode = S_IFREG | (k->flags & MK_RDONLY ? 0444 : 0644);
+		st->st_nlink = 1;
+	}
+	if ((k->flags & MK_IN_SVC) && (!c->svc || !msvc_alive(c->svc)))
+		r = -ENOENT;
+	if (r == 0 && k->stat)
+		r = k->stat(c, st);
+	if (r == 0 && (k->flags & MK_RENDERED)) {
+		char *text = NULL;
+		size_t len = 0;
+		r = k->render(c, &text, &len);
+		if (r == 0)
+			st->st_size = (off_t)len;
+		free(text);
+	}
+	/* A control file made by create() exists, empty, until its first write
+	 * makes it real or fails and leaves nothing behind. */
+	if (r == -ENOENT && (k->flags & MK_PENDING) && mfs_node_pending(fs, c->node)) {
+		st->st_size = 0;
+		r = 0;
+	}
+	st->st_blocks = (st->st_size + 511) / 512;
+	return r;
+}
+
+/* ---- entries ---- */
+
+int mfs_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	int r = mfs_refuse(c, MFS_OP_LOOKUP, name, 0);
+	if (r == 0)
+		r = c->kind->lookup ? c->kind->lookup(c, name, ret) : -ENOENT;
+	if (r < 0) {
+		msvc_unref(ret->svc);
+		ret->svc = NULL;
+		/* Names core refuses outright cannot exist. */
+		return r == -EINVAL ? -ENOENT : r;
+	}
+	return 0;
+}
+
+int mfs_reply_entry(struct mfs_req *c, const char *name, const struct mfs_child *child,
+                    struct fuse_file_info *create_fi, bool pending)
+{
+	struct fuse_entry_param e;
+	struct mfs_req cc;
+	struct mnode *n = mfs_node_child(c->fs, c->node, name, child->kind, child->id);
+	if (!n)
+		return -ENOMEM;
+	if (child->svc)
+		mfs_node_set_svc(c->fs, n, child->svc);
+	if (pending)
+		mfs_node_set_pending(c->fs, n);
+	mfs_req_child(c, n, child->svc, &cc);
+	mfs_node_put(c->fs, n);
+
+	memset(&e, 0, sizeof(e));
+	int r = mfs_stat(&cc, &e.attr);
+	if (r == 0) {
+		e.ino = n->ino;
+		e.generation = 0;
+		e.entry_timeout = cc.kind->entry_timeout;
+		e.attr_timeout = cc.kind->attr_timeout;
+		mfs_node_lookup_inc(c->fs, n);
+		int sent = create_fi ? fuse_reply_create(c->req, &e, create_fi)
+		                     : fuse_reply_entry(c->req, &e);
+		if (sent != 0) {
+			mfs_node_forget(c->fs, n->ino, 1); /* the kernel never got it */
+			if (create_fi)
+				mfs_handle_release(c->fs, create_fi->fh);
+		}
+	}
+	mfs_req_finish(&cc);
+	return r;
+}
+
+int mfs_reply_standin(struct mfs_req *c, const char *name, enum mnode_kind kind)
+{
+	struct mnode *n = mfs_node_child(c->fs, c->node, name, kind, 0);
+	if (!n)
+		return -ENOMEM;
+	bool dir = mfs_kind(kind)->flags & MK_DIR;
+	struct fuse_entry_param e = {0};
+	e.ino = n->ino;
+	e.attr.st_ino = n->ino;
+	e.attr.st_mode = dir ? S_IFDIR | 0755 : S_IFREG | 0644;
+	e.attr.st_nlink = dir ? 2 : 1;
+	e.attr.st_uid = c->fs->uid;
+	e.attr.st_gid = c->fs->gid;
+	mfs_node_lookup_inc(c->fs, n);
+	if (fuse_reply_entry(c->req, &e) != 0)
+		mfs_node_forget(c->fs, n->ino, 1);
+	mfs_node_put(c->fs, n);
+	return 0;
+}
+
+/* ---- listings ---- */
+
+int mfs_readdir(struct mfs_req *c, size_t size, off_t off, char **ret, size_t *ret_len)
+{
+	struct mfs_dirbuf db;
+	int r = mfs_refuse(c, MFS_OP_LIST, NULL, 0);
+	if (r == 0)
+		r = mfs_dirbuf_init(&db, c->req, c->fs, c->node, size, off);
+	if (r < 0)
+		return r;
+	if ((off < 1 && mfs_dir_add(&db, ".", true, 1)) ||
+	    (off < 2 && mfs_dir_add(&db, "..", true, 2)))
+		goto done;
+	if (c->kind->list)
+		r = c->kind->list(c, &db);
+	if (r > 0)
+		r = 0; /* a callback stopped the listing: the buffer is full */
+done:
+	if (r < 0) {
+		free(db.buf);
+		return r;
+	}
+	*ret = db.buf;
+	*ret_len = db.len;
+	return 0;
+}
