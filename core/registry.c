@@ -1,6 +1,7 @@
 #include "registry.h"
 
 #include "events.h"
+#include "tree.h"
 #include "util.h"
 
 #include <errno.h>
@@ -27,9 +28,6 @@
 _Static_assert(sizeof(pid_t) == sizeof(int), "pid_t is assumed to be an int");
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
-/* "registry/" + POOL + "/" + PID, with room to spare. */
-#define PATH_MAX_LEN (sizeof("registry/") + MU_NAME_MAX + 1 + 16)
 
 /* An intrusive chained hash table. It never fails to insert: growing is
  * best effort, so that once an operation has allocated its entry up front
@@ -274,20 +272,20 @@ static bool pidfd_exited(int fd)
 	return r > 0 && p.revents != 0;
 }
 
-static void name_path(char *buf, const char *name)
+/* "registry/NAME" (a name or a pool) or "registry/POOL/PID" (a member). */
+static void ent_path(char *buf, size_t len, const struct ent *e)
 {
-	snprintf(buf, PATH_MAX_LEN, "registry/%s", name);
-}
-
-static void member_path(char *buf, const struct ent *m)
-{
-	snprintf(buf, PATH_MAX_LEN, "registry/%s/%s", m->pool->name, m->name);
+	const char *root = mtree_name(MTREE_REGISTRY);
+	if (e->kind == 'm')
+		mtree_join(buf, len, root, e->pool->name, e->name, NULL);
+	else
+		mtree_join(buf, len, root, e->name, NULL);
 }
 
 static void emit_name_register(struct mreg *reg, const struct ent *e)
 {
-	char path[PATH_MAX_LEN];
-	name_path(path, e->name);
+	char path[MTREE_PATH_MAX];
+	ent_path(path, sizeof(path), e);
 	if (e->value)
 		mev_emitf(reg->ring, MEV_REGISTER, path, "%d %s", (int)e->pid, e->value);
 	else
@@ -296,31 +294,31 @@ static void emit_name_register(struct mreg *reg, const struct ent *e)
 
 static void emit_member_register(struct mreg *reg, const struct ent *m)
 {
-	char path[PATH_MAX_LEN];
-	member_path(path, m);
+	char path[MTREE_PATH_MAX];
+	ent_path(path, sizeof(path), m);
 	mev_emit(reg->ring, MEV_REGISTER, path, m->value[0] ? m->value : NULL);
 }
 
 static void remove_name(struct mreg *reg, struct ent *e, const char *detail)
 {
-	char path[PATH_MAX_LEN];
+	char path[MTREE_PATH_MAX];
 	htab_remove(&reg->names, &e->h);
 	list_remove(&reg->first, &reg->last, e);
 	pidw_detach(reg, e);
-	name_path(path, e->name);
+	ent_path(path, sizeof(path), e);
 	mev_emit(reg->ring, MEV_UNREGISTER, path, detail);
 	ent_free(e);
 }
 
 static void remove_member(struct mreg *reg, struct ent *m, const char *detail)
 {
-	char path[PATH_MAX_LEN];
+	char path[MTREE_PATH_MAX];
 	struct ent *p = m->pool;
 	htab_remove(&p->members, &m->h);
 	list_remove(&p->first, &p->last, m);
 	mu_now_real(&p->mtime);
 	pidw_detach(reg, m);
-	member_path(path, m);
+	ent_path(path, sizeof(path), m);
 	mev_emit(reg->ring, MEV_UNREGISTER, path, detail);
 	ent_free(m);
 }
@@ -865,8 +863,8 @@ int mreg_pool_create(struct mreg *reg, const char *pool)
 	mu_now_real(&p->mtime);
 	htab_insert(&reg->names, &p->h, name_hash(p->name));
 	list_append(&reg->first, &reg->last, p);
-	char path[PATH_MAX_LEN];
-	name_path(path, p->name);
+	char path[MTREE_PATH_MAX];
+	ent_path(path, sizeof(path), p);
 	mev_emit(reg->ring, MEV_MKDIR, path, NULL);
 	p = NULL;
 	r = 0;
@@ -900,8 +898,8 @@ int mreg_pool_destroy(struct mreg *reg, const char *pool)
 	}
 	htab_remove(&reg->names, &p->h);
 	list_remove(&reg->first, &reg->last, p);
-	char path[PATH_MAX_LEN];
-	name_path(path, p->name);
+	char path[MTREE_PATH_MAX];
+	ent_path(path, sizeof(path), p);
 	mev_emit(reg->ring, MEV_RMDIR, path, NULL);
 	ent_free(p);
 unlock:

@@ -12,6 +12,7 @@
 #include "cfg.h"
 #include "events.h"
 #include "plugin.h"
+#include "tree.h"
 #include "util.h"
 
 /* One plugin in one service's chain. */
@@ -117,15 +118,11 @@ int mallafs_out_printf(struct mallafs_out *out, const char *fmt, ...)
 
 /* ---- status, errors, events ---- */
 
+/* "services/NAME", then sub and name when given (NULL ends the path). */
 static void svc_path(const struct mallafs_svc *svc, char *buf, size_t len, const char *sub,
 		     const char *name)
 {
-	if (name)
-		snprintf(buf, len, "services/%s/%s/%s", svc->name, sub, name);
-	else if (sub)
-		snprintf(buf, len, "services/%s/%s", svc->name, sub);
-	else
-		snprintf(buf, len, "services/%s", svc->name);
+	mtree_join(buf, len, mtree_name(MTREE_SERVICES), svc->name, sub, name, NULL);
 }
 
 static void stamp(char *dst, size_t len, const char *reason)
@@ -142,8 +139,8 @@ static void stamp(char *dst, size_t len, const char *reason)
 
 static void emit_status(struct mallafs_svc *svc)
 {
-	char path[MU_NAME_MAX + 32];
-	svc_path(svc, path, sizeof(path), "status", NULL);
+	char path[MTREE_PATH_MAX];
+	svc_path(svc, path, sizeof(path), mtree_name(MTREE_STATUS), NULL);
 	pthread_mutex_lock(&svc->state_lock);
 	enum msvc_state st = svc->st.state;
 	enum msvc_admin ad = svc->st.admin;
@@ -189,7 +186,7 @@ void mallafs_svc_log(struct mallafs_svc *svc, int level, const char *fmt, ...)
 
 void mallafs_svc_file_changed(struct mallafs_svc *svc, const char *name)
 {
-	char path[2 * MU_NAME_MAX + 32];
+	char path[MTREE_PATH_MAX];
 	svc_path(svc, path, sizeof(path), name, NULL);
 	mev_emit(svc->env.events, MEV_WRITE, path, NULL);
 }
@@ -526,7 +523,7 @@ static void commit_cfg(struct mallafs_svc *svc, struct mallafs_cfg *cfg)
 
 static void emit_reconfigure(struct mallafs_svc *svc)
 {
-	char path[MU_NAME_MAX + 32];
+	char path[MTREE_PATH_MAX];
 	svc_path(svc, path, sizeof(path), NULL, NULL);
 	mev_emit(svc->env.events, MEV_RECONFIGURE, path, NULL);
 }
@@ -536,7 +533,7 @@ static void stop_chain(struct mallafs_svc *svc, enum msvc_state final);
 
 static void restart(struct mallafs_svc *svc, const char *reason)
 {
-	char path[MU_NAME_MAX + 32];
+	char path[MTREE_PATH_MAX];
 	svc_path(svc, path, sizeof(path), NULL, NULL);
 	mu_log(MU_LOG_INFO, "service %s: restarting: %s", svc->name, reason);
 	stop_chain(svc, MSVC_STOPPING);
@@ -657,7 +654,7 @@ int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,
 		why = &local;
 	int r = mcfg_parse_ini(text, len, &update, &line, err, sizeof(err));
 	if (r < 0) {
-		mallafs_reason_set(why, "config.ini: %s", err);
+		mallafs_reason_set(why, "%s: %s", mtree_name(MTREE_CONFIG_INI), err);
 		set_error(svc, why->text);
 		return r;
 	}
@@ -973,7 +970,10 @@ int msvc_set_admin_text(struct mallafs_svc *svc, const char *text, size_t len)
 {
 	enum msvc_admin admin;
 	if (msvc_admin_parse(text, len, &admin) < 0) {
-		set_error(svc, "status: write active, pause or inactive");
+		char reason[64];
+		snprintf(reason, sizeof(reason), "%s: write active, pause or inactive",
+		         mtree_name(MTREE_STATUS));
+		set_error(svc, reason);
 		return -EINVAL;
 	}
 	return msvc_set_admin(svc, admin);
@@ -1072,8 +1072,8 @@ static void chain_swap(struct mallafs_svc *svc, struct minst ***chain, size_t *n
 
 static void emit_plugin(struct mallafs_svc *svc, enum mev_op op, const char *name)
 {
-	char path[2 * MU_NAME_MAX + 32];
-	svc_path(svc, path, sizeof(path), "plugins", name);
+	char path[MTREE_PATH_MAX];
+	svc_path(svc, path, sizeof(path), mtree_name(MTREE_PLUGINS), name);
 	mev_emit(svc->env.events, op, path, NULL);
 }
 
@@ -1306,8 +1306,8 @@ int msvc_chain_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len)
 static void store_emit(struct mallafs_svc *svc, enum mev_op op, const char *key,
 		       const char *detail)
 {
-	char path[2 * MU_NAME_MAX + 32];
-	svc_path(svc, path, sizeof(path), "store", key);
+	char path[MTREE_PATH_MAX];
+	svc_path(svc, path, sizeof(path), mtree_name(MTREE_STORE), key);
 	mev_emit(svc->env.events, op, path, detail);
 }
 
@@ -1315,7 +1315,7 @@ int64_t mallafs_store_exec(struct mallafs_svc *svc, struct mallafs_store_op *op)
 {
 	struct mkv *kv = svc->kv;
 	int64_t r = 0;
-	char detail[2 * MU_NAME_MAX + 32];
+	char detail[MTREE_PATH_MAX];
 	unsigned flags = 0;
 	struct mkv_stat st;
 
@@ -1359,7 +1359,7 @@ int64_t mallafs_store_exec(struct mallafs_svc *svc, struct mallafs_store_op *op)
 	case MALLAFS_OP_RENAME:
 		r = mkv_rename(kv, op->key, op->new_key);
 		if (r == 0) {
-			svc_path(svc, detail, sizeof(detail), "store", op->new_key);
+			svc_path(svc, detail, sizeof(detail), mtree_name(MTREE_STORE), op->new_key);
 			store_emit(svc, MEV_RENAME, op->key, detail);
 		}
 		break;
