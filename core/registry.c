@@ -282,21 +282,16 @@ static void ent_path(char *buf, size_t len, const struct ent *e)
 		mtree_join(buf, len, root, e->name, NULL);
 }
 
-static void emit_name_register(struct mreg *reg, const struct ent *e)
+static void emit_register(struct mreg *reg, const struct ent *e)
 {
 	char path[MTREE_PATH_MAX];
 	ent_path(path, sizeof(path), e);
-	if (e->value)
+	if (e->kind == 'm')
+		mev_emit(reg->ring, MEV_REGISTER, path, e->value[0] ? e->value : NULL);
+	else if (e->value)
 		mev_emitf(reg->ring, MEV_REGISTER, path, "%d %s", (int)e->pid, e->value);
 	else
 		mev_emitf(reg->ring, MEV_REGISTER, path, "%d", (int)e->pid);
-}
-
-static void emit_member_register(struct mreg *reg, const struct ent *m)
-{
-	char path[MTREE_PATH_MAX];
-	ent_path(path, sizeof(path), m);
-	mev_emit(reg->ring, MEV_REGISTER, path, m->value[0] ? m->value : NULL);
 }
 
 static void remove_name(struct mreg *reg, struct ent *e, const char *detail)
@@ -602,18 +597,103 @@ void mreg_free(struct mreg *reg)
 	free(reg);
 }
 
-int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *value, uid_t caller)
+/* The unique name called name; the lock is held. */
+static int find_name(struct mreg *reg, const char *name, struct ent **ret)
 {
-	struct ent *n = NULL, *e;
-	struct pidw *spare = NULL, *w;
+	struct ent *e;
+
+	if (mu_name_check_str(name, MU_NAME_STRICT) < 0)
+		return -ENOENT;
+	e = ent_find(&reg->names, name);
+	if (!e)
+		return -ENOENT;
+	if (e->kind == 'p')
+		return -EISDIR;
+	*ret = e;
+	return 0;
+}
+
+/* The pool called name; the lock is held. */
+static int find_pool(struct mreg *reg, const char *name, struct ent **ret)
+{
+	struct ent *e;
+
+	if (mu_name_check_str(name, MU_NAME_STRICT) < 0)
+		return -ENOENT;
+	e = ent_find(&reg->names, name);
+	if (!e)
+		return -ENOENT;
+	if (e->kind != 'p')
+		return -ENOTDIR;
+	*ret = e;
+	return 0;
+}
+
+/* A member of pool called member; the lock is held. */
+static int find_member(struct mreg *reg, const char *pool, const char *member, struct ent **ret)
+{
+	struct ent *p, *m;
+	pid_t pid;
+	int r;
+
+	r = find_pool(reg, pool, &p);
+	if (r < 0)
+		return r;
+	if (!member || parse_pid(member, strlen(member), true, &pid) < 0)
+		return -ENOENT;
+	m = ent_find(&p->members, member);
+	if (!m)
+		return -ENOENT;
+	*ret = m;
+	return 0;
+}
+
+/* Where an entry for pid called name goes: the unique names (pool NULL) or
+ * pool's members. *ret_pool is the pool (NULL for a name) and *ret_e the
+ * live entry pid already holds there, or NULL. -EEXIST: another live
+ * process holds the name, or it is a pool; -ENOENT: no pool. The lock is
+ * held. */
+static int hold_find(struct mreg *reg, const char *pool, const char *name, pid_t pid,
+                     struct ent **ret_pool, struct ent **ret_e)
+{
+	struct ent *p = NULL, *e;
+	int r;
+
+	if (pool) {
+		/* The pool may have gone while the lock was dropped. */
+		r = find_pool(reg, pool, &p);
+		if (r < 0)
+			return r;
+		/* A member's name is its PID: the same live process, if any
+		 * (an exited one was reaped already). */
+		e = ent_find(&p->members, name);
+	} else {
+		e = ent_find(&reg->names, name);
+		if (e && e->kind == 'n' && e->pid != pid) {
+			reap_if_exited(reg, e->pid);
+			e = ent_find(&reg->names, name);
+		}
+		if (e && (e->kind == 'p' || e->pid != pid))
+			return -EEXIST;
+	}
+	*ret_pool = p;
+	*ret_e = e;
+	return 0;
+}
+
+/* Registers pid under name (pool NULL) or stores its value in pool, once
+ * the caller has checked the names: the process must be live and the caller
+ * root or its owner. A unique name's empty value is no value; a member's is
+ * "". The same process again keeps its entry and id, with the new value. */
+static int hold(struct mreg *reg, const char *pool, const char *name, pid_t pid, const char *value,
+                size_t vlen, uid_t caller)
+{
+	struct ent *n = NULL, *p, *e;
+	struct pidw *spare = NULL, *w = NULL;
 	char *val = NULL;
-	size_t vlen = value ? strlen(value) : 0;
-	uid_t owner;
+	uid_t owner = 0;
 	int fd = -1, r;
 
-	if (!reg || mu_name_check_str(name, MU_NAME_STRICT) < 0 || pid <= 0 ||
-	    check_value(value, vlen) < 0)
-		return -EINVAL;
 	r = open_process(pid, &fd, &owner);
 	if (r < 0)
 		return r;
@@ -622,15 +702,13 @@ int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *val
 		goto out;
 	}
 
-	/* Everything that can fail to allocate is made before touching state. */
+	/* Everything that can fail to allocate is made before touching state.
+	 * For a unique name "PID \n" would not read back the same, hence no
+	 * value rather than an empty one. */
 	n = calloc(1, sizeof(*n));
 	spare = calloc(1, sizeof(*spare));
-	if (!n || !spare || !(n->name = strdup(name))) {
-		r = -ENOMEM;
-		goto out;
-	}
-	/* An empty value is no value: "PID \n" would not read back the same. */
-	if (vlen && !(val = strdup(value))) {
+	if (!n || !spare || !(n->name = strdup(name)) ||
+	    ((pool || vlen) && !(val = mu_memdup0(value, vlen)))) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -638,15 +716,9 @@ int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *val
 	pthread_mutex_lock(&reg->lock);
 	/* A watch of this PID that has exited belonged to an earlier process. */
 	reap_if_exited(reg, pid);
-	e = ent_find(&reg->names, name);
-	if (e && e->kind == 'n' && e->pid != pid) {
-		reap_if_exited(reg, e->pid);
-		e = ent_find(&reg->names, name);
-	}
-	if (e && (e->kind == 'p' || e->pid != pid)) {
-		r = -EEXIST;
+	r = hold_find(reg, pool, name, pid, &p, &e);
+	if (r < 0)
 		goto unlock;
-	}
 	if (e) {
 		/* Same live process: keep the entry and its id. */
 		free(e->value);
@@ -654,24 +726,30 @@ int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *val
 		val = NULL;
 		e->uid = owner;
 		mu_now_real(&e->mtime);
-		emit_name_register(reg, e);
-		r = 0;
+		emit_register(reg, e);
 		goto unlock;
 	}
 	r = pidw_get(reg, pid, &fd, &spare, &w);
 	if (r < 0)
 		goto unlock;
-	n->kind = 'n';
+	n->kind = p ? 'm' : 'n';
 	n->id = ++reg->last_id;
 	mu_now_real(&n->mtime);
 	n->pid = pid;
 	n->uid = owner;
 	n->value = val;
 	val = NULL;
-	htab_insert(&reg->names, &n->h, name_hash(n->name));
-	list_append(&reg->first, &reg->last, n);
+	if (p) {
+		n->pool = p;
+		p->mtime = n->mtime;
+		htab_insert(&p->members, &n->h, name_hash(n->name));
+		list_append(&p->first, &p->last, n);
+	} else {
+		htab_insert(&reg->names, &n->h, name_hash(n->name));
+		list_append(&reg->first, &reg->last, n);
+	}
 	pidw_attach(w, n);
-	emit_name_register(reg, n);
+	emit_register(reg, n);
 	n = NULL;
 unlock:
 	pthread_mutex_unlock(&reg->lock);
@@ -682,6 +760,16 @@ out:
 	if (fd >= 0)
 		close(fd);
 	return r;
+}
+
+int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *value, uid_t caller)
+{
+	size_t vlen = value ? strlen(value) : 0;
+
+	if (!reg || mu_name_check_str(name, MU_NAME_STRICT) < 0 || pid <= 0 ||
+	    check_value(value, vlen) < 0)
+		return -EINVAL;
+	return hold(reg, NULL, name, pid, value, vlen, caller);
 }
 
 int mreg_register_text(struct mreg *reg, const char *name, const char *text, size_t len,
@@ -733,22 +821,6 @@ int mreg_unregister(struct mreg *reg, const char *name)
 	return r;
 }
 
-/* The unique name called name; the lock is held. */
-static int find_name(struct mreg *reg, const char *name, struct ent **ret)
-{
-	struct ent *e;
-
-	if (mu_name_check_str(name, MU_NAME_STRICT) < 0)
-		return -ENOENT;
-	e = ent_find(&reg->names, name);
-	if (!e)
-		return -ENOENT;
-	if (e->kind == 'p')
-		return -EISDIR;
-	*ret = e;
-	return 0;
-}
-
 int mreg_render(struct mreg *reg, const char *name, char **ret_text, size_t *ret_len)
 {
 	struct mu_buf b = {0};
@@ -797,41 +869,6 @@ int mreg_lookup(struct mreg *reg, const char *name, pid_t *ret_pid, char **ret_v
 		*ret_pid = pid;
 	if (ret_value)
 		*ret_value = value;
-	return 0;
-}
-
-/* The pool called name; the lock is held. */
-static int find_pool(struct mreg *reg, const char *name, struct ent **ret)
-{
-	struct ent *e;
-
-	if (mu_name_check_str(name, MU_NAME_STRICT) < 0)
-		return -ENOENT;
-	e = ent_find(&reg->names, name);
-	if (!e)
-		return -ENOENT;
-	if (e->kind != 'p')
-		return -ENOTDIR;
-	*ret = e;
-	return 0;
-}
-
-/* A member of pool called member; the lock is held. */
-static int find_member(struct mreg *reg, const char *pool, const char *member, struct ent **ret)
-{
-	struct ent *p, *m;
-	pid_t pid;
-	int r;
-
-	r = find_pool(reg, pool, &p);
-	if (r < 0)
-		return r;
-	if (!member || parse_pid(member, strlen(member), true, &pid) < 0)
-		return -ENOENT;
-	m = ent_find(&p->members, member);
-	if (!m)
-		return -ENOENT;
-	*ret = m;
 	return 0;
 }
 
@@ -910,12 +947,9 @@ unlock:
 int mreg_pool_store(struct mreg *reg, const char *pool, const char *member, const char *value,
                     size_t len, uid_t caller)
 {
-	struct ent *m = NULL, *p, *e;
-	struct pidw *spare = NULL, *w;
-	char *val = NULL;
-	uid_t owner;
+	struct ent *p;
 	pid_t pid;
-	int fd = -1, r;
+	int r;
 
 	if (!reg || !member || (!value && len))
 		return -EINVAL;
@@ -930,65 +964,7 @@ int mreg_pool_store(struct mreg *reg, const char *pool, const char *member, cons
 	pthread_mutex_unlock(&reg->lock);
 	if (r < 0)
 		return r;
-	r = open_process(pid, &fd, &owner);
-	if (r < 0)
-		return r;
-	if (caller != 0 && caller != owner) {
-		r = -EPERM;
-		goto out;
-	}
-
-	m = calloc(1, sizeof(*m));
-	spare = calloc(1, sizeof(*spare));
-	val = mu_memdup0(value, len);
-	if (!m || !spare || !val || !(m->name = strdup(member))) {
-		r = -ENOMEM;
-		goto out;
-	}
-
-	pthread_mutex_lock(&reg->lock);
-	reap_if_exited(reg, pid);
-	/* The pool may have gone while the lock was dropped. */
-	r = find_pool(reg, pool, &p);
-	if (r < 0)
-		goto unlock;
-	e = ent_find(&p->members, member);
-	if (e) {
-		/* The same live process (an exited one was reaped above). */
-		free(e->value);
-		e->value = val;
-		val = NULL;
-		e->uid = owner;
-		mu_now_real(&e->mtime);
-		emit_member_register(reg, e);
-		goto unlock;
-	}
-	r = pidw_get(reg, pid, &fd, &spare, &w);
-	if (r < 0)
-		goto unlock;
-	m->kind = 'm';
-	m->id = ++reg->last_id;
-	mu_now_real(&m->mtime);
-	p->mtime = m->mtime;
-	m->pid = pid;
-	m->uid = owner;
-	m->value = val;
-	val = NULL;
-	m->pool = p;
-	htab_insert(&p->members, &m->h, name_hash(m->name));
-	list_append(&p->first, &p->last, m);
-	pidw_attach(w, m);
-	emit_member_register(reg, m);
-	m = NULL;
-unlock:
-	pthread_mutex_unlock(&reg->lock);
-out:
-	ent_free(m);
-	free(spare);
-	free(val);
-	if (fd >= 0)
-		close(fd);
-	return r;
+	return hold(reg, pool, member, pid, value, len, caller);
 }
 
 int mreg_pool_unstore(struct mreg *reg, const char *pool, const char *member)
