@@ -1,29 +1,20 @@
 #include "registry.h"
 
 #include "events.h"
+#include "proc.h"
 #include "tree.h"
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-/* Older libc headers may lack the name; the number is the same on every
- * architecture that has the call. */
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
 
 _Static_assert(sizeof(pid_t) == sizeof(int), "pid_t is assumed to be an int");
 
@@ -261,17 +252,6 @@ static void pidw_detach(struct mreg *reg, struct ent *e)
 	}
 }
 
-/* A pidfd becomes readable when its process has exited (zombie or reaped). */
-static bool pidfd_exited(int fd)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int r;
-	do
-		r = poll(&p, 1, 0);
-	while (r < 0 && errno == EINTR);
-	return r > 0 && p.revents != 0;
-}
-
 /* "registry/NAME" (a name or a pool) or "registry/POOL/PID" (a member). */
 static void ent_path(char *buf, size_t len, const struct ent *e)
 {
@@ -339,7 +319,7 @@ static void reap(struct mreg *reg, struct pidw *w)
 static void reap_if_exited(struct mreg *reg, pid_t pid)
 {
 	struct pidw *w = pidw_find(reg, pid);
-	if (w && pidfd_exited(w->fd))
+	if (w && mproc_exited(w->fd))
 		reap(reg, w);
 }
 
@@ -370,96 +350,6 @@ static int check_value(const char *value, size_t len)
 	if (len && (memchr(value, '\n', len) || memchr(value, '\0', len)))
 		return -EINVAL;
 	return 0;
-}
-
-/* The owner is the effective uid, the one the kernel checks for signals
- * and ptrace of the process. Reads /proc once; exits are watched on the
- * pidfd, never by reading /proc again. */
-static int read_owner(pid_t pid, uid_t *ret_uid)
-{
-	char path[64], buf[4096];
-	size_t len = 0;
-	int fd, r = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
-	while (len < sizeof(buf) - 1) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			/* The process went away while we read. */
-			r = errno == ESRCH ? -ESRCH : -errno;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-
-	/* The kernel escapes newlines in Name:, so these only match line starts. */
-	const char *state = strstr(buf, "\nState:");
-	const char *uids = strstr(buf, "\nUid:");
-	if (!state || !uids) {
-		r = -EIO;
-		goto out;
-	}
-	state += strlen("\nState:");
-	state += strspn(state, " \t");
-	if (*state == 'Z' || *state == 'X') {
-		r = -ESRCH;
-		goto out;
-	}
-	uids += strlen("\nUid:");
-	char *end;
-	errno = 0;
-	strtoul(uids, &end, 10); /* the real uid */
-	if (errno || end == uids) {
-		r = -EIO;
-		goto out;
-	}
-	const char *euid = end;
-	unsigned long v = strtoul(euid, &end, 10);
-	if (errno || end == euid || v > UINT_MAX) {
-		r = -EIO;
-		goto out;
-	}
-	*ret_uid = (uid_t)v;
-out:
-	close(fd);
-	return r;
-}
-
-/* Opens a pidfd on a live process and finds its owner. -ESRCH when there is
- * no such process, it is a zombie, or pid names a thread that does not lead
- * its process (no process of that PID exists). */
-static int open_process(pid_t pid, int *ret_fd, uid_t *ret_uid)
-{
-	uid_t uid = 0;
-	int fd, r;
-
-	fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd < 0)
-		/* Kernels answer EINVAL or ENOENT for a TID that is not a process. */
-		return errno == ESRCH || errno == EINVAL || errno == ENOENT ? -ESRCH : -errno;
-	r = read_owner(pid, &uid);
-	if (r < 0)
-		goto fail;
-	/* Checked after /proc: still alive now means what we read was this
-	 * process's, not a successor's that reused the PID. */
-	if (pidfd_exited(fd)) {
-		r = -ESRCH;
-		goto fail;
-	}
-	*ret_fd = fd;
-	*ret_uid = uid;
-	return 0;
-fail:
-	close(fd);
-	return r;
 }
 
 /* The live watch of pid, or a new one made of fd and spare (which it then
@@ -694,7 +584,7 @@ static int hold(struct mreg *reg, const char *pool, const char *name, pid_t pid,
 	uid_t owner = 0;
 	int fd = -1, r;
 
-	r = open_process(pid, &fd, &owner);
+	r = mproc_open(pid, &fd, &owner);
 	if (r < 0)
 		return r;
 	if (caller != 0 && caller != owner) {
