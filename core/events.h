@@ -1,7 +1,13 @@
 /* Change events: every change core makes is recorded here as (operation,
  * path, detail) in a bounded ring. Writers never wait for readers: the oldest
  * events are dropped when the ring is full, and a reader that had not read
- * them is told once with an "overflow" line. Thread-safe. */
+ * them is told once with an "overflow" line. Thread-safe.
+ *
+ * Locks: one mutex per ring, a leaf: emitters hold it only to link a record
+ * and copy the listener list, readers to copy lines out. Listeners are
+ * called outside it but under whatever the emitter holds (a service's
+ * op_lock and store_lock, the registry's or the config store's lock), which
+ * is why a listener must not block or call back into core. */
 #ifndef MALLAFS_CORE_EVENTS_H
 #define MALLAFS_CORE_EVENTS_H
 

@@ -9,10 +9,8 @@
 #include <string.h>
 
 #include "events.h"
+#include "tree.h"
 #include "util.h"
-
-/* "config/" APP "/" KEY, each name at most MU_NAME_MAX bytes. */
-#define NC_PATH_MAX (sizeof("config/") + 2 * MU_NAME_MAX + 2)
 
 struct nc_app {
 	struct mkv *keys;
@@ -50,14 +48,6 @@ static void app_touch(struct nc_app *a)
 	a->ctime = a->mtime;
 }
 
-static void app_path(char *buf, const char *app, const char *key)
-{
-	if (key)
-		snprintf(buf, NC_PATH_MAX, "config/%s/%s", app, key);
-	else
-		snprintf(buf, NC_PATH_MAX, "config/%s", app);
-}
-
 /* Called with the write lock held, so the feed's order is the order of the
  * changes; listeners never call back into core, so this cannot deadlock. */
 static void emit(struct mnodecfg *nc, enum mev_op op, const char *app, const char *key,
@@ -65,8 +55,9 @@ static void emit(struct mnodecfg *nc, enum mev_op op, const char *app, const cha
 {
 	if (!nc->ring)
 		return;
-	char path[NC_PATH_MAX];
-	app_path(path, app, key);
+	char path[MTREE_PATH_MAX];
+	/* "config/APP", or with a key "config/APP/KEY". */
+	mtree_join(path, sizeof(path), mtree_name(MTREE_CONFIG), app, key, NULL);
 	mev_emit(nc->ring, op, path, detail);
 }
 
@@ -361,8 +352,8 @@ int mnodecfg_rename(struct mnodecfg *nc, const char *app, const char *key, const
 	if (to != a)
 		app_touch(to);
 	if (nc->ring) {
-		char dest[NC_PATH_MAX];
-		app_path(dest, to_app, to_key);
+		char dest[MTREE_PATH_MAX];
+		mtree_join(dest, sizeof(dest), mtree_name(MTREE_CONFIG), to_app, to_key, NULL);
 		emit(nc, MEV_RENAME, app, key, dest);
 	}
 out:

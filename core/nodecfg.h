@@ -1,6 +1,11 @@
 /* The node-wide config store (Malla's Config): apps of keys with byte-exact
- * values. Thread-safe (one rwlock). Paths in events are "config/APP" and
- * "config/APP/KEY". */
+ * values. Paths in events are "config/APP" and "config/APP/KEY".
+ *
+ * Locks: thread-safe through one rwlock, read for lookups and listings,
+ * written for changes. Events are emitted with the write lock held, so the
+ * feed has the order of the changes and the event ring's lock comes after
+ * it. Listing callbacks run under the read lock and must not call into the
+ * config store. */
 #ifndef MALLAFS_CORE_NODECFG_H
 #define MALLAFS_CORE_NODECFG_H
 

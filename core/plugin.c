@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tree.h"
 #include "util.h"
 
 struct loaded {
@@ -77,16 +78,12 @@ int mplugreg_check(const struct mallafs_plugin *desc, const char *name, struct m
 		return -EINVAL;
 	}
 	/* Published files share the service folder with the fixed entries. */
-	static const char *const reserved[] = {"store", "plugins", "config",
-					       "config.ini", "chain", "status"};
 	const struct mallafs_file *files =
 		desc->size >= offsetof(struct mallafs_plugin, files) + sizeof(desc->files) ? desc->files
 											   : NULL;
 	for (const struct mallafs_file *f = files; f && f->name; f++) {
-		bool bad = mu_name_check_str(f->name, MU_NAME_STRICT) < 0 || !f->render;
-		for (size_t i = 0; i < MU_ARRAY_SIZE(reserved); i++)
-			bad = bad || strcmp(f->name, reserved[i]) == 0;
-		if (bad) {
+		if (mu_name_check_str(f->name, MU_NAME_STRICT) < 0 || !f->render ||
+		    mtree_service_reserved(f->name)) {
 			mallafs_reason_set(why, "plugin %s: cannot publish a file named '%s'", name,
 					   f->name);
 			return -EINVAL;

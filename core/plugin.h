@@ -1,7 +1,12 @@
 /* Finding plugins: the built-in table first, then NAME.so in the plugin
  * directory. Descriptors of loaded objects are checked (ABI version, size)
  * and copied into a full-size descriptor, so the rest of core can read every
- * field. Thread-safe; loaded objects stay loaded until the registry is freed. */
+ * field. Thread-safe; loaded objects stay loaded until the registry is freed.
+ *
+ * Locks: one mutex guards the list of loaded objects; it is held across
+ * dlopen (the dynamic loader's own lock comes after it) and taken under a
+ * service's op_lock when a chain is planned. Nothing is called back with it
+ * held. Built-in plugins are found without it. */
 #ifndef MALLAFS_CORE_PLUGIN_H
 #define MALLAFS_CORE_PLUGIN_H
 

@@ -1,35 +1,24 @@
 #include "registry.h"
 
 #include "events.h"
+#include "proc.h"
+#include "tree.h"
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-/* Older libc headers may lack the name; the number is the same on every
- * architecture that has the call. */
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
 
 _Static_assert(sizeof(pid_t) == sizeof(int), "pid_t is assumed to be an int");
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
-/* "registry/" + POOL + "/" + PID, with room to spare. */
-#define PATH_MAX_LEN (sizeof("registry/") + MU_NAME_MAX + 1 + 16)
 
 /* An intrusive chained hash table. It never fails to insert: growing is
  * best effort, so that once an operation has allocated its entry up front
@@ -263,64 +252,48 @@ static void pidw_detach(struct mreg *reg, struct ent *e)
 	}
 }
 
-/* A pidfd becomes readable when its process has exited (zombie or reaped). */
-static bool pidfd_exited(int fd)
+/* "registry/NAME" (a name or a pool) or "registry/POOL/PID" (a member). */
+static void ent_path(char *buf, size_t len, const struct ent *e)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int r;
-	do
-		r = poll(&p, 1, 0);
-	while (r < 0 && errno == EINTR);
-	return r > 0 && p.revents != 0;
+	const char *root = mtree_name(MTREE_REGISTRY);
+	if (e->kind == 'm')
+		mtree_join(buf, len, root, e->pool->name, e->name, NULL);
+	else
+		mtree_join(buf, len, root, e->name, NULL);
 }
 
-static void name_path(char *buf, const char *name)
+static void emit_register(struct mreg *reg, const struct ent *e)
 {
-	snprintf(buf, PATH_MAX_LEN, "registry/%s", name);
-}
-
-static void member_path(char *buf, const struct ent *m)
-{
-	snprintf(buf, PATH_MAX_LEN, "registry/%s/%s", m->pool->name, m->name);
-}
-
-static void emit_name_register(struct mreg *reg, const struct ent *e)
-{
-	char path[PATH_MAX_LEN];
-	name_path(path, e->name);
-	if (e->value)
+	char path[MTREE_PATH_MAX];
+	ent_path(path, sizeof(path), e);
+	if (e->kind == 'm')
+		mev_emit(reg->ring, MEV_REGISTER, path, e->value[0] ? e->value : NULL);
+	else if (e->value)
 		mev_emitf(reg->ring, MEV_REGISTER, path, "%d %s", (int)e->pid, e->value);
 	else
 		mev_emitf(reg->ring, MEV_REGISTER, path, "%d", (int)e->pid);
 }
 
-static void emit_member_register(struct mreg *reg, const struct ent *m)
-{
-	char path[PATH_MAX_LEN];
-	member_path(path, m);
-	mev_emit(reg->ring, MEV_REGISTER, path, m->value[0] ? m->value : NULL);
-}
-
 static void remove_name(struct mreg *reg, struct ent *e, const char *detail)
 {
-	char path[PATH_MAX_LEN];
+	char path[MTREE_PATH_MAX];
 	htab_remove(&reg->names, &e->h);
 	list_remove(&reg->first, &reg->last, e);
 	pidw_detach(reg, e);
-	name_path(path, e->name);
+	ent_path(path, sizeof(path), e);
 	mev_emit(reg->ring, MEV_UNREGISTER, path, detail);
 	ent_free(e);
 }
 
 static void remove_member(struct mreg *reg, struct ent *m, const char *detail)
 {
-	char path[PATH_MAX_LEN];
+	char path[MTREE_PATH_MAX];
 	struct ent *p = m->pool;
 	htab_remove(&p->members, &m->h);
 	list_remove(&p->first, &p->last, m);
 	mu_now_real(&p->mtime);
 	pidw_detach(reg, m);
-	member_path(path, m);
+	ent_path(path, sizeof(path), m);
 	mev_emit(reg->ring, MEV_UNREGISTER, path, detail);
 	ent_free(m);
 }
@@ -346,7 +319,7 @@ static void reap(struct mreg *reg, struct pidw *w)
 static void reap_if_exited(struct mreg *reg, pid_t pid)
 {
 	struct pidw *w = pidw_find(reg, pid);
-	if (w && pidfd_exited(w->fd))
+	if (w && mproc_exited(w->fd))
 		reap(reg, w);
 }
 
@@ -377,96 +350,6 @@ static int check_value(const char *value, size_t len)
 	if (len && (memchr(value, '\n', len) || memchr(value, '\0', len)))
 		return -EINVAL;
 	return 0;
-}
-
-/* The owner is the effective uid, the one the kernel checks for signals
- * and ptrace of the process. Reads /proc once; exits are watched on the
- * pidfd, never by reading /proc again. */
-static int read_owner(pid_t pid, uid_t *ret_uid)
-{
-	char path[64], buf[4096];
-	size_t len = 0;
-	int fd, r = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
-	while (len < sizeof(buf) - 1) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			/* The process went away while we read. */
-			r = errno == ESRCH ? -ESRCH : -errno;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-
-	/* The kernel escapes newlines in Name:, so these only match line starts. */
-	const char *state = strstr(buf, "\nState:");
-	const char *uids = strstr(buf, "\nUid:");
-	if (!state || !uids) {
-		r = -EIO;
-		goto out;
-	}
-	state += strlen("\nState:");
-	state += strspn(state, " \t");
-	if (*state == 'Z' || *state == 'X') {
-		r = -ESRCH;
-		goto out;
-	}
-	uids += strlen("\nUid:");
-	char *end;
-	errno = 0;
-	strtoul(uids, &end, 10); /* the real uid */
-	if (errno || end == uids) {
-		r = -EIO;
-		goto out;
-	}
-	const char *euid = end;
-	unsigned long v = strtoul(euid, &end, 10);
-	if (errno || end == euid || v > UINT_MAX) {
-		r = -EIO;
-		goto out;
-	}
-	*ret_uid = (uid_t)v;
-out:
-	close(fd);
-	return r;
-}
-
-/* Opens a pidfd on a live process and finds its owner. -ESRCH when there is
- * no such process, it is a zombie, or pid names a thread that does not lead
- * its process (no process of that PID exists). */
-static int open_process(pid_t pid, int *ret_fd, uid_t *ret_uid)
-{
-	uid_t uid = 0;
-	int fd, r;
-
-	fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd < 0)
-		/* Kernels answer EINVAL or ENOENT for a TID that is not a process. */
-		return errno == ESRCH || errno == EINVAL || errno == ENOENT ? -ESRCH : -errno;
-	r = read_owner(pid, &uid);
-	if (r < 0)
-		goto fail;
-	/* Checked after /proc: still alive now means what we read was this
-	 * process's, not a successor's that reused the PID. */
-	if (pidfd_exited(fd)) {
-		r = -ESRCH;
-		goto fail;
-	}
-	*ret_fd = fd;
-	*ret_uid = uid;
-	return 0;
-fail:
-	close(fd);
-	return r;
 }
 
 /* The live watch of pid, or a new one made of fd and spare (which it then
@@ -604,19 +487,104 @@ void mreg_free(struct mreg *reg)
 	free(reg);
 }
 
-int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *value, uid_t caller)
+/* The unique name called name; the lock is held. */
+static int find_name(struct mreg *reg, const char *name, struct ent **ret)
 {
-	struct ent *n = NULL, *e;
-	struct pidw *spare = NULL, *w;
+	struct ent *e;
+
+	if (mu_name_check_str(name, MU_NAME_STRICT) < 0)
+		return -ENOENT;
+	e = ent_find(&reg->names, name);
+	if (!e)
+		return -ENOENT;
+	if (e->kind == 'p')
+		return -EISDIR;
+	*ret = e;
+	return 0;
+}
+
+/* The pool called name; the lock is held. */
+static int find_pool(struct mreg *reg, const char *name, struct ent **ret)
+{
+	struct ent *e;
+
+	if (mu_name_check_str(name, MU_NAME_STRICT) < 0)
+		return -ENOENT;
+	e = ent_find(&reg->names, name);
+	if (!e)
+		return -ENOENT;
+	if (e->kind != 'p')
+		return -ENOTDIR;
+	*ret = e;
+	return 0;
+}
+
+/* A member of pool called member; the lock is held. */
+static int find_member(struct mreg *reg, const char *pool, const char *member, struct ent **ret)
+{
+	struct ent *p, *m;
+	pid_t pid;
+	int r;
+
+	r = find_pool(reg, pool, &p);
+	if (r < 0)
+		return r;
+	if (!member || parse_pid(member, strlen(member), true, &pid) < 0)
+		return -ENOENT;
+	m = ent_find(&p->members, member);
+	if (!m)
+		return -ENOENT;
+	*ret = m;
+	return 0;
+}
+
+/* Where an entry for pid called name goes: the unique names (pool NULL) or
+ * pool's members. *ret_pool is the pool (NULL for a name) and *ret_e the
+ * live entry pid already holds there, or NULL. -EEXIST: another live
+ * process holds the name, or it is a pool; -ENOENT: no pool. The lock is
+ * held. */
+static int hold_find(struct mreg *reg, const char *pool, const char *name, pid_t pid,
+                     struct ent **ret_pool, struct ent **ret_e)
+{
+	struct ent *p = NULL, *e;
+	int r;
+
+	if (pool) {
+		/* The pool may have gone while the lock was dropped. */
+		r = find_pool(reg, pool, &p);
+		if (r < 0)
+			return r;
+		/* A member's name is its PID: the same live process, if any
+		 * (an exited one was reaped already). */
+		e = ent_find(&p->members, name);
+	} else {
+		e = ent_find(&reg->names, name);
+		if (e && e->kind == 'n' && e->pid != pid) {
+			reap_if_exited(reg, e->pid);
+			e = ent_find(&reg->names, name);
+		}
+		if (e && (e->kind == 'p' || e->pid != pid))
+			return -EEXIST;
+	}
+	*ret_pool = p;
+	*ret_e = e;
+	return 0;
+}
+
+/* Registers pid under name (pool NULL) or stores its value in pool, once
+ * the caller has checked the names: the process must be live and the caller
+ * root or its owner. A unique name's empty value is no value; a member's is
+ * "". The same process again keeps its entry and id, with the new value. */
+static int hold(struct mreg *reg, const char *pool, const char *name, pid_t pid, const char *value,
+                size_t vlen, uid_t caller)
+{
+	struct ent *n = NULL, *p, *e;
+	struct pidw *spare = NULL, *w = NULL;
 	char *val = NULL;
-	size_t vlen = value ? strlen(value) : 0;
-	uid_t owner;
+	uid_t owner = 0;
 	int fd = -1, r;
 
-	if (!reg || mu_name_check_str(name, MU_NAME_STRICT) < 0 || pid <= 0 ||
-	    check_value(value, vlen) < 0)
-		return -EINVAL;
-	r = open_process(pid, &fd, &owner);
+	r = mproc_open(pid, &fd, &owner);
 	if (r < 0)
 		return r;
 	if (caller != 0 && caller != owner) {
@@ -624,15 +592,13 @@ int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *val
 		goto out;
 	}
 
-	/* Everything that can fail to allocate is made before touching state. */
+	/* Everything that can fail to allocate is made before touching state.
+	 * For a unique name "PID \n" would not read back the same, hence no
+	 * value rather than an empty one. */
 	n = calloc(1, sizeof(*n));
 	spare = calloc(1, sizeof(*spare));
-	if (!n || !spare || !(n->name = strdup(name))) {
-		r = -ENOMEM;
-		goto out;
-	}
-	/* An empty value is no value: "PID \n" would not read back the same. */
-	if (vlen && !(val = strdup(value))) {
+	if (!n || !spare || !(n->name = strdup(name)) ||
+	    ((pool || vlen) && !(val = mu_memdup0(value, vlen)))) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -640,15 +606,9 @@ int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *val
 	pthread_mutex_lock(&reg->lock);
 	/* A watch of this PID that has exited belonged to an earlier process. */
 	reap_if_exited(reg, pid);
-	e = ent_find(&reg->names, name);
-	if (e && e->kind == 'n' && e->pid != pid) {
-		reap_if_exited(reg, e->pid);
-		e = ent_find(&reg->names, name);
-	}
-	if (e && (e->kind == 'p' || e->pid != pid)) {
-		r = -EEXIST;
+	r = hold_find(reg, pool, name, pid, &p, &e);
+	if (r < 0)
 		goto unlock;
-	}
 	if (e) {
 		/* Same live process: keep the entry and its id. */
 		free(e->value);
@@ -656,24 +616,30 @@ int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *val
 		val = NULL;
 		e->uid = owner;
 		mu_now_real(&e->mtime);
-		emit_name_register(reg, e);
-		r = 0;
+		emit_register(reg, e);
 		goto unlock;
 	}
 	r = pidw_get(reg, pid, &fd, &spare, &w);
 	if (r < 0)
 		goto unlock;
-	n->kind = 'n';
+	n->kind = p ? 'm' : 'n';
 	n->id = ++reg->last_id;
 	mu_now_real(&n->mtime);
 	n->pid = pid;
 	n->uid = owner;
 	n->value = val;
 	val = NULL;
-	htab_insert(&reg->names, &n->h, name_hash(n->name));
-	list_append(&reg->first, &reg->last, n);
+	if (p) {
+		n->pool = p;
+		p->mtime = n->mtime;
+		htab_insert(&p->members, &n->h, name_hash(n->name));
+		list_append(&p->first, &p->last, n);
+	} else {
+		htab_insert(&reg->names, &n->h, name_hash(n->name));
+		list_append(&reg->first, &reg->last, n);
+	}
 	pidw_attach(w, n);
-	emit_name_register(reg, n);
+	emit_register(reg, n);
 	n = NULL;
 unlock:
 	pthread_mutex_unlock(&reg->lock);
@@ -684,6 +650,16 @@ out:
 	if (fd >= 0)
 		close(fd);
 	return r;
+}
+
+int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *value, uid_t caller)
+{
+	size_t vlen = value ? strlen(value) : 0;
+
+	if (!reg || mu_name_check_str(name, MU_NAME_STRICT) < 0 || pid <= 0 ||
+	    check_value(value, vlen) < 0)
+		return -EINVAL;
+	return hold(reg, NULL, name, pid, value, vlen, caller);
 }
 
 int mreg_register_text(struct mreg *reg, const char *name, const char *text, size_t len,
@@ -733,22 +709,6 @@ int mreg_unregister(struct mreg *reg, const char *name)
 		remove_name(reg, e, NULL);
 	pthread_mutex_unlock(&reg->lock);
 	return r;
-}
-
-/* The unique name called name; the lock is held. */
-static int find_name(struct mreg *reg, const char *name, struct ent **ret)
-{
-	struct ent *e;
-
-	if (mu_name_check_str(name, MU_NAME_STRICT) < 0)
-		return -ENOENT;
-	e = ent_find(&reg->names, name);
-	if (!e)
-		return -ENOENT;
-	if (e->kind == 'p')
-		return -EISDIR;
-	*ret = e;
-	return 0;
 }
 
 int mreg_render(struct mreg *reg, const char *name, char **ret_text, size_t *ret_len)
@@ -802,41 +762,6 @@ int mreg_lookup(struct mreg *reg, const char *name, pid_t *ret_pid, char **ret_v
 	return 0;
 }
 
-/* The pool called name; the lock is held. */
-static int find_pool(struct mreg *reg, const char *name, struct ent **ret)
-{
-	struct ent *e;
-
-	if (mu_name_check_str(name, MU_NAME_STRICT) < 0)
-		return -ENOENT;
-	e = ent_find(&reg->names, name);
-	if (!e)
-		return -ENOENT;
-	if (e->kind != 'p')
-		return -ENOTDIR;
-	*ret = e;
-	return 0;
-}
-
-/* A member of pool called member; the lock is held. */
-static int find_member(struct mreg *reg, const char *pool, const char *member, struct ent **ret)
-{
-	struct ent *p, *m;
-	pid_t pid;
-	int r;
-
-	r = find_pool(reg, pool, &p);
-	if (r < 0)
-		return r;
-	if (!member || parse_pid(member, strlen(member), true, &pid) < 0)
-		return -ENOENT;
-	m = ent_find(&p->members, member);
-	if (!m)
-		return -ENOENT;
-	*ret = m;
-	return 0;
-}
-
 int mreg_pool_create(struct mreg *reg, const char *pool)
 {
 	struct ent *p = NULL, *e;
@@ -865,8 +790,8 @@ int mreg_pool_create(struct mreg *reg, const char *pool)
 	mu_now_real(&p->mtime);
 	htab_insert(&reg->names, &p->h, name_hash(p->name));
 	list_append(&reg->first, &reg->last, p);
-	char path[PATH_MAX_LEN];
-	name_path(path, p->name);
+	char path[MTREE_PATH_MAX];
+	ent_path(path, sizeof(path), p);
 	mev_emit(reg->ring, MEV_MKDIR, path, NULL);
 	p = NULL;
 	r = 0;
@@ -900,8 +825,8 @@ int mreg_pool_destroy(struct mreg *reg, const char *pool)
 	}
 	htab_remove(&reg->names, &p->h);
 	list_remove(&reg->first, &reg->last, p);
-	char path[PATH_MAX_LEN];
-	name_path(path, p->name);
+	char path[MTREE_PATH_MAX];
+	ent_path(path, sizeof(path), p);
 	mev_emit(reg->ring, MEV_RMDIR, path, NULL);
 	ent_free(p);
 unlock:
@@ -912,12 +837,9 @@ unlock:
 int mreg_pool_store(struct mreg *reg, const char *pool, const char *member, const char *value,
                     size_t len, uid_t caller)
 {
-	struct ent *m = NULL, *p, *e;
-	struct pidw *spare = NULL, *w;
-	char *val = NULL;
-	uid_t owner;
+	struct ent *p;
 	pid_t pid;
-	int fd = -1, r;
+	int r;
 
 	if (!reg || !member || (!value && len))
 		return -EINVAL;
@@ -932,65 +854,7 @@ int mreg_pool_store(struct mreg *reg, const char *pool, const char *member, cons
 	pthread_mutex_unlock(&reg->lock);
 	if (r < 0)
 		return r;
-	r = open_process(pid, &fd, &owner);
-	if (r < 0)
-		return r;
-	if (caller != 0 && caller != owner) {
-		r = -EPERM;
-		goto out;
-	}
-
-	m = calloc(1, sizeof(*m));
-	spare = calloc(1, sizeof(*spare));
-	val = mu_memdup0(value, len);
-	if (!m || !spare || !val || !(m->name = strdup(member))) {
-		r = -ENOMEM;
-		goto out;
-	}
-
-	pthread_mutex_lock(&reg->lock);
-	reap_if_exited(reg, pid);
-	/* The pool may have gone while the lock was dropped. */
-	r = find_pool(reg, pool, &p);
-	if (r < 0)
-		goto unlock;
-	e = ent_find(&p->members, member);
-	if (e) {
-		/* The same live process (an exited one was reaped above). */
-		free(e->value);
-		e->value = val;
-		val = NULL;
-		e->uid = owner;
-		mu_now_real(&e->mtime);
-		emit_member_register(reg, e);
-		goto unlock;
-	}
-	r = pidw_get(reg, pid, &fd, &spare, &w);
-	if (r < 0)
-		goto unlock;
-	m->kind = 'm';
-	m->id = ++reg->last_id;
-	mu_now_real(&m->mtime);
-	p->mtime = m->mtime;
-	m->pid = pid;
-	m->uid = owner;
-	m->value = val;
-	val = NULL;
-	m->pool = p;
-	htab_insert(&p->members, &m->h, name_hash(m->name));
-	list_append(&p->first, &p->last, m);
-	pidw_attach(w, m);
-	emit_member_register(reg, m);
-	m = NULL;
-unlock:
-	pthread_mutex_unlock(&reg->lock);
-out:
-	ent_free(m);
-	free(spare);
-	free(val);
-	if (fd >= 0)
-		close(fd);
-	return r;
+	return hold(reg, pool, member, pid, value, len, caller);
 }
 
 int mreg_pool_unstore(struct mreg *reg, const char *pool, const char *member)

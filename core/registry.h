@@ -1,7 +1,15 @@
 /* The process registry (Malla's Registry): unique names held by live
  * processes and pools of PID -> value; every entry of a process goes when
  * it exits (pidfd + epoll on a watcher thread, no polling of /proc).
- * Thread-safe. Paths in events are "registry/NAME" and "registry/POOL/PID". */
+ * Thread-safe. Paths in events are "registry/NAME" and "registry/POOL/PID".
+ *
+ * Locks: one mutex guards the tables and the process watches; the watcher
+ * thread ("mallafs-reg", signals blocked) takes it to remove the entries of
+ * a process that exited. Events are emitted with it held, so the event
+ * ring's lock comes after it and event listeners must not call into the
+ * registry. It is never held across /proc reads or pidfd_open. The
+ * listing callbacks of mreg_list and mreg_pool_list run with it held and must
+ * not call into the registry either. */
 #ifndef MALLAFS_CORE_REGISTRY_H
 #define MALLAFS_CORE_REGISTRY_H
 

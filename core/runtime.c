@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +11,7 @@
 #include "plugin.h"
 #include "registry.h"
 #include "service.h"
+#include "tree.h"
 #include "util.h"
 
 #define MRT_DEFAULT_EVENTS 4096
@@ -165,8 +165,8 @@ int mrt_service_create_full(struct mrt *rt, const char *name, const char *const 
 	rt->tail = node;
 	pthread_mutex_unlock(&rt->lock);
 
-	char path[MU_NAME_MAX + 16];
-	snprintf(path, sizeof(path), "services/%s", name);
+	char path[MTREE_PATH_MAX];
+	mtree_join(path, sizeof(path), mtree_name(MTREE_SERVICES), name, NULL);
 	mev_emit(rt->events, MEV_MKDIR, path, NULL);
 	/* A service that fails to start stays, failed, for the user to see why. */
 	if (msvc_set_admin(svc, ad) < 0)
@@ -201,8 +201,8 @@ int mrt_service_destroy(struct mrt *rt, const char *name)
 	pthread_mutex_unlock(&rt->lock);
 
 	msvc_destroy(n->svc);
-	char path[MU_NAME_MAX + 16];
-	snprintf(path, sizeof(path), "services/%s", name);
+	char path[MTREE_PATH_MAX];
+	mtree_join(path, sizeof(path), mtree_name(MTREE_SERVICES), name, NULL);
 	mev_emit(rt->events, MEV_RMDIR, path, NULL);
 	msvc_unref(n->svc);
 	free(n);

@@ -1,5 +1,12 @@
 /* The runtime: every service, the registry, the node-wide config store and
- * the change events, as one object the filesystem holds. Thread-safe. */
+ * the change events, as one object the filesystem holds. Thread-safe.
+ *
+ * Locks: one mutex guards the list of services and the id counter. It comes
+ * before a service's state_lock (mrt_stop_all reads each status under it)
+ * and is never held across a service's op_lock or a plugin callback:
+ * services are created, started, stopped and destroyed outside it.
+ * mrt_service_list calls fn with it held, so fn must not call back into the
+ * runtime. */
 #ifndef MALLAFS_CORE_RUNTIME_H
 #define MALLAFS_CORE_RUNTIME_H
 

@@ -1,4 +1,4 @@
-#include "service.h"
+#include "service_i.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -12,45 +12,8 @@
 #include "cfg.h"
 #include "events.h"
 #include "plugin.h"
+#include "tree.h"
 #include "util.h"
-
-/* One plugin in one service's chain. */
-struct minst {
-	const struct mallafs_plugin *desc;
-	void *state;
-	bool active; /* started: its store hooks run (base: always) */
-	bool base;
-};
-
-struct mallafs_svc {
-	char *name;
-	uint64_t id;
-	struct msvc_env env;
-	atomic_uint refs;
-
-	pthread_mutex_t op_lock;
-	/* op_lock: the declared plugins (top to bottom, base not included) and
-	 * whether the plugins are started. */
-	char **declared;
-	size_t ndeclared;
-	bool started;
-
-	pthread_rwlock_t store_lock;
-	/* store_lock (written with op_lock held too, so op_lock holders may read) */
-	struct mkv *kv;
-	struct minst **chain; /* [0] is the top, [nchain - 1] is base */
-	size_t nchain;
-	bool dead;
-
-	pthread_mutex_t state_lock;
-	/* state_lock (written with op_lock held too) */
-	struct mallafs_cfg *cfg; /* committed explicit configuration */
-	struct msvc_status st;
-};
-
-struct mallafs_out {
-	struct mu_buf b;
-};
 
 static const char *const state_names[] = {
 	[MSVC_STARTING] = "starting", [MSVC_RUNNING] = "running",   [MSVC_PAUSING] = "pausing",
@@ -64,13 +27,6 @@ static const char *const admin_names[] = {
 	[MSVC_ADMIN_INACTIVE] = "inactive",
 };
 
-static const char *const op_names[] = {
-	[MALLAFS_OP_GET] = "get",	    [MALLAFS_OP_CREATE] = "create",
-	[MALLAFS_OP_WRITE] = "put",	    [MALLAFS_OP_TRUNCATE] = "truncate",
-	[MALLAFS_OP_DELETE] = "delete",	    [MALLAFS_OP_RENAME] = "rename",
-	[MALLAFS_OP_LIST] = "list",
-};
-
 const char *msvc_state_name(enum msvc_state st)
 {
 	return (size_t)st < MU_ARRAY_SIZE(state_names) ? state_names[st] : "?";
@@ -79,11 +35,6 @@ const char *msvc_state_name(enum msvc_state st)
 const char *msvc_admin_name(enum msvc_admin ad)
 {
 	return (size_t)ad < MU_ARRAY_SIZE(admin_names) ? admin_names[ad] : "?";
-}
-
-const char *mallafs_store_opname(enum mallafs_store_opcode code)
-{
-	return (size_t)code < MU_ARRAY_SIZE(op_names) ? op_names[code] : "?";
 }
 
 int msvc_admin_parse(const char *text, size_t len, enum msvc_admin *ret)
@@ -99,33 +50,12 @@ int msvc_admin_parse(const char *text, size_t len, enum msvc_admin *ret)
 	return -EINVAL;
 }
 
-/* ---- output of render callbacks ---- */
-
-int mallafs_out_append(struct mallafs_out *out, const void *data, size_t len)
-{
-	return mu_buf_append(&out->b, data, len);
-}
-
-int mallafs_out_printf(struct mallafs_out *out, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int r = mu_buf_vprintf(&out->b, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 /* ---- status, errors, events ---- */
 
-static void svc_path(const struct mallafs_svc *svc, char *buf, size_t len, const char *sub,
-		     const char *name)
+void msvc_path(const struct mallafs_svc *svc, char *buf, size_t len, const char *sub,
+               const char *name)
 {
-	if (name)
-		snprintf(buf, len, "services/%s/%s/%s", svc->name, sub, name);
-	else if (sub)
-		snprintf(buf, len, "services/%s/%s", svc->name, sub);
-	else
-		snprintf(buf, len, "services/%s", svc->name);
+	mtree_join(buf, len, mtree_name(MTREE_SERVICES), svc->name, sub, name, NULL);
 }
 
 static void stamp(char *dst, size_t len, const char *reason)
@@ -142,8 +72,8 @@ static void stamp(char *dst, size_t len, const char *reason)
 
 static void emit_status(struct mallafs_svc *svc)
 {
-	char path[MU_NAME_MAX + 32];
-	svc_path(svc, path, sizeof(path), "status", NULL);
+	char path[MTREE_PATH_MAX];
+	msvc_path(svc, path, sizeof(path), mtree_name(MTREE_STATUS), NULL);
 	pthread_mutex_lock(&svc->state_lock);
 	enum msvc_state st = svc->st.state;
 	enum msvc_admin ad = svc->st.admin;
@@ -162,8 +92,7 @@ static void set_state(struct mallafs_svc *svc, enum msvc_state st)
 		emit_status(svc);
 }
 
-/* A refused or failed operation: the reason goes to status and the log. */
-static void set_error(struct mallafs_svc *svc, const char *reason)
+void msvc_set_error(struct mallafs_svc *svc, const char *reason)
 {
 	mu_log(MU_LOG_WARNING, "service %s: %s", svc->name, reason);
 	pthread_mutex_lock(&svc->state_lock);
@@ -175,6 +104,11 @@ static void set_error(struct mallafs_svc *svc, const char *reason)
 const char *mallafs_svc_name(const struct mallafs_svc *svc)
 {
 	return svc->name;
+}
+
+const char *mallafs_svc_mountpoint(const struct mallafs_svc *svc)
+{
+	return svc->env.mountpoint;
 }
 
 void mallafs_svc_log(struct mallafs_svc *svc, int level, const char *fmt, ...)
@@ -189,8 +123,8 @@ void mallafs_svc_log(struct mallafs_svc *svc, int level, const char *fmt, ...)
 
 void mallafs_svc_file_changed(struct mallafs_svc *svc, const char *name)
 {
-	char path[2 * MU_NAME_MAX + 32];
-	svc_path(svc, path, sizeof(path), name, NULL);
+	char path[MTREE_PATH_MAX];
+	msvc_path(svc, path, sizeof(path), name, NULL);
 	mev_emit(svc->env.events, MEV_WRITE, path, NULL);
 }
 
@@ -526,8 +460,8 @@ static void commit_cfg(struct mallafs_svc *svc, struct mallafs_cfg *cfg)
 
 static void emit_reconfigure(struct mallafs_svc *svc)
 {
-	char path[MU_NAME_MAX + 32];
-	svc_path(svc, path, sizeof(path), NULL, NULL);
+	char path[MTREE_PATH_MAX];
+	msvc_path(svc, path, sizeof(path), NULL, NULL);
 	mev_emit(svc->env.events, MEV_RECONFIGURE, path, NULL);
 }
 
@@ -536,8 +470,8 @@ static void stop_chain(struct mallafs_svc *svc, enum msvc_state final);
 
 static void restart(struct mallafs_svc *svc, const char *reason)
 {
-	char path[MU_NAME_MAX + 32];
-	svc_path(svc, path, sizeof(path), NULL, NULL);
+	char path[MTREE_PATH_MAX];
+	msvc_path(svc, path, sizeof(path), NULL, NULL);
 	mu_log(MU_LOG_INFO, "service %s: restarting: %s", svc->name, reason);
 	stop_chain(svc, MSVC_STOPPING);
 	pthread_mutex_lock(&svc->state_lock);
@@ -625,7 +559,7 @@ static int reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg 
 refused:
 	mcfg_free(new);
 refused_committed:
-	set_error(svc, why->text[0] ? why->text : strerror(-r));
+	msvc_set_error(svc, why->text[0] ? why->text : strerror(-r));
 out:
 	mcfg_free(eold);
 	mcfg_free(enew);
@@ -657,8 +591,8 @@ int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,
 		why = &local;
 	int r = mcfg_parse_ini(text, len, &update, &line, err, sizeof(err));
 	if (r < 0) {
-		mallafs_reason_set(why, "config.ini: %s", err);
-		set_error(svc, why->text);
+		mallafs_reason_set(why, "%s: %s", mtree_name(MTREE_CONFIG_INI), err);
+		msvc_set_error(svc, why->text);
 		return r;
 	}
 	r = msvc_reconfigure(svc, update, why);
@@ -689,7 +623,7 @@ static int reconfigure_one(struct mallafs_svc *svc, struct mallafs_cfg *update,
 			if (!why->text[0])
 				mallafs_reason_set(why, "config %s%s%s: %s", section, key ? "/" : "",
 						   key ? key : "", strerror(-r));
-			set_error(svc, why->text);
+			msvc_set_error(svc, why->text);
 			goto out;
 		}
 		if (r > 0) {
@@ -731,7 +665,7 @@ int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *ke
 		r = -EINVAL;
 	}
 	if (r < 0) {
-		set_error(svc, why->text);
+		msvc_set_error(svc, why->text);
 		return r;
 	}
 	char *v = mu_memdup0(value, len);
@@ -816,7 +750,7 @@ int msvc_config_add_section(struct mallafs_svc *svc, const char *section,
 		why = &local;
 	int r = check_names(section, NULL, why);
 	if (r < 0) {
-		set_error(svc, why->text);
+		msvc_set_error(svc, why->text);
 		return r;
 	}
 	struct mallafs_cfg *update = mcfg_new();
@@ -922,7 +856,7 @@ static int start_chain(struct mallafs_svc *svc)
 		if (r < 0) {
 			for (size_t j = i + 1; j < svc->nchain; j++)
 				stop_one(svc, svc->chain[j]);
-			set_error(svc, why.text);
+			msvc_set_error(svc, why.text);
 			set_state(svc, MSVC_FAILED);
 			return r;
 		}
@@ -973,7 +907,10 @@ int msvc_set_admin_text(struct mallafs_svc *svc, const char *text, size_t len)
 {
 	enum msvc_admin admin;
 	if (msvc_admin_parse(text, len, &admin) < 0) {
-		set_error(svc, "status: write active, pause or inactive");
+		char reason[64];
+		snprintf(reason, sizeof(reason), "%s: write active, pause or inactive",
+		         mtree_name(MTREE_STATUS));
+		msvc_set_error(svc, reason);
 		return -EINVAL;
 	}
 	return msvc_set_admin(svc, admin);
@@ -1072,8 +1009,8 @@ static void chain_swap(struct mallafs_svc *svc, struct minst ***chain, size_t *n
 
 static void emit_plugin(struct mallafs_svc *svc, enum mev_op op, const char *name)
 {
-	char path[2 * MU_NAME_MAX + 32];
-	svc_path(svc, path, sizeof(path), "plugins", name);
+	char path[MTREE_PATH_MAX];
+	msvc_path(svc, path, sizeof(path), mtree_name(MTREE_PLUGINS), name);
 	mev_emit(svc->env.events, op, path, NULL);
 }
 
@@ -1216,7 +1153,7 @@ int msvc_add_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_re
 	mu_log(MU_LOG_INFO, "service %s: added plugin %s", svc->name, name);
 	goto out;
 refused:
-	set_error(svc, why->text[0] ? why->text : strerror(-r));
+	msvc_set_error(svc, why->text[0] ? why->text : strerror(-r));
 out:
 	pthread_mutex_unlock(&svc->op_lock);
 	return r;
@@ -1271,7 +1208,7 @@ int msvc_del_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_re
 	mu_log(MU_LOG_INFO, "service %s: removed plugin %s", svc->name, name);
 	goto out;
 refused:
-	set_error(svc, why->text[0] ? why->text : strerror(-r));
+	msvc_set_error(svc, why->text[0] ? why->text : strerror(-r));
 out:
 	pthread_mutex_unlock(&svc->op_lock);
 	return r;
@@ -1298,320 +1235,5 @@ int msvc_chain_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len)
 		return r;
 	}
 	*ret_text = mu_buf_steal(&b, ret_len);
-	return *ret_text ? 0 : -ENOMEM;
-}
-
-/* ---- the store ---- */
-
-static void store_emit(struct mallafs_svc *svc, enum mev_op op, const char *key,
-		       const char *detail)
-{
-	char path[2 * MU_NAME_MAX + 32];
-	svc_path(svc, path, sizeof(path), "store", key);
-	mev_emit(svc->env.events, op, path, detail);
-}
-
-int64_t mallafs_store_exec(struct mallafs_svc *svc, struct mallafs_store_op *op)
-{
-	struct mkv *kv = svc->kv;
-	int64_t r = 0;
-	char detail[2 * MU_NAME_MAX + 32];
-	unsigned flags = 0;
-	struct mkv_stat st;
-
-	switch (op->code) {
-	case MALLAFS_OP_GET:
-		r = mkv_read(kv, op->key, op->offset, op->buf, op->size);
-		break;
-	case MALLAFS_OP_CREATE:
-		r = mkv_create(kv, op->key);
-		if (r == 0)
-			store_emit(svc, MEV_CREATE, op->key, NULL);
-		break;
-	case MALLAFS_OP_WRITE: {
-		bool existed = mkv_stat(kv, op->key, &st) == 0;
-		if (op->flags & MALLAFS_OPF_APPEND)
-			flags |= MKV_APPEND;
-		if (op->flags & MALLAFS_OPF_REPLACE)
-			flags |= MKV_REPLACE;
-		r = mkv_write(kv, op->key, op->offset, op->data, op->size, flags);
-		if (r >= 0) {
-			if (!existed)
-				store_emit(svc, MEV_CREATE, op->key, NULL);
-			mkv_stat(kv, op->key, &st);
-			snprintf(detail, sizeof(detail), "%llu", (unsigned long long)st.size);
-			store_emit(svc, MEV_WRITE, op->key, detail);
-		}
-		break;
-	}
-	case MALLAFS_OP_TRUNCATE:
-		r = mkv_truncate(kv, op->key, op->offset);
-		if (r == 0) {
-			snprintf(detail, sizeof(detail), "%llu", (unsigned long long)op->offset);
-			store_emit(svc, MEV_WRITE, op->key, detail);
-		}
-		break;
-	case MALLAFS_OP_DELETE:
-		r = mkv_delete(kv, op->key);
-		if (r == 0)
-			store_emit(svc, MEV_DELETE, op->key, NULL);
-		break;
-	case MALLAFS_OP_RENAME:
-		r = mkv_rename(kv, op->key, op->new_key);
-		if (r == 0) {
-			svc_path(svc, detail, sizeof(detail), "store", op->new_key);
-			store_emit(svc, MEV_RENAME, op->key, detail);
-		}
-		break;
-	case MALLAFS_OP_LIST:
-		r = 0;
-		break;
-	default:
-		r = -EINVAL;
-	}
-	op->result = r;
-	return r;
-}
-
-/* Runs op through the chain with store_lock held. Returns the index of the
- * plugin that refused it, or -1. */
-static ssize_t chain_run(struct mallafs_svc *svc, struct mallafs_store_op *op)
-{
-	ssize_t reached = -1, refused = -1;
-	struct mkv_stat st;
-
-	op->old_size = mkv_stat(svc->kv, op->key, &st) == 0 ? (int64_t)st.size : -1;
-	op->nkeys = mkv_count(svc->kv);
-	op->result = 0;
-	for (size_t i = 0; i < svc->nchain; i++) {
-		struct minst *in = svc->chain[i];
-		if (!in->active)
-			continue;
-		reached = (ssize_t)i;
-		if (!in->desc->store_before)
-			continue;
-		int r = in->desc->store_before(in->state, op);
-		if (r < 0) {
-			op->result = r;
-			if (!in->base)
-				refused = (ssize_t)i;
-			break;
-		}
-	}
-	for (ssize_t i = reached; i >= 0; i--) {
-		struct minst *in = svc->chain[i];
-		if (in->active && in->desc->store_after)
-			in->desc->store_after(in->state, op);
-	}
-	return refused;
-}
-
-static bool op_reads(enum mallafs_store_opcode code)
-{
-	return code == MALLAFS_OP_GET || code == MALLAFS_OP_LIST;
-}
-
-static int64_t store_op(struct mallafs_svc *svc, struct mallafs_store_op *op,
-			int (*list_fn)(const char *key, const struct mkv_stat *st, void *arg),
-			void *list_arg, uint64_t after_id)
-{
-	struct mallafs_reason local = {{0}};
-	if (!op->why)
-		op->why = &local;
-	op->why->text[0] = '\0';
-	if (op->code != MALLAFS_OP_LIST && mu_name_check_str(op->key, MU_NAME_FILE) < 0)
-		return op->result = -EINVAL;
-	if (op->code == MALLAFS_OP_RENAME && mu_name_check_str(op->new_key, MU_NAME_FILE) < 0)
-		return op->result = -EINVAL;
-	if (op->code == MALLAFS_OP_LIST)
-		op->key = "";
-
-	if (op_reads(op->code))
-		pthread_rwlock_rdlock(&svc->store_lock);
-	else
-		pthread_rwlock_wrlock(&svc->store_lock);
-	ssize_t refused = -1;
-	const char *refuser = NULL;
-	if (svc->dead) {
-		op->result = -ENOENT;
-	} else {
-		refused = chain_run(svc, op);
-		if (refused >= 0)
-			refuser = svc->chain[refused]->desc->name;
-		if (op->code == MALLAFS_OP_LIST && op->result == 0)
-			op->result = mkv_list(svc->kv, after_id, list_fn, list_arg);
-	}
-	pthread_rwlock_unlock(&svc->store_lock);
-
-	if (refuser && !(op->flags & MALLAFS_OPF_QUIET)) {
-		char reason[MALLAFS_REASON_MAX + 2 * MU_NAME_MAX + 64];
-		snprintf(reason, sizeof(reason), "%s refused %s %s: %s", refuser,
-			 mallafs_store_opname(op->code), op->key,
-			 op->why->text[0] ? op->why->text : strerror((int)-op->result));
-		set_error(svc, reason);
-	}
-	if (op->why == &local)
-		op->why = NULL;
-	return op->result;
-}
-
-int64_t msvc_store_op(struct mallafs_svc *svc, struct mallafs_store_op *op)
-{
-	if (op->code == MALLAFS_OP_LIST)
-		return op->result = -EINVAL; /* msvc_store_list lists */
-	return store_op(svc, op, NULL, NULL, 0);
-}
-
-int64_t mallafs_svc_store_op(struct mallafs_svc *svc, struct mallafs_store_op *op)
-{
-	return msvc_store_op(svc, op);
-}
-
-ssize_t msvc_store_read(struct mallafs_svc *svc, const char *key, uint64_t off, void *buf,
-			size_t len)
-{
-	struct mallafs_store_op op = {
-		.code = MALLAFS_OP_GET, .key = key, .buf = buf, .size = len, .offset = off};
-	return (ssize_t)msvc_store_op(svc, &op);
-}
-
-ssize_t msvc_store_write(struct mallafs_svc *svc, const char *key, uint64_t off,
-			 const void *data, size_t len, unsigned flags)
-{
-	struct mallafs_store_op op = {.code = MALLAFS_OP_WRITE,
-				      .key = key,
-				      .data = data,
-				      .size = len,
-				      .offset = off,
-				      .flags = flags};
-	return (ssize_t)msvc_store_op(svc, &op);
-}
-
-int msvc_store_create(struct mallafs_svc *svc, const char *key)
-{
-	struct mallafs_store_op op = {.code = MALLAFS_OP_CREATE, .key = key};
-	return (int)msvc_store_op(svc, &op);
-}
-
-int msvc_store_truncate(struct mallafs_svc *svc, const char *key, uint64_t size)
-{
-	struct mallafs_store_op op = {.code = MALLAFS_OP_TRUNCATE, .key = key, .offset = size};
-	return (int)msvc_store_op(svc, &op);
-}
-
-int msvc_store_delete(struct mallafs_svc *svc, const char *key)
-{
-	struct mallafs_store_op op = {.code = MALLAFS_OP_DELETE, .key = key};
-	return (int)msvc_store_op(svc, &op);
-}
-
-int msvc_store_rename(struct mallafs_svc *svc, const char *from, const char *to)
-{
-	struct mallafs_store_op op = {.code = MALLAFS_OP_RENAME, .key = from, .new_key = to};
-	return (int)msvc_store_op(svc, &op);
-}
-
-int msvc_store_stat(struct mallafs_svc *svc, const char *key, struct mkv_stat *ret)
-{
-	pthread_rwlock_rdlock(&svc->store_lock);
-	int r = svc->dead ? -ENOENT : mkv_stat(svc->kv, key, ret);
-	pthread_rwlock_unlock(&svc->store_lock);
-	return r;
-}
-
-int msvc_store_set_mtime(struct mallafs_svc *svc, const char *key, const struct timespec *mtime)
-{
-	pthread_rwlock_wrlock(&svc->store_lock);
-	int r = svc->dead ? -ENOENT : mkv_set_mtime(svc->kv, key, mtime);
-	pthread_rwlock_unlock(&svc->store_lock);
-	return r;
-}
-
-int msvc_store_list(struct mallafs_svc *svc, uint64_t after_id,
-		    int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg)
-{
-	struct mallafs_store_op op = {.code = MALLAFS_OP_LIST};
-	return (int)store_op(svc, &op, fn, arg, after_id);
-}
-
-struct foreach_ctx {
-	int (*fn)(const char *key, const void *value, size_t len, const struct timespec *mtime,
-		  void *arg);
-	void *arg;
-};
-
-static int foreach_one(const char *key, const void *value, size_t len, const struct mkv_stat *st,
-		       void *arg)
-{
-	struct foreach_ctx *c = arg;
-	return c->fn(key, value, len, &st->mtime, c->arg);
-}
-
-int mallafs_store_foreach(struct mallafs_svc *svc,
-			  int (*fn)(const char *key, const void *value, size_t len,
-				    const struct timespec *mtime, void *arg),
-			  void *arg)
-{
-	struct foreach_ctx c = {fn, arg};
-	pthread_rwlock_rdlock(&svc->store_lock);
-	int r = svc->dead ? -ENOENT : mkv_foreach(svc->kv, foreach_one, &c);
-	pthread_rwlock_unlock(&svc->store_lock);
-	return r;
-}
-
-int mallafs_store_load(struct mallafs_svc *svc, const char *key, const void *value, size_t len)
-{
-	if (mu_name_check_str(key, MU_NAME_FILE) < 0)
-		return -EINVAL;
-	struct mallafs_store_op op = {.code = MALLAFS_OP_WRITE,
-				      .key = key,
-				      .data = value,
-				      .size = len,
-				      .flags = MALLAFS_OPF_REPLACE};
-	pthread_rwlock_wrlock(&svc->store_lock);
-	int r = svc->dead ? -ENOENT : (int)mallafs_store_exec(svc, &op);
-	pthread_rwlock_unlock(&svc->store_lock);
-	return r < 0 ? r : 0;
-}
-
-const char *mallafs_svc_mountpoint(const struct mallafs_svc *svc)
-{
-	return svc->env.mountpoint;
-}
-
-/* ---- published files ---- */
-
-int msvc_files_foreach(struct mallafs_svc *svc, int (*fn)(const char *name, void *arg), void *arg)
-{
-	int r = 0;
-	pthread_rwlock_rdlock(&svc->store_lock);
-	for (size_t i = 0; r == 0 && !svc->dead && i < svc->nchain; i++)
-		for (const struct mallafs_file *f = svc->chain[i]->desc->files;
-		     r == 0 && f && f->name; f++)
-			r = fn(f->name, arg);
-	pthread_rwlock_unlock(&svc->store_lock);
-	return r;
-}
-
-int msvc_file_render(struct mallafs_svc *svc, const char *name, char **ret_text, size_t *ret_len)
-{
-	struct mallafs_out out = {{0}};
-	int r = -ENOENT;
-	pthread_rwlock_rdlock(&svc->store_lock);
-	for (size_t i = 0; r == -ENOENT && !svc->dead && i < svc->nchain; i++) {
-		for (const struct mallafs_file *f = svc->chain[i]->desc->files; f && f->name;
-		     f++) {
-			if (strcmp(f->name, name) == 0) {
-				r = f->render(svc->chain[i]->state, &out);
-				break;
-			}
-		}
-	}
-	pthread_rwlock_unlock(&svc->store_lock);
-	if (r < 0) {
-		mu_buf_free(&out.b);
-		return r;
-	}
-	*ret_text = mu_buf_steal(&out.b, ret_len);
 	return *ret_text ? 0 : -ENOMEM;
 }

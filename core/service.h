@@ -11,7 +11,13 @@
  *  - state_lock (mutex) guards the committed configuration and the status
  *    fields, for readers; held only for copies.
  * Lock order: op_lock, then store_lock, then state_lock. Events are emitted
- * with at most these held (listeners never call back into core).
+ * with at most these held (listeners never call back into core). Under
+ * op_lock come the plugin registry's lock (chains are planned with it held)
+ * and whatever start, stop and update callbacks take; under store_lock, the
+ * locks a plugin's store hooks take, so a plugin thread calls into the store
+ * (mallafs_svc_store_op, mallafs_store_foreach) with its own locks released.
+ * The store and published files live in service_store.c, the rest in
+ * service.c; service_i.h holds the object both share.
  *
  * Services are reference-counted: msvc_ref()/msvc_unref(). A destroyed
  * service answers -ENOENT to everything. */

@@ -55,7 +55,10 @@ char *mu_memdup0(const void *data, size_t len);
 int mu_parse_u64(const char *s, uint64_t *ret);
 
 /* Logging: one line each, through the sink set by the program (stderr by
- * default). The mount layer points it at syslog when in the background. */
+ * default). The mount layer points it at syslog when in the background.
+ * mu_log may be called with any core lock held; it calls the sink under its
+ * own mutex, the last lock of all, so a sink must not log or call into
+ * core. */
 enum mu_log_level { MU_LOG_ERR = 3, MU_LOG_WARNING = 4, MU_LOG_INFO = 6, MU_LOG_DEBUG = 7 };
 typedef void (*mu_log_sink)(enum mu_log_level level, const char *line, void *arg);
 void mu_log_set_sink(mu_log_sink sink, void *arg, enum mu_log_level max_level);

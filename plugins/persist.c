@@ -804,7 +804,7 @@ static int persist_start(void *state, const struct mallafs_cfg *cfg, struct mall
 	p->last_error[0] = '\0';
 	pthread_mutex_unlock(&p->lock);
 
-	r = -pthread_create(&p->thread, NULL, persist_thread, p);
+	r = pu_thread_start(&p->thread, "mallafs-persist", persist_thread, p);
 	if (r < 0) {
 		mallafs_reason_set(why, "cannot start the writer thread: %s", strerror(-r));
 		goto fail;

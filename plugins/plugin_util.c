@@ -1,6 +1,9 @@
 #include "plugin_util.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -46,5 +49,41 @@ int pu_cond_init_monotonic(pthread_cond_t *cond)
 	if (r == 0)
 		r = -pthread_cond_init(cond, &ca);
 	pthread_condattr_destroy(&ca);
+	return r;
+}
+
+struct thread_start {
+	void *(*fn)(void *arg);
+	void *arg;
+	char name[16]; /* the kernel's limit, NUL included */
+};
+
+/* Named from the inside, before fn runs: named by the creator after
+ * pthread_create, the thread would run unnamed for a moment. */
+static void *thread_main(void *p)
+{
+	struct thread_start ts = *(struct thread_start *)p;
+	free(p);
+	pthread_setname_np(pthread_self(), ts.name);
+	return ts.fn(ts.arg);
+}
+
+int pu_thread_start(pthread_t *ret, const char *name, void *(*fn)(void *arg), void *arg)
+{
+	struct thread_start *ts = malloc(sizeof(*ts));
+	sigset_t all, old;
+
+	if (!ts)
+		return -ENOMEM;
+	ts->fn = fn;
+	ts->arg = arg;
+	snprintf(ts->name, sizeof(ts->name), "%s", name);
+	/* The new thread inherits the mask in force at its creation. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = -pthread_create(ret, NULL, thread_main, ts);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		free(ts);
 	return r;
 }

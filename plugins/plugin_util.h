@@ -27,4 +27,11 @@ int pu_parse_uint(const char *s, uint64_t max, uint64_t *ret);
  * jump with the wall clock. Returns 0 or -errno. */
 int pu_cond_init_monotonic(pthread_cond_t *cond);
 
+/* pthread_create for a plugin's own thread: it starts with every signal
+ * blocked, so SIGINT and SIGTERM reach the daemon's threads that handle
+ * them and never one that would leave the request loop running, and it is
+ * named name ("mallafs-...", cut to the kernel's 15 bytes) for ps, top and
+ * gdb before fn runs. Returns 0 or -errno. */
+int pu_thread_start(pthread_t *ret, const char *name, void *(*fn)(void *arg), void *arg);
+
 #endif

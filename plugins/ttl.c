@@ -567,7 +567,7 @@ static int ttl_start(void *state, const struct mallafs_cfg *cfg, struct mallafs_
 	t->next_scan = now_ns() + TTL_FIRST_SCAN_NS;
 	pthread_mutex_unlock(&t->lock);
 
-	r = -pthread_create(&t->thread, NULL, ttl_thread, t);
+	r = pu_thread_start(&t->thread, "mallafs-ttl", ttl_thread, t);
 	if (r < 0) {
 		mallafs_reason_set(why, "cannot start the timer thread: %s", strerror(-r));
 		pthread_mutex_lock(&t->lock);

@@ -1,0 +1,364 @@
+/* The store of a service and the files its plugins publish: every store
+ * operation passes through the chain's store hooks, top to bottom, then back
+ * up through store_after.
+ *
+ * Locks: an operation holds store_lock (read for GET and LIST, write for the
+ * rest) across the whole chain and the table, so hooks never race with a
+ * plugin's start or stop and mutations run one at a time. Events are emitted
+ * with it held, which keeps the feed in the order of the changes. A refusal
+ * is recorded (msvc_set_error, state_lock) only after store_lock is released.
+ * Published files render under store_lock's read side. op_lock is never
+ * taken here: the store stays usable while a reconfiguration or an exec hook
+ * waits. */
+#include "service_i.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "events.h"
+#include "tree.h"
+#include "util.h"
+
+struct mallafs_out {
+	struct mu_buf b;
+};
+
+static const char *const op_names[] = {
+        [MALLAFS_OP_GET] = "get",       [MALLAFS_OP_CREATE] = "create",
+        [MALLAFS_OP_WRITE] = "put",     [MALLAFS_OP_TRUNCATE] = "truncate",
+        [MALLAFS_OP_DELETE] = "delete", [MALLAFS_OP_RENAME] = "rename",
+        [MALLAFS_OP_LIST] = "list",
+};
+
+const char *mallafs_store_opname(enum mallafs_store_opcode code)
+{
+	return (size_t)code < MU_ARRAY_SIZE(op_names) ? op_names[code] : "?";
+}
+
+/* ---- output of render callbacks ---- */
+
+int mallafs_out_append(struct mallafs_out *out, const void *data, size_t len)
+{
+	return mu_buf_append(&out->b, data, len);
+}
+
+int mallafs_out_printf(struct mallafs_out *out, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = mu_buf_vprintf(&out->b, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* ---- the store ---- */
+
+static void store_emit(struct mallafs_svc *svc, enum mev_op op, const char *key, const char *detail)
+{
+	char path[MTREE_PATH_MAX];
+	msvc_path(svc, path, sizeof(path), mtree_name(MTREE_STORE), key);
+	mev_emit(svc->env.events, op, path, detail);
+}
+
+int64_t mallafs_store_exec(struct mallafs_svc *svc, struct mallafs_store_op *op)
+{
+	struct mkv *kv = svc->kv;
+	int64_t r = 0;
+	char detail[MTREE_PATH_MAX];
+	unsigned flags = 0;
+	struct mkv_stat st;
+
+	switch (op->code) {
+	case MALLAFS_OP_GET:
+		r = mkv_read(kv, op->key, op->offset, op->buf, op->size);
+		break;
+	case MALLAFS_OP_CREATE:
+		r = mkv_create(kv, op->key);
+		if (r == 0)
+			store_emit(svc, MEV_CREATE, op->key, NULL);
+		break;
+	case MALLAFS_OP_WRITE: {
+		bool existed = mkv_stat(kv, op->key, &st) == 0;
+		if (op->flags & MALLAFS_OPF_APPEND)
+			flags |= MKV_APPEND;
+		if (op->flags & MALLAFS_OPF_REPLACE)
+			flags |= MKV_REPLACE;
+		r = mkv_write(kv, op->key, op->offset, op->data, op->size, flags);
+		if (r >= 0) {
+			if (!existed)
+				store_emit(svc, MEV_CREATE, op->key, NULL);
+			mkv_stat(kv, op->key, &st);
+			snprintf(detail, sizeof(detail), "%llu", (unsigned long long)st.size);
+			store_emit(svc, MEV_WRITE, op->key, detail);
+		}
+		break;
+	}
+	case MALLAFS_OP_TRUNCATE:
+		r = mkv_truncate(kv, op->key, op->offset);
+		if (r == 0) {
+			snprintf(detail, sizeof(detail), "%llu", (unsigned long long)op->offset);
+			store_emit(svc, MEV_WRITE, op->key, detail);
+		}
+		break;
+	case MALLAFS_OP_DELETE:
+		r = mkv_delete(kv, op->key);
+		if (r == 0)
+			store_emit(svc, MEV_DELETE, op->key, NULL);
+		break;
+	case MALLAFS_OP_RENAME:
+		r = mkv_rename(kv, op->key, op->new_key);
+		if (r == 0) {
+			msvc_path(svc, detail, sizeof(detail), mtree_name(MTREE_STORE),
+			          op->new_key);
+			store_emit(svc, MEV_RENAME, op->key, detail);
+		}
+		break;
+	case MALLAFS_OP_LIST:
+		r = 0;
+		break;
+	default:
+		r = -EINVAL;
+	}
+	op->result = r;
+	return r;
+}
+
+/* Runs op through the chain with store_lock held. Returns the index of the
+ * plugin that refused it, or -1. */
+static ssize_t chain_run(struct mallafs_svc *svc, struct mallafs_store_op *op)
+{
+	ssize_t reached = -1, refused = -1;
+	struct mkv_stat st;
+
+	op->old_size = mkv_stat(svc->kv, op->key, &st) == 0 ? (int64_t)st.size : -1;
+	op->nkeys = mkv_count(svc->kv);
+	op->result = 0;
+	for (size_t i = 0; i < svc->nchain; i++) {
+		struct minst *in = svc->chain[i];
+		if (!in->active)
+			continue;
+		reached = (ssize_t)i;
+		if (!in->desc->store_before)
+			continue;
+		int r = in->desc->store_before(in->state, op);
+		if (r < 0) {
+			op->result = r;
+			if (!in->base)
+				refused = (ssize_t)i;
+			break;
+		}
+	}
+	for (ssize_t i = reached; i >= 0; i--) {
+		struct minst *in = svc->chain[i];
+		if (in->active && in->desc->store_after)
+			in->desc->store_after(in->state, op);
+	}
+	return refused;
+}
+
+static bool op_reads(enum mallafs_store_opcode code)
+{
+	return code == MALLAFS_OP_GET || code == MALLAFS_OP_LIST;
+}
+
+static int64_t store_op(struct mallafs_svc *svc, struct mallafs_store_op *op,
+                        int (*list_fn)(const char *key, const struct mkv_stat *st, void *arg),
+                        void *list_arg, uint64_t after_id)
+{
+	struct mallafs_reason local = {{0}};
+	if (!op->why)
+		op->why = &local;
+	op->why->text[0] = '\0';
+	if (op->code != MALLAFS_OP_LIST && mu_name_check_str(op->key, MU_NAME_FILE) < 0)
+		return op->result = -EINVAL;
+	if (op->code == MALLAFS_OP_RENAME && mu_name_check_str(op->new_key, MU_NAME_FILE) < 0)
+		return op->result = -EINVAL;
+	if (op->code == MALLAFS_OP_LIST)
+		op->key = "";
+
+	if (op_reads(op->code))
+		pthread_rwlock_rdlock(&svc->store_lock);
+	else
+		pthread_rwlock_wrlock(&svc->store_lock);
+	ssize_t refused = -1;
+	const char *refuser = NULL;
+	if (svc->dead) {
+		op->result = -ENOENT;
+	} else {
+		refused = chain_run(svc, op);
+		if (refused >= 0)
+			refuser = svc->chain[refused]->desc->name;
+		if (op->code == MALLAFS_OP_LIST && op->result == 0)
+			op->result = mkv_list(svc->kv, after_id, list_fn, list_arg);
+	}
+	pthread_rwlock_unlock(&svc->store_lock);
+
+	if (refuser && !(op->flags & MALLAFS_OPF_QUIET)) {
+		char reason[MALLAFS_REASON_MAX + 2 * MU_NAME_MAX + 64];
+		snprintf(reason, sizeof(reason), "%s refused %s %s: %s", refuser,
+		         mallafs_store_opname(op->code), op->key,
+		         op->why->text[0] ? op->why->text : strerror((int)-op->result));
+		msvc_set_error(svc, reason);
+	}
+	if (op->why == &local)
+		op->why = NULL;
+	return op->result;
+}
+
+int64_t msvc_store_op(struct mallafs_svc *svc, struct mallafs_store_op *op)
+{
+	if (op->code == MALLAFS_OP_LIST)
+		return op->result = -EINVAL; /* msvc_store_list lists */
+	return store_op(svc, op, NULL, NULL, 0);
+}
+
+int64_t mallafs_svc_store_op(struct mallafs_svc *svc, struct mallafs_store_op *op)
+{
+	return msvc_store_op(svc, op);
+}
+
+ssize_t msvc_store_read(struct mallafs_svc *svc, const char *key, uint64_t off, void *buf,
+                        size_t len)
+{
+	struct mallafs_store_op op = {
+	        .code = MALLAFS_OP_GET, .key = key, .buf = buf, .size = len, .offset = off};
+	return (ssize_t)msvc_store_op(svc, &op);
+}
+
+ssize_t msvc_store_write(struct mallafs_svc *svc, const char *key, uint64_t off, const void *data,
+                         size_t len, unsigned flags)
+{
+	struct mallafs_store_op op = {.code = MALLAFS_OP_WRITE,
+	                              .key = key,
+	                              .data = data,
+	                              .size = len,
+	                              .offset = off,
+	                              .flags = flags};
+	return (ssize_t)msvc_store_op(svc, &op);
+}
+
+int msvc_store_create(struct mallafs_svc *svc, const char *key)
+{
+	struct mallafs_store_op op = {.code = MALLAFS_OP_CREATE, .key = key};
+	return (int)msvc_store_op(svc, &op);
+}
+
+int msvc_store_truncate(struct mallafs_svc *svc, const char *key, uint64_t size)
+{
+	struct mallafs_store_op op = {.code = MALLAFS_OP_TRUNCATE, .key = key, .offset = size};
+	return (int)msvc_store_op(svc, &op);
+}
+
+int msvc_store_delete(struct mallafs_svc *svc, const char *key)
+{
+	struct mallafs_store_op op = {.code = MALLAFS_OP_DELETE, .key = key};
+	return (int)msvc_store_op(svc, &op);
+}
+
+int msvc_store_rename(struct mallafs_svc *svc, const char *from, const char *to)
+{
+	struct mallafs_store_op op = {.code = MALLAFS_OP_RENAME, .key = from, .new_key = to};
+	return (int)msvc_store_op(svc, &op);
+}
+
+int msvc_store_stat(struct mallafs_svc *svc, const char *key, struct mkv_stat *ret)
+{
+	pthread_rwlock_rdlock(&svc->store_lock);
+	int r = svc->dead ? -ENOENT : mkv_stat(svc->kv, key, ret);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return r;
+}
+
+int msvc_store_set_mtime(struct mallafs_svc *svc, const char *key, const struct timespec *mtime)
+{
+	pthread_rwlock_wrlock(&svc->store_lock);
+	int r = svc->dead ? -ENOENT : mkv_set_mtime(svc->kv, key, mtime);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return r;
+}
+
+int msvc_store_list(struct mallafs_svc *svc, uint64_t after_id,
+                    int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg)
+{
+	struct mallafs_store_op op = {.code = MALLAFS_OP_LIST};
+	return (int)store_op(svc, &op, fn, arg, after_id);
+}
+
+struct foreach_ctx {
+	int (*fn)(const char *key, const void *value, size_t len, const struct timespec *mtime,
+	          void *arg);
+	void *arg;
+};
+
+static int foreach_one(const char *key, const void *value, size_t len, const struct mkv_stat *st,
+                       void *arg)
+{
+	struct foreach_ctx *c = arg;
+	return c->fn(key, value, len, &st->mtime, c->arg);
+}
+
+int mallafs_store_foreach(struct mallafs_svc *svc,
+                          int (*fn)(const char *key, const void *value, size_t len,
+                                    const struct timespec *mtime, void *arg),
+                          void *arg)
+{
+	struct foreach_ctx c = {fn, arg};
+	pthread_rwlock_rdlock(&svc->store_lock);
+	int r = svc->dead ? -ENOENT : mkv_foreach(svc->kv, foreach_one, &c);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return r;
+}
+
+int mallafs_store_load(struct mallafs_svc *svc, const char *key, const void *value, size_t len)
+{
+	if (mu_name_check_str(key, MU_NAME_FILE) < 0)
+		return -EINVAL;
+	struct mallafs_store_op op = {.code = MALLAFS_OP_WRITE,
+	                              .key = key,
+	                              .data = value,
+	                              .size = len,
+	                              .flags = MALLAFS_OPF_REPLACE};
+	pthread_rwlock_wrlock(&svc->store_lock);
+	int r = svc->dead ? -ENOENT : (int)mallafs_store_exec(svc, &op);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return r < 0 ? r : 0;
+}
+
+/* ---- published files ---- */
+
+int msvc_files_foreach(struct mallafs_svc *svc, int (*fn)(const char *name, void *arg), void *arg)
+{
+	int r = 0;
+	pthread_rwlock_rdlock(&svc->store_lock);
+	for (size_t i = 0; r == 0 && !svc->dead && i < svc->nchain; i++)
+		for (const struct mallafs_file *f = svc->chain[i]->desc->files;
+		     r == 0 && f && f->name; f++)
+			r = fn(f->name, arg);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return r;
+}
+
+int msvc_file_render(struct mallafs_svc *svc, const char *name, char **ret_text, size_t *ret_len)
+{
+	struct mallafs_out out = {{0}};
+	int r = -ENOENT;
+	pthread_rwlock_rdlock(&svc->store_lock);
+	for (size_t i = 0; r == -ENOENT && !svc->dead && i < svc->nchain; i++) {
+		for (const struct mallafs_file *f = svc->chain[i]->desc->files; f && f->name; f++) {
+			if (strcmp(f->name, name) == 0) {
+				r = f->render(svc->chain[i]->state, &out);
+				break;
+			}
+		}
+	}
+	pthread_rwlock_unlock(&svc->store_lock);
+	if (r < 0) {
+		mu_buf_free(&out.b);
+		return r;
+	}
+	*ret_text = mu_buf_steal(&out.b, ret_len);
+	return *ret_text ? 0 : -ENOMEM;
+}
