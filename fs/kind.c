@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "kind.h"
+#include "tree.h"
 
 static const struct mfs_kind *const kinds[] = {
         [N_ROOT] = &mfs_kind_root,         [N_SERVICES] = &mfs_kind_services,
@@ -38,5 +39,35 @@ int mfs_kinds_check(void)
 	for (size_t i = 0; i < N_KIND_COUNT_; i++)
 		if (!kinds[i] || !kinds[i]->what)
 			return -EINVAL;
+	return 0;
+}
+
+/* The kinds of the tree's fixed entries (core/tree.h names them). */
+static const enum mnode_kind tree_kinds[] = {
+        [MTREE_SERVICES] = N_SERVICES, [MTREE_REGISTRY] = N_REGISTRY,
+        [MTREE_CONFIG] = N_NODECFG,    [MTREE_EVENTS] = N_EVENTS,
+        [MTREE_STORE] = N_STORE,       [MTREE_PLUGINS] = N_PLUGINS,
+        [MTREE_SVC_CONFIG] = N_SCFG,   [MTREE_CONFIG_INI] = N_CONFIG_INI,
+        [MTREE_CHAIN] = N_CHAIN,       [MTREE_STATUS] = N_STATUS,
+};
+
+_Static_assert(sizeof(tree_kinds) / sizeof(tree_kinds[0]) == MTREE_COUNT_,
+               "every fixed entry of the tree has its kind");
+
+int mfs_fixed_lookup(const char *name, bool in_service, struct mfs_child *ret)
+{
+	int t = mtree_lookup(name, in_service);
+	if (t < 0)
+		return t;
+	ret->kind = tree_kinds[t];
+	return 0;
+}
+
+int mfs_fixed_list(struct mfs_dirbuf *db, bool in_service)
+{
+	for (size_t i = 0; i < MTREE_COUNT_; i++)
+		if (mtree[i].in_service == in_service &&
+		    mfs_dir_add_next(db, mtree[i].name, mtree[i].dir))
+			return 1;
 	return 0;
 }

@@ -157,6 +157,9 @@ int mfs_readdir(struct mfs_req *c, size_t size, off_t off, char **ret, size_t *r
 
 /* kind.c: the table. */
 const struct mfs_kind *mfs_kind(enum mnode_kind k);
+/* The fixed entries of the root (in_service false) or of services/NAME/. */
+int mfs_fixed_lookup(const char *name, bool in_service, struct mfs_child *ret);
+int mfs_fixed_list(struct mfs_dirbuf *db, bool in_service);
 /* 0 when every kind has its row (checked once, when the filesystem is made). */
 int mfs_kinds_check(void);
 

@@ -3,12 +3,12 @@
  * plugin's section lists every setting the plugin declares, defaults
  * included, so the effective configuration is what is shown. */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "cfg.h"
 #include "kind.h"
 #include "service.h"
+#include "tree.h"
 
 /* ---- config/ ---- */
 
@@ -144,10 +144,10 @@ static int section_unlink(struct mfs_req *c, const char *name)
 	size_t len;
 	if (key_text(c->svc, c->name, name, &text, &len) == 0) {
 		free(text);
-		char path[3 * MU_NAME_MAX + 32];
-		snprintf(path, sizeof(path), "services/%s/config/%s/%s", msvc_name(c->svc), c->name,
-		         name);
-		mfs_notify_created(c->fs, path);
+		char path[MTREE_PATH_MAX];
+		if (mtree_join(path, sizeof(path), mtree_name(MTREE_SERVICES), msvc_name(c->svc),
+		               mtree_name(MTREE_SVC_CONFIG), c->name, name, NULL) == 0)
+			mfs_notify_created(c->fs, path);
 	}
 	return 0;
 }

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <string.h>
 
 #include "events.h"
 #include "kind.h"
@@ -12,35 +11,14 @@
 
 /* ---- the root ---- */
 
-static const struct {
-	const char *name;
-	enum mnode_kind kind;
-} root_entries[] = {
-        {"services", N_SERVICES},
-        {"registry", N_REGISTRY},
-        {"config", N_NODECFG},
-        {"events", N_EVENTS},
-};
-
 static int root_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret)
 {
-	for (size_t i = 0; i < MU_ARRAY_SIZE(root_entries); i++) {
-		if (strcmp(name, root_entries[i].name) == 0) {
-			ret->kind = root_entries[i].kind;
-			return 0;
-		}
-	}
-	return -ENOENT;
+	return mfs_fixed_lookup(name, false, ret);
 }
 
 static int root_list(struct mfs_req *c, struct mfs_dirbuf *db)
 {
-	for (size_t i = 0; i < MU_ARRAY_SIZE(root_entries); i++) {
-		bool dir = mfs_kind(root_entries[i].kind)->flags & MK_DIR;
-		if (mfs_dir_add_next(db, root_entries[i].name, dir))
-			return 1;
-	}
-	return 0;
+	return mfs_fixed_list(db, false);
 }
 
 const struct mfs_kind mfs_kind_root = {

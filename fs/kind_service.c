@@ -11,14 +11,6 @@
 
 /* ---- services/NAME/ ---- */
 
-static const struct {
-	const char *name;
-	enum mnode_kind kind;
-} svc_entries[] = {
-        {"store", N_STORE},           {"plugins", N_PLUGINS}, {"config", N_SCFG},
-        {"config.ini", N_CONFIG_INI}, {"chain", N_CHAIN},     {"status", N_STATUS},
-};
-
 struct has_name {
 	const char *name;
 	bool found;
@@ -36,12 +28,8 @@ static int match_name(const char *name, void *arg)
 
 static int svc_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret)
 {
-	for (size_t i = 0; i < MU_ARRAY_SIZE(svc_entries); i++) {
-		if (strcmp(name, svc_entries[i].name) == 0) {
-			ret->kind = svc_entries[i].kind;
-			return 0;
-		}
-	}
+	if (mfs_fixed_lookup(name, true, ret) == 0)
+		return 0;
 	struct has_name h = {name, false};
 	if (msvc_files_foreach(c->svc, match_name, &h) >= 0 && h.found) {
 		ret->kind = N_SVCFILE;
@@ -57,11 +45,8 @@ static int list_file(const char *name, void *arg)
 
 static int svc_list(struct mfs_req *c, struct mfs_dirbuf *db)
 {
-	for (size_t i = 0; i < MU_ARRAY_SIZE(svc_entries); i++) {
-		bool dir = mfs_kind(svc_entries[i].kind)->flags & MK_DIR;
-		if (mfs_dir_add_next(db, svc_entries[i].name, dir))
-			return 1;
-	}
+	if (mfs_fixed_list(db, true))
+		return 1;
 	return msvc_files_foreach(c->svc, list_file, db);
 }
 

@@ -35,6 +35,7 @@
 #include "kv.h"
 #include "runtime.h"
 #include "service.h"
+#include "tree.h"
 #include "util.h"
 
 #define QUEUE_MAX 65536
@@ -199,9 +200,11 @@ static const char *last_component(const char *path)
 /* "services/NAME/..." -> NAME into buf; false for other paths. */
 static bool service_of(const char *path, char *buf, size_t len)
 {
-	if (strncmp(path, "services/", 9) != 0)
+	const char *top = mtree_name(MTREE_SERVICES);
+	size_t tl = strlen(top);
+	if (strncmp(path, top, tl) != 0 || path[tl] != '/')
 		return false;
-	const char *s = path + 9, *e = strchr(s, '/');
+	const char *s = path + tl + 1, *e = strchr(s, '/');
 	size_t n = e ? (size_t)(e - s) : strlen(s);
 	if (n == 0 || n >= len)
 		return false;
@@ -475,18 +478,14 @@ struct echo_plan {
 	const char *svc;
 };
 
-/* Echoes one derived file's change, unless the request made it itself;
- * poll() waiters are woken either way. */
-static void derived(struct echo_plan *p, enum mfs_echo what, bool dir, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static void derived(struct echo_plan *p, enum mfs_echo what, bool dir, const char *fmt, ...)
+/* Echoes the change of services/SVC/A[/B[/C]] (a derived file or folder),
+ * unless the request made it itself; poll() waiters are woken either way. */
+static void derived(struct echo_plan *p, enum mfs_echo what, bool dir, const char *a, const char *b,
+                    const char *c)
 {
-	char path[PATH_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(path, sizeof(path), fmt, ap);
-	va_end(ap);
+	char path[MTREE_PATH_MAX];
+	if (mtree_join(path, sizeof(path), mtree_name(MTREE_SERVICES), p->svc, a, b, c, NULL) < 0)
+		return;
 
 	struct resolved r;
 	resolve(p->fs, path, &r);
@@ -515,17 +514,14 @@ static int diff_key(const char *key, const char *value, void *arg)
 {
 	struct cfg_diff *d = arg;
 	const char *o = mallafs_cfg_get(d->other, d->section, key);
-	const char *svc = d->p->svc;
+	const char *cfgdir = mtree_name(MTREE_SVC_CONFIG);
 	if (d->old_side) {
 		if (!o)
-			derived(d->p, MFS_ECHO_DELETE, false, "services/%s/config/%s/%s", svc,
-			        d->section, key);
+			derived(d->p, MFS_ECHO_DELETE, false, cfgdir, d->section, key);
 	} else if (!o) {
-		derived(d->p, MFS_ECHO_CREATE, false, "services/%s/config/%s/%s", svc, d->section,
-		        key);
+		derived(d->p, MFS_ECHO_CREATE, false, cfgdir, d->section, key);
 	} else if (strcmp(o, value) != 0) {
-		derived(d->p, MFS_ECHO_MODIFY, false, "services/%s/config/%s/%s", svc, d->section,
-		        key);
+		derived(d->p, MFS_ECHO_MODIFY, false, cfgdir, d->section, key);
 	}
 	return 0;
 }
@@ -544,7 +540,7 @@ static int diff_section(const char *section, void *arg)
 			mallafs_cfg_foreach(d->self, section, diff_key, &k);
 		}
 		derived(d->p, d->old_side ? MFS_ECHO_DELETE : MFS_ECHO_CREATE, true,
-		        "services/%s/config/%s", d->p->svc, section);
+		        mtree_name(MTREE_SVC_CONFIG), section, NULL);
 		return 0;
 	}
 	struct cfg_diff k = *d;
@@ -553,6 +549,7 @@ static int diff_section(const char *section, void *arg)
 }
 
 /* Lines of a that b lacks: what to create (or delete, swapped). */
+/* sub: the folder of services/SVC/ they are in, NULL for SVC/ itself. */
 static void diff_lines(struct echo_plan *p, const char *a, const char *b, enum mfs_echo what,
                        bool dir, const char *sub)
 {
@@ -575,7 +572,7 @@ static void diff_lines(struct echo_plan *p, const char *a, const char *b, enum m
 				t = te ? te + 1 : NULL;
 			}
 			if (!found)
-				derived(p, what, dir, "services/%s/%s%s", p->svc, sub, name);
+				derived(p, what, dir, sub ? sub : name, sub ? name : NULL, NULL);
 		}
 		s = e ? e + 1 : NULL;
 	}
@@ -608,18 +605,20 @@ static void resync(struct mfs *fs, const char *name, const struct mfs_target *ta
 	d = (struct cfg_diff){&p, now->cfg, old->cfg, NULL, false};
 	mcfg_foreach_section(now->cfg, diff_section, &d);
 	if (strcmp(old->ini, now->ini) != 0)
-		derived(&p, MFS_ECHO_MODIFY, false, "services/%s/config.ini", name);
+		derived(&p, MFS_ECHO_MODIFY, false, mtree_name(MTREE_CONFIG_INI), NULL, NULL);
 	if (strcmp(old->chain, now->chain) != 0) {
-		derived(&p, MFS_ECHO_MODIFY, false, "services/%s/chain", name);
-		diff_lines(&p, now->chain, old->chain, MFS_ECHO_CREATE, true, "plugins/");
-		diff_lines(&p, old->chain, now->chain, MFS_ECHO_DELETE, true, "plugins/");
+		derived(&p, MFS_ECHO_MODIFY, false, mtree_name(MTREE_CHAIN), NULL, NULL);
+		diff_lines(&p, now->chain, old->chain, MFS_ECHO_CREATE, true,
+		           mtree_name(MTREE_PLUGINS));
+		diff_lines(&p, old->chain, now->chain, MFS_ECHO_DELETE, true,
+		           mtree_name(MTREE_PLUGINS));
 	}
 	if (strcmp(old->files, now->files) != 0) {
-		diff_lines(&p, now->files, old->files, MFS_ECHO_CREATE, false, "");
-		diff_lines(&p, old->files, now->files, MFS_ECHO_DELETE, false, "");
+		diff_lines(&p, now->files, old->files, MFS_ECHO_CREATE, false, NULL);
+		diff_lines(&p, old->files, now->files, MFS_ECHO_DELETE, false, NULL);
 	}
 	if (strcmp(old->status, now->status) != 0)
-		derived(&p, MFS_ECHO_MODIFY, false, "services/%s/status", name);
+		derived(&p, MFS_ECHO_MODIFY, false, mtree_name(MTREE_STATUS), NULL, NULL);
 	snap_free(old);
 }
 
