@@ -6,7 +6,9 @@
  *     ops.c, echo.c  -> req.c (prologue, stat, entry replies, errno policy)
  *     req.c          -> kind.c (one row per node kind) -> kind_*.c (the rows' work)
  *     kind_*.c       -> rendered.c, handle.c, node.c, feed.c, notify.c, core
- *     notify.c       -> echoproc.c, handle.c, node.c;  feed.c -> handle.c
+ *     echo.c         -> echoes.c (which echo is under way)
+ *     notify.c       -> resync.c -> echoes.c -> echoproc.c, handle.c, node.c
+ *     feed.c         -> handle.c
  *
  * Locks, and the order they are taken in (a thread holding one may take
  * only those below it):
@@ -22,8 +24,8 @@
  *     events cursors; held across fuse_reply_buf to a parked read (a reply
  *     never waits on the mount) and across mev_ring_read (the ring's lock,
  *     a leaf).
- *  4. mnotifier's lock guards its queue, its pending set and the echo under
- *     way; a leaf.
+ *  4. mnotifier's lock guards its queue and its pending set; mfs_echoes's
+ *     lock the echo under way. Leaves.
  *  5. mfs.lock guards the table (by_ino, by_name, count, next_ino), every
  *     field of every node below (name, parent, nlookup, refs, obj_id, svc,
  *     hashed, pending, cache_ok, cache_mtime, polls), and the handle table
@@ -35,7 +37,9 @@
  *
  * No thread of the daemon does I/O on its own mount: the notifier's echoes
  * are done by a child process that holds no /dev/fuse descriptor
- * (echoproc.c), so a killed daemon always closes the connection. */
+ * (echoproc.c), so a killed daemon always closes the connection. The
+ * notifier thread does write to /dev/fuse (cache invalidations), never
+ * holding a lock of fs/. */
 #ifndef MALLAFS_FS_I_H
 #define MALLAFS_FS_I_H
 
@@ -103,7 +107,7 @@ struct mnode {
 
 struct mnotifier;
 struct mfeed;
-struct mechoproc;
+struct mfs_echoes;
 
 #define MFS_HANDLE_BUCKETS 256
 
@@ -124,6 +128,7 @@ struct mfs {
 	struct mnode *root;
 
 	struct mnotifier *notifier;
+	struct mfs_echoes *echoes; /* the notifier's; NULL before start and after join */
 	struct mfeed *feed;
 
 	/* Open files that have a handle, by id (fi->fh). */
@@ -240,7 +245,7 @@ void mfs_notify_created(struct mfs *fs, const char *path);
 void mfs_notify_inval_inode(struct mfs *fs, uint64_t ino);
 
 /* Echoes: the notifier's own requests, to be answered without changing
- * anything (echo.c answers them). */
+ * anything (echo.c answers them; echoes.c says which is under way). */
 enum mfs_echo {
 	MFS_ECHO_NONE = 0,
 	MFS_ECHO_MODIFY,
