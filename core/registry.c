@@ -487,8 +487,9 @@ void mreg_free(struct mreg *reg)
 	free(reg);
 }
 
-/* The unique name called name; the lock is held. */
-static int find_name(struct mreg *reg, const char *name, struct ent **ret)
+/* The unique name (pool false) or the pool (pool true) called name; the lock
+ * is held. -ENOENT, or -EISDIR / -ENOTDIR when name is the other kind. */
+static int find_top(struct mreg *reg, const char *name, bool pool, struct ent **ret)
 {
 	struct ent *e;
 
@@ -497,26 +498,20 @@ static int find_name(struct mreg *reg, const char *name, struct ent **ret)
 	e = ent_find(&reg->names, name);
 	if (!e)
 		return -ENOENT;
-	if (e->kind == 'p')
-		return -EISDIR;
+	if ((e->kind == 'p') != pool)
+		return pool ? -ENOTDIR : -EISDIR;
 	*ret = e;
 	return 0;
 }
 
-/* The pool called name; the lock is held. */
+static int find_name(struct mreg *reg, const char *name, struct ent **ret)
+{
+	return find_top(reg, name, false, ret);
+}
+
 static int find_pool(struct mreg *reg, const char *name, struct ent **ret)
 {
-	struct ent *e;
-
-	if (mu_name_check_str(name, MU_NAME_STRICT) < 0)
-		return -ENOENT;
-	e = ent_find(&reg->names, name);
-	if (!e)
-		return -ENOENT;
-	if (e->kind != 'p')
-		return -ENOTDIR;
-	*ret = e;
-	return 0;
+	return find_top(reg, name, true, ret);
 }
 
 /* A member of pool called member; the lock is held. */
