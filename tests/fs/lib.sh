@@ -680,15 +680,28 @@ assert_size()
 	fi
 }
 
-# assert_reason WHAT SERVICE_DIR TEXT: last_error is "TIMESTAMP REASON" with
-# TEXT in the reason, and the daemon log holds TEXT too (in the lines it got
-# since the previous check).
 # status_field SERVICE_DIR FIELD: the value of one line of status.
 status_field()
 {
 	sed -n "s/^$2: //p" "$1/status"
 }
 
+# assert_error_changed WHAT SERVICE_DIR BEFORE: last_error is set and differs
+# from BEFORE (a refused operation puts its reason there).
+assert_error_changed()
+{
+	local le
+	le=$(status_field "$2" last_error)
+	if [[ $le != - && $le != "$3" ]]; then
+		pass "$1: last_error gives a reason"
+	else
+		fail "$1: last_error gives a reason" "last_error: $(mfs_show "$le")"
+	fi
+}
+
+# assert_reason WHAT SERVICE_DIR TEXT: last_error is "TIMESTAMP REASON" with
+# TEXT in the reason, and the daemon log holds TEXT too (in the lines it got
+# since the previous check).
 REASON_LOG=''
 REASON_MARK=0
 assert_reason()
