@@ -767,19 +767,21 @@ mfs_cleanup()
 		if mfs_mounted "$MNT"; then
 			fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
 		fi
-		mfs_scan_log "$MFS_LOG" "cleanup" >/dev/null || fail "cleanup: daemon log"
+		# Cleared first: fail() would otherwise see a dead daemon and
+		# exit before the cleanup is done.
 		MFS_PID=''
+		mfs_scan_log "$MFS_LOG" "cleanup" >/dev/null || fail "cleanup: daemon log"
 	fi
 	mfs_watchdog_stop
-	local pid
+	local pid m busy=0
 	for pid in "${MFS_CHILDREN[@]}"; do
 		kill -9 "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
 	done
 	if [[ -n $MFS_TMP && -d $MFS_TMP ]]; then
-		local m busy=0
 		for m in "$MFS_TMP"/mnt*; do
-			# What a dead daemon left mounted.
+			# What a dead or hung daemon left mounted. Aborting first
+			# frees every process blocked in one of its requests, the
+			# helpers reaped below included.
 			if mfs_mounted "$m"; then
 				mfs_abort_conn "$m"
 				fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
@@ -789,6 +791,11 @@ mfs_cleanup()
 				busy=1
 			fi
 		done
+	fi
+	for pid in "${MFS_CHILDREN[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	if [[ -n $MFS_TMP && -d $MFS_TMP ]]; then
 		if ((busy == 0)) && [[ ${MFS_KEEP_TMP:-0} != 1 ]]; then
 			rm -rf --one-file-system "$MFS_TMP"
 		else
