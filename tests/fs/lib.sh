@@ -174,6 +174,22 @@ mfs_abort_conn()
 	fi
 }
 
+# Lists the processes that hold PATH busy (an open file, their working
+# folder), from their links in /proc: reading a link asks nothing of the mount.
+mfs_users()
+{
+	local p l t
+	for p in /proc/[0-9]*; do
+		for l in "$p"/cwd "$p"/root "$p"/fd/*; do
+			t=$(readlink "$l" 2>/dev/null)
+			if [[ $t == "$1" || $t == "$1"/* ]]; then
+				printf '%s %s: %s\n' "${p#/proc/}" "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" \
+					"${l#"$p"/}"
+			fi
+		done
+	done
+}
+
 # Stops a daemon the hard way: abort its connection, kill -9, wait a little.
 mfs_force_stop()
 {
@@ -223,6 +239,28 @@ mfs_poll()
 		sleep 0.02
 	done
 	return 0
+}
+
+# mfs_bounded SECS CMD...: runs CMD in the background and waits at most SECS
+# seconds for it, so that the test itself never blocks on a hung mount (a
+# process in a request its daemon will never answer cannot even be killed:
+# `timeout` would wait for it as long). Returns CMD's status, or 124 when it
+# is still running then: it is sent SIGKILL and left to end once the
+# connection is aborted. Redirect CMD's output to a file, never to a
+# command substitution (that would wait for a hung CMD too).
+mfs_bounded()
+{
+	local secs=$1 pid
+	shift
+	"$@" &
+	pid=$!
+	if mfs_poll $((secs * 1000)) eval "! mfs_alive $pid"; then
+		wait "$pid"
+		return
+	fi
+	kill -9 "$pid" 2>/dev/null
+	MFS_CHILDREN+=("$pid")
+	return 124
 }
 
 mfs_wrapper()
@@ -317,6 +355,30 @@ mfs_scan_log()
 		return 1
 	fi
 	pass "$what: no sanitizer, valgrind or crash output in the daemon log"
+}
+
+# True while the daemon PID lives and LOG (default: $MFS_LOG) holds no
+# sanitizer or crash output. A daemon that crashed may not be dead yet: one
+# of its threads blocked in the kernel (on its own mount) keeps the process
+# from ever finishing its exit, but its log already says why.
+mfs_healthy()
+{
+	mfs_alive "$1" && ! grep -q -E -- "$MFS_BAD_OUTPUT" "${2:-$MFS_LOG}" 2>/dev/null
+}
+
+# Shows each thread of PID: its name, state, and where it waits in the
+# kernel (a hung daemon's threads blocked on its own mount show there).
+mfs_dump_threads()
+{
+	local t
+	echo "       | --- threads of $1 (tid name state: kernel stack) ---"
+	for t in /proc/"$1"/task/*; do
+		[[ -r $t/stat ]] || continue
+		printf '       | %s %s %s: %s\n' "${t##*/}" "$(cat "$t/comm" 2>/dev/null)" \
+			"$(sed 's/.*) \([A-Z]\).*/\1/' "$t/stat" 2>/dev/null)" \
+			"$(sed -e 's/^\[<0>\] //' -e 's/+0x.*//' "$t/stack" 2>/dev/null |
+				head -n 4 | paste -s -d ' ')"
+	done
 }
 
 # -- mounting ----------------------------------------------------------------
@@ -417,7 +479,7 @@ mfs_unmount()
 	# lands then is refused as busy, and a second try a moment later works.
 	until err=$(fusermount3 -u "$MNT" 2>&1); do
 		if [[ $err != *busy* ]] || ((++tries >= 5)); then
-			fail "fusermount3 -u MNT" "$err"
+			fail "fusermount3 -u MNT" "$err" "$(mfs_users "$MNT")"
 			break
 		fi
 		sleep 0.1
@@ -680,6 +742,24 @@ assert_size()
 	fi
 }
 
+# assert_responsive PATH SECS: the daemon still answers: `cat PATH` ends
+# within SECS seconds (without ever blocking the test) and succeeds.
+assert_responsive()
+{
+	local path=$1 secs=$2 out=$MFS_TMP/responsive.out t0 rc
+	local what="the daemon answers: cat $(mfs_rel "$path") within ${secs}s"
+	t0=$(mfs_now_ms)
+	mfs_bounded "$secs" cat "$path" >"$out" 2>&1
+	rc=$?
+	if ((rc == 0)); then
+		pass "$what (in $(($(mfs_now_ms) - t0)) ms)"
+	elif ((rc == 124)); then
+		fail "$what" "no answer after ${secs}s"
+	else
+		fail "$what" "exit status $rc" "$(head -n 5 "$out")"
+	fi
+}
+
 # status_field SERVICE_DIR FIELD: the value of one line of status.
 status_field()
 {
@@ -792,8 +872,15 @@ mfs_cleanup()
 			fi
 		done
 	fi
+	# Reaped only once dead: a helper the abort did not free stays
+	# blocked in the kernel, and waiting for it would hang the trap.
 	for pid in "${MFS_CHILDREN[@]}"; do
-		wait "$pid" 2>/dev/null
+		if mfs_poll 2000 eval "! mfs_alive $pid"; then
+			wait "$pid" 2>/dev/null
+		else
+			echo "# cleanup: helper $pid does not die (state $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null))"
+			busy=1
+		fi
 	done
 	if [[ -n $MFS_TMP && -d $MFS_TMP ]]; then
 		if ((busy == 0)) && [[ ${MFS_KEEP_TMP:-0} != 1 ]]; then
