@@ -134,6 +134,7 @@ mfs_require()
 	if [[ $(id -u) != 0 ]]; then
 		mfs_bail "the mount tests must run as root (registry owners, allow_other)"
 	fi
+	mfs_fusectl
 	MFS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/mallafs-$MFS_NAME.XXXXXX") ||
 		mfs_bail "mktemp failed"
 	# Other users (the registry test runs a writer as nobody) must reach the mount.
@@ -142,13 +143,21 @@ mfs_require()
 
 # -- process helpers ---------------------------------------------------------
 
-# True while PID is a process that has not exited (a zombie counts as exited).
+# True while PID is a process that has not exited (a zombie counts as
+# exited). Every thread counts: a killed daemon whose main thread is a
+# zombie while another is blocked in the kernel has not exited, and
+# waiting for it would hang. (read, not cat: this runs in polling loops.)
 mfs_alive()
 {
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[[ ${stat%% *} != Z ]]
+	local t stat
+	for t in /proc/"$1"/task/*/stat; do
+		{ read -r stat <"$t"; } 2>/dev/null || continue
+		stat=${stat##*) }
+		if [[ ${stat%% *} != [ZX] ]]; then
+			return 0
+		fi
+	done
+	return 1
 }
 
 # True while PATH is in the mount table, even when its daemon is gone (a
@@ -171,6 +180,19 @@ mfs_abort_conn()
 	[[ -n $dev ]] || return 0
 	if [[ -w /sys/fs/fuse/connections/${dev#*:}/abort ]]; then
 		echo 1 >"/sys/fs/fuse/connections/${dev#*:}/abort"
+	else
+		echo "# cannot abort the connection of $1: no /sys/fs/fuse/connections/${dev#*:}/abort"
+	fi
+}
+
+# The FUSE control filesystem, where mfs_abort_conn aborts a connection.
+# systemd mounts it at boot; a container may not have it.
+mfs_fusectl()
+{
+	local dir=/sys/fs/fuse/connections
+	if ! awk -v m="$dir" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; then
+		mount -t fusectl fusectl "$dir" 2>/dev/null ||
+			echo "# $dir cannot be mounted: a hung mount cannot be aborted"
 	fi
 }
 
