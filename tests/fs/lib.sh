@@ -112,6 +112,12 @@ mfs_bail()
 
 # -- preconditions -----------------------------------------------------------
 
+# mfs_need COMMAND PACKAGE: stops the test when COMMAND is missing.
+mfs_need()
+{
+	command -v "$1" >/dev/null || mfs_bail "$1 is not installed ($2)"
+}
+
 mfs_require()
 {
 	if [[ -z ${MALLAFS:-} ]]; then
@@ -127,10 +133,8 @@ mfs_require()
 	if [[ ! -c /dev/fuse ]]; then
 		mfs_bail "/dev/fuse is missing: the mount tests need FUSE"
 	fi
-	local t
-	for t in fusermount3 mountpoint; do
-		command -v "$t" >/dev/null || mfs_bail "$t is not installed"
-	done
+	mfs_need fusermount3 fuse3
+	mfs_need mountpoint util-linux
 	if [[ $(id -u) != 0 ]]; then
 		mfs_bail "the mount tests must run as root (registry owners, allow_other)"
 	fi
@@ -283,6 +287,21 @@ mfs_bounded()
 	kill -9 "$pid" 2>/dev/null
 	MFS_CHILDREN+=("$pid")
 	return 124
+}
+
+# mfs_rounds MAX END BODY: calls BODY ROUND for ROUND = 0, 1, ... until MAX
+# rounds are done or EPOCHSECONDS reaches END, reaps what BODY left in the
+# background, and prints the number of rounds: a stress loop that always
+# stops by itself. BODY's output goes nowhere.
+mfs_rounds()
+{
+	local max=$1 end=$2 body=$3 i=0
+	while ((i < max && EPOCHSECONDS < end)); do
+		"$body" "$i" >/dev/null 2>&1
+		i=$((i + 1))
+	done
+	wait
+	echo "$i"
 }
 
 mfs_wrapper()

@@ -28,7 +28,7 @@ BURST_SECONDS=4
 # abort): no round starts with less than this left of the test's budget.
 ROUND_WORST=25
 
-command -v inotifywait >/dev/null || mfs_bail "inotifywait is not installed (inotify-tools)"
+mfs_need inotifywait inotify-tools
 
 BOOT=$MFS_TMP/boot.ini
 cat >"$BOOT" <<'EOF'
@@ -83,16 +83,6 @@ b_store()
 	local r=$1
 	echo "$r" >"$S/store/n$((r % 40))"
 	echo "$r" >"$A/store/k$((r % 8))"
-}
-
-burst_worker()
-{
-	local body=$1 i=0 end=$((EPOCHSECONDS + BURST_SECONDS))
-	while ((i < BURST_ROUNDS && EPOCHSECONDS < end)); do
-		"$body" "$i"
-		i=$((i + 1))
-	done
-	wait
 }
 
 # True when none of the PIDs lives.
@@ -156,7 +146,8 @@ for round in $(seq 1 "$KILL_ROUNDS"); do
 
 	BURST=()
 	for body in b_config b_plugins b_registry b_store; do
-		burst_worker "$body" </dev/null >/dev/null 2>&1 &
+		mfs_rounds "$BURST_ROUNDS" $((EPOCHSECONDS + BURST_SECONDS)) "$body" \
+			</dev/null >/dev/null 2>&1 &
 		BURST+=("$!")
 		MFS_CHILDREN+=("$!")
 	done

@@ -18,7 +18,7 @@ RACE_ROUNDS=${MFS_RACE_ROUNDS:-100000}
 # How long after the deadline a worker may take to finish its last round.
 RACE_GRACE=15
 
-command -v inotifywait >/dev/null || mfs_bail "inotifywait is not installed (inotify-tools)"
+mfs_need inotifywait inotify-tools
 
 BOOT=$MFS_TMP/boot.ini
 cat >"$BOOT" <<'EOF'
@@ -146,17 +146,10 @@ w_registry()
 	fi
 }
 
-# race_worker NAME BODY: BODY ROUND until the deadline or RACE_ROUNDS
-# rounds, then the count of rounds in $MFS_TMP/NAME.rounds.
+# race_worker NAME BODY: BODY's rounds, their count in $MFS_TMP/NAME.rounds.
 race_worker()
 {
-	local name=$1 body=$2 i=0
-	while ((i < RACE_ROUNDS && EPOCHSECONDS < RACE_END)); do
-		"$body" "$i"
-		i=$((i + 1))
-	done
-	wait
-	echo "$i" >"$MFS_TMP/$name.rounds"
+	mfs_rounds "$RACE_ROUNDS" "$RACE_END" "$2" >"$MFS_TMP/$1.rounds"
 }
 
 WORKERS=(services:w_services rmdir:w_rmdir reader1:w_reader reader2:w_reader
@@ -216,8 +209,9 @@ for w in "${WORKERS[@]}"; do
 done
 mfs_healthy "$MFS_PID" || race_abort "the daemon survives the end of the storm"
 
+failed=$MFS_FAILED
 assert_responsive "$K/status" 5
-((MFS_FAILED == 0)) || race_abort "the daemon hangs"
+((MFS_FAILED == failed)) || race_abort "the daemon hangs"
 mfs_kill_child "$WATCH"
 mfs_kill_child "$FEED"
 
