@@ -18,6 +18,8 @@
 #   MALLAFS_WRAPPER  a command to run the daemon under, e.g.
 #                    "valgrind --error-exitcode=99 --leak-check=full"
 #                    (timeouts grow accordingly)
+#   MFS_TIMEOUT      the test's meson timeout in seconds: the watchdog fires
+#                    a little before it (see mfs_deadline)
 #   MFS_KEEP_TMP=1   keep the temporary folder (daemon logs) for debugging
 #
 # Output: one line per check ("ok - ..." or "FAIL - ..." with details indented
@@ -110,6 +112,12 @@ mfs_bail()
 
 # -- preconditions -----------------------------------------------------------
 
+# mfs_need COMMAND PACKAGE: stops the test when COMMAND is missing.
+mfs_need()
+{
+	command -v "$1" >/dev/null || mfs_bail "$1 is not installed ($2)"
+}
+
 mfs_require()
 {
 	if [[ -z ${MALLAFS:-} ]]; then
@@ -125,13 +133,12 @@ mfs_require()
 	if [[ ! -c /dev/fuse ]]; then
 		mfs_bail "/dev/fuse is missing: the mount tests need FUSE"
 	fi
-	local t
-	for t in fusermount3 mountpoint; do
-		command -v "$t" >/dev/null || mfs_bail "$t is not installed"
-	done
+	mfs_need fusermount3 fuse3
+	mfs_need mountpoint util-linux
 	if [[ $(id -u) != 0 ]]; then
 		mfs_bail "the mount tests must run as root (registry owners, allow_other)"
 	fi
+	mfs_fusectl
 	MFS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/mallafs-$MFS_NAME.XXXXXX") ||
 		mfs_bail "mktemp failed"
 	# Other users (the registry test runs a writer as nobody) must reach the mount.
@@ -140,13 +147,21 @@ mfs_require()
 
 # -- process helpers ---------------------------------------------------------
 
-# True while PID is a process that has not exited (a zombie counts as exited).
+# True while PID is a process that has not exited (a zombie counts as
+# exited). Every thread counts: a killed daemon whose main thread is a
+# zombie while another is blocked in the kernel has not exited, and
+# waiting for it would hang. (read, not cat: this runs in polling loops.)
 mfs_alive()
 {
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[[ ${stat%% *} != Z ]]
+	local t stat
+	for t in /proc/"$1"/task/*/stat; do
+		{ read -r stat <"$t"; } 2>/dev/null || continue
+		stat=${stat##*) }
+		if [[ ${stat%% *} != [ZX] ]]; then
+			return 0
+		fi
+	done
+	return 1
 }
 
 # True while PATH is in the mount table, even when its daemon is gone (a
@@ -169,7 +184,36 @@ mfs_abort_conn()
 	[[ -n $dev ]] || return 0
 	if [[ -w /sys/fs/fuse/connections/${dev#*:}/abort ]]; then
 		echo 1 >"/sys/fs/fuse/connections/${dev#*:}/abort"
+	else
+		echo "# cannot abort the connection of $1: no /sys/fs/fuse/connections/${dev#*:}/abort"
 	fi
+}
+
+# The FUSE control filesystem, where mfs_abort_conn aborts a connection.
+# systemd mounts it at boot; a container may not have it.
+mfs_fusectl()
+{
+	local dir=/sys/fs/fuse/connections
+	if ! awk -v m="$dir" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; then
+		mount -t fusectl fusectl "$dir" 2>/dev/null ||
+			echo "# $dir cannot be mounted: a hung mount cannot be aborted"
+	fi
+}
+
+# Lists the processes that hold PATH busy (an open file, their working
+# folder), from their links in /proc: reading a link asks nothing of the mount.
+mfs_users()
+{
+	local p l t
+	for p in /proc/[0-9]*; do
+		for l in "$p"/cwd "$p"/root "$p"/fd/*; do
+			t=$(readlink "$l" 2>/dev/null)
+			if [[ $t == "$1" || $t == "$1"/* ]]; then
+				printf '%s %s: %s\n' "${p#/proc/}" "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" \
+					"${l#"$p"/}"
+			fi
+		done
+	done
 }
 
 # Stops a daemon the hard way: abort its connection, kill -9, wait a little.
@@ -223,6 +267,43 @@ mfs_poll()
 	return 0
 }
 
+# mfs_bounded SECS CMD...: runs CMD in the background and waits at most SECS
+# seconds for it, so that the test itself never blocks on a hung mount (a
+# process in a request its daemon will never answer cannot even be killed:
+# `timeout` would wait for it as long). Returns CMD's status, or 124 when it
+# is still running then: it is sent SIGKILL and left to end once the
+# connection is aborted. Redirect CMD's output to a file, never to a
+# command substitution (that would wait for a hung CMD too).
+mfs_bounded()
+{
+	local secs=$1 pid
+	shift
+	"$@" &
+	pid=$!
+	if mfs_poll $((secs * 1000)) eval "! mfs_alive $pid"; then
+		wait "$pid"
+		return
+	fi
+	kill -9 "$pid" 2>/dev/null
+	MFS_CHILDREN+=("$pid")
+	return 124
+}
+
+# mfs_rounds MAX END BODY: calls BODY ROUND for ROUND = 0, 1, ... until MAX
+# rounds are done or EPOCHSECONDS reaches END, reaps what BODY left in the
+# background, and prints the number of rounds: a stress loop that always
+# stops by itself. BODY's output goes nowhere.
+mfs_rounds()
+{
+	local max=$1 end=$2 body=$3 i=0
+	while ((i < max && EPOCHSECONDS < end)); do
+		"$body" "$i" >/dev/null 2>&1
+		i=$((i + 1))
+	done
+	wait
+	echo "$i"
+}
+
 mfs_wrapper()
 {
 	[[ -n ${MALLAFS_WRAPPER:-} ]]
@@ -237,16 +318,26 @@ mfs_exit_timeout()
 {
 	if mfs_wrapper; then echo 60; else echo 10; fi
 }
-# The watchdog's deadline: what is left of the test's budget (100 s, 240 s
-# under a wrapper; meson gives 120 s and 300 s), so that a test with several
-# hung mounts still ends, and reports, before meson kills it.
+# The watchdog's deadline: what is left of the test's budget, so that a test
+# with several hung mounts still ends, and reports, before meson kills it.
+# The budget follows the test's own meson timeout (MFS_TIMEOUT, set per test
+# in meson.build; run by hand, 120 s, 300 s under a wrapper) less a sixth of
+# it, at least 10 s, for the cleanup and the report. (`meson test
+# --timeout-multiplier` only makes the watchdog fire earlier than meson.)
 mfs_deadline()
 {
-	local budget=100 left
-	if mfs_wrapper; then
-		budget=240
+	local timeout=${MFS_TIMEOUT:-} margin left
+	if [[ ! $timeout =~ ^[1-9][0-9]*$ ]]; then
+		timeout=120
+		if mfs_wrapper; then
+			timeout=300
+		fi
 	fi
-	left=$((budget - ($(mfs_now_ms) - MFS_START_MS) / 1000))
+	margin=$((timeout / 6))
+	if ((margin < 10)); then
+		margin=10
+	fi
+	left=$((timeout - margin - ($(mfs_now_ms) - MFS_START_MS) / 1000))
 	if ((left < 5)); then
 		left=5
 	fi
@@ -305,6 +396,30 @@ mfs_scan_log()
 		return 1
 	fi
 	pass "$what: no sanitizer, valgrind or crash output in the daemon log"
+}
+
+# True while the daemon PID lives and LOG (default: $MFS_LOG) holds no
+# sanitizer or crash output. A daemon that crashed may not be dead yet: one
+# of its threads blocked in the kernel (on its own mount) keeps the process
+# from ever finishing its exit, but its log already says why.
+mfs_healthy()
+{
+	mfs_alive "$1" && ! grep -q -E -- "$MFS_BAD_OUTPUT" "${2:-$MFS_LOG}" 2>/dev/null
+}
+
+# Shows each thread of PID: its name, state, and where it waits in the
+# kernel (a hung daemon's threads blocked on its own mount show there).
+mfs_dump_threads()
+{
+	local t
+	echo "       | --- threads of $1 (tid name state: kernel stack) ---"
+	for t in /proc/"$1"/task/*; do
+		[[ -r $t/stat ]] || continue
+		printf '       | %s %s %s: %s\n' "${t##*/}" "$(cat "$t/comm" 2>/dev/null)" \
+			"$(sed 's/.*) \([A-Z]\).*/\1/' "$t/stat" 2>/dev/null)" \
+			"$(sed -e 's/^\[<0>\] //' -e 's/+0x.*//' "$t/stack" 2>/dev/null |
+				head -n 4 | paste -s -d ' ')"
+	done
 }
 
 # -- mounting ----------------------------------------------------------------
@@ -405,7 +520,7 @@ mfs_unmount()
 	# lands then is refused as busy, and a second try a moment later works.
 	until err=$(fusermount3 -u "$MNT" 2>&1); do
 		if [[ $err != *busy* ]] || ((++tries >= 5)); then
-			fail "fusermount3 -u MNT" "$err"
+			fail "fusermount3 -u MNT" "$err" "$(mfs_users "$MNT")"
 			break
 		fi
 		sleep 0.1
@@ -668,15 +783,46 @@ assert_size()
 	fi
 }
 
-# assert_reason WHAT SERVICE_DIR TEXT: last_error is "TIMESTAMP REASON" with
-# TEXT in the reason, and the daemon log holds TEXT too (in the lines it got
-# since the previous check).
+# assert_responsive PATH SECS: the daemon still answers: `cat PATH` ends
+# within SECS seconds (without ever blocking the test) and succeeds.
+assert_responsive()
+{
+	local path=$1 secs=$2 out=$MFS_TMP/responsive.out t0 rc
+	local what="the daemon answers: cat $(mfs_rel "$path") within ${secs}s"
+	t0=$(mfs_now_ms)
+	mfs_bounded "$secs" cat "$path" >"$out" 2>&1
+	rc=$?
+	if ((rc == 0)); then
+		pass "$what (in $(($(mfs_now_ms) - t0)) ms)"
+	elif ((rc == 124)); then
+		fail "$what" "no answer after ${secs}s"
+	else
+		fail "$what" "exit status $rc" "$(head -n 5 "$out")"
+	fi
+}
+
 # status_field SERVICE_DIR FIELD: the value of one line of status.
 status_field()
 {
 	sed -n "s/^$2: //p" "$1/status"
 }
 
+# assert_error_changed WHAT SERVICE_DIR BEFORE: last_error is set and differs
+# from BEFORE (a refused operation puts its reason there).
+assert_error_changed()
+{
+	local le
+	le=$(status_field "$2" last_error)
+	if [[ $le != - && $le != "$3" ]]; then
+		pass "$1: last_error gives a reason"
+	else
+		fail "$1: last_error gives a reason" "last_error: $(mfs_show "$le")"
+	fi
+}
+
+# assert_reason WHAT SERVICE_DIR TEXT: last_error is "TIMESTAMP REASON" with
+# TEXT in the reason, and the daemon log holds TEXT too (in the lines it got
+# since the previous check).
 REASON_LOG=''
 REASON_MARK=0
 assert_reason()
@@ -742,19 +888,21 @@ mfs_cleanup()
 		if mfs_mounted "$MNT"; then
 			fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
 		fi
-		mfs_scan_log "$MFS_LOG" "cleanup" >/dev/null || fail "cleanup: daemon log"
+		# Cleared first: fail() would otherwise see a dead daemon and
+		# exit before the cleanup is done.
 		MFS_PID=''
+		mfs_scan_log "$MFS_LOG" "cleanup" >/dev/null || fail "cleanup: daemon log"
 	fi
 	mfs_watchdog_stop
-	local pid
+	local pid m busy=0
 	for pid in "${MFS_CHILDREN[@]}"; do
 		kill -9 "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
 	done
 	if [[ -n $MFS_TMP && -d $MFS_TMP ]]; then
-		local m busy=0
 		for m in "$MFS_TMP"/mnt*; do
-			# What a dead daemon left mounted.
+			# What a dead or hung daemon left mounted. Aborting first
+			# frees every process blocked in one of its requests, the
+			# helpers reaped below included.
 			if mfs_mounted "$m"; then
 				mfs_abort_conn "$m"
 				fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
@@ -764,6 +912,18 @@ mfs_cleanup()
 				busy=1
 			fi
 		done
+	fi
+	# Reaped only once dead: a helper the abort did not free stays
+	# blocked in the kernel, and waiting for it would hang the trap.
+	for pid in "${MFS_CHILDREN[@]}"; do
+		if mfs_poll 2000 eval "! mfs_alive $pid"; then
+			wait "$pid" 2>/dev/null
+		else
+			echo "# cleanup: helper $pid does not die (state $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null))"
+			busy=1
+		fi
+	done
+	if [[ -n $MFS_TMP && -d $MFS_TMP ]]; then
 		if ((busy == 0)) && [[ ${MFS_KEEP_TMP:-0} != 1 ]]; then
 			rm -rf --one-file-system "$MFS_TMP"
 		else

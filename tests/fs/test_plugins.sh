@@ -70,18 +70,6 @@ build limits "$DEP" -DDEP_NAME='"limits"' -DDEP_ABI=999
 
 # -- helpers -----------------------------------------------------------------
 
-
-assert_error_changed()
-{
-	local le
-	le=$(status_field "$2" last_error)
-	if [[ $le != - && $le != "$3" ]]; then
-		pass "$1: last_error gives a reason"
-	else
-		fail "$1: last_error gives a reason" "last_error: $(mfs_show "$le")"
-	fi
-}
-
 # chain_is SERVICE_DIR NAME...: chain lists these, top to bottom, and
 # plugins/ the same names.
 chain_is()

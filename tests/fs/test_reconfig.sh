@@ -42,20 +42,6 @@ done
 
 # -- helpers -----------------------------------------------------------------
 
-
-# assert_error_changed WHAT SERVICE_DIR BEFORE: last_error is set and differs
-# from BEFORE (a refused operation puts its reason there).
-assert_error_changed()
-{
-	local le
-	le=$(status_field "$2" last_error)
-	if [[ $le != - && $le != "$3" ]]; then
-		pass "$1: last_error gives a reason"
-	else
-		fail "$1: last_error gives a reason" "last_error: $(mfs_show "$le")"
-	fi
-}
-
 # phase merge|after: of the lines on stdin, the leading run of merge-phase
 # lines (merge callbacks, the validate hook), or the lines after it.
 phase()

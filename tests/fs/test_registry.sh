@@ -20,7 +20,7 @@ dead_pid()
 	echo "$pid"
 }
 
-command -v setpriv >/dev/null || mfs_bail "setpriv (util-linux) is not installed"
+mfs_need setpriv util-linux
 
 # allow_other: the user nobody writes through the mount too.
 mfs_mount -o allow_other

@@ -7,7 +7,7 @@
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-command -v valgrind >/dev/null || mfs_bail "valgrind is not installed"
+mfs_need valgrind valgrind
 # valgrind cannot run a binary built with AddressSanitizer; that build has
 # its own checks (every test fails on sanitizer output).
 if ldd "$MALLAFS" 2>/dev/null | grep -q -E 'lib(asan|tsan|ubsan)'; then

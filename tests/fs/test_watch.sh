@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if [[ -z ${WATCHPROBE:-} || ! -x $WATCHPROBE ]]; then
 	mfs_bail "WATCHPROBE=${WATCHPROBE:-} is not an executable file"
 fi
-command -v inotifywait >/dev/null || mfs_bail "inotifywait is not installed (inotify-tools)"
+mfs_need inotifywait inotify-tools
 
 # Under valgrind everything is slower: wait longer for silence.
 SCALE=1
