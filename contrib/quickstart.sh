@@ -14,7 +14,8 @@ cd "$here"
 # libtsan2: gcc's ThreadSanitizer runtime (build-essential brings it on
 # amd64; named because the TSan pass needs it).
 packages=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libinih-dev
-	libcmocka-dev inotify-tools valgrind util-linux procps psmisc libtsan2)
+	libcmocka-dev inotify-tools valgrind util-linux procps psmisc libtsan2
+	clang-format git)
 
 install_missing() {
 	local missing=()
