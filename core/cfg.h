@@ -18,15 +18,15 @@ void mcfg_free(struct mallafs_cfg *cfg);
 struct mallafs_cfg *mcfg_dup(const struct mallafs_cfg *cfg);
 
 /* Sections. Names are validated by the callers (fs, bootstrap), not here. */
-int mcfg_add_section(struct mallafs_cfg *cfg, const char *section);  /* -EEXIST */
-int mcfg_del_section(struct mallafs_cfg *cfg, const char *section);  /* -ENOENT */
+int mcfg_add_section(struct mallafs_cfg *cfg, const char *section); /* -EEXIST */
+int mcfg_del_section(struct mallafs_cfg *cfg, const char *section); /* -ENOENT */
 bool mcfg_has_section(const struct mallafs_cfg *cfg, const char *section);
 /* Keys in the section that hold values (tombstones do not count); 0 when absent. */
 size_t mcfg_section_len(const struct mallafs_cfg *cfg, const char *section);
 size_t mcfg_nsections(const struct mallafs_cfg *cfg);
 /* Every section, sorted by name; stops on a non-zero return and returns it. */
-int mcfg_foreach_section(const struct mallafs_cfg *cfg,
-			 int (*fn)(const char *section, void *arg), void *arg);
+int mcfg_foreach_section(const struct mallafs_cfg *cfg, int (*fn)(const char *section, void *arg),
+                         void *arg);
 
 /* Tombstones, only meaningful in an update given to mcfg_merge(): remove this
  * key / this whole section from the destination. A later mallafs_cfg_set of the
@@ -48,8 +48,8 @@ bool mcfg_equal(const struct mallafs_cfg *a, const struct mallafs_cfg *b);
  * Lines longer than inih's limit are refused, never truncated. A key seen
  * twice in one section is an error; an indented line continues the previous
  * value (joined with '\n'). Every parsed key remembers its line (mcfg_line). */
-int mcfg_parse_ini(const char *text, size_t len, struct mallafs_cfg **ret, int *ret_line,
-		   char *err, size_t errlen);
+int mcfg_parse_ini(const char *text, size_t len, struct mallafs_cfg **ret, int *ret_line, char *err,
+                   size_t errlen);
 /* The line a key (or, with key NULL, a section header) was parsed from; 0 when
  * it was not parsed from text. */
 int mcfg_line(const struct mallafs_cfg *cfg, const char *section, const char *key);

@@ -40,8 +40,8 @@ struct mev_ring {
 	uint64_t next_seq; /* seq s lives in slots[(s - 1) % capacity] */
 	struct ev_listener listeners[MEV_MAX_LISTENERS];
 	size_t nlisteners;
-	size_t calling;         /* emitters running listener calls */
-	pthread_cond_t idle;    /* signalled when calling drops to 0 */
+	size_t calling;      /* emitters running listener calls */
+	pthread_cond_t idle; /* signalled when calling drops to 0 */
 };
 
 static const char *const op_names[MEV_OP_COUNT_] = {
@@ -183,7 +183,7 @@ int mev_ring_remove_listener(struct mev_ring *ring, mev_listener_fn fn, void *ar
 	for (size_t i = 0; i < ring->nlisteners; i++) {
 		if (ring->listeners[i].fn == fn && ring->listeners[i].arg == arg) {
 			memmove(&ring->listeners[i], &ring->listeners[i + 1],
-				(ring->nlisteners - i - 1) * sizeof(ring->listeners[0]));
+			        (ring->nlisteners - i - 1) * sizeof(ring->listeners[0]));
 			ring->nlisteners--;
 			r = 0;
 			break;

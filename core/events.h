@@ -37,7 +37,7 @@ const char *mev_op_name(enum mev_op op);
 
 /* One event as a listener sees it; the strings live only for the call. */
 struct mev {
-	uint64_t seq;       /* 1, 2, 3, ... */
+	uint64_t seq; /* 1, 2, 3, ... */
 	enum mev_op op;
 	const char *path;   /* relative to the mount, e.g. "services/api/store/k" */
 	const char *detail; /* may be NULL; for a rename, the new path */
@@ -62,7 +62,7 @@ int mev_ring_remove_listener(struct mev_ring *ring, mev_listener_fn fn, void *ar
  * run without a ring in unit tests). path and detail are copied. */
 uint64_t mev_emit(struct mev_ring *ring, enum mev_op op, const char *path, const char *detail);
 uint64_t mev_emitf(struct mev_ring *ring, enum mev_op op, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 /* The seq the next event will get: where a reader opened now starts. */
 uint64_t mev_ring_next_seq(struct mev_ring *ring);

@@ -515,9 +515,9 @@ int mkv_set_mtime(struct mkv *kv, const char *key, const struct timespec *mtime)
 }
 
 int mkv_foreach(const struct mkv *kv,
-		int (*fn)(const char *key, const void *value, size_t len,
-			  const struct mkv_stat *st, void *arg),
-		void *arg)
+                int (*fn)(const char *key, const void *value, size_t len, const struct mkv_stat *st,
+                          void *arg),
+                void *arg)
 {
 	for (const struct kv_entry *e = first_after(kv, 0); e; e = e->next) {
 		struct mkv_stat st;

@@ -20,7 +20,7 @@
 struct mkv;
 
 struct mkv_stat {
-	uint64_t id;           /* unique in this table for its lifetime, never reused; grows with insertion */
+	uint64_t id; /* unique in this table for its lifetime, never reused; grows with insertion */
 	uint64_t size;
 	struct timespec mtime; /* last change of the value */
 	struct timespec ctime; /* last change of the value or the name */
@@ -31,14 +31,14 @@ void mkv_free(struct mkv *kv); /* accepts NULL */
 size_t mkv_count(const struct mkv *kv);
 
 /* Keys are NUL-terminated strings; values are bytes. */
-int mkv_stat(const struct mkv *kv, const char *key, struct mkv_stat *ret);        /* -ENOENT */
+int mkv_stat(const struct mkv *kv, const char *key, struct mkv_stat *ret); /* -ENOENT */
 ssize_t mkv_read(const struct mkv *kv, const char *key, uint64_t off, void *buf, size_t len);
 /* A copy of the whole value (malloc'd, with a NUL after it for convenience). */
 int mkv_get(const struct mkv *kv, const char *key, char **ret, size_t *ret_len);
 /* Creates the key when absent. Returns bytes written or -errno (-EFBIG, -ENOMEM). */
 ssize_t mkv_write(struct mkv *kv, const char *key, uint64_t off, const void *data, size_t len,
-		  unsigned flags);
-int mkv_create(struct mkv *kv, const char *key);                 /* empty value; -EEXIST */
+                  unsigned flags);
+int mkv_create(struct mkv *kv, const char *key);                  /* empty value; -EEXIST */
 int mkv_truncate(struct mkv *kv, const char *key, uint64_t size); /* -ENOENT, -EFBIG */
 int mkv_delete(struct mkv *kv, const char *key);                  /* -ENOENT */
 /* Sets the value's mtime (NULL: now), as touch does; ctime becomes now. */
@@ -51,12 +51,12 @@ int mkv_move(struct mkv *from_kv, const char *from, struct mkv *to_kv, const cha
 /* Calls fn for every entry whose id is greater than after_id, in id order;
  * stops on a non-zero return and returns it. */
 int mkv_list(const struct mkv *kv, uint64_t after_id,
-	     int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
+             int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
 
 /* Every entry with its value, in id order; fn must not change the table. */
 int mkv_foreach(const struct mkv *kv,
-		int (*fn)(const char *key, const void *value, size_t len,
-			  const struct mkv_stat *st, void *arg),
-		void *arg);
+                int (*fn)(const char *key, const void *value, size_t len, const struct mkv_stat *st,
+                          void *arg),
+                void *arg);
 
 #endif

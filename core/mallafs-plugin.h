@@ -52,7 +52,7 @@ struct mallafs_reason {
 
 /** Sets a reason, printf-style. NULL why is allowed and ignored. */
 void mallafs_reason_set(struct mallafs_reason *why, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 
 /**
  * A configuration: sections, each holding keys with string values. In an
@@ -65,12 +65,13 @@ struct mallafs_cfg;
 const char *mallafs_cfg_get(const struct mallafs_cfg *cfg, const char *section, const char *key);
 /** Sets a key (copying both), creating the section as needed. 0 or -errno. */
 int mallafs_cfg_set(struct mallafs_cfg *cfg, const char *section, const char *key,
-		    const char *value);
+                    const char *value);
 /** Removes a key. 0, or -ENOENT when it was not there. */
 int mallafs_cfg_unset(struct mallafs_cfg *cfg, const char *section, const char *key);
-/** Calls @p fn for every key of @p section in a stable order; stops on a non-zero return and returns it. */
+/** Calls @p fn for every key of @p section in a stable order; stops on a non-zero return and
+ * returns it. */
 int mallafs_cfg_foreach(const struct mallafs_cfg *cfg, const char *section,
-			int (*fn)(const char *key, const char *value, void *arg), void *arg);
+                        int (*fn)(const char *key, const char *value, void *arg), void *arg);
 /** Renders the whole configuration as INI text (malloc'd, NUL-terminated). 0 or -ENOMEM. */
 int mallafs_cfg_render(const struct mallafs_cfg *cfg, char **ret_text, size_t *ret_len);
 
@@ -96,7 +97,7 @@ struct mallafs_setting {
  * that is not set.
  */
 const char *mallafs_setting(const struct mallafs_cfg *cfg, const struct mallafs_plugin *self,
-			    const char *key);
+                            const char *key);
 
 /** What an update callback answers. */
 enum mallafs_update {
@@ -107,13 +108,13 @@ enum mallafs_update {
 
 /** The store operations that pass through the chain. */
 enum mallafs_store_opcode {
-	MALLAFS_OP_GET = 0,   /**< read @c size bytes at @c offset into @c buf */
-	MALLAFS_OP_CREATE,    /**< create an empty key; -EEXIST if it exists */
-	MALLAFS_OP_WRITE,     /**< write @c size bytes of @c data at @c offset, creating the key */
-	MALLAFS_OP_TRUNCATE,  /**< set the value's length to @c offset */
-	MALLAFS_OP_DELETE,    /**< remove the key */
-	MALLAFS_OP_RENAME,    /**< rename @c key to @c new_key, replacing it */
-	MALLAFS_OP_LIST,      /**< list the keys (hooks observe or refuse it) */
+	MALLAFS_OP_GET = 0,  /**< read @c size bytes at @c offset into @c buf */
+	MALLAFS_OP_CREATE,   /**< create an empty key; -EEXIST if it exists */
+	MALLAFS_OP_WRITE,    /**< write @c size bytes of @c data at @c offset, creating the key */
+	MALLAFS_OP_TRUNCATE, /**< set the value's length to @c offset */
+	MALLAFS_OP_DELETE,   /**< remove the key */
+	MALLAFS_OP_RENAME,   /**< rename @c key to @c new_key, replacing it */
+	MALLAFS_OP_LIST,     /**< list the keys (hooks observe or refuse it) */
 	MALLAFS_OP_COUNT_,
 };
 
@@ -140,19 +141,19 @@ const char *mallafs_store_opname(enum mallafs_store_opcode code);
  */
 struct mallafs_store_op {
 	enum mallafs_store_opcode code;
-	const char *key;     /**< NUL-terminated */
-	const char *new_key; /**< RENAME only */
-	const void *data;    /**< WRITE: the bytes */
-	void *buf;           /**< GET: where the bytes go */
-	size_t size;         /**< WRITE: bytes in data; GET: room in buf */
-	uint64_t offset;     /**< GET, WRITE: where; TRUNCATE: the new length */
-	unsigned flags;      /**< MALLAFS_OPF_* */
+	const char *key;            /**< NUL-terminated */
+	const char *new_key;        /**< RENAME only */
+	const void *data;           /**< WRITE: the bytes */
+	void *buf;                  /**< GET: where the bytes go */
+	size_t size;                /**< WRITE: bytes in data; GET: room in buf */
+	uint64_t offset;            /**< GET, WRITE: where; TRUNCATE: the new length */
+	unsigned flags;             /**< MALLAFS_OPF_* */
 	struct mallafs_reason *why; /**< a refusing hook may say why here (never NULL in hooks) */
 	/* Filled by the daemon before the hooks run. */
-	int64_t old_size;    /**< the key's value size before, -1 when absent */
-	uint64_t nkeys;      /**< keys in the store before */
+	int64_t old_size; /**< the key's value size before, -1 when absent */
+	uint64_t nkeys;   /**< keys in the store before */
 	/* Filled by the daemon after the bottom of the chain ran. */
-	int64_t result;      /**< bytes read or written, 0, or -errno */
+	int64_t result; /**< bytes read or written, 0, or -errno */
 };
 
 /** Where a render callback writes. */
@@ -167,16 +168,16 @@ struct mallafs_file {
 
 int mallafs_out_append(struct mallafs_out *out, const void *data, size_t len);
 int mallafs_out_printf(struct mallafs_out *out, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 
 /** A plugin descriptor. Unused callbacks are NULL. */
 struct mallafs_plugin {
 	uint32_t abi;  /**< MALLAFS_PLUGIN_ABI */
 	uint32_t size; /**< sizeof(struct mallafs_plugin) as the plugin was built */
 	const char *name;
-	const char *const *deps;                 /**< NULL-terminated names, or NULL */
-	const struct mallafs_setting *settings;  /**< terminated by a NULL key, or NULL */
-	const struct mallafs_file *files;        /**< terminated by a NULL name, or NULL */
+	const char *const *deps;                /**< NULL-terminated names, or NULL */
+	const struct mallafs_setting *settings; /**< terminated by a NULL key, or NULL */
+	const struct mallafs_file *files;       /**< terminated by a NULL name, or NULL */
 
 	/** Creates the per-service state when the plugin joins a chain. */
 	int (*init)(struct mallafs_svc *svc, const struct mallafs_plugin *self, void **ret_state);
@@ -194,11 +195,11 @@ struct mallafs_plugin {
 	 * reason.
 	 */
 	int (*config_merge)(void *state, const struct mallafs_cfg *old,
-			    const struct mallafs_cfg *update, struct mallafs_cfg *merged,
-			    struct mallafs_reason *why);
+	                    const struct mallafs_cfg *update, struct mallafs_cfg *merged,
+	                    struct mallafs_reason *why);
 	/** Update phase (bottom to top), after the new configuration is committed. */
 	enum mallafs_update (*updated)(void *state, const struct mallafs_cfg *old,
-				       const struct mallafs_cfg *cfg, struct mallafs_reason *why);
+	                               const struct mallafs_cfg *cfg, struct mallafs_reason *why);
 	/** Before the operation, top to bottom: 0 passes it on, -errno refuses it. */
 	int (*store_before)(void *state, struct mallafs_store_op *op);
 	/** After it (refused or done), bottom to top, for the plugins store_before reached. */
@@ -209,7 +210,7 @@ struct mallafs_plugin {
 const char *mallafs_svc_name(const struct mallafs_svc *svc);
 /** Logs one line, prefixed with the service's name. level is a syslog level. */
 void mallafs_svc_log(struct mallafs_svc *svc, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 /** Says that a published file's text changed, so readers and watchers are told. */
 void mallafs_svc_file_changed(struct mallafs_svc *svc, const char *name);
 
@@ -226,9 +227,9 @@ int64_t mallafs_store_exec(struct mallafs_svc *svc, struct mallafs_store_op *op)
  * stops the walk and is returned. Never call it from a store hook.
  */
 int mallafs_store_foreach(struct mallafs_svc *svc,
-			  int (*fn)(const char *key, const void *value, size_t len,
-				    const struct timespec *mtime, void *arg),
-			  void *arg);
+                          int (*fn)(const char *key, const void *value, size_t len,
+                                    const struct timespec *mtime, void *arg),
+                          void *arg);
 
 /**
  * Puts a value straight into the table, past the chain: for loading saved

@@ -299,7 +299,7 @@ int mnodecfg_truncate(struct mnodecfg *nc, const char *app, const char *key, uin
 }
 
 int mnodecfg_set_mtime(struct mnodecfg *nc, const char *app, const char *key,
-		       const struct timespec *mtime)
+                       const struct timespec *mtime)
 {
 	pthread_rwlock_wrlock(&nc->lock);
 	struct nc_app *a = find_app(nc, app);

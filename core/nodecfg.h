@@ -25,25 +25,25 @@ int mnodecfg_app_create(struct mnodecfg *nc, const char *app);  /* -EINVAL, -EEX
 int mnodecfg_app_destroy(struct mnodecfg *nc, const char *app); /* -ENOENT, -ENOTEMPTY */
 /* Apps with id > after_id in id order (st.size is the number of keys). */
 int mnodecfg_app_list(struct mnodecfg *nc, uint64_t after_id,
-		      int (*fn)(const char *app, const struct mkv_stat *st, void *arg), void *arg);
+                      int (*fn)(const char *app, const struct mkv_stat *st, void *arg), void *arg);
 int mnodecfg_app_stat(struct mnodecfg *nc, const char *app, struct mkv_stat *ret);
 
 /* Keys: -ENOENT when the app (or key) is absent, -EINVAL for a bad key name. */
 int mnodecfg_stat(struct mnodecfg *nc, const char *app, const char *key, struct mkv_stat *ret);
 ssize_t mnodecfg_read(struct mnodecfg *nc, const char *app, const char *key, uint64_t off,
-		      void *buf, size_t len);
+                      void *buf, size_t len);
 ssize_t mnodecfg_write(struct mnodecfg *nc, const char *app, const char *key, uint64_t off,
-		       const void *data, size_t len, unsigned flags /* MKV_* */);
+                       const void *data, size_t len, unsigned flags /* MKV_* */);
 int mnodecfg_create(struct mnodecfg *nc, const char *app, const char *key); /* -EEXIST */
 int mnodecfg_truncate(struct mnodecfg *nc, const char *app, const char *key, uint64_t size);
 int mnodecfg_delete(struct mnodecfg *nc, const char *app, const char *key);
 /* Sets a key's mtime (NULL: now). */
 int mnodecfg_set_mtime(struct mnodecfg *nc, const char *app, const char *key,
-		       const struct timespec *mtime);
+                       const struct timespec *mtime);
 /* Renames within an app or across apps, replacing the target. */
 int mnodecfg_rename(struct mnodecfg *nc, const char *app, const char *key, const char *to_app,
-		    const char *to_key);
+                    const char *to_key);
 int mnodecfg_list(struct mnodecfg *nc, const char *app, uint64_t after_id,
-		  int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
+                  int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
 
 #endif

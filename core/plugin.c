@@ -62,30 +62,31 @@ int mplugreg_check(const struct mallafs_plugin *desc, const char *name, struct m
 {
 	if (desc->abi != MALLAFS_PLUGIN_ABI) {
 		mallafs_reason_set(why, "plugin %s: ABI version %u, this mallafs speaks %u", name,
-				   desc->abi, MALLAFS_PLUGIN_ABI);
+		                   desc->abi, MALLAFS_PLUGIN_ABI);
 		return -EINVAL;
 	}
 	/* The fields up to and including the name are what every version has. */
 	size_t min = offsetof(struct mallafs_plugin, name) + sizeof(desc->name);
 	if (desc->size < min) {
 		mallafs_reason_set(why, "plugin %s: descriptor of %u bytes is too short", name,
-				   desc->size);
+		                   desc->size);
 		return -EINVAL;
 	}
 	if (!desc->name || strcmp(desc->name, name) != 0) {
 		mallafs_reason_set(why, "plugin %s: descriptor names itself '%s'", name,
-				   desc->name ? desc->name : "(null)");
+		                   desc->name ? desc->name : "(null)");
 		return -EINVAL;
 	}
 	/* Published files share the service folder with the fixed entries. */
 	const struct mallafs_file *files =
-		desc->size >= offsetof(struct mallafs_plugin, files) + sizeof(desc->files) ? desc->files
-											   : NULL;
+	        desc->size >= offsetof(struct mallafs_plugin, files) + sizeof(desc->files)
+	                ? desc->files
+	                : NULL;
 	for (const struct mallafs_file *f = files; f && f->name; f++) {
 		if (mu_name_check_str(f->name, MU_NAME_STRICT) < 0 || !f->render ||
 		    mtree_service_reserved(f->name)) {
 			mallafs_reason_set(why, "plugin %s: cannot publish a file named '%s'", name,
-					   f->name);
+			                   f->name);
 			return -EINVAL;
 		}
 	}
@@ -101,7 +102,7 @@ static const struct mallafs_plugin *find_builtin(struct mplugreg *reg, const cha
 }
 
 static int load_object(struct mplugreg *reg, const char *name, const struct mallafs_plugin **ret,
-		       struct mallafs_reason *why)
+                       struct mallafs_reason *why)
 {
 	char path[PATH_MAX];
 	int n = snprintf(path, sizeof(path), "%s/%s.so", reg->dir, name);
@@ -122,7 +123,7 @@ static int load_object(struct mplugreg *reg, const char *name, const struct mall
 	const struct mallafs_plugin *desc = dlsym(handle, MALLAFS_PLUGIN_SYMBOL);
 	if (!desc) {
 		mallafs_reason_set(why, "plugin %s: %s.so exports no '%s' descriptor", name, name,
-				   MALLAFS_PLUGIN_SYMBOL);
+		                   MALLAFS_PLUGIN_SYMBOL);
 		dlclose(handle);
 		return -EINVAL;
 	}
@@ -146,7 +147,7 @@ static int load_object(struct mplugreg *reg, const char *name, const struct mall
 }
 
 int mplugreg_find(struct mplugreg *reg, const char *name, const struct mallafs_plugin **ret,
-		  struct mallafs_reason *why)
+                  struct mallafs_reason *why)
 {
 	if (mu_name_check_str(name, MU_NAME_STRICT) < 0) {
 		mallafs_reason_set(why, "invalid plugin name");

@@ -21,7 +21,7 @@ void mplugreg_free(struct mplugreg *reg);
 /* 0 and *ret; -ENOENT no such plugin; -EINVAL bad object (wrong ABI, no
  * descriptor, bad name), with the reason in why. */
 int mplugreg_find(struct mplugreg *reg, const char *name, const struct mallafs_plugin **ret,
-		  struct mallafs_reason *why);
+                  struct mallafs_reason *why);
 
 /* Checks a descriptor as an external one would be checked (exported for tests). */
 int mplugreg_check(const struct mallafs_plugin *desc, const char *name, struct mallafs_reason *why);

@@ -32,10 +32,9 @@ void mreg_free(struct mreg *reg);
  * neither root nor the process's owner; -EEXIST: held by another live process,
  * or NAME is a pool. The same PID registering again replaces its value. */
 int mreg_register_text(struct mreg *reg, const char *name, const char *text, size_t len,
-		       uid_t caller);
+                       uid_t caller);
 /* The same with the parts given; value may be NULL (no value). */
-int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *value,
-		  uid_t caller);
+int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *value, uid_t caller);
 int mreg_unregister(struct mreg *reg, const char *name); /* -ENOENT */
 /* What `cat registry/NAME` prints: "PID\n" or "PID VALUE\n" (malloc'd). */
 int mreg_render(struct mreg *reg, const char *name, char **ret_text, size_t *ret_len);
@@ -47,26 +46,26 @@ int mreg_pool_destroy(struct mreg *reg, const char *pool); /* -ENOENT, -ENOTEMPT
 /* member is the PID as text (the file name); value one trailing newline dropped.
  * -EINVAL member is not a PID; -ENOENT no pool; -ESRCH; -EPERM as above. */
 int mreg_pool_store(struct mreg *reg, const char *pool, const char *member, const char *value,
-		    size_t len, uid_t caller);
+                    size_t len, uid_t caller);
 int mreg_pool_unstore(struct mreg *reg, const char *pool, const char *member); /* -ENOENT */
 /* What `cat registry/POOL/PID` prints: "VALUE\n" (malloc'd). */
 int mreg_pool_render(struct mreg *reg, const char *pool, const char *member, char **ret_text,
-		     size_t *ret_len);
+                     size_t *ret_len);
 
 /* What a directory listing needs. kind: 'n' a unique name, 'p' a pool, 'm' a pool member. */
 struct mreg_entry {
 	const char *name;
 	char kind;
-	uint64_t id;           /* unique for the registry's lifetime, grows with creation */
+	uint64_t id; /* unique for the registry's lifetime, grows with creation */
 	struct timespec mtime;
-	uid_t uid;             /* the registered process's owner (0 for pools) */
+	uid_t uid; /* the registered process's owner (0 for pools) */
 };
 /* Entries of registry/ (names and pools) with id > after_id, in id order. */
-int mreg_list(struct mreg *reg, uint64_t after_id,
-	      int (*fn)(const struct mreg_entry *e, void *arg), void *arg);
+int mreg_list(struct mreg *reg, uint64_t after_id, int (*fn)(const struct mreg_entry *e, void *arg),
+              void *arg);
 /* Members of a pool with id > after_id, in id order. -ENOENT when no pool. */
 int mreg_pool_list(struct mreg *reg, const char *pool, uint64_t after_id,
-		   int (*fn)(const struct mreg_entry *e, void *arg), void *arg);
+                   int (*fn)(const struct mreg_entry *e, void *arg), void *arg);
 /* One entry (member NULL: registry/NAME or the pool itself). -ENOENT. */
 int mreg_stat(struct mreg *reg, const char *name, const char *member, struct mreg_entry *ret);
 

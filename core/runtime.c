@@ -57,7 +57,7 @@ struct mrt *mrt_new(const struct mrt_options *opts)
 		return NULL;
 	}
 	rt->env = (struct msvc_env){
-		.plugins = rt->plugins, .events = rt->events, .mountpoint = rt->mountpoint};
+	        .plugins = rt->plugins, .events = rt->events, .mountpoint = rt->mountpoint};
 	return rt;
 }
 
@@ -117,8 +117,8 @@ static struct svc_node *find_locked(struct mrt *rt, const char *name, struct svc
 }
 
 int mrt_service_create_full(struct mrt *rt, const char *name, const char *const *plugins,
-			    size_t nplugins, const struct mallafs_cfg *cfg, const char *admin,
-			    struct mallafs_reason *why)
+                            size_t nplugins, const struct mallafs_cfg *cfg, const char *admin,
+                            struct mallafs_reason *why)
 {
 	struct mallafs_svc *svc = NULL;
 	enum msvc_admin ad = MSVC_ADMIN_ACTIVE;
@@ -219,7 +219,7 @@ struct mallafs_svc *mrt_service_get(struct mrt *rt, const char *name)
 }
 
 int mrt_service_list(struct mrt *rt, uint64_t after_id,
-		     int (*fn)(const char *name, uint64_t id, void *arg), void *arg)
+                     int (*fn)(const char *name, uint64_t id, void *arg), void *arg)
 {
 	int r = 0;
 	pthread_mutex_lock(&rt->lock);

@@ -45,15 +45,15 @@ int mrt_service_create(struct mrt *rt, const char *name, struct mallafs_reason *
 /* Creates a service from the bootstrap: declared plugins, initial
  * configuration and admin status; started unless admin is inactive. */
 int mrt_service_create_full(struct mrt *rt, const char *name, const char *const *plugins,
-			    size_t nplugins, const struct mallafs_cfg *cfg, const char *admin,
-			    struct mallafs_reason *why);
+                            size_t nplugins, const struct mallafs_cfg *cfg, const char *admin,
+                            struct mallafs_reason *why);
 /* Stops and removes it (rmdir services/NAME). -ENOENT. */
 int mrt_service_destroy(struct mrt *rt, const char *name);
 /* A new reference (msvc_unref when done), or NULL. */
 struct mallafs_svc *mrt_service_get(struct mrt *rt, const char *name);
 /* Services with id > after_id, in id (creation) order. */
 int mrt_service_list(struct mrt *rt, uint64_t after_id,
-		     int (*fn)(const char *name, uint64_t id, void *arg), void *arg);
+                     int (*fn)(const char *name, uint64_t id, void *arg), void *arg);
 /* Stops every service (on unmount); they stay listed. */
 void mrt_stop_all(struct mrt *rt);
 

@@ -16,15 +16,15 @@
 #include "util.h"
 
 static const char *const state_names[] = {
-	[MSVC_STARTING] = "starting", [MSVC_RUNNING] = "running",   [MSVC_PAUSING] = "pausing",
-	[MSVC_PAUSED] = "paused",     [MSVC_STOPPING] = "stopping", [MSVC_STOPPED] = "stopped",
-	[MSVC_FAILED] = "failed",
+        [MSVC_STARTING] = "starting", [MSVC_RUNNING] = "running",   [MSVC_PAUSING] = "pausing",
+        [MSVC_PAUSED] = "paused",     [MSVC_STOPPING] = "stopping", [MSVC_STOPPED] = "stopped",
+        [MSVC_FAILED] = "failed",
 };
 
 static const char *const admin_names[] = {
-	[MSVC_ADMIN_ACTIVE] = "active",
-	[MSVC_ADMIN_PAUSE] = "pause",
-	[MSVC_ADMIN_INACTIVE] = "inactive",
+        [MSVC_ADMIN_ACTIVE] = "active",
+        [MSVC_ADMIN_PAUSE] = "pause",
+        [MSVC_ADMIN_INACTIVE] = "inactive",
 };
 
 const char *msvc_state_name(enum msvc_state st)
@@ -79,7 +79,7 @@ static void emit_status(struct mallafs_svc *svc)
 	enum msvc_admin ad = svc->st.admin;
 	pthread_mutex_unlock(&svc->state_lock);
 	mev_emitf(svc->env.events, MEV_STATUS, path, "%s %s", msvc_state_name(st),
-		  msvc_admin_name(ad));
+	          msvc_admin_name(ad));
 }
 
 static void set_state(struct mallafs_svc *svc, enum msvc_state st)
@@ -140,7 +140,7 @@ static void inst_free(struct minst *in)
 }
 
 static struct minst *inst_new(struct mallafs_svc *svc, const struct mallafs_plugin *desc,
-			      struct mallafs_reason *why, int *ret_err)
+                              struct mallafs_reason *why, int *ret_err)
 {
 	struct minst *in = calloc(1, sizeof(*in));
 	if (!in) {
@@ -154,7 +154,7 @@ static struct minst *inst_new(struct mallafs_svc *svc, const struct mallafs_plug
 		int r = desc->init(svc, desc, &in->state);
 		if (r < 0) {
 			mallafs_reason_set(why, "%s: cannot initialise: %s", desc->name,
-					   strerror(-r));
+			                   strerror(-r));
 			free(in);
 			*ret_err = r;
 			return NULL;
@@ -276,7 +276,7 @@ static bool plan_has(const struct plan *p, const char *name)
 }
 
 static int plan_visit(struct mallafs_svc *svc, struct plan *p, const char *name,
-		      struct mallafs_reason *why)
+                      struct mallafs_reason *why)
 {
 	if (strcmp(name, "base") == 0 || plan_has(p, name))
 		return 0;
@@ -286,7 +286,7 @@ static int plan_visit(struct mallafs_svc *svc, struct plan *p, const char *name,
 			for (size_t j = i; j < p->depth; j++)
 				mu_buf_printf(&b, "%s -> ", p->stack[j]);
 			mallafs_reason_set(why, "dependency cycle: %s%s", b.data ? b.data : "",
-					   name);
+			                   name);
 			mu_buf_free(&b);
 			return -ELOOP;
 		}
@@ -325,7 +325,7 @@ static int plan_visit(struct mallafs_svc *svc, struct plan *p, const char *name,
  * plugins it already has and making (initialised, inactive) ones for the
  * rest. On failure nothing of svc changed. */
 static int chain_plan(struct mallafs_svc *svc, char *const *declared, size_t ndeclared,
-		      struct minst ***ret_chain, size_t *ret_n, struct mallafs_reason *why)
+                      struct minst ***ret_chain, size_t *ret_n, struct mallafs_reason *why)
 {
 	struct plan p = {0};
 	struct minst **chain = NULL;
@@ -402,7 +402,7 @@ static struct minst *chain_find(struct mallafs_svc *svc, const char *name)
 
 /* The explicit configuration plus the defaults of the chain's plugins. */
 static struct mallafs_cfg *effective_of(struct minst *const *chain, size_t n,
-					const struct mallafs_cfg *cfg)
+                                        const struct mallafs_cfg *cfg)
 {
 	struct mallafs_cfg *e = mcfg_dup(cfg);
 	if (!e)
@@ -423,8 +423,8 @@ static struct mallafs_cfg *effective_of(struct minst *const *chain, size_t n,
 
 /* The merge phase over a chain, top to bottom. */
 static int merge_phase(struct minst *const *chain, size_t n, const struct mallafs_cfg *old,
-		       const struct mallafs_cfg *update, struct mallafs_cfg **ret_new,
-		       struct mallafs_reason *why)
+                       const struct mallafs_cfg *update, struct mallafs_cfg **ret_new,
+                       struct mallafs_reason *why)
 {
 	struct mallafs_cfg *acc = mcfg_dup(old);
 	if (!acc)
@@ -438,7 +438,7 @@ static int merge_phase(struct minst *const *chain, size_t n, const struct mallaf
 			r = d->config_merge(chain[i]->state, old, update, merged, &pr);
 			if (r < 0)
 				mallafs_reason_set(why, "%s: %s", d->name,
-						   pr.text[0] ? pr.text : "configuration rejected");
+				                   pr.text[0] ? pr.text : "configuration rejected");
 		}
 		mcfg_free(acc);
 		acc = merged;
@@ -484,7 +484,7 @@ static void restart(struct mallafs_svc *svc, const char *reason)
 
 /* Reconfiguration, op_lock held. */
 static int reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg *update,
-			      struct mallafs_reason *why)
+                              struct mallafs_reason *why)
 {
 	struct mallafs_cfg *old = svc->cfg, *new = NULL, *eold = NULL, *enew = NULL;
 	int r;
@@ -527,10 +527,10 @@ static int reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg 
 		if (u == MALLAFS_UPDATE_RESTART && !want_restart) {
 			want_restart = true;
 			snprintf(restart_reason, sizeof(restart_reason), "%s: %s", in->desc->name,
-				 pr.text[0] ? pr.text : "restart requested");
+			         pr.text[0] ? pr.text : "restart requested");
 		} else if (u != MALLAFS_UPDATE_OK && u != MALLAFS_UPDATE_RESTART) {
 			mallafs_reason_set(why, "%s: %s", in->desc->name,
-					   pr.text[0] ? pr.text : "update failed");
+			                   pr.text[0] ? pr.text : "update failed");
 			/* Roll back: the configuration first, then tell the
 			 * plugins already told, in the reverse order. */
 			commit_cfg(svc, old);
@@ -540,9 +540,9 @@ static int reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg 
 					continue;
 				struct mallafs_reason br = {{0}};
 				if (t->desc->updated(t->state, new, old, &br) != MALLAFS_UPDATE_OK)
-					mu_log(MU_LOG_WARNING,
-					       "service %s: %s: rolling back: %s", svc->name,
-					       t->desc->name, br.text[0] ? br.text : "not ok");
+					mu_log(MU_LOG_WARNING, "service %s: %s: rolling back: %s",
+					       svc->name, t->desc->name,
+					       br.text[0] ? br.text : "not ok");
 			}
 			mcfg_free(new);
 			r = -EIO;
@@ -567,7 +567,7 @@ out:
 }
 
 int msvc_reconfigure(struct mallafs_svc *svc, const struct mallafs_cfg *update,
-		     struct mallafs_reason *why)
+                     struct mallafs_reason *why)
 {
 	struct mallafs_reason local = {{0}};
 	if (!why)
@@ -580,7 +580,7 @@ int msvc_reconfigure(struct mallafs_svc *svc, const struct mallafs_cfg *update,
 }
 
 int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,
-			  struct mallafs_reason *why)
+                          struct mallafs_reason *why)
 {
 	struct mallafs_reason local = {{0}};
 	struct mallafs_cfg *update = NULL;
@@ -602,10 +602,10 @@ int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,
 
 /* Runs a one-change update, refusing it first when check() says so. */
 static int reconfigure_one(struct mallafs_svc *svc, struct mallafs_cfg *update,
-			   int (*check)(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
-					struct mallafs_cfg *update, const char *section,
-					const char *key),
-			   const char *section, const char *key, struct mallafs_reason *why)
+                           int (*check)(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
+                                        struct mallafs_cfg *update, const char *section,
+                                        const char *key),
+                           const char *section, const char *key, struct mallafs_reason *why)
 {
 	struct mallafs_reason local = {{0}};
 	if (!why)
@@ -621,8 +621,8 @@ static int reconfigure_one(struct mallafs_svc *svc, struct mallafs_cfg *update,
 		mcfg_free(eff);
 		if (r < 0) {
 			if (!why->text[0])
-				mallafs_reason_set(why, "config %s%s%s: %s", section, key ? "/" : "",
-						   key ? key : "", strerror(-r));
+				mallafs_reason_set(why, "config %s%s%s: %s", section,
+				                   key ? "/" : "", key ? key : "", strerror(-r));
 			msvc_set_error(svc, why->text);
 			goto out;
 		}
@@ -651,7 +651,7 @@ static int check_names(const char *section, const char *key, struct mallafs_reas
 }
 
 int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *key,
-		    const char *value, size_t len, struct mallafs_reason *why)
+                    const char *value, size_t len, struct mallafs_reason *why)
 {
 	struct mallafs_reason local = {{0}};
 	if (!why)
@@ -661,7 +661,7 @@ int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *ke
 		len--;
 	if (r == 0 && memchr(value, '\0', len)) {
 		mallafs_reason_set(why, "config %s/%s: a value cannot hold a NUL byte", section,
-				   key);
+		                   key);
 		r = -EINVAL;
 	}
 	if (r < 0) {
@@ -683,7 +683,7 @@ int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *ke
  * than stay behind empty once the plugin leaves. A section the user made
  * stays. */
 static bool unset_empties_plugin_section(struct mallafs_svc *svc, const char *section,
-					 const char *key)
+                                         const char *key)
 {
 	bool plugin = false;
 	pthread_rwlock_rdlock(&svc->store_lock);
@@ -694,13 +694,13 @@ static bool unset_empties_plugin_section(struct mallafs_svc *svc, const char *se
 		return false;
 	pthread_mutex_lock(&svc->state_lock);
 	bool last = mcfg_section_len(svc->cfg, section) == 1 &&
-		    mallafs_cfg_get(svc->cfg, section, key) != NULL;
+	            mallafs_cfg_get(svc->cfg, section, key) != NULL;
 	pthread_mutex_unlock(&svc->state_lock);
 	return last;
 }
 
 static int check_unset(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
-		       struct mallafs_cfg *update, const char *section, const char *key)
+                       struct mallafs_cfg *update, const char *section, const char *key)
 {
 	if (!mallafs_cfg_get(eff, section, key))
 		return -ENOENT;
@@ -713,7 +713,7 @@ static int check_unset(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
 }
 
 int msvc_config_unset(struct mallafs_svc *svc, const char *section, const char *key,
-		      struct mallafs_reason *why)
+                      struct mallafs_reason *why)
 {
 	if (check_names(section, key, why) < 0)
 		return -ENOENT; /* no file by a name that cannot exist */
@@ -727,13 +727,13 @@ int msvc_config_unset(struct mallafs_svc *svc, const char *section, const char *
 }
 
 static int check_add_section(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
-			     struct mallafs_cfg *update, const char *section, const char *key)
+                             struct mallafs_cfg *update, const char *section, const char *key)
 {
 	return mcfg_has_section(eff, section) ? -EEXIST : 0;
 }
 
 static int check_del_section(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
-			     struct mallafs_cfg *update, const char *section, const char *key)
+                             struct mallafs_cfg *update, const char *section, const char *key)
 {
 	if (!mcfg_has_section(eff, section))
 		return -ENOENT;
@@ -743,7 +743,7 @@ static int check_del_section(struct mallafs_svc *svc, const struct mallafs_cfg *
 }
 
 int msvc_config_add_section(struct mallafs_svc *svc, const char *section,
-			    struct mallafs_reason *why)
+                            struct mallafs_reason *why)
 {
 	struct mallafs_reason local = {{0}};
 	if (!why)
@@ -762,7 +762,7 @@ int msvc_config_add_section(struct mallafs_svc *svc, const char *section,
 }
 
 int msvc_config_del_section(struct mallafs_svc *svc, const char *section,
-			    struct mallafs_reason *why)
+                            struct mallafs_reason *why)
 {
 	if (mu_name_check_str(section, MU_NAME_STRICT) < 0)
 		return -ENOENT;
@@ -816,7 +816,7 @@ static int start_one(struct mallafs_svc *svc, struct minst *in, struct mallafs_r
 		int r = in->desc->start(in->state, svc->cfg, &pr);
 		if (r < 0) {
 			mallafs_reason_set(why, "%s: cannot start: %s", in->desc->name,
-					   pr.text[0] ? pr.text : strerror(-r));
+			                   pr.text[0] ? pr.text : strerror(-r));
 			return r;
 		}
 	}
@@ -942,10 +942,10 @@ int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len
 	struct mu_buf b = {0};
 	msvc_status(svc, &st);
 	int r = mu_buf_printf(&b,
-			      "state: %s\nadmin: %s\nrestarts: %llu\nlast_restart: %s\n"
-			      "last_error: %s\n",
-			      msvc_state_name(st.state), msvc_admin_name(st.admin),
-			      (unsigned long long)st.restarts, st.last_restart, st.last_error);
+	                      "state: %s\nadmin: %s\nrestarts: %llu\nlast_restart: %s\n"
+	                      "last_error: %s\n",
+	                      msvc_state_name(st.state), msvc_admin_name(st.admin),
+	                      (unsigned long long)st.restarts, st.last_restart, st.last_error);
 	if (r < 0) {
 		mu_buf_free(&b);
 		return r;
@@ -956,8 +956,7 @@ int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len
 
 /* ---- setup, add and remove plugins ---- */
 
-static int names_dup(char *const *src, size_t n, const char *extra, bool extra_first,
-		     char ***ret)
+static int names_dup(char *const *src, size_t n, const char *extra, bool extra_first, char ***ret)
 {
 	char **v = calloc(n + 1, sizeof(*v));
 	size_t k = 0;
@@ -988,7 +987,7 @@ static void names_free(char **v, size_t n)
 
 /* Installs a chain and its declared names; the old ones are handed back. */
 static void chain_swap(struct mallafs_svc *svc, struct minst ***chain, size_t *n, char ***declared,
-		       size_t *ndeclared)
+                       size_t *ndeclared)
 {
 	pthread_rwlock_wrlock(&svc->store_lock);
 	struct minst **oc = svc->chain;
@@ -1020,7 +1019,7 @@ static void emit_plugin(struct mallafs_svc *svc, enum mev_op op, const char *nam
  * and stop those that left (top to bottom). A plugin failing to start puts
  * everything back as it was: -EIO with the reason. */
 static int rechain(struct mallafs_svc *svc, char **declared, size_t ndeclared,
-		   const struct mallafs_cfg *update, struct mallafs_reason *why)
+                   const struct mallafs_cfg *update, struct mallafs_reason *why)
 {
 	struct minst **chain = NULL;
 	size_t n = 0;
@@ -1092,7 +1091,7 @@ fail:
 }
 
 int msvc_setup(struct mallafs_svc *svc, const char *const *plugins, size_t nplugins,
-	       const struct mallafs_cfg *cfg, struct mallafs_reason *why)
+               const struct mallafs_cfg *cfg, struct mallafs_reason *why)
 {
 	struct mallafs_reason local = {{0}};
 	char **declared = NULL;
@@ -1185,7 +1184,7 @@ int msvc_del_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_re
 		for (const char *const *d = svc->chain[i]->desc->deps; d && *d; d++) {
 			if (strcmp(*d, name) == 0) {
 				mallafs_reason_set(why, "plugin %s needs %s",
-						   svc->chain[i]->desc->name, name);
+				                   svc->chain[i]->desc->name, name);
 				goto refused;
 			}
 		}

@@ -85,7 +85,7 @@ void msvc_set_id(struct mallafs_svc *svc, uint64_t id);
  * and the initial configuration, which passes the merge phase. Errors as for
  * msvc_add_plugin and msvc_reconfigure, with the reason in why. */
 int msvc_setup(struct mallafs_svc *svc, const char *const *plugins, size_t nplugins,
-	       const struct mallafs_cfg *cfg, struct mallafs_reason *why);
+               const struct mallafs_cfg *cfg, struct mallafs_reason *why);
 
 /* Lifecycle. set_admin moves the service to the admin status (starting or
  * stopping plugins as needed). A plugin failing to start leaves the service
@@ -109,17 +109,17 @@ int msvc_chain_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len)
  * phase), -EIO rolled back (update phase); why (may be NULL) gets the reason,
  * which also goes to last_error and the log. */
 int msvc_reconfigure(struct mallafs_svc *svc, const struct mallafs_cfg *update,
-		     struct mallafs_reason *why);
+                     struct mallafs_reason *why);
 int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,
-			  struct mallafs_reason *why);
+                          struct mallafs_reason *why);
 int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *key,
-		    const char *value, size_t len, struct mallafs_reason *why);
+                    const char *value, size_t len, struct mallafs_reason *why);
 int msvc_config_unset(struct mallafs_svc *svc, const char *section, const char *key,
-		      struct mallafs_reason *why);
+                      struct mallafs_reason *why);
 int msvc_config_add_section(struct mallafs_svc *svc, const char *section,
-			    struct mallafs_reason *why);
+                            struct mallafs_reason *why);
 int msvc_config_del_section(struct mallafs_svc *svc, const char *section,
-			    struct mallafs_reason *why);
+                            struct mallafs_reason *why);
 /* The effective configuration (explicit values plus the defaults of the
  * plugins in the chain): a private copy for the caller to free. */
 struct mallafs_cfg *msvc_config_effective(struct mallafs_svc *svc);
@@ -129,9 +129,9 @@ int msvc_config_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len
 /* The store, through the chain. op->why may be NULL. Returns op->result. */
 int64_t msvc_store_op(struct mallafs_svc *svc, struct mallafs_store_op *op);
 ssize_t msvc_store_read(struct mallafs_svc *svc, const char *key, uint64_t off, void *buf,
-			size_t len);
-ssize_t msvc_store_write(struct mallafs_svc *svc, const char *key, uint64_t off,
-			 const void *data, size_t len, unsigned flags);
+                        size_t len);
+ssize_t msvc_store_write(struct mallafs_svc *svc, const char *key, uint64_t off, const void *data,
+                         size_t len, unsigned flags);
 int msvc_store_create(struct mallafs_svc *svc, const char *key);
 int msvc_store_truncate(struct mallafs_svc *svc, const char *key, uint64_t size);
 int msvc_store_delete(struct mallafs_svc *svc, const char *key);
@@ -142,7 +142,7 @@ int msvc_store_stat(struct mallafs_svc *svc, const char *key, struct mkv_stat *r
 int msvc_store_set_mtime(struct mallafs_svc *svc, const char *key, const struct timespec *mtime);
 /* Listing passes the chain's hooks as a LIST operation, then lists. */
 int msvc_store_list(struct mallafs_svc *svc, uint64_t after_id,
-		    int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
+                    int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
 
 /* Files published by the chain's plugins (trace, metrics, ...). */
 int msvc_files_foreach(struct mallafs_svc *svc, int (*fn)(const char *name, void *arg), void *arg);

@@ -157,14 +157,18 @@ int mu_parse_u64(const char *s, uint64_t *ret)
 }
 
 static const char *const level_names[] = {
-	[MU_LOG_ERR] = "error", [MU_LOG_WARNING] = "warning",
-	[MU_LOG_INFO] = "info", [MU_LOG_DEBUG] = "debug",
+        [MU_LOG_ERR] = "error",
+        [MU_LOG_WARNING] = "warning",
+        [MU_LOG_INFO] = "info",
+        [MU_LOG_DEBUG] = "debug",
 };
 
 static void stderr_sink(enum mu_log_level level, const char *line, void *arg)
 {
-	const char *name = (level >= 0 && (size_t)level < MU_ARRAY_SIZE(level_names) &&
-			    level_names[level]) ? level_names[level] : "log";
+	const char *name =
+	        (level >= 0 && (size_t)level < MU_ARRAY_SIZE(level_names) && level_names[level])
+	                ? level_names[level]
+	                : "log";
 	fprintf(stderr, "mallafs: %s: %s\n", name, line);
 }
 

@@ -32,10 +32,9 @@ struct mu_buf {
 
 int mu_buf_reserve(struct mu_buf *b, size_t extra);
 int mu_buf_append(struct mu_buf *b, const void *data, size_t len);
-int mu_buf_printf(struct mu_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int mu_buf_printf(struct mu_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int mu_buf_vprintf(struct mu_buf *b, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+        __attribute__((format(printf, 2, 0)));
 /* Hands the (NUL-terminated) data over to the caller; b is reset. */
 char *mu_buf_steal(struct mu_buf *b, size_t *ret_len);
 void mu_buf_free(struct mu_buf *b);

@@ -15,8 +15,8 @@ static int base_store_before(void *state, struct mallafs_store_op *op)
 }
 
 const struct mallafs_plugin mallafs_plugin_base = {
-	MALLAFS_PLUGIN_INIT,
-	.name = "base",
-	.init = base_init,
-	.store_before = base_store_before,
+        MALLAFS_PLUGIN_INIT,
+        .name = "base",
+        .init = base_init,
+        .store_before = base_store_before,
 };

@@ -25,13 +25,13 @@ struct limits {
 };
 
 static const struct mallafs_setting limits_settings[] = {
-	{.key = "max_keys", .def = "0"},
-	{.key = "max_value_bytes", .def = "0"},
-	{.key = NULL},
+        {.key = "max_keys", .def = "0"},
+        {.key = "max_value_bytes", .def = "0"},
+        {.key = NULL},
 };
 
 static int check_limit(const struct mallafs_cfg *cfg, const struct mallafs_plugin *self,
-		       const char *key, uint64_t *ret, struct mallafs_reason *why)
+                       const char *key, uint64_t *ret, struct mallafs_reason *why)
 {
 	const char *v = mallafs_setting(cfg, self, key);
 	char shown[48];
@@ -40,10 +40,10 @@ static int check_limit(const struct mallafs_cfg *cfg, const struct mallafs_plugi
 	int r = pu_parse_uint(v, (uint64_t)INT64_MAX, ret);
 	if (r == -ERANGE)
 		mallafs_reason_set(why, "%s must be at most %lld, not '%s'", key,
-				   (long long)INT64_MAX, pu_excerpt(v, shown, sizeof(shown)));
+		                   (long long)INT64_MAX, pu_excerpt(v, shown, sizeof(shown)));
 	else if (r < 0)
 		mallafs_reason_set(why, "%s must be a non-negative integer, not '%s'", key,
-				   pu_excerpt(v ? v : "", shown, sizeof(shown)));
+		                   pu_excerpt(v ? v : "", shown, sizeof(shown)));
 	return r < 0 ? -EINVAL : 0;
 }
 
@@ -61,7 +61,7 @@ static int check_known(const char *key, const char *value, void *arg)
 		if (strcmp(s->key, key) == 0)
 			return 0;
 	mallafs_reason_set(c->why, "unknown setting '%s' (limits has max_keys and max_value_bytes)",
-			   pu_excerpt(key, shown, sizeof(shown)));
+	                   pu_excerpt(key, shown, sizeof(shown)));
 	return -EINVAL;
 }
 
@@ -102,8 +102,8 @@ static int limits_start(void *state, const struct mallafs_cfg *cfg, struct malla
 }
 
 static int limits_merge(void *state, const struct mallafs_cfg *old,
-			const struct mallafs_cfg *update, struct mallafs_cfg *merged,
-			struct mallafs_reason *why)
+                        const struct mallafs_cfg *update, struct mallafs_cfg *merged,
+                        struct mallafs_reason *why)
 {
 	struct limits *l = state;
 	struct known_ctx c = {limits_settings, why};
@@ -117,7 +117,7 @@ static int limits_merge(void *state, const struct mallafs_cfg *old,
 }
 
 static enum mallafs_update limits_updated(void *state, const struct mallafs_cfg *old,
-					  const struct mallafs_cfg *cfg, struct mallafs_reason *why)
+                                          const struct mallafs_cfg *cfg, struct mallafs_reason *why)
 {
 	/* Re-reading both is idempotent, so other sections' changes cost
 	 * nothing and never restart the service. */
@@ -155,16 +155,16 @@ static int limits_before(void *state, struct mallafs_store_op *op)
 		if (max_bytes > 0) {
 			if (!size_after_write(op, &size)) {
 				mallafs_reason_set(
-					op->why,
-					"a write at offset %llu is over max_value_bytes %llu",
-					(unsigned long long)op->offset,
-					(unsigned long long)max_bytes);
+				        op->why,
+				        "a write at offset %llu is over max_value_bytes %llu",
+				        (unsigned long long)op->offset,
+				        (unsigned long long)max_bytes);
 				return -EFBIG;
 			}
 			if (size > max_bytes) {
 				mallafs_reason_set(
-					op->why, "value of %llu bytes is over max_value_bytes %llu",
-					(unsigned long long)size, (unsigned long long)max_bytes);
+				        op->why, "value of %llu bytes is over max_value_bytes %llu",
+				        (unsigned long long)size, (unsigned long long)max_bytes);
 				return -EFBIG;
 			}
 		}
@@ -175,8 +175,8 @@ static int limits_before(void *state, struct mallafs_store_op *op)
 		if (max_bytes > 0 && op->offset > max_bytes && op->old_size >= 0 &&
 		    op->offset > (uint64_t)op->old_size) {
 			mallafs_reason_set(
-				op->why, "value of %llu bytes is over max_value_bytes %llu",
-				(unsigned long long)op->offset, (unsigned long long)max_bytes);
+			        op->why, "value of %llu bytes is over max_value_bytes %llu",
+			        (unsigned long long)op->offset, (unsigned long long)max_bytes);
 			return -EFBIG;
 		}
 		return 0;
@@ -190,22 +190,22 @@ static int limits_before(void *state, struct mallafs_store_op *op)
 
 	if (op->old_size < 0 && max_keys > 0 && op->nkeys >= max_keys) {
 		mallafs_reason_set(op->why, "store holds %llu keys, max_keys is %llu",
-				   (unsigned long long)op->nkeys, (unsigned long long)max_keys);
+		                   (unsigned long long)op->nkeys, (unsigned long long)max_keys);
 		return -ENOSPC;
 	}
 	return 0;
 }
 
 const struct mallafs_plugin mallafs_plugin_limits = {
-	MALLAFS_PLUGIN_INIT,
-	.name = "limits",
-	.settings = limits_settings,
-	/* lifecycle and configuration */
-	.init = limits_init,
-	.fini = limits_fini,
-	.start = limits_start,
-	.config_merge = limits_merge,
-	.updated = limits_updated,
-	/* store hooks */
-	.store_before = limits_before,
+        MALLAFS_PLUGIN_INIT,
+        .name = "limits",
+        .settings = limits_settings,
+        /* lifecycle and configuration */
+        .init = limits_init,
+        .fini = limits_fini,
+        .start = limits_start,
+        .config_merge = limits_merge,
+        .updated = limits_updated,
+        /* store hooks */
+        .store_before = limits_before,
 };

@@ -50,23 +50,23 @@ struct metric_desc {
 };
 
 static const struct metric_desc counters[C_COUNT_] = {
-	[C_GETS] = {"mallafs_store_gets_total",
-		    "Reads of a value from its start, whatever the result."},
-	[C_HITS] = {"mallafs_store_hits_total", "Gets that found the key."},
-	[C_MISSES] = {"mallafs_store_misses_total", "Gets that found no such key."},
-	[C_READ_BYTES] = {"mallafs_store_read_bytes_total", "Bytes returned by reads."},
-	[C_PUTS] = {"mallafs_store_puts_total", "Writes (puts, appends, writes at an offset)."},
-	[C_WRITTEN_BYTES] = {"mallafs_store_written_bytes_total", "Bytes stored by writes."},
-	[C_CREATES] = {"mallafs_store_creates_total", "Creations of an empty key."},
-	[C_TRUNCATES] = {"mallafs_store_truncates_total", "Truncations of a value."},
-	[C_DELETES] = {"mallafs_store_deletes_total", "Deletions of a key."},
-	[C_RENAMES] = {"mallafs_store_renames_total", "Renames of a key."},
-	[C_REFUSALS] = {"mallafs_store_refusals_total",
-			"Operations refused by a plugin or failed in the store, misses excepted."},
+        [C_GETS] = {"mallafs_store_gets_total",
+                    "Reads of a value from its start, whatever the result."},
+        [C_HITS] = {"mallafs_store_hits_total", "Gets that found the key."},
+        [C_MISSES] = {"mallafs_store_misses_total", "Gets that found no such key."},
+        [C_READ_BYTES] = {"mallafs_store_read_bytes_total", "Bytes returned by reads."},
+        [C_PUTS] = {"mallafs_store_puts_total", "Writes (puts, appends, writes at an offset)."},
+        [C_WRITTEN_BYTES] = {"mallafs_store_written_bytes_total", "Bytes stored by writes."},
+        [C_CREATES] = {"mallafs_store_creates_total", "Creations of an empty key."},
+        [C_TRUNCATES] = {"mallafs_store_truncates_total", "Truncations of a value."},
+        [C_DELETES] = {"mallafs_store_deletes_total", "Deletions of a key."},
+        [C_RENAMES] = {"mallafs_store_renames_total", "Renames of a key."},
+        [C_REFUSALS] = {"mallafs_store_refusals_total",
+                        "Operations refused by a plugin or failed in the store, misses excepted."},
 };
 
 static const struct metric_desc keys_gauge = {"mallafs_store_keys",
-					      "Keys in the store after the last operation."};
+                                              "Keys in the store after the last operation."};
 
 struct metrics {
 	struct mallafs_svc *svc;
@@ -81,7 +81,7 @@ struct metrics {
 };
 
 static int metrics_init(struct mallafs_svc *svc, const struct mallafs_plugin *self,
-			void **ret_state)
+                        void **ret_state)
 {
 	struct metrics *m = calloc(1, sizeof(*m));
 	if (!m)
@@ -101,7 +101,7 @@ static void metrics_fini(void *state)
 }
 
 static int count_key(const char *key, const void *value, size_t len, const struct timespec *mtime,
-		     void *arg)
+                     void *arg)
 {
 	(*(uint64_t *)arg)++;
 	return 0;
@@ -125,13 +125,13 @@ static int reject_key(const char *key, const char *value, void *arg)
 	struct mallafs_reason *why = arg;
 	size_t n = strlen(key);
 	mallafs_reason_set(why, "metrics has no settings, not '%.*s%s'", n > 40 ? 40 : (int)n, key,
-			   n > 40 ? "..." : "");
+	                   n > 40 ? "..." : "");
 	return -EINVAL;
 }
 
 static int metrics_merge(void *state, const struct mallafs_cfg *old,
-			 const struct mallafs_cfg *update, struct mallafs_cfg *merged,
-			 struct mallafs_reason *why)
+                         const struct mallafs_cfg *update, struct mallafs_cfg *merged,
+                         struct mallafs_reason *why)
 {
 	struct metrics *m = state;
 	return mallafs_cfg_foreach(merged, m->self->name, reject_key, why);
@@ -147,7 +147,7 @@ static int metrics_before(void *state, struct mallafs_store_op *op)
 	 * target, straight on the table, answers it without side effects. */
 	struct mallafs_store_op probe = {.code = MALLAFS_OP_GET, .key = op->new_key};
 	m->rename_replaces =
-		strcmp(op->key, op->new_key) != 0 && mallafs_store_exec(m->svc, &probe) >= 0;
+	        strcmp(op->key, op->new_key) != 0 && mallafs_store_exec(m->svc, &probe) >= 0;
 	return 0;
 }
 
@@ -239,10 +239,10 @@ static int put_label(struct mallafs_out *out, const char *v)
 }
 
 static int put_metric(struct mallafs_out *out, const struct metric_desc *d, const char *type,
-		      const char *service, uint64_t value)
+                      const char *service, uint64_t value)
 {
 	int r = mallafs_out_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s{service=\"", d->name,
-				   d->help, d->name, type, d->name);
+	                           d->help, d->name, type, d->name);
 	if (r == 0)
 		r = put_label(out, service);
 	if (r == 0)
@@ -257,28 +257,28 @@ static int render_metrics(void *state, struct mallafs_out *out)
 	int r = 0;
 	for (size_t i = 0; r == 0 && i < C_COUNT_; i++)
 		r = put_metric(out, &counters[i], "counter", service,
-			       atomic_load_explicit(&m->c[i], memory_order_relaxed));
+		               atomic_load_explicit(&m->c[i], memory_order_relaxed));
 	if (r == 0)
 		r = put_metric(out, &keys_gauge, "gauge", service,
-			       atomic_load_explicit(&m->keys, memory_order_relaxed));
+		               atomic_load_explicit(&m->keys, memory_order_relaxed));
 	return r;
 }
 
 static const struct mallafs_file metrics_files[] = {
-	{.name = "metrics", .render = render_metrics},
-	{.name = NULL},
+        {.name = "metrics", .render = render_metrics},
+        {.name = NULL},
 };
 
 const struct mallafs_plugin mallafs_plugin_metrics = {
-	MALLAFS_PLUGIN_INIT,
-	.name = "metrics",
-	.files = metrics_files,
-	/* lifecycle and configuration */
-	.init = metrics_init,
-	.fini = metrics_fini,
-	.start = metrics_start,
-	.config_merge = metrics_merge,
-	/* store hooks */
-	.store_before = metrics_before,
-	.store_after = metrics_after,
+        MALLAFS_PLUGIN_INIT,
+        .name = "metrics",
+        .files = metrics_files,
+        /* lifecycle and configuration */
+        .init = metrics_init,
+        .fini = metrics_fini,
+        .start = metrics_start,
+        .config_merge = metrics_merge,
+        /* store hooks */
+        .store_before = metrics_before,
+        .store_after = metrics_after,
 };

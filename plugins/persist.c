@@ -104,8 +104,8 @@ struct persist {
 };
 
 static const struct mallafs_setting persist_settings[] = {
-	{.key = "path", .def = "", .restart = 1},
-	{.key = NULL},
+        {.key = "path", .def = "", .restart = 1},
+        {.key = NULL},
 };
 
 static int64_t now_ns(void)
@@ -168,7 +168,7 @@ struct snap_ctx {
 };
 
 static int snap_one(const char *key, const void *value, size_t len, const struct timespec *mtime,
-		    void *arg)
+                    void *arg)
 {
 	struct snap_ctx *c = arg;
 	char head[64];
@@ -216,7 +216,7 @@ struct record {
 /* A decimal number without sign or leading zeros, ended by `end`. Returns
  * the position after the terminator, or 0 when malformed. */
 static size_t parse_num(const char *d, size_t pos, size_t size, char end, uint64_t max,
-			uint64_t *ret)
+                        uint64_t *ret)
 {
 	uint64_t v = 0;
 	size_t start = pos;
@@ -247,7 +247,7 @@ static bool key_ok(const char *k, size_t len)
 /* Checks a whole file and lists its records (pointing into d). Nothing is
  * loaded unless all of it checks out. */
 static int parse_file(const char *d, size_t size, struct record **ret, size_t *ret_n,
-		      struct mallafs_reason *why)
+                      struct mallafs_reason *why)
 {
 	struct record *v = NULL;
 	size_t n = 0, cap = 0, pos;
@@ -265,7 +265,7 @@ static int parse_file(const char *d, size_t size, struct record **ret, size_t *r
 	}
 	if (version != PERSIST_VERSION) {
 		mallafs_reason_set(why, "unsupported format version %" PRIu64 " (this is %d)",
-				   version, PERSIST_VERSION);
+		                   version, PERSIST_VERSION);
 		goto bad;
 	}
 	for (;;) {
@@ -281,29 +281,29 @@ static int parse_file(const char *d, size_t size, struct record **ret, size_t *r
 			pos = parse_num(d, pos, size, '\n', PERSIST_FILE_MAX, &vlen);
 		if (!pos) {
 			mallafs_reason_set(why, "bad record header at byte %zu (record %zu)", at,
-					   n + 1);
+			                   n + 1);
 			goto bad;
 		}
 		if (klen == 0) {
 			mallafs_reason_set(why, "bad key length 0 at byte %zu (record %zu)", at,
-					   n + 1);
+			                   n + 1);
 			goto bad;
 		}
 		if (klen + vlen + 1 > size - pos) {
 			mallafs_reason_set(why,
-					   "truncated at byte %zu: record %zu needs %" PRIu64
-					   " bytes, %zu left",
-					   pos, n + 1, klen + vlen + 1, size - pos);
+			                   "truncated at byte %zu: record %zu needs %" PRIu64
+			                   " bytes, %zu left",
+			                   pos, n + 1, klen + vlen + 1, size - pos);
 			goto bad;
 		}
 		if (!key_ok(d + pos, klen)) {
 			mallafs_reason_set(why, "invalid key name at byte %zu (record %zu)", pos,
-					   n + 1);
+			                   n + 1);
 			goto bad;
 		}
 		if (d[pos + klen + vlen] != '\n') {
 			mallafs_reason_set(why, "no newline after record %zu at byte %zu", n + 1,
-					   pos + klen + vlen);
+			                   pos + klen + vlen);
 			goto bad;
 		}
 		if (n == cap) {
@@ -339,22 +339,22 @@ static int parse_file(const char *d, size_t size, struct record **ret, size_t *r
 	}
 	if ((size_t)(nl - d) + 1 != size) {
 		mallafs_reason_set(why, "data after the end line at byte %zu",
-				   (size_t)(nl - d) + 1);
+		                   (size_t)(nl - d) + 1);
 		goto bad;
 	}
 	if (count != n) {
 		mallafs_reason_set(why,
-				   "the end line counts %" PRIu64 " records, the file holds %zu",
-				   count, n);
+		                   "the end line counts %" PRIu64 " records, the file holds %zu",
+		                   count, n);
 		goto bad;
 	}
 	uint64_t want = strtoull(sumtext, NULL, 16);
 	uint64_t got = fnv1a(FNV_INIT, d, end_at);
 	if (want != got) {
 		mallafs_reason_set(why,
-				   "checksum mismatch at byte %zu (file says %016" PRIx64
-				   ", content gives %016" PRIx64 ")",
-				   end_at, want, got);
+		                   "checksum mismatch at byte %zu (file says %016" PRIx64
+		                   ", content gives %016" PRIx64 ")",
+		                   end_at, want, got);
 		goto bad;
 	}
 	*ret = v;
@@ -532,12 +532,12 @@ static int save(struct persist *p, struct mallafs_reason *why)
 	r = fsync_dir_of(p->path);
 	if (r < 0) {
 		mallafs_reason_set(why, "cannot fsync the directory of %s: %s", p->path,
-				   strerror(-r));
+		                   strerror(-r));
 		goto out;
 	}
 	if (fstat(fd, &st) == 0) {
 		char *sp = p->saved_path && strcmp(p->saved_path, p->path) == 0 ? p->saved_path
-										: strdup(p->path);
+		                                                                : strdup(p->path);
 		if (sp != p->saved_path) {
 			free(p->saved_path);
 			p->saved_path = sp;
@@ -586,8 +586,8 @@ static void report_save(struct persist *p, int r, const struct mallafs_reason *w
 		return;
 	if (r < 0)
 		mallafs_svc_log(p->svc, LOG_ERR,
-				"persist: cannot save %s: %s (trying again at the next change)",
-				p->path, line);
+		                "persist: cannot save %s: %s (trying again at the next change)",
+		                p->path, line);
 	else
 		mallafs_svc_log(p->svc, LOG_INFO, "persist: saved %s again", p->path);
 }
@@ -644,7 +644,7 @@ static bool is_our_file(struct persist *p, const struct stat *st)
 }
 
 static int count_one(const char *key, const void *value, size_t len, const struct timespec *mtime,
-		     void *arg)
+                     void *arg)
 {
 	(*(size_t *)arg)++;
 	return 0;
@@ -672,7 +672,7 @@ static int load_or_create(struct persist *p, bool *ret_dirty, struct mallafs_rea
 		r = save(p, &pr);
 		if (r < 0)
 			mallafs_reason_set(why, "%s does not exist and cannot be created: %s",
-					   p->path, pr.text);
+			                   p->path, pr.text);
 		return r;
 	}
 	if (r == 0)
@@ -688,7 +688,7 @@ static int load_or_create(struct persist *p, bool *ret_dirty, struct mallafs_rea
 		r = mallafs_store_load(p->svc, key, recs[i].value, recs[i].vlen);
 		if (r < 0)
 			mallafs_reason_set(&pr, "cannot store key %zu of %zu: %s", i + 1, nrecs,
-					   strerror(-r));
+			                   strerror(-r));
 	}
 	if (r < 0)
 		goto fail;
@@ -722,7 +722,7 @@ static void persist_fini(void *state)
 }
 
 static int persist_init(struct mallafs_svc *svc, const struct mallafs_plugin *self,
-			void **ret_state)
+                        void **ret_state)
 {
 	struct persist *p = calloc(1, sizeof(*p));
 	int r;
@@ -752,12 +752,12 @@ static int check_path(const char *v, struct mallafs_reason *why)
 		return 0;
 	if (v[0] != '/') {
 		mallafs_reason_set(why, "path must be absolute, not '%s'",
-				   pu_excerpt(v, buf, sizeof(buf)));
+		                   pu_excerpt(v, buf, sizeof(buf)));
 		return -EINVAL;
 	}
 	if (v[strlen(v) - 1] == '/') {
 		mallafs_reason_set(why, "path must name a file, not a directory: '%s'",
-				   pu_excerpt(v, buf, sizeof(buf)));
+		                   pu_excerpt(v, buf, sizeof(buf)));
 		return -EINVAL;
 	}
 	if (strlen(v) + PERSIST_TMP_EXTRA >= 4096) {
@@ -768,8 +768,8 @@ static int check_path(const char *v, struct mallafs_reason *why)
 }
 
 static int persist_merge(void *state, const struct mallafs_cfg *old,
-			 const struct mallafs_cfg *update, struct mallafs_cfg *merged,
-			 struct mallafs_reason *why)
+                         const struct mallafs_cfg *update, struct mallafs_cfg *merged,
+                         struct mallafs_reason *why)
 {
 	struct persist *p = state;
 	return check_path(mallafs_setting(merged, p->self, "path"), why);
@@ -840,7 +840,7 @@ static void persist_stop(void *state)
 		int r = save(p, &why);
 		if (r < 0)
 			mallafs_svc_log(p->svc, LOG_ERR, "persist: cannot save %s at stop: %s",
-					p->path, why.text);
+			                p->path, why.text);
 		else
 			report_save(p, r, &why);
 	}
@@ -849,8 +849,8 @@ static void persist_stop(void *state)
 }
 
 static enum mallafs_update persist_updated(void *state, const struct mallafs_cfg *old,
-					   const struct mallafs_cfg *cfg,
-					   struct mallafs_reason *why)
+                                           const struct mallafs_cfg *cfg,
+                                           struct mallafs_reason *why)
 {
 	struct persist *p = state;
 	const char *was = mallafs_setting(old, p->self, "path");
@@ -864,13 +864,13 @@ static enum mallafs_update persist_updated(void *state, const struct mallafs_cfg
 		return MALLAFS_UPDATE_OK;
 	if (!*now)
 		mallafs_reason_set(why, "path unset: no longer persisting to '%s'",
-				   pu_excerpt(was, b1, sizeof(b1)));
+		                   pu_excerpt(was, b1, sizeof(b1)));
 	else if (!*was)
 		mallafs_reason_set(why, "path set to '%s'", pu_excerpt(now, b2, sizeof(b2)));
 	else
 		mallafs_reason_set(why, "path changed from '%s' to '%s'",
-				   pu_excerpt(was, b1, sizeof(b1)),
-				   pu_excerpt(now, b2, sizeof(b2)));
+		                   pu_excerpt(was, b1, sizeof(b1)),
+		                   pu_excerpt(now, b2, sizeof(b2)));
 	return MALLAFS_UPDATE_RESTART;
 }
 
@@ -890,16 +890,16 @@ static void persist_store_after(void *state, const struct mallafs_store_op *op)
 }
 
 const struct mallafs_plugin mallafs_plugin_persist = {
-	MALLAFS_PLUGIN_INIT,
-	.name = "persist",
-	.settings = persist_settings,
-	/* lifecycle and configuration */
-	.init = persist_init,
-	.fini = persist_fini,
-	.start = persist_start,
-	.stop = persist_stop,
-	.config_merge = persist_merge,
-	.updated = persist_updated,
-	/* store hooks */
-	.store_after = persist_store_after,
+        MALLAFS_PLUGIN_INIT,
+        .name = "persist",
+        .settings = persist_settings,
+        /* lifecycle and configuration */
+        .init = persist_init,
+        .fini = persist_fini,
+        .start = persist_start,
+        .stop = persist_stop,
+        .config_merge = persist_merge,
+        .updated = persist_updated,
+        /* store hooks */
+        .store_after = persist_store_after,
 };

@@ -61,8 +61,8 @@ struct trace {
 };
 
 static const struct mallafs_setting trace_settings[] = {
-	{.key = "lines", .def = "100"},
-	{.key = NULL},
+        {.key = "lines", .def = "100"},
+        {.key = NULL},
 };
 
 /* ---- building a line ---- */
@@ -256,7 +256,7 @@ static void record_str(struct trace *t, const char *text)
 /* ---- settings ---- */
 
 static int check_lines(const struct trace *t, const struct mallafs_cfg *cfg, size_t *ret,
-		       struct mallafs_reason *why)
+                       struct mallafs_reason *why)
 {
 	const char *v = mallafs_setting(cfg, t->self, "lines");
 	char shown[48];
@@ -267,7 +267,7 @@ static int check_lines(const struct trace *t, const struct mallafs_cfg *cfg, siz
 		return 0;
 	}
 	mallafs_reason_set(why, "lines must be an integer from 1 to %d, not '%s'", TRACE_LINES_MAX,
-			   pu_excerpt(v ? v : "", shown, sizeof(shown)));
+	                   pu_excerpt(v ? v : "", shown, sizeof(shown)));
 	return -EINVAL;
 }
 
@@ -279,7 +279,7 @@ static int check_known(const char *key, const char *value, void *arg)
 	if (strcmp(key, "lines") == 0)
 		return 0;
 	mallafs_reason_set(why, "unknown setting '%s' (trace has lines)",
-			   pu_excerpt(key, shown, sizeof(shown)));
+	                   pu_excerpt(key, shown, sizeof(shown)));
 	return -EINVAL;
 }
 
@@ -332,7 +332,7 @@ static void trace_stop(void *state)
 }
 
 static int trace_merge(void *state, const struct mallafs_cfg *old, const struct mallafs_cfg *update,
-		       struct mallafs_cfg *merged, struct mallafs_reason *why)
+                       struct mallafs_cfg *merged, struct mallafs_reason *why)
 {
 	struct trace *t = state;
 	size_t n;
@@ -487,7 +487,7 @@ out:
 }
 
 static enum mallafs_update trace_updated(void *state, const struct mallafs_cfg *old,
-					 const struct mallafs_cfg *cfg, struct mallafs_reason *why)
+                                         const struct mallafs_cfg *cfg, struct mallafs_reason *why)
 {
 	struct trace *t = state;
 	size_t n;
@@ -558,22 +558,22 @@ static int render_trace(void *state, struct mallafs_out *out)
 }
 
 static const struct mallafs_file trace_files[] = {
-	{.name = "trace", .render = render_trace},
-	{.name = NULL},
+        {.name = "trace", .render = render_trace},
+        {.name = NULL},
 };
 
 const struct mallafs_plugin mallafs_plugin_trace = {
-	MALLAFS_PLUGIN_INIT,
-	.name = "trace",
-	.settings = trace_settings,
-	.files = trace_files,
-	/* lifecycle and configuration */
-	.init = trace_init,
-	.fini = trace_fini,
-	.start = trace_start,
-	.stop = trace_stop,
-	.config_merge = trace_merge,
-	.updated = trace_updated,
-	/* store hooks */
-	.store_after = trace_after,
+        MALLAFS_PLUGIN_INIT,
+        .name = "trace",
+        .settings = trace_settings,
+        .files = trace_files,
+        /* lifecycle and configuration */
+        .init = trace_init,
+        .fini = trace_fini,
+        .start = trace_start,
+        .stop = trace_stop,
+        .config_merge = trace_merge,
+        .updated = trace_updated,
+        /* store hooks */
+        .store_after = trace_after,
 };

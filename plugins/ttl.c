@@ -104,8 +104,8 @@ struct ttl {
 };
 
 static const struct mallafs_setting ttl_settings[] = {
-	{.key = "seconds", .def = "0"},
-	{.key = NULL},
+        {.key = "seconds", .def = "0"},
+        {.key = NULL},
 };
 
 static int64_t now_ns(void)
@@ -331,7 +331,7 @@ struct scan_ctx {
 };
 
 static int scan_one(const char *key, const void *value, size_t len, const struct timespec *mtime,
-		    void *arg)
+                    void *arg)
 {
 	struct scan_ctx *c = arg;
 	struct ttl *t = c->t;
@@ -401,7 +401,7 @@ static void expire(struct ttl *t, struct ttl_entry *e)
 
 	struct mallafs_reason why = {{0}};
 	struct mallafs_store_op op = {
-		.code = MALLAFS_OP_DELETE, .key = key, .why = &why, .flags = MALLAFS_OPF_QUIET};
+	        .code = MALLAFS_OP_DELETE, .key = key, .why = &why, .flags = MALLAFS_OPF_QUIET};
 	pthread_mutex_lock(&t->lock);
 	t->expiring = &op;
 	t->expiring_written = written;
@@ -430,9 +430,9 @@ static void expire(struct ttl *t, struct ttl_entry *e)
 	pthread_mutex_unlock(&t->lock);
 	if (postponed)
 		mallafs_svc_log(t->svc, LOG_WARNING,
-				"ttl: cannot expire %s: %s; trying again in %llu s", key,
-				why.text[0] ? why.text : strerror((int)-r),
-				(unsigned long long)seconds);
+		                "ttl: cannot expire %s: %s; trying again in %llu s", key,
+		                why.text[0] ? why.text : strerror((int)-r),
+		                (unsigned long long)seconds);
 	free(key);
 	pthread_mutex_lock(&t->lock);
 }
@@ -444,7 +444,7 @@ static void *ttl_thread(void *arg)
 	while (!t->stopping) {
 		int64_t now = now_ns();
 		bool scan_due = (t->rescan && now >= t->last_scan + TTL_RESCAN_GAP_NS) ||
-				(t->seconds && now >= t->next_scan);
+		                (t->seconds && now >= t->next_scan);
 		if (scan_due) {
 			t->next_scan = now + TTL_SCAN_PERIOD_NS;
 			pthread_mutex_unlock(&t->lock);
@@ -523,20 +523,20 @@ static int check_seconds(const char *v, uint64_t *ret, struct mallafs_reason *wh
 	int r = pu_parse_uint(v, TTL_SECONDS_MAX, ret);
 	if (r == -ERANGE) {
 		mallafs_reason_set(why, "seconds must be at most %llu (100 years), not '%s'",
-				   (unsigned long long)TTL_SECONDS_MAX,
-				   pu_excerpt(v, buf, sizeof(buf)));
+		                   (unsigned long long)TTL_SECONDS_MAX,
+		                   pu_excerpt(v, buf, sizeof(buf)));
 		return -EINVAL;
 	}
 	if (r < 0) {
 		mallafs_reason_set(why, "seconds must be a non-negative integer, not '%s'",
-				   pu_excerpt(v ? v : "", buf, sizeof(buf)));
+		                   pu_excerpt(v ? v : "", buf, sizeof(buf)));
 		return -EINVAL;
 	}
 	return 0;
 }
 
 static int ttl_merge(void *state, const struct mallafs_cfg *old, const struct mallafs_cfg *update,
-		     struct mallafs_cfg *merged, struct mallafs_reason *why)
+                     struct mallafs_cfg *merged, struct mallafs_reason *why)
 {
 	struct ttl *t = state;
 	uint64_t s;
@@ -597,7 +597,7 @@ static void ttl_stop(void *state)
 }
 
 static enum mallafs_update ttl_updated(void *state, const struct mallafs_cfg *old,
-				       const struct mallafs_cfg *cfg, struct mallafs_reason *why)
+                                       const struct mallafs_cfg *cfg, struct mallafs_reason *why)
 {
 	struct ttl *t = state;
 	uint64_t seconds;
@@ -663,17 +663,17 @@ static void ttl_store_after(void *state, const struct mallafs_store_op *op)
 }
 
 const struct mallafs_plugin mallafs_plugin_ttl = {
-	MALLAFS_PLUGIN_INIT,
-	.name = "ttl",
-	.settings = ttl_settings,
-	/* lifecycle and configuration */
-	.init = ttl_init,
-	.fini = ttl_fini,
-	.start = ttl_start,
-	.stop = ttl_stop,
-	.config_merge = ttl_merge,
-	.updated = ttl_updated,
-	/* store hooks */
-	.store_before = ttl_store_before,
-	.store_after = ttl_store_after,
+        MALLAFS_PLUGIN_INIT,
+        .name = "ttl",
+        .settings = ttl_settings,
+        /* lifecycle and configuration */
+        .init = ttl_init,
+        .fini = ttl_fini,
+        .start = ttl_start,
+        .stop = ttl_stop,
+        .config_merge = ttl_merge,
+        .updated = ttl_updated,
+        /* store hooks */
+        .store_before = ttl_store_before,
+        .store_after = ttl_store_after,
 };

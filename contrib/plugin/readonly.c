@@ -24,8 +24,8 @@ struct ro {
 };
 
 static const struct mallafs_setting settings[] = {
-	{.key = "keys", .def = ""},
-	{.key = NULL},
+        {.key = "keys", .def = ""},
+        {.key = NULL},
 };
 
 /* Whether name matches one of the comma-separated patterns. */
@@ -93,7 +93,7 @@ static int ro_start(void *state, const struct mallafs_cfg *cfg, struct mallafs_r
 }
 
 static int ro_merge(void *state, const struct mallafs_cfg *old, const struct mallafs_cfg *update,
-		    struct mallafs_cfg *merged, struct mallafs_reason *why)
+                    struct mallafs_cfg *merged, struct mallafs_reason *why)
 {
 	const char *v = mallafs_setting(merged, ((struct ro *)state)->self, "keys");
 	for (const char *c = v; c && *c; c++) {
@@ -106,7 +106,7 @@ static int ro_merge(void *state, const struct mallafs_cfg *old, const struct mal
 }
 
 static enum mallafs_update ro_updated(void *state, const struct mallafs_cfg *old,
-				      const struct mallafs_cfg *cfg, struct mallafs_reason *why)
+                                      const struct mallafs_cfg *cfg, struct mallafs_reason *why)
 {
 	if (apply(state, cfg) < 0) {
 		mallafs_reason_set(why, "out of memory");
@@ -132,13 +132,7 @@ static int ro_store_before(void *state, struct mallafs_store_op *op)
 }
 
 const struct mallafs_plugin mallafs_plugin = {
-	MALLAFS_PLUGIN_INIT,
-	.name = "readonly",
-	.settings = settings,
-	.init = ro_init,
-	.fini = ro_fini,
-	.start = ro_start,
-	.config_merge = ro_merge,
-	.updated = ro_updated,
-	.store_before = ro_store_before,
+        MALLAFS_PLUGIN_INIT,      .name = "readonly",    .settings = settings,
+        .init = ro_init,          .fini = ro_fini,       .start = ro_start,
+        .config_merge = ro_merge, .updated = ro_updated, .store_before = ro_store_before,
 };

@@ -55,13 +55,13 @@ static const char *const deps[] = {DEP_ON, NULL};
 #endif
 
 const struct mallafs_plugin mallafs_plugin = {
-	.abi = DEP_ABI,
-	.size = sizeof(struct mallafs_plugin),
-	.name = DEP_SELF,
+        .abi = DEP_ABI,
+        .size = sizeof(struct mallafs_plugin),
+        .name = DEP_SELF,
 #ifdef DEP_ON
-	.deps = deps,
+        .deps = deps,
 #endif
-	.init = dep_init,
-	.start = dep_start,
-	.stop = dep_stop,
+        .init = dep_init,
+        .start = dep_start,
+        .stop = dep_stop,
 };

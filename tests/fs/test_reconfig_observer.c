@@ -61,7 +61,7 @@ static void obs_stop(void *state)
 }
 
 static int obs_merge(void *state, const struct mallafs_cfg *old, const struct mallafs_cfg *update,
-		     struct mallafs_cfg *merged, struct mallafs_reason *why)
+                     struct mallafs_cfg *merged, struct mallafs_reason *why)
 {
 	say("merge k=%s", k_of(merged));
 	if (strcmp(k_of(merged), "reject-" OBS_NAME) == 0) {
@@ -72,7 +72,7 @@ static int obs_merge(void *state, const struct mallafs_cfg *old, const struct ma
 }
 
 static enum mallafs_update obs_updated(void *state, const struct mallafs_cfg *old,
-				       const struct mallafs_cfg *cfg, struct mallafs_reason *why)
+                                       const struct mallafs_cfg *cfg, struct mallafs_reason *why)
 {
 	say("update old=%s new=%s", k_of(old), k_of(cfg));
 	if (strcmp(k_of(cfg), "fail-" OBS_NAME) == 0) {
@@ -87,11 +87,6 @@ static enum mallafs_update obs_updated(void *state, const struct mallafs_cfg *ol
 }
 
 const struct mallafs_plugin mallafs_plugin = {
-	MALLAFS_PLUGIN_INIT,
-	.name = OBS_NAME,
-	.init = obs_init,
-	.start = obs_start,
-	.stop = obs_stop,
-	.config_merge = obs_merge,
-	.updated = obs_updated,
+        MALLAFS_PLUGIN_INIT, .name = OBS_NAME,          .init = obs_init,       .start = obs_start,
+        .stop = obs_stop,    .config_merge = obs_merge, .updated = obs_updated,
 };

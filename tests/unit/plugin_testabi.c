@@ -2,7 +2,7 @@
 #include "mallafs-plugin.h"
 
 const struct mallafs_plugin mallafs_plugin = {
-	.abi = 999,
-	.size = sizeof(struct mallafs_plugin),
-	.name = "testabi",
+        .abi = 999,
+        .size = sizeof(struct mallafs_plugin),
+        .name = "testabi",
 };

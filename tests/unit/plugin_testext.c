@@ -7,12 +7,12 @@ static int render_hello(void *state, struct mallafs_out *out)
 }
 
 static const struct mallafs_file files[] = {
-	{.name = "hello", .render = render_hello},
-	{0},
+        {.name = "hello", .render = render_hello},
+        {0},
 };
 
 const struct mallafs_plugin mallafs_plugin = {
-	MALLAFS_PLUGIN_INIT,
-	.name = "testext",
-	.files = files,
+        MALLAFS_PLUGIN_INIT,
+        .name = "testext",
+        .files = files,
 };

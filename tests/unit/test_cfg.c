@@ -478,12 +478,13 @@ static void test_semicolons_roundtrip(void **state)
 	mcfg_free(back);
 	mcfg_free(cfg);
 	/* The stand-in byte itself is refused rather than read as ';'. */
-	char *err_text = "[s]\nk = a\x01" "b\n";
+	char *err_text = "[s]\nk = a\x01"
+	                 "b\n";
 	struct mallafs_cfg *out = NULL;
 	int line = 0;
 	char err[128];
 	assert_int_equal(mcfg_parse_ini(err_text, strlen(err_text), &out, &line, err, sizeof(err)),
-			 -EINVAL);
+	                 -EINVAL);
 	assert_int_equal(line, 2);
 }
 
@@ -508,7 +509,7 @@ static void test_parse_basic(void **state)
 	/* No inline comments: what config.ini shows must read back the same,
 	 * and shell commands (exec hooks) hold ';'. Whole-line comments stay. */
 	assert_string_equal(mallafs_cfg_get(cfg, "limits", "max_keys"),
-			    "100 ; not a comment: values keep ';'");
+	                    "100 ; not a comment: values keep ';'");
 	assert_string_equal(mallafs_cfg_get(cfg, "limits", "colon"), "works");
 	assert_string_equal(mallafs_cfg_get(cfg, "limits", "spaced"), "trimmed");
 	assert_string_equal(mallafs_cfg_get(cfg, "limits", "later"), "2");
@@ -659,7 +660,6 @@ static void test_parse_long_lines(void **state)
 	/* And as a continuation line. */
 	snprintf(text, max + 64, "[s]\nj = 1\n    %s\n", value);
 	parse_fails(text, strlen(text), 3, want);
-
 }
 
 static void test_line_numbers(void **state)
@@ -754,7 +754,7 @@ int main(void)
 	        cmocka_unit_test(test_render),
 	        cmocka_unit_test(test_roundtrip),
 	        cmocka_unit_test(test_parse_basic),
-		cmocka_unit_test(test_semicolons_roundtrip),
+	        cmocka_unit_test(test_semicolons_roundtrip),
 	        cmocka_unit_test(test_parse_crlf),
 	        cmocka_unit_test(test_parse_errors),
 	        cmocka_unit_test(test_parse_long_lines),

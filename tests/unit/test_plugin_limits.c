@@ -59,7 +59,7 @@ static void start_with(struct fixture *f, const char *ini)
 	const char *names[] = {"limits"};
 	if (ini)
 		assert_int_equal(mcfg_parse_ini(ini, strlen(ini), &cfg, &line, err, sizeof(err)),
-				 0);
+		                 0);
 	assert_int_equal(msvc_setup(f->svc, names, 1, cfg, &why), 0);
 	assert_int_equal(msvc_set_admin(f->svc, MSVC_ADMIN_ACTIVE), 0);
 	mcfg_free(cfg);
@@ -130,7 +130,7 @@ static void test_settings_and_defaults(void **state)
 		char key[16];
 		snprintf(key, sizeof(key), "k%d", i);
 		assert_int_equal(msvc_store_write(f->svc, key, 0, big, sizeof(big), 0),
-				 sizeof(big));
+		                 sizeof(big));
 	}
 	assert_int_equal(nkeys(f->svc), 200);
 	assert_string_equal(last_error(f->svc), "-");
@@ -145,7 +145,7 @@ static void test_max_value_bytes(void **state)
 	assert_int_equal(put(f, "k", "123456789"), -EFBIG);
 	assert_string_equal(value_of(f->svc, "k"), "12345678");
 	assert_non_null(strstr(last_error(f->svc),
-			       "limits refused put k: value of 9 bytes is over max_value_bytes 8"));
+	                       "limits refused put k: value of 9 bytes is over max_value_bytes 8"));
 
 	/* Appending past the limit, writing past it at an offset. */
 	assert_int_equal(put(f, "a", "1234"), 4);
@@ -159,7 +159,7 @@ static void test_max_value_bytes(void **state)
 	assert_string_equal(value_of(f->svc, "a"), "1234ABCD");
 	/* An append to an absent key counts from 0; an offset from 0 too. */
 	assert_int_equal(msvc_store_write(f->svc, "b", 0, "123456789", 9, MALLAFS_OPF_APPEND),
-			 -EFBIG);
+	                 -EFBIG);
 	assert_int_equal(msvc_store_write(f->svc, "c", 5, "1234", 4, 0), -EFBIG);
 	assert_int_equal(msvc_store_write(f->svc, "c", 4, "1234", 4, 0), 4);
 	assert_null(value_of(f->svc, "b"));
@@ -195,10 +195,10 @@ static void test_max_keys(void **state)
 
 	assert_int_equal(put(f, "c", "sea"), -ENOSPC);
 	assert_non_null(strstr(last_error(f->svc),
-			       "limits refused put c: store holds 2 keys, max_keys is 2"));
+	                       "limits refused put c: store holds 2 keys, max_keys is 2"));
 	assert_int_equal(msvc_store_create(f->svc, "c"), -ENOSPC);
 	assert_non_null(strstr(last_error(f->svc),
-			       "limits refused create c: store holds 2 keys, max_keys is 2"));
+	                       "limits refused create c: store holds 2 keys, max_keys is 2"));
 	assert_int_equal(msvc_store_write(f->svc, "c", 0, "x", 1, MALLAFS_OPF_APPEND), -ENOSPC);
 	assert_int_equal(nkeys(f->svc), 2);
 	assert_null(value_of(f->svc, "c"));
@@ -252,8 +252,8 @@ static void test_validation(void **state)
 			char want[256];
 			assert_int_equal(set(f, keys[k], bad[i], &why), -EINVAL);
 			snprintf(want, sizeof(want),
-				 "limits: %s must be a non-negative integer, not '%s'", keys[k],
-				 bad[i]);
+			         "limits: %s must be a non-negative integer, not '%s'", keys[k],
+			         bad[i]);
 			assert_string_equal(why.text, want);
 			assert_string_equal(config_of(f->svc), before);
 			assert_non_null(strstr(last_error(f->svc), want));
@@ -264,14 +264,14 @@ static void test_validation(void **state)
 	struct mallafs_reason why = {{0}};
 	assert_int_equal(set(f, "max_value_bytes", "9223372036854775808", &why), -EINVAL);
 	assert_string_equal(why.text, "limits: max_value_bytes must be at most "
-				      "9223372036854775807, not '9223372036854775808'");
+	                              "9223372036854775807, not '9223372036854775808'");
 	assert_int_equal(set(f, "max_keys", "99999999999999999999999", &why), -EINVAL);
 	assert_string_equal(config_of(f->svc), before);
 	assert_int_equal(set(f, "max_value_bytes", "9223372036854775807", &why), 0);
 	/* Leading zeros are still digits only. */
 	assert_int_equal(set(f, "max_keys", "007", &why), 0);
 	assert_string_equal(config_of(f->svc),
-			    "[limits]\nmax_keys = 007\nmax_value_bytes = 9223372036854775807\n");
+	                    "[limits]\nmax_keys = 007\nmax_value_bytes = 9223372036854775807\n");
 
 	/* A value that could break a line is shown tamed. */
 	const char *ini = "[limits]\nmax_keys = 1\n  2\n";
@@ -281,13 +281,13 @@ static void test_validation(void **state)
 	/* A misspelt key. */
 	assert_int_equal(set(f, "max_key", "3", &why), -EINVAL);
 	assert_string_equal(why.text, "limits: unknown setting 'max_key' (limits has max_keys and "
-				      "max_value_bytes)");
+	                              "max_value_bytes)");
 
 	/* A document with a good and a bad value changes nothing at all. */
 	ini = "[limits]\nmax_keys = 9\nmax_value_bytes = lots\n";
 	assert_int_equal(msvc_config_apply_ini(f->svc, ini, strlen(ini), &why), -EINVAL);
 	assert_string_equal(config_of(f->svc),
-			    "[limits]\nmax_keys = 007\nmax_value_bytes = 9223372036854775807\n");
+	                    "[limits]\nmax_keys = 007\nmax_value_bytes = 9223372036854775807\n");
 	/* The limit in force is still 7. */
 	for (int i = 0; i < 7; i++) {
 		char key[8];
@@ -373,7 +373,7 @@ static void test_added_at_run_time(void **state)
 	assert_int_equal(msvc_config_set(f->svc, "limits", "max_keys", "many", 4, &why), 0);
 	assert_int_equal(msvc_add_plugin(f->svc, "limits", &why), -EINVAL);
 	assert_string_equal(why.text,
-			    "limits: max_keys must be a non-negative integer, not 'many'");
+	                    "limits: max_keys must be a non-negative integer, not 'many'");
 	assert_false(msvc_has_plugin(f->svc, "limits"));
 	assert_int_equal(msvc_config_set(f->svc, "limits", "max_keys", "2", 1, &why), 0);
 	assert_int_equal(msvc_add_plugin(f->svc, "limits", &why), 0);
@@ -436,15 +436,15 @@ static void test_live_update_under_load(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_settings_and_defaults),
-		T(test_max_value_bytes),
-		T(test_max_keys),
-		T(test_both_limits_efbig_first),
-		T(test_validation),
-		T(test_live_update),
-		T(test_inactive_then_active),
-		T(test_added_at_run_time),
-		T(test_live_update_under_load),
+	        T(test_settings_and_defaults),
+	        T(test_max_value_bytes),
+	        T(test_max_keys),
+	        T(test_both_limits_efbig_first),
+	        T(test_validation),
+	        T(test_live_update),
+	        T(test_inactive_then_active),
+	        T(test_added_at_run_time),
+	        T(test_live_update_under_load),
 	};
 	mu_log_set_sink(NULL, NULL, MU_LOG_ERR);
 	return cmocka_run_group_tests_name("plugin_limits", tests, NULL, NULL);

@@ -57,7 +57,7 @@ static void start_chain(struct fixture *f, const char *const *names, size_t n, c
 	int line;
 	if (ini)
 		assert_int_equal(mcfg_parse_ini(ini, strlen(ini), &cfg, &line, err, sizeof(err)),
-				 0);
+		                 0);
 	assert_int_equal(msvc_setup(f->svc, names, n, cfg, &why), 0);
 	assert_int_equal(msvc_set_admin(f->svc, MSVC_ADMIN_ACTIVE), 0);
 	mcfg_free(cfg);
@@ -105,43 +105,43 @@ static ssize_t put(struct fixture *f, const char *key, const char *value)
 }
 
 static const char zero_text[] =
-	"# HELP mallafs_store_gets_total Reads of a value from its start, whatever the result.\n"
-	"# TYPE mallafs_store_gets_total counter\n"
-	"mallafs_store_gets_total{service=\"api\"} 0\n"
-	"# HELP mallafs_store_hits_total Gets that found the key.\n"
-	"# TYPE mallafs_store_hits_total counter\n"
-	"mallafs_store_hits_total{service=\"api\"} 0\n"
-	"# HELP mallafs_store_misses_total Gets that found no such key.\n"
-	"# TYPE mallafs_store_misses_total counter\n"
-	"mallafs_store_misses_total{service=\"api\"} 0\n"
-	"# HELP mallafs_store_read_bytes_total Bytes returned by reads.\n"
-	"# TYPE mallafs_store_read_bytes_total counter\n"
-	"mallafs_store_read_bytes_total{service=\"api\"} 0\n"
-	"# HELP mallafs_store_puts_total Writes (puts, appends, writes at an offset).\n"
-	"# TYPE mallafs_store_puts_total counter\n"
-	"mallafs_store_puts_total{service=\"api\"} 0\n"
-	"# HELP mallafs_store_written_bytes_total Bytes stored by writes.\n"
-	"# TYPE mallafs_store_written_bytes_total counter\n"
-	"mallafs_store_written_bytes_total{service=\"api\"} 0\n"
-	"# HELP mallafs_store_creates_total Creations of an empty key.\n"
-	"# TYPE mallafs_store_creates_total counter\n"
-	"mallafs_store_creates_total{service=\"api\"} 0\n"
-	"# HELP mallafs_store_truncates_total Truncations of a value.\n"
-	"# TYPE mallafs_store_truncates_total counter\n"
-	"mallafs_store_truncates_total{service=\"api\"} 0\n"
-	"# HELP mallafs_store_deletes_total Deletions of a key.\n"
-	"# TYPE mallafs_store_deletes_total counter\n"
-	"mallafs_store_deletes_total{service=\"api\"} 0\n"
-	"# HELP mallafs_store_renames_total Renames of a key.\n"
-	"# TYPE mallafs_store_renames_total counter\n"
-	"mallafs_store_renames_total{service=\"api\"} 0\n"
-	"# HELP mallafs_store_refusals_total Operations refused by a plugin or failed in the "
-	"store, misses excepted.\n"
-	"# TYPE mallafs_store_refusals_total counter\n"
-	"mallafs_store_refusals_total{service=\"api\"} 0\n"
-	"# HELP mallafs_store_keys Keys in the store after the last operation.\n"
-	"# TYPE mallafs_store_keys gauge\n"
-	"mallafs_store_keys{service=\"api\"} 0\n";
+        "# HELP mallafs_store_gets_total Reads of a value from its start, whatever the result.\n"
+        "# TYPE mallafs_store_gets_total counter\n"
+        "mallafs_store_gets_total{service=\"api\"} 0\n"
+        "# HELP mallafs_store_hits_total Gets that found the key.\n"
+        "# TYPE mallafs_store_hits_total counter\n"
+        "mallafs_store_hits_total{service=\"api\"} 0\n"
+        "# HELP mallafs_store_misses_total Gets that found no such key.\n"
+        "# TYPE mallafs_store_misses_total counter\n"
+        "mallafs_store_misses_total{service=\"api\"} 0\n"
+        "# HELP mallafs_store_read_bytes_total Bytes returned by reads.\n"
+        "# TYPE mallafs_store_read_bytes_total counter\n"
+        "mallafs_store_read_bytes_total{service=\"api\"} 0\n"
+        "# HELP mallafs_store_puts_total Writes (puts, appends, writes at an offset).\n"
+        "# TYPE mallafs_store_puts_total counter\n"
+        "mallafs_store_puts_total{service=\"api\"} 0\n"
+        "# HELP mallafs_store_written_bytes_total Bytes stored by writes.\n"
+        "# TYPE mallafs_store_written_bytes_total counter\n"
+        "mallafs_store_written_bytes_total{service=\"api\"} 0\n"
+        "# HELP mallafs_store_creates_total Creations of an empty key.\n"
+        "# TYPE mallafs_store_creates_total counter\n"
+        "mallafs_store_creates_total{service=\"api\"} 0\n"
+        "# HELP mallafs_store_truncates_total Truncations of a value.\n"
+        "# TYPE mallafs_store_truncates_total counter\n"
+        "mallafs_store_truncates_total{service=\"api\"} 0\n"
+        "# HELP mallafs_store_deletes_total Deletions of a key.\n"
+        "# TYPE mallafs_store_deletes_total counter\n"
+        "mallafs_store_deletes_total{service=\"api\"} 0\n"
+        "# HELP mallafs_store_renames_total Renames of a key.\n"
+        "# TYPE mallafs_store_renames_total counter\n"
+        "mallafs_store_renames_total{service=\"api\"} 0\n"
+        "# HELP mallafs_store_refusals_total Operations refused by a plugin or failed in the "
+        "store, misses excepted.\n"
+        "# TYPE mallafs_store_refusals_total counter\n"
+        "mallafs_store_refusals_total{service=\"api\"} 0\n"
+        "# HELP mallafs_store_keys Keys in the store after the last operation.\n"
+        "# TYPE mallafs_store_keys gauge\n"
+        "mallafs_store_keys{service=\"api\"} 0\n";
 
 static void test_exact_text(void **state)
 {
@@ -156,13 +156,13 @@ static void test_exact_text(void **state)
 	char want[sizeof(zero_text) + 64];
 	snprintf(want, sizeof(want), "%s", zero_text);
 	const char *subst[][2] = {
-		{"gets_total{service=\"api\"} 0", "gets_total{service=\"api\"} 1"},
-		{"hits_total{service=\"api\"} 0", "hits_total{service=\"api\"} 1"},
-		{"read_bytes_total{service=\"api\"} 0", "read_bytes_total{service=\"api\"} 5"},
-		{"puts_total{service=\"api\"} 0", "puts_total{service=\"api\"} 1"},
-		{"written_bytes_total{service=\"api\"} 0",
-		 "written_bytes_total{service=\"api\"} 5"},
-		{"keys{service=\"api\"} 0", "keys{service=\"api\"} 1"},
+	        {"gets_total{service=\"api\"} 0", "gets_total{service=\"api\"} 1"},
+	        {"hits_total{service=\"api\"} 0", "hits_total{service=\"api\"} 1"},
+	        {"read_bytes_total{service=\"api\"} 0", "read_bytes_total{service=\"api\"} 5"},
+	        {"puts_total{service=\"api\"} 0", "puts_total{service=\"api\"} 1"},
+	        {"written_bytes_total{service=\"api\"} 0",
+	         "written_bytes_total{service=\"api\"} 5"},
+	        {"keys{service=\"api\"} 0", "keys{service=\"api\"} 1"},
 	};
 	for (size_t i = 0; i < MU_ARRAY_SIZE(subst); i++) {
 		char *p = strstr(want, subst[i][0]);
@@ -206,8 +206,8 @@ static void test_format_rules(void **state)
 			unsigned long long v;
 			char tail;
 			assert_int_equal(
-				sscanf(line, "%127[^{]{service=\"api\"} %llu%c", name, &v, &tail),
-				2);
+			        sscanf(line, "%127[^{]{service=\"api\"} %llu%c", name, &v, &tail),
+			        2);
 			assert_string_equal(name, family);
 			families++;
 			phase = 0;
@@ -438,16 +438,16 @@ static void test_concurrent_gets_exact(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_exact_text),
-		T(test_format_rules),
-		T(test_counts),
-		T(test_keys_gauge),
-		T(test_added_later_counts_existing_keys),
-		T(test_restart_keeps_counters),
-		T(test_refusals_from_below),
-		T(test_no_settings),
-		T(test_file_events),
-		T(test_concurrent_gets_exact),
+	        T(test_exact_text),
+	        T(test_format_rules),
+	        T(test_counts),
+	        T(test_keys_gauge),
+	        T(test_added_later_counts_existing_keys),
+	        T(test_restart_keeps_counters),
+	        T(test_refusals_from_below),
+	        T(test_no_settings),
+	        T(test_file_events),
+	        T(test_concurrent_gets_exact),
 	};
 	mu_log_set_sink(NULL, NULL, MU_LOG_ERR);
 	return cmocka_run_group_tests_name("plugin_metrics", tests, NULL, NULL);

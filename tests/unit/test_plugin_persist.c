@@ -85,7 +85,7 @@ static struct mallafs_svc *svc_at(struct fixture *f, const char *name, const cha
 	assert_int_equal(msvc_setup(svc, names, 1, NULL, &why), 0);
 	if (path)
 		assert_int_equal(msvc_config_set(svc, "persist", "path", path, strlen(path), &why),
-				 0);
+		                 0);
 	return svc;
 }
 
@@ -105,7 +105,7 @@ static struct msvc_status status_of(struct mallafs_svc *svc)
 static void put(struct mallafs_svc *svc, const char *key, const void *value, size_t len)
 {
 	assert_int_equal(msvc_store_write(svc, key, 0, value, len, MALLAFS_OPF_REPLACE),
-			 (ssize_t)len);
+	                 (ssize_t)len);
 }
 
 static void puts_(struct mallafs_svc *svc, const char *key, const char *value)
@@ -208,7 +208,7 @@ static void write_store_file(const char *path, const char *const *kv, size_t n)
 	fprintf(m, "mallafs-store 1\n");
 	for (size_t i = 0; i < n; i++)
 		fprintf(m, "%zu %zu\n%s%s\n", strlen(kv[2 * i]), strlen(kv[2 * i + 1]), kv[2 * i],
-			kv[2 * i + 1]);
+		        kv[2 * i + 1]);
 	fflush(m);
 	uint64_t sum = fnv(text, len);
 	fprintf(m, "end %zu %016llx\n", n, (unsigned long long)sum);
@@ -259,7 +259,7 @@ static void test_round_trip(void **state)
 	assert_non_null(d);
 	char want[64];
 	snprintf(want, sizeof(want), "mallafs-store 1\nend 0 %016llx\n",
-		 (unsigned long long)fnv("mallafs-store 1\n", 16));
+	         (unsigned long long)fnv("mallafs-store 1\n", 16));
 	assert_int_equal(len, strlen(want));
 	assert_memory_equal(d, want, len);
 	free(d);
@@ -394,7 +394,7 @@ static void test_corrupt_files(void **state)
 	/* A value length past the end. */
 	const char past[] = "mallafs-store 1\n5 900\nalphaone\nend 1 0000000000000000\n";
 	expect_bad(f, past, sizeof(past) - 1,
-		   "truncated at byte 22: record 1 needs 906 bytes, 32 left");
+	           "truncated at byte 22: record 1 needs 906 bytes, 32 left");
 	memcpy(bad, good, len);
 	char *hdr = memmem(bad, len, "5 3\n", 4);
 	hdr[2] = '9';
@@ -474,7 +474,7 @@ static void test_unreadable_path(void **state)
 	assert_int_equal(st.state, MSVC_FAILED);
 	char want[256];
 	snprintf(want, sizeof(want), "persist: cannot start: cannot load %s: it is a directory",
-		 f->path);
+	         f->path);
 	assert_non_null(strstr(st.last_error, want));
 	assert_string_equal(get(svc, "mine", NULL), "v");
 
@@ -509,8 +509,8 @@ static void test_bad_paths(void **state)
 	const char *bad[] = {"relative.store", "./x", "~/x", "x/", " /x"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(
-			msvc_config_set(svc, "persist", "path", bad[i], strlen(bad[i]), &why),
-			-EINVAL);
+		        msvc_config_set(svc, "persist", "path", bad[i], strlen(bad[i]), &why),
+		        -EINVAL);
 		assert_non_null(strstr(why.text, "persist: path must be absolute"));
 		assert_non_null(strstr(status_of(svc).last_error, "path must be absolute"));
 	}
@@ -768,7 +768,7 @@ static void test_created_with_current_store(void **state)
 	puts_(svc, "early", "bird");
 	struct mallafs_reason why = {{0}};
 	assert_int_equal(msvc_config_set(svc, "persist", "path", f->path, strlen(f->path), &why),
-			 0);
+	                 0);
 	assert_int_equal(msvc_add_plugin(svc, "persist", &why), 0);
 	assert_true(file_has(f->path, "5 4\nearlybird\n", 14, 0));
 	/* Removing the plugin flushes and leaves the file. */
@@ -782,19 +782,19 @@ static void test_created_with_current_store(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_setting_listed_and_empty_path_does_nothing,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_saved_after_changes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_corrupt_files, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unreadable_path, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_paths, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_path_change_restarts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_inactive_changes_kept, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_burst_consistent, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_write_errors_retried, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_mode_kept, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_created_with_current_store, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_setting_listed_and_empty_path_does_nothing,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_saved_after_changes, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_corrupt_files, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_unreadable_path, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_bad_paths, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_path_change_restarts, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_inactive_changes_kept, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_burst_consistent, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_write_errors_retried, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_mode_kept, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_created_with_current_store, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

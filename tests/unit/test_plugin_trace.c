@@ -61,7 +61,7 @@ static void start_chain(struct fixture *f, const char *const *names, size_t n, c
 	int line;
 	if (ini)
 		assert_int_equal(mcfg_parse_ini(ini, strlen(ini), &cfg, &line, err, sizeof(err)),
-				 0);
+		                 0);
 	assert_int_equal(msvc_setup(f->svc, names, n, cfg, &why), 0);
 	assert_int_equal(msvc_set_admin(f->svc, MSVC_ADMIN_ACTIVE), 0);
 	mcfg_free(cfg);
@@ -85,10 +85,10 @@ static bool digits(const char *p, size_t n)
 static time_t check_stamp(const char *line)
 {
 	assert_true(digits(line, 4) && line[4] == '-' && digits(line + 5, 2) && line[7] == '-' &&
-		    digits(line + 8, 2) && line[10] == 'T' && digits(line + 11, 2) &&
-		    line[13] == ':' && digits(line + 14, 2) && line[16] == ':' &&
-		    digits(line + 17, 2) && line[19] == '.' && digits(line + 20, 3) &&
-		    line[23] == 'Z' && line[24] == ' ');
+	            digits(line + 8, 2) && line[10] == 'T' && digits(line + 11, 2) &&
+	            line[13] == ':' && digits(line + 14, 2) && line[16] == ':' &&
+	            digits(line + 17, 2) && line[19] == '.' && digits(line + 20, 3) &&
+	            line[23] == 'Z' && line[24] == ' ');
 	struct tm tm = {0};
 	assert_non_null(strptime(line, "%Y-%m-%dT%H:%M:%S", &tm));
 	return timegm(&tm);
@@ -133,7 +133,7 @@ static ssize_t put(struct fixture *f, const char *key, const char *value)
 }
 
 static int set(struct fixture *f, const char *section, const char *key, const char *value,
-	       struct mallafs_reason *why)
+               struct mallafs_reason *why)
 {
 	return msvc_config_set(f->svc, section, key, value, strlen(value), why);
 }
@@ -164,19 +164,19 @@ static void test_store_operations(void **state)
 	assert_int_equal(msvc_store_list(f->svc, 0, ignore_key, NULL), 0);
 
 	assert_string_equal(trace_of(f->svc), "start\n"
-					      "put greeting 6\n"
-					      "put greeting 1\n"
-					      "get greeting 7\n"
-					      "get greeting 0\n"
-					      "get nope ENOENT\n"
-					      "create e 0\n"
-					      "create e EEXIST\n"
-					      "truncate greeting 0\n"
-					      "rename greeting hi 0\n"
-					      "rename greeting hi ENOENT\n"
-					      "delete e 0\n"
-					      "delete e ENOENT\n"
-					      "list 0\n");
+	                                      "put greeting 6\n"
+	                                      "put greeting 1\n"
+	                                      "get greeting 7\n"
+	                                      "get greeting 0\n"
+	                                      "get nope ENOENT\n"
+	                                      "create e 0\n"
+	                                      "create e EEXIST\n"
+	                                      "truncate greeting 0\n"
+	                                      "rename greeting hi 0\n"
+	                                      "rename greeting hi ENOENT\n"
+	                                      "delete e 0\n"
+	                                      "delete e ENOENT\n"
+	                                      "list 0\n");
 }
 
 /* Keys are words of the line: quoted, with C escapes, when they would
@@ -192,12 +192,12 @@ static void test_key_quoting(void **state)
 	assert_int_equal(put(f, "café", "1"), 1);
 	assert_int_equal(msvc_store_rename(f->svc, "a b", "c d"), 0);
 	assert_string_equal(trace_of(f->svc), "start\n"
-					      "put \"a b\" 1\n"
-					      "put \"say \\\"hi\\\"\" 1\n"
-					      "put \"back\\\\slash\" 1\n"
-					      "put \"two\\nlines\\tand\\x01\" 1\n"
-					      "put café 1\n"
-					      "rename \"a b\" \"c d\" 0\n");
+	                                      "put \"a b\" 1\n"
+	                                      "put \"say \\\"hi\\\"\" 1\n"
+	                                      "put \"back\\\\slash\" 1\n"
+	                                      "put \"two\\nlines\\tand\\x01\" 1\n"
+	                                      "put café 1\n"
+	                                      "rename \"a b\" \"c d\" 0\n");
 }
 
 /* A refusal from a plugin below shows its errno and reason. */
@@ -210,10 +210,10 @@ static void test_refusals_with_reason(void **state)
 	assert_int_equal(put(f, "a", "12345"), -EFBIG);
 	assert_int_equal(msvc_store_create(f->svc, "b"), -ENOSPC);
 	assert_string_equal(trace_of(f->svc),
-			    "start\n"
-			    "put a 4\n"
-			    "put a EFBIG (value of 5 bytes is over max_value_bytes 4)\n"
-			    "create b ENOSPC (store holds 1 keys, max_keys is 1)\n");
+	                    "start\n"
+	                    "put a 4\n"
+	                    "put a EFBIG (value of 5 bytes is over max_value_bytes 4)\n"
+	                    "create b ENOSPC (store holds 1 keys, max_keys is 1)\n");
 }
 
 static void test_reconfigure_lines(void **state)
@@ -242,16 +242,16 @@ static void test_reconfigure_lines(void **state)
 	assert_int_equal(set(f, "limits", "max_value_bytes", "x", &why), -EINVAL);
 
 	assert_string_equal(
-		trace_of(f->svc),
-		"start\n"
-		"reconfigure limits.max_keys=10\n"
-		"reconfigure app.mode=fast limits.max_keys=11 limits.max_value_bytes=64\n"
-		"reconfigure app.cmd=\"echo \\\"hi there\\\"\\nnext\"\n"
-		"reconfigure app.empty=\"\"\n"
-		"reconfigure -limits.max_keys\n"
-		"reconfigure -app.mode\n"
-		"reconfigure +[cache]\n"
-		"reconfigure -[cache]\n");
+	        trace_of(f->svc),
+	        "start\n"
+	        "reconfigure limits.max_keys=10\n"
+	        "reconfigure app.mode=fast limits.max_keys=11 limits.max_value_bytes=64\n"
+	        "reconfigure app.cmd=\"echo \\\"hi there\\\"\\nnext\"\n"
+	        "reconfigure app.empty=\"\"\n"
+	        "reconfigure -limits.max_keys\n"
+	        "reconfigure -app.mode\n"
+	        "reconfigure +[cache]\n"
+	        "reconfigure -[cache]\n");
 }
 
 /* A huge value is cut, and says so. */
@@ -287,11 +287,11 @@ static void test_start_stop_and_history(void **state)
 	assert_int_equal(msvc_set_admin(f->svc, MSVC_ADMIN_PAUSE), 0);
 	assert_int_equal(put(f, "d", "1"), 1);
 	assert_string_equal(trace_of(f->svc), "start\n"
-					      "put a 1\n"
-					      "stop\n"
-					      "start\n"
-					      "put c 1\n"
-					      "put d 1\n");
+	                                      "put a 1\n"
+	                                      "stop\n"
+	                                      "start\n"
+	                                      "put c 1\n"
+	                                      "put d 1\n");
 }
 
 static void test_timestamps_are_now_and_ordered(void **state)
@@ -356,8 +356,8 @@ static void test_lines_live(void **state)
 	/* Shrinking drops the oldest; the reconfiguration is the newest line. */
 	assert_int_equal(set(f, "trace", "lines", "3", &why), 0);
 	assert_string_equal(trace_of(f->svc), "put k8 1\n"
-					      "put k9 1\n"
-					      "reconfigure trace.lines=3\n");
+	                                      "put k9 1\n"
+	                                      "reconfigure trace.lines=3\n");
 	struct msvc_status st;
 	msvc_status(f->svc, &st);
 	assert_int_equal(st.restarts, 0);
@@ -366,17 +366,17 @@ static void test_lines_live(void **state)
 	assert_int_equal(set(f, "trace", "lines", "5", &why), 0);
 	assert_int_equal(put(f, "x", "v"), 1);
 	assert_string_equal(trace_of(f->svc), "put k8 1\n"
-					      "put k9 1\n"
-					      "reconfigure trace.lines=3\n"
-					      "reconfigure trace.lines=5\n"
-					      "put x 1\n");
+	                                      "put k9 1\n"
+	                                      "reconfigure trace.lines=3\n"
+	                                      "reconfigure trace.lines=5\n"
+	                                      "put x 1\n");
 	assert_int_equal(put(f, "y", "v"), 1);
 	assert_int_equal(put(f, "z", "v"), 1);
 	assert_string_equal(trace_of(f->svc), "reconfigure trace.lines=3\n"
-					      "reconfigure trace.lines=5\n"
-					      "put x 1\n"
-					      "put y 1\n"
-					      "put z 1\n");
+	                                      "reconfigure trace.lines=5\n"
+	                                      "put x 1\n"
+	                                      "put y 1\n"
+	                                      "put z 1\n");
 
 	/* One line, and back to the default by removal. */
 	assert_int_equal(set(f, "trace", "lines", "1", &why), 0);
@@ -386,8 +386,8 @@ static void test_lines_live(void **state)
 	assert_int_equal(msvc_config_unset(f->svc, "trace", "lines", &why), 0);
 	assert_int_equal(put(f, "v", "v"), 1);
 	assert_string_equal(trace_of(f->svc), "put w 1\n"
-					      "reconfigure -trace.lines\n"
-					      "put v 1\n");
+	                                      "reconfigure -trace.lines\n"
+	                                      "put v 1\n");
 	assert_int_equal(set(f, "trace", "lines", "100000", &why), 0);
 	assert_int_equal(count_lines(trace_of(f->svc)), 4);
 }
@@ -412,16 +412,16 @@ static void test_validation(void **state)
 	struct mallafs_reason why = {{0}};
 	start_trace(f, "[trace]\nlines = 7\n");
 	const char *bad[][2] = {
-		{"0", "0"},
-		{"100001", "100001"},
-		{"-1", "-1"},
-		{"+5", "+5"},
-		{"5 ", "5 "},
-		{"", ""},
-		{"abc", "abc"},
-		{"1e3", "1e3"},
-		{"99999999999999999999999", "99999999999999999999999"},
-		{"1\n2", "1?2"},
+	        {"0", "0"},
+	        {"100001", "100001"},
+	        {"-1", "-1"},
+	        {"+5", "+5"},
+	        {"5 ", "5 "},
+	        {"", ""},
+	        {"abc", "abc"},
+	        {"1e3", "1e3"},
+	        {"99999999999999999999999", "99999999999999999999999"},
+	        {"1\n2", "1?2"},
 	};
 	for (size_t i = 0; i < MU_ARRAY_SIZE(bad); i++) {
 		char want[256];
@@ -434,7 +434,7 @@ static void test_validation(void **state)
 		}
 		assert_int_equal(r, -EINVAL);
 		snprintf(want, sizeof(want),
-			 "trace: lines must be an integer from 1 to 100000, not '%s'", bad[i][1]);
+		         "trace: lines must be an integer from 1 to 100000, not '%s'", bad[i][1]);
 		assert_string_equal(why.text, want);
 	}
 	assert_int_equal(set(f, "trace", "line", "5", &why), -EINVAL);
@@ -456,7 +456,7 @@ static void test_validation(void **state)
 	assert_int_equal(set(f, "trace", "lines", "none", &why), 0);
 	assert_int_equal(msvc_add_plugin(f->svc, "trace", &why), -EINVAL);
 	assert_string_equal(why.text,
-			    "trace: lines must be an integer from 1 to 100000, not 'none'");
+	                    "trace: lines must be an integer from 1 to 100000, not 'none'");
 	assert_false(msvc_has_plugin(f->svc, "trace"));
 }
 
@@ -532,19 +532,19 @@ static void test_concurrent_readers_and_resizes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_store_operations),
-		T(test_key_quoting),
-		T(test_refusals_with_reason),
-		T(test_reconfigure_lines),
-		T(test_long_reconfigure_cut),
-		T(test_start_stop_and_history),
-		T(test_timestamps_are_now_and_ordered),
-		T(test_lines_default_and_ring),
-		T(test_lines_live),
-		T(test_lines_applied_at_start),
-		T(test_validation),
-		T(test_file_changed_events),
-		T(test_concurrent_readers_and_resizes),
+	        T(test_store_operations),
+	        T(test_key_quoting),
+	        T(test_refusals_with_reason),
+	        T(test_reconfigure_lines),
+	        T(test_long_reconfigure_cut),
+	        T(test_start_stop_and_history),
+	        T(test_timestamps_are_now_and_ordered),
+	        T(test_lines_default_and_ring),
+	        T(test_lines_live),
+	        T(test_lines_applied_at_start),
+	        T(test_validation),
+	        T(test_file_changed_events),
+	        T(test_concurrent_readers_and_resizes),
 	};
 	mu_log_set_sink(NULL, NULL, MU_LOG_ERR);
 	return cmocka_run_group_tests_name("plugin_trace", tests, NULL, NULL);

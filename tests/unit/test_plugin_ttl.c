@@ -35,16 +35,16 @@ static int nodel_before(void *state, struct mallafs_store_op *op)
 }
 
 static const struct mallafs_plugin plug_nodel = {
-	MALLAFS_PLUGIN_INIT,
-	.name = "nodel",
-	.store_before = nodel_before,
+        MALLAFS_PLUGIN_INIT,
+        .name = "nodel",
+        .store_before = nodel_before,
 };
 
 static const struct mallafs_plugin *const test_plugins[] = {
-	&mallafs_plugin_base,
-	&mallafs_plugin_ttl,
-	&plug_nodel,
-	NULL,
+        &mallafs_plugin_base,
+        &mallafs_plugin_ttl,
+        &plug_nodel,
+        NULL,
 };
 
 struct fixture {
@@ -64,7 +64,7 @@ static double now_s(void)
 static void sleep_s(double s)
 {
 	struct timespec ts = {.tv_sec = (time_t)s,
-			      .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+	                      .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
 	while (nanosleep(&ts, &ts) < 0)
 		;
 }
@@ -100,8 +100,8 @@ static void start_with(struct fixture *f, const char *const *names, size_t n, co
 	assert_int_equal(msvc_setup(f->svc, names, n, NULL, &why), 0);
 	if (seconds)
 		assert_int_equal(
-			msvc_config_set(f->svc, "ttl", "seconds", seconds, strlen(seconds), &why),
-			0);
+		        msvc_config_set(f->svc, "ttl", "seconds", seconds, strlen(seconds), &why),
+		        0);
 	assert_int_equal(msvc_set_admin(f->svc, MSVC_ADMIN_ACTIVE), 0);
 	struct msvc_status st;
 	msvc_status(f->svc, &st);
@@ -117,8 +117,8 @@ static void start_ttl(struct fixture *f, const char *seconds)
 static void put(struct fixture *f, const char *key, const char *value)
 {
 	assert_int_equal(
-		msvc_store_write(f->svc, key, 0, value, strlen(value), MALLAFS_OPF_REPLACE),
-		(ssize_t)strlen(value));
+	        msvc_store_write(f->svc, key, 0, value, strlen(value), MALLAFS_OPF_REPLACE),
+	        (ssize_t)strlen(value));
 }
 
 static bool has(struct fixture *f, const char *key)
@@ -285,13 +285,13 @@ static void test_bad_values(void **state)
 	struct fixture *f = *state;
 	start_ttl(f, "5");
 	const char *bad[] = {"abc",       "-1", "",   "1.5",  " 1",
-			     "1 ",        "+1", "1s", "0x10", "99999999999999999999",
-			     "3153600001"};
+	                     "1 ",        "+1", "1s", "0x10", "99999999999999999999",
+	                     "3153600001"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct mallafs_reason why = {{0}};
 		assert_int_equal(
-			msvc_config_set(f->svc, "ttl", "seconds", bad[i], strlen(bad[i]), &why),
-			-EINVAL);
+		        msvc_config_set(f->svc, "ttl", "seconds", bad[i], strlen(bad[i]), &why),
+		        -EINVAL);
 		assert_non_null(strstr(why.text, "ttl: seconds must be"));
 		assert_non_null(strstr(config_value(f), "[ttl]\nseconds = 5\n"));
 		struct msvc_status st;
@@ -304,9 +304,9 @@ static void test_bad_values(void **state)
 	assert_int_equal(msvc_config_set(f->svc, "ttl", "seconds", "a\nb", 3, &why), -EINVAL);
 	assert_string_equal(why.text, "ttl: seconds must be a non-negative integer, not 'a?b'");
 	assert_int_equal(msvc_config_set(f->svc, "ttl", "seconds", "3153600001", 10, &why),
-			 -EINVAL);
+	                 -EINVAL);
 	assert_string_equal(
-		why.text, "ttl: seconds must be at most 3153600000 (100 years), not '3153600001'");
+	        why.text, "ttl: seconds must be at most 3153600000 (100 years), not '3153600001'");
 	/* Rejected in the setup's merge phase too. */
 	struct mallafs_svc *other;
 	struct msvc_env env = {.plugins = f->reg};
@@ -315,7 +315,7 @@ static void test_bad_values(void **state)
 	int line = 0;
 	char err[128];
 	assert_int_equal(mcfg_parse_ini("[ttl]\nseconds = x\n", 18, &cfg, &line, err, sizeof(err)),
-			 0);
+	                 0);
 	const char *names[] = {"ttl"};
 	assert_int_equal(msvc_setup(other, names, 1, cfg, &why), -EINVAL);
 	mcfg_free(cfg);
@@ -533,21 +533,21 @@ static void test_restart_keeps_working(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_settings_listed_with_default, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_key_expires, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rewrite_postpones, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_zero_disables, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_live_change_uses_last_write, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_expiry_while_inactive, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_keys_present_at_start, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rename_inherits_age, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_delete_then_recreate, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_keys_loaded_past_the_chain, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_many_keys, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refused_delete_does_not_spin, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_while_expiring, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_restart_keeps_working, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_settings_listed_with_default, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_key_expires, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_rewrite_postpones, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_zero_disables, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_live_change_uses_last_write, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_no_expiry_while_inactive, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_keys_present_at_start, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_rename_inherits_age, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_delete_then_recreate, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_keys_loaded_past_the_chain, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_many_keys, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_refused_delete_does_not_spin, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_stop_while_expiring, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_restart_keeps_working, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,8 +133,8 @@ int main(void)
 {
 	mu_log_set_sink(NULL, NULL, MU_LOG_ERR);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_list_destroy),
-		cmocka_unit_test(test_create_full),
+	        cmocka_unit_test(test_create_list_destroy),
+	        cmocka_unit_test(test_create_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,7 +75,7 @@ static void t_stop(void *state)
 }
 
 static int t_merge(void *state, const struct mallafs_cfg *old, const struct mallafs_cfg *update,
-		   struct mallafs_cfg *merged, struct mallafs_reason *why)
+                   struct mallafs_cfg *merged, struct mallafs_reason *why)
 {
 	struct tstate *s = state;
 	record("%s.merge ", s->self->name);
@@ -88,7 +88,7 @@ static int t_merge(void *state, const struct mallafs_cfg *old, const struct mall
 }
 
 static enum mallafs_update t_updated(void *state, const struct mallafs_cfg *old,
-				     const struct mallafs_cfg *cfg, struct mallafs_reason *why)
+                                     const struct mallafs_cfg *cfg, struct mallafs_reason *why)
 {
 	struct tstate *s = state;
 	const char *v = mallafs_cfg_get(cfg, "t", "v");
@@ -134,21 +134,21 @@ static void t_after(void *state, const struct mallafs_store_op *op)
 }
 
 static const struct mallafs_setting a_settings[] = {
-	{.key = "level", .def = "3"},
-	{.key = "mode", .def = "fast", .restart = 1},
-	{0},
+        {.key = "level", .def = "3"},
+        {.key = "mode", .def = "fast", .restart = 1},
+        {0},
 };
 
 static const char *const deps_c[] = {"c", NULL};
 static const char *const deps_cyc2[] = {"cyc2", NULL};
 static const char *const deps_cyc1[] = {"cyc1", NULL};
 
-#define TPLUGIN(ident, pname, ...)                                                            \
-	static const struct mallafs_plugin ident = {                                           \
-		MALLAFS_PLUGIN_INIT, .name = pname,   .init = t_init,	  .fini = t_fini,     \
-		.start = t_start,    .stop = t_stop,  .config_merge = t_merge,                 \
-		.updated = t_updated, .store_before = t_before, .store_after = t_after,        \
-		__VA_ARGS__}
+#define TPLUGIN(ident, pname, ...)                                                       \
+	static const struct mallafs_plugin ident = {                                     \
+	        MALLAFS_PLUGIN_INIT,     .name = pname,        .init = t_init,           \
+	        .fini = t_fini,          .start = t_start,     .stop = t_stop,           \
+	        .config_merge = t_merge, .updated = t_updated, .store_before = t_before, \
+	        .store_after = t_after,  __VA_ARGS__}
 
 TPLUGIN(plug_a, "a", .deps = deps_c, .settings = a_settings);
 TPLUGIN(plug_b, "b");
@@ -161,8 +161,8 @@ static const char *const deps_missing[] = {"nosuch", NULL};
 TPLUGIN(plug_orphan, "orphan", .deps = deps_missing);
 
 static const struct mallafs_plugin *const test_plugins[] = {
-	&mallafs_plugin_base, &plug_a,	  &plug_b,    &plug_c,	    &plug_cap,
-	&plug_upper,	      &plug_cyc1, &plug_cyc2, &plug_orphan, NULL,
+        &mallafs_plugin_base, &plug_a,    &plug_b,    &plug_c,      &plug_cap,
+        &plug_upper,          &plug_cyc1, &plug_cyc2, &plug_orphan, NULL,
 };
 
 struct fixture {
@@ -334,7 +334,7 @@ static void test_add_plugin_errors_leave_chain(void **state)
 	assert_int_equal(msvc_add_plugin(f->svc, "bad name", &why), -EINVAL);
 	assert_string_equal(chain_of(f->svc), before);
 	assert_non_null(strstr(status_of(f->svc).last_error, "bad name") ||
-			strstr(status_of(f->svc).last_error, "invalid plugin name"));
+	                strstr(status_of(f->svc).last_error, "invalid plugin name"));
 
 	/* Staged configuration the new plugin's merge rejects: EINVAL, nothing added. */
 	behave.reject_merge = "b";
@@ -400,7 +400,7 @@ static void test_reconfigure_orders(void **state)
 	assert_int_equal(msvc_config_set(f->svc, "t", "v", "1\n", 2, &why), 0);
 	/* Merge top to bottom, update bottom to top. */
 	assert_string_equal(calls, "a.merge c.merge b.merge b.updated(1) c.updated(1) "
-				   "a.updated(1) ");
+	                           "a.updated(1) ");
 	assert_non_null(strstr(config_of(f->svc), "[t]\nv = 1\n"));
 
 	/* Nothing changed: merge only, no update callbacks. */
@@ -458,7 +458,7 @@ static void test_reconfigure_update_error_rolls_back(void **state)
 	mcfg_free(update);
 	/* b and c were told of v=2, a failed; c and b are told of v=1 again. */
 	assert_string_equal(calls, "a.merge c.merge b.merge b.updated(2) c.updated(2) "
-				   "a.updated(2) c.updated(1) b.updated(1) ");
+	                           "a.updated(2) c.updated(1) b.updated(1) ");
 	assert_string_equal(why.text, "a: cannot apply");
 	assert_string_equal(config_of(f->svc), before);
 	assert_non_null(strstr(status_of(f->svc).last_error, "a: cannot apply"));
@@ -478,7 +478,7 @@ static void test_reconfigure_restart_keeps_store(void **state)
 	events_of(f);
 	assert_int_equal(msvc_config_set(f->svc, "a", "mode", "slow", 4, &why), 0);
 	assert_string_equal(calls, "a.merge c.merge b.merge b.updated(-) c.updated(-) "
-				   "a.updated(-) a.stop c.stop b.stop b.start c.start a.start ");
+	                           "a.updated(-) a.stop c.stop b.stop b.start c.start a.start ");
 	struct msvc_status st = status_of(f->svc);
 	assert_int_equal(st.restarts, 1);
 	assert_int_equal(st.state, MSVC_RUNNING);
@@ -568,7 +568,7 @@ static void test_store_through_chain(void **state)
 	/* Refused at the top: nothing below sees it, nothing stored changes. */
 	calls[0] = '\0';
 	assert_int_equal(msvc_store_write(f->svc, "k", 0, "0123456789", 10, MALLAFS_OPF_REPLACE),
-			 -EFBIG);
+	                 -EFBIG);
 	assert_string_equal(calls, "cap.put cap.after(-27) ");
 	memset(buf, 0, sizeof(buf));
 	assert_int_equal(msvc_store_read(f->svc, "k", 0, buf, sizeof(buf)), 5);
@@ -613,9 +613,9 @@ static void test_store_events(void **state)
 	assert_int_equal(msvc_store_delete(f->svc, "j"), 0);
 	char *ev = events_of(f);
 	const char *want[] = {"create services/api/store/k\n", "write services/api/store/k 3\n",
-			      "write services/api/store/k 4\n",
-			      "rename services/api/store/k services/api/store/j\n",
-			      "delete services/api/store/j\n"};
+	                      "write services/api/store/k 4\n",
+	                      "rename services/api/store/k services/api/store/j\n",
+	                      "delete services/api/store/j\n"};
 	const char *p = ev;
 	for (size_t i = 0; i < MU_ARRAY_SIZE(want); i++) {
 		const char *hit = strstr(p, want[i]);
@@ -658,7 +658,7 @@ static void test_admin_status(void **state)
 	size_t len;
 	assert_int_equal(msvc_status_render(f->svc, &text, &len), 0);
 	assert_non_null(strstr(text, "state: running\nadmin: active\nrestarts: 0\n"
-				     "last_restart: -\nlast_error: "));
+	                             "last_restart: -\nlast_error: "));
 	assert_int_equal(len, strlen(text));
 	free(text);
 }
@@ -701,9 +701,7 @@ static void test_destroy_stops_top_to_bottom(void **state)
 
 static void test_plugin_abi_check(void **state)
 {
-	struct mallafs_plugin d = {.abi = MALLAFS_PLUGIN_ABI + 1,
-				   .size = sizeof(d),
-				   .name = "x"};
+	struct mallafs_plugin d = {.abi = MALLAFS_PLUGIN_ABI + 1, .size = sizeof(d), .name = "x"};
 	struct mallafs_reason why = {{0}};
 	assert_int_equal(mplugreg_check(&d, "x", &why), -EINVAL);
 	assert_non_null(strstr(why.text, "ABI version"));
@@ -763,27 +761,27 @@ int main(void)
 {
 	mu_log_set_sink(NULL, NULL, MU_LOG_ERR);
 	const struct CMUnitTest tests[] = {
-		T(test_new_service_has_base_only),
-		T(test_chain_order_declared_and_deps),
-		T(test_setup_errors),
-		T(test_add_plugin),
-		T(test_add_plugin_errors_leave_chain),
-		T(test_del_plugin),
-		T(test_del_keeps_declared_dependency),
-		T(test_reconfigure_orders),
-		T(test_reconfigure_rejected),
-		T(test_reconfigure_update_error_rolls_back),
-		T(test_reconfigure_restart_keeps_store),
-		T(test_config_keys_and_sections),
-		T(test_config_staged_for_absent_plugin),
-		T(test_store_through_chain),
-		T(test_store_hook_changes_value),
-		T(test_store_events),
-		T(test_admin_status),
-		T(test_start_failure),
-		T(test_destroy_stops_top_to_bottom),
-		cmocka_unit_test(test_plugin_abi_check),
-		cmocka_unit_test(test_external_plugins),
+	        T(test_new_service_has_base_only),
+	        T(test_chain_order_declared_and_deps),
+	        T(test_setup_errors),
+	        T(test_add_plugin),
+	        T(test_add_plugin_errors_leave_chain),
+	        T(test_del_plugin),
+	        T(test_del_keeps_declared_dependency),
+	        T(test_reconfigure_orders),
+	        T(test_reconfigure_rejected),
+	        T(test_reconfigure_update_error_rolls_back),
+	        T(test_reconfigure_restart_keeps_store),
+	        T(test_config_keys_and_sections),
+	        T(test_config_staged_for_absent_plugin),
+	        T(test_store_through_chain),
+	        T(test_store_hook_changes_value),
+	        T(test_store_events),
+	        T(test_admin_status),
+	        T(test_start_failure),
+	        T(test_destroy_stops_top_to_bottom),
+	        cmocka_unit_test(test_plugin_abi_check),
+	        cmocka_unit_test(test_external_plugins),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,7 +54,7 @@ static void g_stop(void *state)
 }
 
 static enum mallafs_update g_updated(void *state, const struct mallafs_cfg *old,
-				     const struct mallafs_cfg *cfg, struct mallafs_reason *why)
+                                     const struct mallafs_cfg *cfg, struct mallafs_reason *why)
 {
 	int n = atomic_fetch_add(&updates, 1);
 	int ms = atomic_load(&slow_update_ms);
@@ -77,15 +77,15 @@ static int g_before(void *state, struct mallafs_store_op *op)
 }
 
 static const struct mallafs_plugin plug_guard = {
-	MALLAFS_PLUGIN_INIT, .name = "guard", .init = g_init, .fini = g_fini,
-	.start = g_start, .stop = g_stop, .updated = g_updated, .store_before = g_before,
+        MALLAFS_PLUGIN_INIT, .name = "guard", .init = g_init,       .fini = g_fini,
+        .start = g_start,    .stop = g_stop,  .updated = g_updated, .store_before = g_before,
 };
 static const struct mallafs_plugin plug_extra = {
-	MALLAFS_PLUGIN_INIT, .name = "extra", .init = g_init, .fini = g_fini,
-	.start = g_start, .stop = g_stop, .store_before = g_before,
+        MALLAFS_PLUGIN_INIT, .name = "extra", .init = g_init,           .fini = g_fini,
+        .start = g_start,    .stop = g_stop,  .store_before = g_before,
 };
 static const struct mallafs_plugin *const plugins[] = {&mallafs_plugin_base, &plug_guard,
-							&plug_extra, NULL};
+                                                       &plug_extra, NULL};
 
 static struct mrt *new_rt(void)
 {
@@ -113,7 +113,8 @@ static void *writer(void *arg)
 		for (int k = 0; k < KEYS; k++) {
 			snprintf(key, sizeof(key), "w%d-%d", w->id, k);
 			int n = snprintf(val, sizeof(val), "%d:%d", round, k);
-			if (msvc_store_write(w->svc, key, 0, val, (size_t)n, MALLAFS_OPF_REPLACE) != n)
+			if (msvc_store_write(w->svc, key, 0, val, (size_t)n, MALLAFS_OPF_REPLACE) !=
+			    n)
 				atomic_fetch_add(w->errors, 1);
 			/* Read after write sees it, every time. */
 			ssize_t r = msvc_store_read(w->svc, key, 0, got, sizeof(got));
@@ -260,8 +261,8 @@ int main(void)
 {
 	mu_log_set_sink(NULL, NULL, MU_LOG_ERR);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_store_races_reconfiguration),
-		cmocka_unit_test(test_slow_callback_blocks_nobody_else),
+	        cmocka_unit_test(test_store_races_reconfiguration),
+	        cmocka_unit_test(test_slow_callback_blocks_nobody_else),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
