@@ -30,7 +30,7 @@ int mfs_echoes_start(struct mfs *fs)
 	struct mfs_echoes *ec = calloc(1, sizeof(*ec));
 	if (!ec)
 		return -ENOMEM;
-	int r = mfs_echoproc_start(&ec->proc);
+	int r = mfs_echoproc_start(fs->mountpoint, &ec->proc);
 	if (r < 0) {
 		free(ec);
 		return r;
@@ -183,7 +183,11 @@ void mfs_echo_create(struct mfs *fs, const char *path, bool dir)
 		mfs_resolved_put(fs, &r);
 		return; /* its folder was never seen: nobody can watch it */
 	}
-	fuse_lowlevel_notify_inval_entry(fs->se, r.parent->ino, r.last, strlen(r.last));
+	/* Only a name the kernel still holds (its node is in the table) needs
+	 * dropping: the kernel takes the folder's lock to drop it, and could
+	 * wait there on a request in flight. */
+	if (r.node)
+		fuse_lowlevel_notify_inval_entry(fs->se, r.parent->ino, r.last, strlen(r.last));
 	set_echo(fs, MFS_ECHO_CREATE, r.parent->ino, r.last);
 	mfs_echoproc_do(fs->echoes->proc, dir ? MFS_ECHO_OP_MKDIR : MFS_ECHO_OP_CREATE, abs);
 	set_echo(fs, MFS_ECHO_NONE, 0, NULL);
@@ -208,8 +212,10 @@ void mfs_echo_delete(struct mfs *fs, const char *path, bool dir)
 	if (e < 0)
 		mu_log(MU_LOG_DEBUG, "notifier: echo delete %s: %s", path, strerror(-e));
 	set_echo(fs, MFS_ECHO_NONE, 0, NULL);
-	/* Whatever happened, no cache may keep it. */
+	/* Whatever happened, no cache may keep it: an unlink that went through
+	 * took the kernel's entry with it; one that failed leaves it to drop. */
 	mfs_node_unhash(fs, r.parent, r.last);
-	fuse_lowlevel_notify_inval_entry(fs->se, r.parent->ino, r.last, strlen(r.last));
+	if (e < 0)
+		fuse_lowlevel_notify_inval_entry(fs->se, r.parent->ino, r.last, strlen(r.last));
 	mfs_resolved_put(fs, &r);
 }

@@ -10,6 +10,14 @@
  * and the child, which dies with its parent (PR_SET_PDEATHSIG), goes too.
  * The notifier waits on the socket only, which a kill always ends.
  *
+ * A dead daemon's connection can still be held open: the notifier thread
+ * may sit, unkillable, in a cache invalidation that waits for a folder's
+ * lock, held by a process whose request only the dead daemon would have
+ * answered. So when the daemon dies, the child aborts the connection
+ * itself (the connection's abort file in fusectl, and a forced unmount,
+ * which aborts a FUSE connection): every waiter wakes, the daemon's last
+ * thread exits, and the mount is gone or unmountable.
+ *
  * The child is forked from a process that runs threads, so until it exits
  * it calls only async-signal-safe functions, on memory of its own stack. */
 #include <errno.h>
@@ -19,6 +27,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -38,6 +48,62 @@ struct mfs_echoproc {
 };
 
 #define CHILD_SOCK 3
+
+/* What the child needs to abort the connection, made before the fork. */
+struct abort_info {
+	const char *mountpoint;
+	char ctl[64]; /* /sys/fs/fuse/connections/N/abort, or "" */
+};
+
+/* Set by the parent-death signal. getppid() cannot tell: while another
+ * thread of the dying daemon lives, the child is its child. */
+static volatile sig_atomic_t parent_died;
+
+static void on_parent_death(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	/* The exiting thread sends it; nobody else may end the mount. */
+	if (si->si_pid == getppid() || si->si_pid == 0)
+		parent_died = 1;
+}
+
+static _Noreturn void abort_and_exit(const struct abort_info *ai)
+{
+	if (ai->ctl[0]) {
+		int fd = open(ai->ctl, O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			if (write(fd, "1", 1) < 0) {
+				/* then the forced unmount below */
+			}
+			close(fd);
+		}
+	}
+	umount2(ai->mountpoint, MNT_FORCE);
+	_exit(0);
+}
+
+/* The connection's number is its superblock's minor device number, which
+ * /proc/self/mountinfo tells (no stat of the mount: the request loop does
+ * not run yet). */
+static void find_ctl(const char *mountpoint, char *ctl, size_t len)
+{
+	ctl[0] = '\0';
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned maj, min;
+	char mnt[PATH_MAX + 1];
+	while (getline(&line, &cap, f) > 0) {
+		if (sscanf(line, "%*u %*u %u:%u %*s %4096s", &maj, &min, mnt) == 3 &&
+		    strcmp(mnt, mountpoint) == 0)
+			snprintf(ctl, len, "/sys/fs/fuse/connections/%u/abort", min);
+	}
+	free(line);
+	fclose(f);
+}
 
 static int child_do(int op, const char *path)
 {
@@ -67,12 +133,16 @@ static int child_do(int op, const char *path)
 	return EINVAL;
 }
 
-static _Noreturn void child_main(int sock, pid_t parent)
+static _Noreturn void child_main(int sock, pid_t parent, const struct abort_info *ai)
 {
-	/* Dies with the daemon, and never outlives a parent already gone. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Told when the daemon dies (its thread that forked, main(), exits
+	 * with it), and never outlives a parent already gone. No SA_RESTART:
+	 * the signal ends the wait for the next request. */
+	struct sigaction pd = {.sa_sigaction = on_parent_death, .sa_flags = SA_SIGINFO};
+	sigaction(SIGUSR1, &pd, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGUSR1);
 	if (getppid() != parent)
-		_exit(0);
+		abort_and_exit(ai);
 	/* Every descriptor goes but the socket: /dev/fuse first of all. */
 	if (sock != CHILD_SOCK && dup2(sock, CHILD_SOCK) < 0)
 		_exit(1);
@@ -92,6 +162,8 @@ static _Noreturn void child_main(int sock, pid_t parent)
 	struct msg m;
 	for (;;) {
 		ssize_t n = recv(CHILD_SOCK, &m, sizeof(m), 0);
+		if (parent_died || getppid() != parent)
+			abort_and_exit(ai);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= (ssize_t)offsetof(struct msg, path))
@@ -103,9 +175,11 @@ static _Noreturn void child_main(int sock, pid_t parent)
 	}
 }
 
-int mfs_echoproc_start(struct mfs_echoproc **ret)
+int mfs_echoproc_start(const char *mountpoint, struct mfs_echoproc **ret)
 {
 	int sv[2];
+	struct abort_info ai = {.mountpoint = mountpoint};
+	find_ctl(mountpoint, ai.ctl, sizeof(ai.ctl));
 	struct mfs_echoproc *ep = calloc(1, sizeof(*ep));
 	if (!ep)
 		return -ENOMEM;
@@ -124,7 +198,7 @@ int mfs_echoproc_start(struct mfs_echoproc **ret)
 		return -e;
 	}
 	if (pid == 0)
-		child_main(sv[1], parent);
+		child_main(sv[1], parent, &ai);
 	close(sv[1]);
 	ep->sock = sv[0];
 	ep->pid = pid;

@@ -15,8 +15,9 @@ enum mfs_echo_op {
 
 struct mfs_echoproc;
 
-/* Forks the child. 0 or -errno. */
-int mfs_echoproc_start(struct mfs_echoproc **ret);
+/* Forks the child, for the mount at mountpoint (which it aborts if the
+ * daemon dies). 0 or -errno. */
+int mfs_echoproc_start(const char *mountpoint, struct mfs_echoproc **ret);
 /* The pid its requests carry, -1 for NULL. */
 pid_t mfs_echoproc_pid(const struct mfs_echoproc *ep);
 /* Does op on the absolute path and waits for the child's answer: 0 or -errno
