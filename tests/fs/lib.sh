@@ -377,8 +377,11 @@ mfs_dump_log()
 	[[ -s $log ]] || return 0
 	first=$(grep -n -m 1 -E -- "$MFS_BAD_OUTPUT" "$log" | cut -d: -f1)
 	if [[ -n $first ]]; then
-		echo "       | --- daemon log ($log, from line $first) ---"
-		tail -n "+$first" "$log" | head -n 40 | sed 's/^/       | /'
+		# Without the daemon's info lines: other threads go on logging
+		# while a sanitizer writes its report.
+		echo "       | --- daemon log ($log, from line $first, info lines left out) ---"
+		tail -n "+$first" "$log" | grep -v '^mallafs: info: ' | head -n 40 |
+			sed 's/^/       | /'
 	else
 		echo "       | --- daemon log ($log, last 40 lines) ---"
 		tail -n 40 "$log" | sed 's/^/       | /'

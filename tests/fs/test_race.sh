@@ -169,10 +169,12 @@ done
 echo "# ${#WORKERS[@]} workers for ${RACE_SECONDS}s (at most $RACE_ROUNDS rounds each)"
 
 # race_abort WHAT: the daemon crashed or hangs: report with its log and its
-# threads, and stop here, touching the mount no more (the EXIT trap aborts
+# threads (after up to 5 s for it to finish dying), and stop here, touching the mount no more (the EXIT trap aborts
 # the connection).
 race_abort()
 {
+	# A crashing daemon may still be writing its sanitizer report.
+	mfs_poll 5000 eval '! mfs_alive "$MFS_PID"'
 	fail "$1"
 	mfs_dump_log
 	mfs_dump_threads "$MFS_PID"
