@@ -14,9 +14,10 @@
  * may sit, unkillable, in a cache invalidation that waits for a folder's
  * lock, held by a process whose request only the dead daemon would have
  * answered. So when the daemon dies, the child aborts the connection
- * itself (the connection's abort file in fusectl, and a forced unmount,
- * which aborts a FUSE connection): every waiter wakes, the daemon's last
- * thread exits, and the mount is gone or unmountable.
+ * itself (the connection's abort file in fusectl or, where fusectl is not
+ * mounted, a forced unmount, which aborts a FUSE connection): every waiter
+ * wakes, the daemon's last thread exits, and the mount is gone or
+ * `fusermount3 -u` clears it.
  *
  * The child is forked from a process that runs threads, so until it exits
  * it calls only async-signal-safe functions, on memory of its own stack. */
@@ -29,7 +30,10 @@
 #include <string.h>
 #include <stdio.h>
 #include <sys/mount.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -55,31 +59,20 @@ struct abort_info {
 	char ctl[64]; /* /sys/fs/fuse/connections/N/abort, or "" */
 };
 
-/* Set by the parent-death signal. getppid() cannot tell: while another
- * thread of the dying daemon lives, the child is its child. */
-static volatile sig_atomic_t parent_died;
-
-static void on_parent_death(int sig, siginfo_t *si, void *uc)
-{
-	(void)sig;
-	(void)uc;
-	/* The exiting thread sends it; nobody else may end the mount. */
-	if (si->si_pid == getppid() || si->si_pid == 0)
-		parent_died = 1;
-}
-
+/* By the connection's number when fusectl is mounted: no path is walked.
+ * Else a forced unmount of the mountpoint (which aborts a FUSE connection
+ * first), never through a symbolic link. */
 static _Noreturn void abort_and_exit(const struct abort_info *ai)
 {
 	if (ai->ctl[0]) {
-		int fd = open(ai->ctl, O_WRONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			if (write(fd, "1", 1) < 0) {
-				/* then the forced unmount below */
-			}
+		int fd = open(ai->ctl, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		bool done = fd >= 0 && write(fd, "1", 1) == 1;
+		if (fd >= 0)
 			close(fd);
-		}
+		if (done)
+			_exit(0);
 	}
-	umount2(ai->mountpoint, MNT_FORCE);
+	umount2(ai->mountpoint, MNT_FORCE | UMOUNT_NOFOLLOW);
 	_exit(0);
 }
 
@@ -133,13 +126,27 @@ static int child_do(int op, const char *path)
 	return EINVAL;
 }
 
+/* Whether the pending parent-death signal came from the daemon (its
+ * exiting thread sends it), not from anyone else. */
+static bool parent_died(int sfd, pid_t parent)
+{
+	struct signalfd_siginfo si;
+	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		if ((pid_t)si.ssi_pid == parent)
+			return true;
+	return false;
+}
+
 static _Noreturn void child_main(int sock, pid_t parent, const struct abort_info *ai)
 {
 	/* Told when the daemon dies (its thread that forked, main(), exits
-	 * with it), and never outlives a parent already gone. No SA_RESTART:
-	 * the signal ends the wait for the next request. */
-	struct sigaction pd = {.sa_sigaction = on_parent_death, .sa_flags = SA_SIGINFO};
-	sigaction(SIGUSR1, &pd, NULL);
+	 * with it), through a signalfd: getppid() cannot tell while another
+	 * thread of the dying daemon lives, and a signal handler may run late
+	 * under a sanitizer. Never outlives a parent already gone. */
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_SETMASK, &usr1, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGUSR1);
 	if (getppid() != parent)
 		abort_and_exit(ai);
@@ -148,6 +155,9 @@ static _Noreturn void child_main(int sock, pid_t parent, const struct abort_info
 		_exit(1);
 	close_range(0, CHILD_SOCK - 1, 0);
 	close_range(CHILD_SOCK + 1, ~0U, 0);
+	int sfd = signalfd(-1, &usr1, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0)
+		_exit(1);
 	/* A terminal's ^C and hangup are the daemon's to handle; SIGTERM,
 	 * which libfuse's handler would only note, ends the child. */
 	struct sigaction ign = {.sa_handler = SIG_IGN}, dfl = {.sa_handler = SIG_DFL};
@@ -155,19 +165,26 @@ static _Noreturn void child_main(int sock, pid_t parent, const struct abort_info
 	sigaction(SIGHUP, &ign, NULL);
 	sigaction(SIGPIPE, &ign, NULL);
 	sigaction(SIGTERM, &dfl, NULL);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 
 	struct msg m;
 	for (;;) {
-		ssize_t n = recv(CHILD_SOCK, &m, sizeof(m), 0);
-		if (parent_died || getppid() != parent)
+		struct pollfd p[2] = {{.fd = CHILD_SOCK, .events = POLLIN},
+		                      {.fd = sfd, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			_exit(1);
+		if ((p[1].revents & POLLIN) && parent_died(sfd, parent))
 			abort_and_exit(ai);
-		if (n < 0 && errno == EINTR)
+		if (!p[0].revents)
 			continue;
-		if (n <= (ssize_t)offsetof(struct msg, path))
-			_exit(0); /* the daemon closed its end, or is gone */
+		ssize_t n = recv(CHILD_SOCK, &m, sizeof(m), MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= (ssize_t)offsetof(struct msg, path)) {
+			/* The daemon closed its end, or is gone. */
+			if (getppid() != parent)
+				abort_and_exit(ai);
+			_exit(0);
+		}
 		m.path[(size_t)n - offsetof(struct msg, path) - 1] = '\0';
 		int r = child_do(m.op, m.path);
 		while (send(CHILD_SOCK, &r, sizeof(r), MSG_NOSIGNAL) < 0 && errno == EINTR)
