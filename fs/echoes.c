@@ -170,19 +170,27 @@ void mfs_echo_modify(struct mfs *fs, const char *path)
 	mfs_resolved_put(fs, &r);
 }
 
+/* The absolute path of an entry whose folder the kernel knows (nobody can
+ * watch one in a folder never seen), and where it is in the table. */
+static bool echo_target(struct mfs *fs, const char *path, char *abs, size_t len, struct resolved *r)
+{
+	if (abs_path(fs, path, abs, len) < 0)
+		return false;
+	mfs_resolve(fs, path, r);
+	if (r->parent && r->last)
+		return true;
+	mfs_resolved_put(fs, r);
+	return false;
+}
+
 /* A new entry: IN_CREATE. The kernel must believe it is creating it, so a
  * cached dentry goes first and the echo lookup answers ENOENT. */
 void mfs_echo_create(struct mfs *fs, const char *path, bool dir)
 {
 	char abs[PATH_MAX];
 	struct resolved r;
-	if (abs_path(fs, path, abs, sizeof(abs)) < 0)
+	if (!echo_target(fs, path, abs, sizeof(abs), &r))
 		return;
-	mfs_resolve(fs, path, &r);
-	if (!r.parent || !r.last) {
-		mfs_resolved_put(fs, &r);
-		return; /* its folder was never seen: nobody can watch it */
-	}
 	/* Only a name the kernel still holds (its node is in the table) needs
 	 * dropping: the kernel takes the folder's lock to drop it, and could
 	 * wait there on a request in flight. */
@@ -199,13 +207,8 @@ void mfs_echo_delete(struct mfs *fs, const char *path, bool dir)
 {
 	char abs[PATH_MAX];
 	struct resolved r;
-	if (abs_path(fs, path, abs, sizeof(abs)) < 0)
+	if (!echo_target(fs, path, abs, sizeof(abs), &r))
 		return;
-	mfs_resolve(fs, path, &r);
-	if (!r.parent || !r.last) {
-		mfs_resolved_put(fs, &r);
-		return;
-	}
 	set_echo(fs, MFS_ECHO_DELETE, r.parent->ino, r.last);
 	int e = mfs_echoproc_do(fs->echoes->proc, dir ? MFS_ECHO_OP_RMDIR : MFS_ECHO_OP_UNLINK,
 	                        abs);

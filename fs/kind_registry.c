@@ -19,6 +19,18 @@ static void entry_times(struct stat *st, const struct mreg_entry *re)
 	st->st_mtim = st->st_atim = st->st_ctim = re->mtime;
 }
 
+/* A name's or a member's: its process's owner and its last change. */
+static int entry_stat(struct mfs_req *c, const char *name, const char *member, struct stat *st)
+{
+	struct mreg_entry re;
+	int r = mreg_stat(registry(c), name, member, &re);
+	if (r == 0) {
+		st->st_uid = re.uid;
+		entry_times(st, &re);
+	}
+	return r;
+}
+
 static int list_entry(const struct mreg_entry *e, void *arg)
 {
 	return mfs_dir_add(arg, e->name, e->kind == 'p', mfs_dir_id_off(e->id));
@@ -85,13 +97,7 @@ const struct mfs_kind mfs_kind_registry = {
 
 static int regname_stat(struct mfs_req *c, struct stat *st)
 {
-	struct mreg_entry re;
-	int r = mreg_stat(registry(c), c->name, NULL, &re);
-	if (r == 0) {
-		st->st_uid = re.uid;
-		entry_times(st, &re);
-	}
-	return r;
+	return entry_stat(c, c->name, NULL, st);
 }
 
 static int regname_render(struct mfs_req *c, char **ret, size_t *ret_len)
@@ -185,13 +191,7 @@ const struct mfs_kind mfs_kind_pool = {
 
 static int member_stat(struct mfs_req *c, struct stat *st)
 {
-	struct mreg_entry re;
-	int r = mreg_stat(registry(c), c->pname, c->name, &re);
-	if (r == 0) {
-		st->st_uid = re.uid;
-		entry_times(st, &re);
-	}
-	return r;
+	return entry_stat(c, c->pname, c->name, st);
 }
 
 static int member_render(struct mfs_req *c, char **ret, size_t *ret_len)
