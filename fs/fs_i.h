@@ -141,6 +141,7 @@ int mfs_nodes_init(struct mfs *fs);
 void mfs_nodes_fini(struct mfs *fs);
 /* A reference to the node of ino, or NULL. */
 struct mnode *mfs_node_get(struct mfs *fs, uint64_t ino);
+void mfs_node_ref(struct mfs *fs, struct mnode *n); /* another reference */
 void mfs_node_put(struct mfs *fs, struct mnode *n); /* accepts NULL */
 /* The child (parent, name) of the given kind and id, made when absent or
  * when the hashed one is another object (then unhashed). Referenced. */

@@ -195,6 +195,13 @@ struct mnode *mfs_node_get(struct mfs *fs, uint64_t ino)
 	return n;
 }
 
+void mfs_node_ref(struct mfs *fs, struct mnode *n)
+{
+	pthread_mutex_lock(&fs->lock);
+	n->refs++;
+	pthread_mutex_unlock(&fs->lock);
+}
+
 void mfs_node_put(struct mfs *fs, struct mnode *n)
 {
 	if (!n)

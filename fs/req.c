@@ -43,9 +43,7 @@ void mfs_req_child(const struct mfs_req *c, struct mnode *n, struct mallafs_svc 
                    struct mfs_req *ret)
 {
 	memset(ret, 0, sizeof(*ret));
-	pthread_mutex_lock(&c->fs->lock);
-	n->refs++;
-	pthread_mutex_unlock(&c->fs->lock);
+	mfs_node_ref(c->fs, n);
 	req_setup(ret, c->fs, c->req, n);
 	if (ret->kind->flags & MK_IN_SVC) {
 		svc = svc ? svc : c->svc;
