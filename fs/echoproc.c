@@ -14,10 +14,12 @@
  * may sit, unkillable, in a cache invalidation that waits for a folder's
  * lock, held by a process whose request only the dead daemon would have
  * answered. So when the daemon dies, the child aborts the connection
- * itself (the connection's abort file in fusectl or, where fusectl is not
- * mounted, a forced unmount, which aborts a FUSE connection): every waiter
- * wakes, the daemon's last thread exits, and the mount is gone or
- * `fusermount3 -u` clears it.
+ * itself, through the connection's abort file in the FUSE control
+ * filesystem (/sys/fs/fuse/connections/N/abort), opened before the fork:
+ * every waiter wakes, the daemon's last thread exits, and `fusermount3 -u`
+ * clears the mount. The file is held open, not named again later: a
+ * connection that is gone leaves it answering ENOTCONN, so no other
+ * filesystem's connection, which may get the same number, is ever aborted.
  *
  * The child is forked from a process that runs threads, so until it exits
  * it calls only async-signal-safe functions, on memory of its own stack. */
@@ -29,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
-#include <sys/mount.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <sys/prctl.h>
@@ -40,6 +41,7 @@
 #include <unistd.h>
 
 #include "echoproc.h"
+#include "util.h"
 
 struct msg {
 	int op; /* enum mfs_echo_op */
@@ -52,27 +54,13 @@ struct mfs_echoproc {
 };
 
 #define CHILD_SOCK 3
+#define CHILD_ABORT 4 /* the connection's abort file, when fusectl is mounted */
 
-/* What the child needs to abort the connection, made before the fork. */
-struct abort_info {
-	const char *mountpoint;
-	char ctl[64]; /* /sys/fs/fuse/connections/N/abort, or "" */
-};
-
-/* By the connection's number when fusectl is mounted: no path is walked.
- * Else a forced unmount of the mountpoint (which aborts a FUSE connection
- * first), never through a symbolic link. */
-static _Noreturn void abort_and_exit(const struct abort_info *ai)
+static _Noreturn void abort_and_exit(bool can_abort)
 {
-	if (ai->ctl[0]) {
-		int fd = open(ai->ctl, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-		bool done = fd >= 0 && write(fd, "1", 1) == 1;
-		if (fd >= 0)
-			close(fd);
-		if (done)
-			_exit(0);
+	if (can_abort && write(CHILD_ABORT, "1", 1) < 0) {
+		/* gone already: nothing left to free */
 	}
-	umount2(ai->mountpoint, MNT_FORCE | UMOUNT_NOFOLLOW);
 	_exit(0);
 }
 
@@ -137,7 +125,7 @@ static bool parent_died(int sfd, pid_t parent)
 	return false;
 }
 
-static _Noreturn void child_main(int sock, pid_t parent, const struct abort_info *ai)
+static _Noreturn void child_main(int sock, int abort_fd, pid_t parent)
 {
 	/* Told when the daemon dies (its thread that forked, main(), exits
 	 * with it), through a signalfd: getppid() cannot tell while another
@@ -148,13 +136,17 @@ static _Noreturn void child_main(int sock, pid_t parent, const struct abort_info
 	sigaddset(&usr1, SIGUSR1);
 	sigprocmask(SIG_SETMASK, &usr1, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGUSR1);
-	if (getppid() != parent)
-		abort_and_exit(ai);
-	/* Every descriptor goes but the socket: /dev/fuse first of all. */
-	if (sock != CHILD_SOCK && dup2(sock, CHILD_SOCK) < 0)
+	/* Every descriptor goes but the socket and the abort file: /dev/fuse
+	 * first of all. Both are moved out of the way of their slots first. */
+	sock = fcntl(sock, F_DUPFD, CHILD_ABORT + 1);
+	abort_fd = abort_fd >= 0 ? fcntl(abort_fd, F_DUPFD, CHILD_ABORT + 1) : -1;
+	if (sock < 0 || dup2(sock, CHILD_SOCK) < 0)
 		_exit(1);
+	bool can_abort = abort_fd >= 0 && dup2(abort_fd, CHILD_ABORT) == CHILD_ABORT;
 	close_range(0, CHILD_SOCK - 1, 0);
-	close_range(CHILD_SOCK + 1, ~0U, 0);
+	close_range(can_abort ? CHILD_ABORT + 1 : CHILD_SOCK + 1, ~0U, 0);
+	if (getppid() != parent)
+		abort_and_exit(can_abort);
 	int sfd = signalfd(-1, &usr1, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sfd < 0)
 		_exit(1);
@@ -173,7 +165,7 @@ static _Noreturn void child_main(int sock, pid_t parent, const struct abort_info
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			_exit(1);
 		if ((p[1].revents & POLLIN) && parent_died(sfd, parent))
-			abort_and_exit(ai);
+			abort_and_exit(can_abort);
 		if (!p[0].revents)
 			continue;
 		ssize_t n = recv(CHILD_SOCK, &m, sizeof(m), MSG_DONTWAIT);
@@ -182,7 +174,7 @@ static _Noreturn void child_main(int sock, pid_t parent, const struct abort_info
 		if (n <= (ssize_t)offsetof(struct msg, path)) {
 			/* The daemon closed its end, or is gone. */
 			if (getppid() != parent)
-				abort_and_exit(ai);
+				abort_and_exit(can_abort);
 			_exit(0);
 		}
 		m.path[(size_t)n - offsetof(struct msg, path) - 1] = '\0';
@@ -195,8 +187,6 @@ static _Noreturn void child_main(int sock, pid_t parent, const struct abort_info
 int mfs_echoproc_start(const char *mountpoint, struct mfs_echoproc **ret)
 {
 	int sv[2];
-	struct abort_info ai = {.mountpoint = mountpoint};
-	find_ctl(mountpoint, ai.ctl, sizeof(ai.ctl));
 	struct mfs_echoproc *ep = calloc(1, sizeof(*ep));
 	if (!ep)
 		return -ENOMEM;
@@ -205,18 +195,31 @@ int mfs_echoproc_start(const char *mountpoint, struct mfs_echoproc **ret)
 		free(ep);
 		return -e;
 	}
+	char ctl[64];
+	find_ctl(mountpoint, ctl, sizeof(ctl));
+	int abort_fd = ctl[0] ? open(ctl, O_WRONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	if (abort_fd < 0)
+		mu_log(MU_LOG_WARNING,
+		       "the FUSE control filesystem is not mounted on /sys/fs/fuse/connections: "
+		       "if mallafs is killed, a process waiting on %s may hang until the "
+		       "connection is aborted there",
+		       mountpoint);
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = errno;
 		close(sv[0]);
 		close(sv[1]);
+		if (abort_fd >= 0)
+			close(abort_fd);
 		free(ep);
 		return -e;
 	}
 	if (pid == 0)
-		child_main(sv[1], parent, &ai);
+		child_main(sv[1], abort_fd, parent);
 	close(sv[1]);
+	if (abort_fd >= 0)
+		close(abort_fd);
 	ep->sock = sv[0];
 	ep->pid = pid;
 	*ret = ep;
