@@ -37,9 +37,11 @@
  *
  * No thread of the daemon does I/O on its own mount: the notifier's echoes
  * are done by a child process that holds no /dev/fuse descriptor
- * (echoproc.c), so a killed daemon always closes the connection. The
- * notifier thread does write to /dev/fuse (cache invalidations), never
- * holding a lock of fs/. */
+ * (echoproc.c). The notifier thread does write to /dev/fuse (cache
+ * invalidations), never holding a lock of fs/; the kernel may make such a
+ * write wait for a folder's lock, so it is done only where the kernel can
+ * hold the entry (echoes.c), and the child aborts the connection when the
+ * daemon dies, so that a killed daemon always lets go of its mount. */
 #ifndef MALLAFS_FS_I_H
 #define MALLAFS_FS_I_H
 
