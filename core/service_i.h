@@ -54,7 +54,7 @@ void msvc_path(const struct mallafs_svc *svc, char *buf, size_t len, const char 
  * Takes state_lock: call it with store_lock released. */
 void msvc_set_error(struct mallafs_svc *svc, const char *reason);
 
-/* service.c, for the chain in service_chain.c: */
+/* service.c, for the chain and the configuration: */
 
 /* A new instance of desc for svc, initialised and inactive (base: active). */
 struct minst *msvc_inst_new(struct mallafs_svc *svc, const struct mallafs_plugin *desc,
@@ -67,6 +67,11 @@ struct minst *msvc_chain_find(struct mallafs_svc *svc, const char *name);
  * the instance's active flag, and call the plugin with it released. */
 int msvc_start_one(struct mallafs_svc *svc, struct minst *in, struct mallafs_reason *why);
 void msvc_stop_one(struct mallafs_svc *svc, struct minst *in);
+/* Stops and starts a started chain, counting the restart; op_lock held. */
+void msvc_restart(struct mallafs_svc *svc, const char *reason);
+
+/* service_config.c, for the chain: */
+
 /* The merge phase over a chain, top to bottom, into *ret_new. */
 int msvc_merge_phase(struct minst *const *chain, size_t n, const struct mallafs_cfg *old,
                      const struct mallafs_cfg *update, struct mallafs_cfg **ret_new,
