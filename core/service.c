@@ -130,7 +130,7 @@ void mallafs_svc_file_changed(struct mallafs_svc *svc, const char *name)
 
 /* ---- life of the object ---- */
 
-static void inst_free(struct minst *in)
+void msvc_inst_free(struct minst *in)
 {
 	if (!in)
 		return;
@@ -139,8 +139,8 @@ static void inst_free(struct minst *in)
 	free(in);
 }
 
-static struct minst *inst_new(struct mallafs_svc *svc, const struct mallafs_plugin *desc,
-                              struct mallafs_reason *why, int *ret_err)
+struct minst *msvc_inst_new(struct mallafs_svc *svc, const struct mallafs_plugin *desc,
+                            struct mallafs_reason *why, int *ret_err)
 {
 	struct minst *in = calloc(1, sizeof(*in));
 	if (!in) {
@@ -195,7 +195,7 @@ int msvc_new(const struct msvc_env *env, const char *name, struct mallafs_svc **
 	svc->chain = calloc(1, sizeof(*svc->chain));
 	if (!svc->name || !svc->kv || !svc->cfg || !svc->chain)
 		goto fail;
-	svc->chain[0] = inst_new(svc, base, &why, &r);
+	svc->chain[0] = msvc_inst_new(svc, base, &why, &r);
 	if (!svc->chain[0])
 		goto fail;
 	svc->nchain = 1;
@@ -217,7 +217,7 @@ void msvc_unref(struct mallafs_svc *svc)
 	if (!svc || atomic_fetch_sub(&svc->refs, 1) != 1)
 		return;
 	for (size_t i = 0; i < svc->nchain; i++)
-		inst_free(svc->chain[i]);
+		msvc_inst_free(svc->chain[i]);
 	free(svc->chain);
 	for (size_t i = 0; i < svc->ndeclared; i++)
 		free(svc->declared[i]);
@@ -254,143 +254,7 @@ void msvc_set_id(struct mallafs_svc *svc, uint64_t id)
 	svc->id = id;
 }
 
-/* ---- the chain ---- */
-
-/* Builds a chain order (top first) from declared names: each plugin above
- * all it depends on, declaration order kept among independent ones, base
- * last. A depth-first walk of the declared names in reverse, emitting each
- * plugin after its dependencies, gives the chain bottom first. */
-struct plan {
-	const struct mallafs_plugin **v; /* bottom first while building */
-	size_t n, cap;
-	const char *stack[64];
-	size_t depth;
-};
-
-static bool plan_has(const struct plan *p, const char *name)
-{
-	for (size_t i = 0; i < p->n; i++)
-		if (strcmp(p->v[i]->name, name) == 0)
-			return true;
-	return false;
-}
-
-static int plan_visit(struct mallafs_svc *svc, struct plan *p, const char *name,
-                      struct mallafs_reason *why)
-{
-	if (strcmp(name, "base") == 0 || plan_has(p, name))
-		return 0;
-	for (size_t i = 0; i < p->depth; i++) {
-		if (strcmp(p->stack[i], name) == 0) {
-			struct mu_buf b = {0};
-			for (size_t j = i; j < p->depth; j++)
-				mu_buf_printf(&b, "%s -> ", p->stack[j]);
-			mallafs_reason_set(why, "dependency cycle: %s%s", b.data ? b.data : "",
-			                   name);
-			mu_buf_free(&b);
-			return -ELOOP;
-		}
-	}
-	if (p->depth == MU_ARRAY_SIZE(p->stack)) {
-		mallafs_reason_set(why, "dependencies nested too deep at %s", name);
-		return -ELOOP;
-	}
-
-	const struct mallafs_plugin *desc;
-	int r = mplugreg_find(svc->env.plugins, name, &desc, why);
-	if (r < 0)
-		return r;
-
-	p->stack[p->depth++] = desc->name;
-	for (const char *const *d = desc->deps; d && *d; d++) {
-		r = plan_visit(svc, p, *d, why);
-		if (r < 0)
-			return r;
-	}
-	p->depth--;
-
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? 2 * p->cap : 8;
-		const struct mallafs_plugin **v = realloc(p->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		p->v = v;
-		p->cap = cap;
-	}
-	p->v[p->n++] = desc;
-	return 0;
-}
-
-/* A new chain array for the declared names, reusing svc's instances for the
- * plugins it already has and making (initialised, inactive) ones for the
- * rest. On failure nothing of svc changed. */
-static int chain_plan(struct mallafs_svc *svc, char *const *declared, size_t ndeclared,
-                      struct minst ***ret_chain, size_t *ret_n, struct mallafs_reason *why)
-{
-	struct plan p = {0};
-	struct minst **chain = NULL;
-	size_t n = 0;
-	int r = 0;
-
-	for (size_t i = ndeclared; i-- > 0;) {
-		r = plan_visit(svc, &p, declared[i], why);
-		if (r < 0)
-			goto fail;
-	}
-	chain = calloc(p.n + 1, sizeof(*chain));
-	if (!chain) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	for (size_t i = 0; i < p.n; i++) {
-		const struct mallafs_plugin *desc = p.v[p.n - 1 - i];
-		struct minst *in = NULL;
-		for (size_t j = 0; j < svc->nchain; j++)
-			if (svc->chain[j]->desc == desc)
-				in = svc->chain[j];
-		if (!in)
-			in = inst_new(svc, desc, why, &r);
-		if (!in)
-			goto fail;
-		chain[n++] = in;
-	}
-	chain[n++] = svc->chain[svc->nchain - 1]; /* base */
-	free(p.v);
-	*ret_chain = chain;
-	*ret_n = n;
-	return 0;
-fail:
-	/* Free only the instances made here. */
-	for (size_t i = 0; i < n; i++) {
-		bool old = false;
-		for (size_t j = 0; j < svc->nchain; j++)
-			old = old || svc->chain[j] == chain[i];
-		if (!old)
-			inst_free(chain[i]);
-	}
-	free(chain);
-	free(p.v);
-	return r;
-}
-
-static bool chain_contains(struct minst *const *chain, size_t n, const struct minst *in)
-{
-	for (size_t i = 0; i < n; i++)
-		if (chain[i] == in)
-			return true;
-	return false;
-}
-
-/* Frees the instances of a planned chain that svc's chain does not hold. */
-static void chain_discard(struct mallafs_svc *svc, struct minst **chain, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!chain_contains(svc->chain, svc->nchain, chain[i]))
-			inst_free(chain[i]);
-	free(chain);
-}
-
-static struct minst *chain_find(struct mallafs_svc *svc, const char *name)
+struct minst *msvc_chain_find(struct mallafs_svc *svc, const char *name)
 {
 	for (size_t i = 0; i < svc->nchain; i++)
 		if (strcmp(svc->chain[i]->desc->name, name) == 0)
@@ -398,405 +262,9 @@ static struct minst *chain_find(struct mallafs_svc *svc, const char *name)
 	return NULL;
 }
 
-/* ---- configuration ---- */
-
-/* The explicit configuration plus the defaults of the chain's plugins. */
-static struct mallafs_cfg *effective_of(struct minst *const *chain, size_t n,
-                                        const struct mallafs_cfg *cfg)
-{
-	struct mallafs_cfg *e = mcfg_dup(cfg);
-	if (!e)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		const struct mallafs_plugin *d = chain[i]->desc;
-		for (const struct mallafs_setting *s = d->settings; s && s->key; s++) {
-			if (mallafs_cfg_get(e, d->name, s->key))
-				continue;
-			if (mallafs_cfg_set(e, d->name, s->key, s->def) < 0) {
-				mcfg_free(e);
-				return NULL;
-			}
-		}
-	}
-	return e;
-}
-
-/* The merge phase over a chain, top to bottom. */
-static int merge_phase(struct minst *const *chain, size_t n, const struct mallafs_cfg *old,
-                       const struct mallafs_cfg *update, struct mallafs_cfg **ret_new,
-                       struct mallafs_reason *why)
-{
-	struct mallafs_cfg *acc = mcfg_dup(old);
-	if (!acc)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		const struct mallafs_plugin *d = chain[i]->desc;
-		struct mallafs_cfg *merged = mcfg_dup(acc);
-		int r = merged ? mcfg_merge(merged, update) : -ENOMEM;
-		if (r == 0 && d->config_merge) {
-			struct mallafs_reason pr = {{0}};
-			r = d->config_merge(chain[i]->state, old, update, merged, &pr);
-			if (r < 0)
-				mallafs_reason_set(why, "%s: %s", d->name,
-				                   pr.text[0] ? pr.text : "configuration rejected");
-		}
-		mcfg_free(acc);
-		acc = merged;
-		if (r < 0) {
-			mcfg_free(acc);
-			return r == -ENOMEM ? r : -EINVAL;
-		}
-	}
-	*ret_new = acc;
-	return 0;
-}
-
-static void commit_cfg(struct mallafs_svc *svc, struct mallafs_cfg *cfg)
-{
-	pthread_mutex_lock(&svc->state_lock);
-	svc->cfg = cfg;
-	pthread_mutex_unlock(&svc->state_lock);
-}
-
-static void emit_reconfigure(struct mallafs_svc *svc)
-{
-	char path[MTREE_PATH_MAX];
-	msvc_path(svc, path, sizeof(path), NULL, NULL);
-	mev_emit(svc->env.events, MEV_RECONFIGURE, path, NULL);
-}
-
-static int start_chain(struct mallafs_svc *svc);
-static void stop_chain(struct mallafs_svc *svc, enum msvc_state final);
-
-static void restart(struct mallafs_svc *svc, const char *reason)
-{
-	char path[MTREE_PATH_MAX];
-	msvc_path(svc, path, sizeof(path), NULL, NULL);
-	mu_log(MU_LOG_INFO, "service %s: restarting: %s", svc->name, reason);
-	stop_chain(svc, MSVC_STOPPING);
-	pthread_mutex_lock(&svc->state_lock);
-	svc->st.restarts++;
-	stamp(svc->st.last_restart, sizeof(svc->st.last_restart), reason);
-	pthread_mutex_unlock(&svc->state_lock);
-	mev_emit(svc->env.events, MEV_RESTART, path, reason);
-	start_chain(svc);
-}
-
-/* Reconfiguration, op_lock held. */
-static int reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg *update,
-                              struct mallafs_reason *why)
-{
-	struct mallafs_cfg *old = svc->cfg, *new = NULL, *eold = NULL, *enew = NULL;
-	int r;
-
-	if (svc->dead)
-		return -ENOENT;
-	r = merge_phase(svc->chain, svc->nchain, old, update, &new, why);
-	if (r < 0)
-		goto refused;
-
-	eold = effective_of(svc->chain, svc->nchain, old);
-	enew = effective_of(svc->chain, svc->nchain, new);
-	if (!eold || !enew) {
-		r = -ENOMEM;
-		mallafs_reason_set(why, "out of memory");
-		goto refused;
-	}
-	if (mcfg_equal(eold, enew)) {
-		/* Nothing a plugin or a reader can see changed: no callbacks. */
-		if (!mcfg_equal(old, new)) {
-			commit_cfg(svc, new);
-			mcfg_free(old);
-		} else {
-			mcfg_free(new);
-		}
-		r = 0;
-		goto out;
-	}
-
-	commit_cfg(svc, new);
-
-	bool want_restart = false;
-	char restart_reason[MALLAFS_REASON_MAX + 64] = "";
-	for (size_t i = svc->nchain; i-- > 0;) {
-		struct minst *in = svc->chain[i];
-		if (!in->active || !in->desc->updated)
-			continue;
-		struct mallafs_reason pr = {{0}};
-		enum mallafs_update u = in->desc->updated(in->state, old, new, &pr);
-		if (u == MALLAFS_UPDATE_RESTART && !want_restart) {
-			want_restart = true;
-			snprintf(restart_reason, sizeof(restart_reason), "%s: %s", in->desc->name,
-			         pr.text[0] ? pr.text : "restart requested");
-		} else if (u != MALLAFS_UPDATE_OK && u != MALLAFS_UPDATE_RESTART) {
-			mallafs_reason_set(why, "%s: %s", in->desc->name,
-			                   pr.text[0] ? pr.text : "update failed");
-			/* Roll back: the configuration first, then tell the
-			 * plugins already told, in the reverse order. */
-			commit_cfg(svc, old);
-			for (size_t j = i + 1; j < svc->nchain; j++) {
-				struct minst *t = svc->chain[j];
-				if (!t->active || !t->desc->updated)
-					continue;
-				struct mallafs_reason br = {{0}};
-				if (t->desc->updated(t->state, new, old, &br) != MALLAFS_UPDATE_OK)
-					mu_log(MU_LOG_WARNING, "service %s: %s: rolling back: %s",
-					       svc->name, t->desc->name,
-					       br.text[0] ? br.text : "not ok");
-			}
-			mcfg_free(new);
-			r = -EIO;
-			goto refused_committed;
-		}
-	}
-	mcfg_free(old);
-	emit_reconfigure(svc);
-	if (want_restart && svc->started)
-		restart(svc, restart_reason);
-	r = 0;
-	goto out;
-
-refused:
-	mcfg_free(new);
-refused_committed:
-	msvc_set_error(svc, why->text[0] ? why->text : strerror(-r));
-out:
-	mcfg_free(eold);
-	mcfg_free(enew);
-	return r;
-}
-
-int msvc_reconfigure(struct mallafs_svc *svc, const struct mallafs_cfg *update,
-                     struct mallafs_reason *why)
-{
-	struct mallafs_reason local = {{0}};
-	if (!why)
-		why = &local;
-	why->text[0] = '\0';
-	pthread_mutex_lock(&svc->op_lock);
-	int r = reconfigure_locked(svc, update, why);
-	pthread_mutex_unlock(&svc->op_lock);
-	return r;
-}
-
-int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,
-                          struct mallafs_reason *why)
-{
-	struct mallafs_reason local = {{0}};
-	struct mallafs_cfg *update = NULL;
-	char err[MALLAFS_REASON_MAX];
-	int line = 0;
-
-	if (!why)
-		why = &local;
-	int r = mcfg_parse_ini(text, len, &update, &line, err, sizeof(err));
-	if (r < 0) {
-		mallafs_reason_set(why, "%s: %s", mtree_name(MTREE_CONFIG_INI), err);
-		msvc_set_error(svc, why->text);
-		return r;
-	}
-	r = msvc_reconfigure(svc, update, why);
-	mcfg_free(update);
-	return r;
-}
-
-/* Runs a one-change update, refusing it first when check() says so. */
-static int reconfigure_one(struct mallafs_svc *svc, struct mallafs_cfg *update,
-                           int (*check)(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
-                                        struct mallafs_cfg *update, const char *section,
-                                        const char *key),
-                           const char *section, const char *key, struct mallafs_reason *why)
-{
-	struct mallafs_reason local = {{0}};
-	if (!why)
-		why = &local;
-	why->text[0] = '\0';
-	pthread_mutex_lock(&svc->op_lock);
-	int r = -ENOENT;
-	if (svc->dead)
-		goto out;
-	if (check) {
-		struct mallafs_cfg *eff = effective_of(svc->chain, svc->nchain, svc->cfg);
-		r = eff ? check(svc, eff, update, section, key) : -ENOMEM;
-		mcfg_free(eff);
-		if (r < 0) {
-			if (!why->text[0])
-				mallafs_reason_set(why, "config %s%s%s: %s", section,
-				                   key ? "/" : "", key ? key : "", strerror(-r));
-			msvc_set_error(svc, why->text);
-			goto out;
-		}
-		if (r > 0) {
-			r = 0; /* nothing to do */
-			goto out;
-		}
-	}
-	r = reconfigure_locked(svc, update, why);
-out:
-	pthread_mutex_unlock(&svc->op_lock);
-	return r;
-}
-
-static int check_names(const char *section, const char *key, struct mallafs_reason *why)
-{
-	if (mu_name_check_str(section, MU_NAME_STRICT) < 0) {
-		mallafs_reason_set(why, "invalid section name");
-		return -EINVAL;
-	}
-	if (key && mu_name_check_str(key, MU_NAME_FILE) < 0) {
-		mallafs_reason_set(why, "invalid key name");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *key,
-                    const char *value, size_t len, struct mallafs_reason *why)
-{
-	struct mallafs_reason local = {{0}};
-	if (!why)
-		why = &local;
-	int r = check_names(section, key, why);
-	if (r == 0 && len > 0 && value[len - 1] == '\n')
-		len--;
-	if (r == 0 && memchr(value, '\0', len)) {
-		mallafs_reason_set(why, "config %s/%s: a value cannot hold a NUL byte", section,
-		                   key);
-		r = -EINVAL;
-	}
-	if (r < 0) {
-		msvc_set_error(svc, why->text);
-		return r;
-	}
-	char *v = mu_memdup0(value, len);
-	struct mallafs_cfg *update = mcfg_new();
-	r = (v && update) ? mallafs_cfg_set(update, section, key, v) : -ENOMEM;
-	if (r == 0)
-		r = reconfigure_one(svc, update, NULL, NULL, NULL, why);
-	mcfg_free(update);
-	free(v);
-	return r;
-}
-
-/* A plugin's section whose last set key goes: the section goes too (it
- * shows while the plugin is in the chain, through the defaults), rather
- * than stay behind empty once the plugin leaves. A section the user made
- * stays. */
-static bool unset_empties_plugin_section(struct mallafs_svc *svc, const char *section,
-                                         const char *key)
-{
-	bool plugin = false;
-	pthread_rwlock_rdlock(&svc->store_lock);
-	struct minst *in = chain_find(svc, section);
-	plugin = in && in->desc->settings && in->desc->settings[0].key;
-	pthread_rwlock_unlock(&svc->store_lock);
-	if (!plugin)
-		return false;
-	pthread_mutex_lock(&svc->state_lock);
-	bool last = mcfg_section_len(svc->cfg, section) == 1 &&
-	            mallafs_cfg_get(svc->cfg, section, key) != NULL;
-	pthread_mutex_unlock(&svc->state_lock);
-	return last;
-}
-
-static int check_unset(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
-                       struct mallafs_cfg *update, const char *section, const char *key)
-{
-	if (!mallafs_cfg_get(eff, section, key))
-		return -ENOENT;
-	/* A default that was never set: already what rm would give. */
-	if (!mallafs_cfg_get(svc->cfg, section, key))
-		return 1;
-	if (unset_empties_plugin_section(svc, section, key))
-		return mcfg_set_removed_section(update, section);
-	return 0;
-}
-
-int msvc_config_unset(struct mallafs_svc *svc, const char *section, const char *key,
-                      struct mallafs_reason *why)
-{
-	if (check_names(section, key, why) < 0)
-		return -ENOENT; /* no file by a name that cannot exist */
-	struct mallafs_cfg *update = mcfg_new();
-	int r = update ? mcfg_set_removed_key(update, section, key) : -ENOMEM;
-
-	if (r == 0)
-		r = reconfigure_one(svc, update, check_unset, section, key, why);
-	mcfg_free(update);
-	return r;
-}
-
-static int check_add_section(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
-                             struct mallafs_cfg *update, const char *section, const char *key)
-{
-	return mcfg_has_section(eff, section) ? -EEXIST : 0;
-}
-
-static int check_del_section(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
-                             struct mallafs_cfg *update, const char *section, const char *key)
-{
-	if (!mcfg_has_section(eff, section))
-		return -ENOENT;
-	if (mcfg_section_len(eff, section) > 0)
-		return -ENOTEMPTY;
-	return 0;
-}
-
-int msvc_config_add_section(struct mallafs_svc *svc, const char *section,
-                            struct mallafs_reason *why)
-{
-	struct mallafs_reason local = {{0}};
-	if (!why)
-		why = &local;
-	int r = check_names(section, NULL, why);
-	if (r < 0) {
-		msvc_set_error(svc, why->text);
-		return r;
-	}
-	struct mallafs_cfg *update = mcfg_new();
-	r = update ? mcfg_add_section(update, section) : -ENOMEM;
-	if (r == 0)
-		r = reconfigure_one(svc, update, check_add_section, section, NULL, why);
-	mcfg_free(update);
-	return r;
-}
-
-int msvc_config_del_section(struct mallafs_svc *svc, const char *section,
-                            struct mallafs_reason *why)
-{
-	if (mu_name_check_str(section, MU_NAME_STRICT) < 0)
-		return -ENOENT;
-	struct mallafs_cfg *update = mcfg_new();
-	int r = update ? mcfg_set_removed_section(update, section) : -ENOMEM;
-	if (r == 0)
-		r = reconfigure_one(svc, update, check_del_section, section, NULL, why);
-	mcfg_free(update);
-	return r;
-}
-
-struct mallafs_cfg *msvc_config_effective(struct mallafs_svc *svc)
-{
-	pthread_rwlock_rdlock(&svc->store_lock);
-	pthread_mutex_lock(&svc->state_lock);
-	struct mallafs_cfg *e = effective_of(svc->chain, svc->nchain, svc->cfg);
-	pthread_mutex_unlock(&svc->state_lock);
-	pthread_rwlock_unlock(&svc->store_lock);
-	return e;
-}
-
-int msvc_config_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len)
-{
-	struct mallafs_cfg *e = msvc_config_effective(svc);
-	if (!e)
-		return -ENOMEM;
-	int r = mallafs_cfg_render(e, ret_text, ret_len);
-	mcfg_free(e);
-	return r;
-}
-
 /* ---- lifecycle ---- */
 
-static void stop_one(struct mallafs_svc *svc, struct minst *in)
+void msvc_stop_one(struct mallafs_svc *svc, struct minst *in)
 {
 	if (in->base || !in->active)
 		return;
@@ -807,7 +275,7 @@ static void stop_one(struct mallafs_svc *svc, struct minst *in)
 		in->desc->stop(in->state);
 }
 
-static int start_one(struct mallafs_svc *svc, struct minst *in, struct mallafs_reason *why)
+int msvc_start_one(struct mallafs_svc *svc, struct minst *in, struct mallafs_reason *why)
 {
 	if (in->active)
 		return 0;
@@ -833,7 +301,7 @@ static void stop_chain(struct mallafs_svc *svc, enum msvc_state final)
 		return;
 	set_state(svc, MSVC_STOPPING);
 	for (size_t i = 0; i < svc->nchain; i++)
-		stop_one(svc, svc->chain[i]);
+		msvc_stop_one(svc, svc->chain[i]);
 	svc->started = false;
 	set_state(svc, final);
 }
@@ -852,10 +320,10 @@ static int start_chain(struct mallafs_svc *svc)
 	struct mallafs_reason why = {{0}};
 	set_state(svc, MSVC_STARTING);
 	for (size_t i = svc->nchain; i-- > 0;) {
-		int r = start_one(svc, svc->chain[i], &why);
+		int r = msvc_start_one(svc, svc->chain[i], &why);
 		if (r < 0) {
 			for (size_t j = i + 1; j < svc->nchain; j++)
-				stop_one(svc, svc->chain[j]);
+				msvc_stop_one(svc, svc->chain[j]);
 			msvc_set_error(svc, why.text);
 			set_state(svc, MSVC_FAILED);
 			return r;
@@ -864,6 +332,20 @@ static int start_chain(struct mallafs_svc *svc)
 	svc->started = true;
 	set_state(svc, running_state(svc));
 	return 0;
+}
+
+void msvc_restart(struct mallafs_svc *svc, const char *reason)
+{
+	char path[MTREE_PATH_MAX];
+	msvc_path(svc, path, sizeof(path), NULL, NULL);
+	mu_log(MU_LOG_INFO, "service %s: restarting: %s", svc->name, reason);
+	stop_chain(svc, MSVC_STOPPING);
+	pthread_mutex_lock(&svc->state_lock);
+	svc->st.restarts++;
+	stamp(svc->st.last_restart, sizeof(svc->st.last_restart), reason);
+	pthread_mutex_unlock(&svc->state_lock);
+	mev_emit(svc->env.events, MEV_RESTART, path, reason);
+	start_chain(svc);
 }
 
 int msvc_set_admin(struct mallafs_svc *svc, enum msvc_admin admin)
@@ -952,287 +434,4 @@ int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len
 	}
 	*ret_text = mu_buf_steal(&b, ret_len);
 	return 0;
-}
-
-/* ---- setup, add and remove plugins ---- */
-
-static int names_dup(char *const *src, size_t n, const char *extra, bool extra_first, char ***ret)
-{
-	char **v = calloc(n + 1, sizeof(*v));
-	size_t k = 0;
-	if (!v)
-		return -ENOMEM;
-	if (extra && extra_first && !(v[k++] = strdup(extra)))
-		goto fail;
-	for (size_t i = 0; i < n; i++)
-		if (!(v[k++] = strdup(src[i])))
-			goto fail;
-	if (extra && !extra_first && !(v[k++] = strdup(extra)))
-		goto fail;
-	*ret = v;
-	return 0;
-fail:
-	for (size_t i = 0; i < k; i++)
-		free(v[i]);
-	free(v);
-	return -ENOMEM;
-}
-
-static void names_free(char **v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-/* Installs a chain and its declared names; the old ones are handed back. */
-static void chain_swap(struct mallafs_svc *svc, struct minst ***chain, size_t *n, char ***declared,
-                       size_t *ndeclared)
-{
-	pthread_rwlock_wrlock(&svc->store_lock);
-	struct minst **oc = svc->chain;
-	size_t on = svc->nchain;
-	svc->chain = *chain;
-	svc->nchain = *n;
-	pthread_rwlock_unlock(&svc->store_lock);
-	*chain = oc;
-	*n = on;
-
-	char **od = svc->declared;
-	size_t ond = svc->ndeclared;
-	svc->declared = *declared;
-	svc->ndeclared = *ndeclared;
-	*declared = od;
-	*ndeclared = ond;
-}
-
-static void emit_plugin(struct mallafs_svc *svc, enum mev_op op, const char *name)
-{
-	char path[MTREE_PATH_MAX];
-	msvc_path(svc, path, sizeof(path), mtree_name(MTREE_PLUGINS), name);
-	mev_emit(svc->env.events, op, path, NULL);
-}
-
-/* Adopts a new list of declared plugins (taking ownership of it): plan the
- * chain, run the merge phase with update (NULL: none) over it, then commit the
- * configuration and the chain, start the plugins that joined (bottom to top)
- * and stop those that left (top to bottom). A plugin failing to start puts
- * everything back as it was: -EIO with the reason. */
-static int rechain(struct mallafs_svc *svc, char **declared, size_t ndeclared,
-                   const struct mallafs_cfg *update, struct mallafs_reason *why)
-{
-	struct minst **chain = NULL;
-	size_t n = 0;
-	struct mallafs_cfg *new = NULL, *none = NULL;
-	int r = chain_plan(svc, declared, ndeclared, &chain, &n, why);
-	if (r < 0)
-		goto fail;
-	/* No update: the merge phase still runs, so the chain's plugins check
-	 * the configuration staged for them. */
-	if (!update && !(update = none = mcfg_new())) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	r = merge_phase(chain, n, svc->cfg, update, &new, why);
-	mcfg_free(none);
-	if (r < 0)
-		goto fail;
-
-	struct mallafs_cfg *old_cfg = svc->cfg;
-	commit_cfg(svc, new);
-	chain_swap(svc, &chain, &n, &declared, &ndeclared);
-	/* From here chain/n/declared hold the old chain. */
-
-	if (svc->started) {
-		size_t i = svc->nchain;
-		while (i-- > 0) {
-			struct minst *in = svc->chain[i];
-			if (chain_contains(chain, n, in))
-				continue;
-			r = start_one(svc, in, why);
-			if (r < 0)
-				break;
-		}
-		if (r < 0) {
-			for (size_t j = i + 1; j < svc->nchain; j++)
-				if (!chain_contains(chain, n, svc->chain[j]))
-					stop_one(svc, svc->chain[j]);
-			commit_cfg(svc, old_cfg);
-			chain_swap(svc, &chain, &n, &declared, &ndeclared);
-			chain_discard(svc, chain, n);
-			names_free(declared, ndeclared);
-			mcfg_free(new);
-			return -EIO;
-		}
-		for (size_t j = 0; j < n; j++)
-			if (!chain_contains(svc->chain, svc->nchain, chain[j]))
-				stop_one(svc, chain[j]);
-	}
-	for (size_t j = 0; j < svc->nchain; j++)
-		if (!chain_contains(chain, n, svc->chain[j]))
-			emit_plugin(svc, MEV_PLUGIN_ADD, svc->chain[j]->desc->name);
-	for (size_t j = 0; j < n; j++) {
-		if (chain_contains(svc->chain, svc->nchain, chain[j]))
-			continue;
-		emit_plugin(svc, MEV_PLUGIN_DEL, chain[j]->desc->name);
-		inst_free(chain[j]);
-	}
-	free(chain);
-	names_free(declared, ndeclared);
-	mcfg_free(old_cfg);
-	emit_reconfigure(svc);
-	return 0;
-fail:
-	if (chain)
-		chain_discard(svc, chain, n);
-	mcfg_free(new);
-	names_free(declared, ndeclared);
-	return r;
-}
-
-int msvc_setup(struct mallafs_svc *svc, const char *const *plugins, size_t nplugins,
-               const struct mallafs_cfg *cfg, struct mallafs_reason *why)
-{
-	struct mallafs_reason local = {{0}};
-	char **declared = NULL;
-	if (!why)
-		why = &local;
-	pthread_mutex_lock(&svc->op_lock);
-	int r = names_dup((char *const *)plugins, nplugins, NULL, false, &declared);
-	for (size_t i = 0; r == 0 && i < nplugins; i++) {
-		if (strcmp(plugins[i], "base") == 0) {
-			mallafs_reason_set(why, "base is always in the chain, last");
-			r = -EEXIST;
-		}
-		for (size_t j = 0; r == 0 && j < i; j++) {
-			if (strcmp(plugins[i], plugins[j]) == 0) {
-				mallafs_reason_set(why, "plugin %s named twice", plugins[i]);
-				r = -EEXIST;
-			}
-		}
-	}
-	if (r < 0) {
-		names_free(declared, nplugins);
-		goto out;
-	}
-	r = rechain(svc, declared, nplugins, cfg, why);
-out:
-	pthread_mutex_unlock(&svc->op_lock);
-	return r;
-}
-
-int msvc_add_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_reason *why)
-{
-	struct mallafs_reason local = {{0}};
-	char **declared = NULL;
-	if (!why)
-		why = &local;
-	why->text[0] = '\0';
-	pthread_mutex_lock(&svc->op_lock);
-	int r = -ENOENT;
-	if (svc->dead)
-		goto out;
-	r = -EINVAL;
-	if (mu_name_check_str(name, MU_NAME_STRICT) < 0) {
-		mallafs_reason_set(why, "invalid plugin name");
-		goto refused;
-	}
-	r = -EEXIST;
-	if (chain_find(svc, name)) {
-		mallafs_reason_set(why, "plugin %s is already in the chain", name);
-		goto refused;
-	}
-	/* A plugin added at run time goes on top of the chain. */
-	r = names_dup(svc->declared, svc->ndeclared, name, true, &declared);
-	if (r < 0)
-		goto refused;
-	r = rechain(svc, declared, svc->ndeclared + 1, NULL, why);
-	if (r < 0)
-		goto refused;
-	mu_log(MU_LOG_INFO, "service %s: added plugin %s", svc->name, name);
-	goto out;
-refused:
-	msvc_set_error(svc, why->text[0] ? why->text : strerror(-r));
-out:
-	pthread_mutex_unlock(&svc->op_lock);
-	return r;
-}
-
-int msvc_del_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_reason *why)
-{
-	struct mallafs_reason local = {{0}};
-	char **declared = NULL;
-	size_t k = 0;
-	if (!why)
-		why = &local;
-	why->text[0] = '\0';
-	pthread_mutex_lock(&svc->op_lock);
-	int r = -ENOENT;
-	if (svc->dead)
-		goto out;
-	struct minst *in = chain_find(svc, name);
-	if (!in) {
-		mallafs_reason_set(why, "plugin %s is not in the chain", name);
-		goto refused;
-	}
-	r = -EBUSY;
-	if (in->base) {
-		mallafs_reason_set(why, "base cannot be removed");
-		goto refused;
-	}
-	for (size_t i = 0; i < svc->nchain; i++) {
-		for (const char *const *d = svc->chain[i]->desc->deps; d && *d; d++) {
-			if (strcmp(*d, name) == 0) {
-				mallafs_reason_set(why, "plugin %s needs %s",
-				                   svc->chain[i]->desc->name, name);
-				goto refused;
-			}
-		}
-	}
-	declared = calloc(svc->ndeclared + 1, sizeof(*declared));
-	r = -ENOMEM;
-	if (!declared)
-		goto refused;
-	for (size_t i = 0; i < svc->ndeclared; i++) {
-		if (strcmp(svc->declared[i], name) == 0)
-			continue;
-		if (!(declared[k++] = strdup(svc->declared[i]))) {
-			names_free(declared, k);
-			goto refused;
-		}
-	}
-	r = rechain(svc, declared, k, NULL, why);
-	if (r < 0)
-		goto refused;
-	mu_log(MU_LOG_INFO, "service %s: removed plugin %s", svc->name, name);
-	goto out;
-refused:
-	msvc_set_error(svc, why->text[0] ? why->text : strerror(-r));
-out:
-	pthread_mutex_unlock(&svc->op_lock);
-	return r;
-}
-
-bool msvc_has_plugin(struct mallafs_svc *svc, const char *name)
-{
-	pthread_rwlock_rdlock(&svc->store_lock);
-	bool has = !svc->dead && chain_find(svc, name) != NULL;
-	pthread_rwlock_unlock(&svc->store_lock);
-	return has;
-}
-
-int msvc_chain_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len)
-{
-	struct mu_buf b = {0};
-	int r = 0;
-	pthread_rwlock_rdlock(&svc->store_lock);
-	for (size_t i = 0; r == 0 && i < svc->nchain; i++)
-		r = mu_buf_printf(&b, "%s\n", svc->chain[i]->desc->name);
-	pthread_rwlock_unlock(&svc->store_lock);
-	if (r < 0) {
-		mu_buf_free(&b);
-		return r;
-	}
-	*ret_text = mu_buf_steal(&b, ret_len);
-	return *ret_text ? 0 : -ENOMEM;
 }

@@ -16,8 +16,10 @@
  * and whatever start, stop and update callbacks take; under store_lock, the
  * locks a plugin's store hooks take, so a plugin thread calls into the store
  * (mallafs_svc_store_op, mallafs_store_foreach) with its own locks released.
- * The store and published files live in service_store.c, the rest in
- * service.c; service_i.h holds the object both share.
+ * The store and published files live in service_store.c, the plugin chain
+ * (planning it, adding and removing plugins) in service_chain.c, the
+ * configuration and reconfigure in service_config.c, the object, its status
+ * and lifecycle in service.c; service_i.h holds what they share.
  *
  * Services are reference-counted: msvc_ref()/msvc_unref(). A destroyed
  * service answers -ENOENT to everything. */

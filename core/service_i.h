@@ -1,6 +1,7 @@
-/* What core/service.c and core/service_store.c share: the service object
- * and two helpers. Private to those two files; everything else goes through
- * service.h. The locks and what each guards are described in service.h. */
+/* What the files of the service share: the service object and the helpers
+ * one file lends another. Private to core/service*.c; everything else goes
+ * through service.h. The locks and what each guards are described in
+ * service.h. */
 #ifndef MALLAFS_CORE_SERVICE_I_H
 #define MALLAFS_CORE_SERVICE_I_H
 
@@ -52,5 +53,32 @@ void msvc_path(const struct mallafs_svc *svc, char *buf, size_t len, const char 
 /* A refused or failed operation: the reason goes to status and the log.
  * Takes state_lock: call it with store_lock released. */
 void msvc_set_error(struct mallafs_svc *svc, const char *reason);
+
+/* service.c, for the chain and the configuration: */
+
+/* A new instance of desc for svc, initialised and inactive (base: active). */
+struct minst *msvc_inst_new(struct mallafs_svc *svc, const struct mallafs_plugin *desc,
+                            struct mallafs_reason *why, int *ret_err);
+void msvc_inst_free(struct minst *in);
+/* The instance of the plugin called name in svc's chain, or NULL. Call it
+ * with op_lock or store_lock held. */
+struct minst *msvc_chain_find(struct mallafs_svc *svc, const char *name);
+/* Start or stop one plugin, op_lock held; they take store_lock to flip
+ * the instance's active flag, and call the plugin with it released. */
+int msvc_start_one(struct mallafs_svc *svc, struct minst *in, struct mallafs_reason *why);
+void msvc_stop_one(struct mallafs_svc *svc, struct minst *in);
+/* Stops and starts a started chain, counting the restart; op_lock held. */
+void msvc_restart(struct mallafs_svc *svc, const char *reason);
+
+/* service_config.c, for the chain: */
+
+/* The merge phase over a chain, top to bottom, into *ret_new. */
+int msvc_merge_phase(struct minst *const *chain, size_t n, const struct mallafs_cfg *old,
+                     const struct mallafs_cfg *update, struct mallafs_cfg **ret_new,
+                     struct mallafs_reason *why);
+/* Installs cfg as the committed configuration (op_lock held; takes
+ * state_lock); the caller frees the one it replaced. */
+void msvc_commit_cfg(struct mallafs_svc *svc, struct mallafs_cfg *cfg);
+void msvc_emit_reconfigure(struct mallafs_svc *svc);
 
 #endif

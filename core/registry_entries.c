@@ -1,0 +1,403 @@
+/* The registry's entries: the tables that hold them, the watches of their
+ * processes and the thread that removes the entries of a process that
+ * exited, and making and freeing the registry. The operations on names and
+ * pools are in registry.c.
+ *
+ * Locks: everything here runs with the registry's lock held, but for
+ * mreg_new() and mreg_free(), and the watcher thread, which takes it around
+ * each batch of exits it reaps. */
+#include "registry_i.h"
+
+#include "events.h"
+#include "proc.h"
+#include "tree.h"
+#include "util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+int mreg_htab_init(struct htab *t, size_t nb)
+{
+	t->b = calloc(nb, sizeof(*t->b));
+	if (!t->b)
+		return -ENOMEM;
+	t->nb = nb;
+	t->n = 0;
+	return 0;
+}
+
+static void htab_fini(struct htab *t)
+{
+	free(t->b);
+	*t = (struct htab){0};
+}
+
+static void htab_grow(struct htab *t)
+{
+	if (t->nb > SIZE_MAX / 2 / sizeof(*t->b))
+		return;
+	size_t nb = t->nb * 2;
+	struct hnode **b = calloc(nb, sizeof(*b));
+	if (!b)
+		return;
+	for (size_t i = 0; i < t->nb; i++) {
+		struct hnode *n = t->b[i];
+		while (n) {
+			struct hnode *next = n->next;
+			n->next = b[n->hash & (nb - 1)];
+			b[n->hash & (nb - 1)] = n;
+			n = next;
+		}
+	}
+	free(t->b);
+	t->b = b;
+	t->nb = nb;
+}
+
+void mreg_htab_insert(struct htab *t, struct hnode *n, uint64_t hash)
+{
+	if (t->n >= t->nb)
+		htab_grow(t);
+	n->hash = hash;
+	n->next = t->b[hash & (t->nb - 1)];
+	t->b[hash & (t->nb - 1)] = n;
+	t->n++;
+}
+
+void mreg_htab_remove(struct htab *t, struct hnode *n)
+{
+	for (struct hnode **p = &t->b[n->hash & (t->nb - 1)]; *p; p = &(*p)->next) {
+		if (*p == n) {
+			*p = n->next;
+			t->n--;
+			return;
+		}
+	}
+}
+
+uint64_t mreg_name_hash(const char *name)
+{
+	return mu_hash(name, strlen(name));
+}
+
+static uint64_t pid_hash(pid_t pid)
+{
+	return mu_hash(&pid, sizeof(pid));
+}
+
+struct ent *mreg_ent_find(struct htab *t, const char *name)
+{
+	uint64_t hash = mreg_name_hash(name);
+	for (struct hnode *n = t->b[hash & (t->nb - 1)]; n; n = n->next) {
+		struct ent *e = container_of(n, struct ent, h);
+		if (n->hash == hash && strcmp(e->name, name) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static struct pidw *pidw_find(struct mreg *reg, pid_t pid)
+{
+	uint64_t hash = pid_hash(pid);
+	for (struct hnode *n = reg->pids.b[hash & (reg->pids.nb - 1)]; n; n = n->next) {
+		struct pidw *w = container_of(n, struct pidw, h);
+		if (w->pid == pid)
+			return w;
+	}
+	return NULL;
+}
+
+void mreg_list_append(struct ent **first, struct ent **last, struct ent *e)
+{
+	e->prev = *last;
+	e->next = NULL;
+	if (*last)
+		(*last)->next = e;
+	else
+		*first = e;
+	*last = e;
+}
+
+void mreg_list_remove(struct ent **first, struct ent **last, struct ent *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		*first = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		*last = e->prev;
+	e->prev = e->next = NULL;
+}
+
+void mreg_ent_free(struct ent *e)
+{
+	if (!e)
+		return;
+	htab_fini(&e->members);
+	free(e->name);
+	free(e->value);
+	free(e);
+}
+
+static void pidw_free(struct mreg *reg, struct pidw *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0) {
+		/* Closing would drop it from the set too; saying so keeps the set
+		 * right even if the fd were ever duplicated. */
+		epoll_ctl(reg->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+		close(w->fd);
+	}
+	free(w);
+}
+
+void mreg_pidw_attach(struct pidw *w, struct ent *e)
+{
+	e->w = w;
+	e->wprev = w->last;
+	e->wnext = NULL;
+	if (w->last)
+		w->last->wnext = e;
+	else
+		w->first = e;
+	w->last = e;
+	w->refs++;
+}
+
+/* The last entry going stops the watch. */
+static void pidw_detach(struct mreg *reg, struct ent *e)
+{
+	struct pidw *w = e->w;
+	if (e->wprev)
+		e->wprev->wnext = e->wnext;
+	else
+		w->first = e->wnext;
+	if (e->wnext)
+		e->wnext->wprev = e->wprev;
+	else
+		w->last = e->wprev;
+	e->w = NULL;
+	e->wprev = e->wnext = NULL;
+	if (--w->refs == 0) {
+		mreg_htab_remove(&reg->pids, &w->h);
+		pidw_free(reg, w);
+	}
+}
+
+/* "registry/NAME" (a name or a pool) or "registry/POOL/PID" (a member). */
+void mreg_ent_path(char *buf, size_t len, const struct ent *e)
+{
+	const char *root = mtree_name(MTREE_REGISTRY);
+	if (e->kind == 'm')
+		mtree_join(buf, len, root, e->pool->name, e->name, NULL);
+	else
+		mtree_join(buf, len, root, e->name, NULL);
+}
+
+void mreg_emit_register(struct mreg *reg, const struct ent *e)
+{
+	char path[MTREE_PATH_MAX];
+	mreg_ent_path(path, sizeof(path), e);
+	if (e->kind == 'm')
+		mev_emit(reg->ring, MEV_REGISTER, path, e->value[0] ? e->value : NULL);
+	else if (e->value)
+		mev_emitf(reg->ring, MEV_REGISTER, path, "%d %s", (int)e->pid, e->value);
+	else
+		mev_emitf(reg->ring, MEV_REGISTER, path, "%d", (int)e->pid);
+}
+
+void mreg_remove_name(struct mreg *reg, struct ent *e, const char *detail)
+{
+	char path[MTREE_PATH_MAX];
+	mreg_htab_remove(&reg->names, &e->h);
+	mreg_list_remove(&reg->first, &reg->last, e);
+	pidw_detach(reg, e);
+	mreg_ent_path(path, sizeof(path), e);
+	mev_emit(reg->ring, MEV_UNREGISTER, path, detail);
+	mreg_ent_free(e);
+}
+
+void mreg_remove_member(struct mreg *reg, struct ent *m, const char *detail)
+{
+	char path[MTREE_PATH_MAX];
+	struct ent *p = m->pool;
+	mreg_htab_remove(&p->members, &m->h);
+	mreg_list_remove(&p->first, &p->last, m);
+	mu_now_real(&p->mtime);
+	pidw_detach(reg, m);
+	mreg_ent_path(path, sizeof(path), m);
+	mev_emit(reg->ring, MEV_UNREGISTER, path, detail);
+	mreg_ent_free(m);
+}
+
+/* Removes every entry of an exited process, as if each were removed with rm. */
+static void reap(struct mreg *reg, struct pidw *w)
+{
+	for (;;) {
+		struct ent *e = w->first;
+		/* Removing the last entry frees w. */
+		bool last = w->refs == 1;
+		if (e->kind == 'n')
+			mreg_remove_name(reg, e, "exit");
+		else
+			mreg_remove_member(reg, e, "exit");
+		if (last)
+			break;
+	}
+}
+
+/* Entries of a process that has exited count as gone even before the
+ * watcher thread gets to them, so whoever asks first removes them. */
+void mreg_reap_if_exited(struct mreg *reg, pid_t pid)
+{
+	struct pidw *w = pidw_find(reg, pid);
+	if (w && mproc_exited(w->fd))
+		reap(reg, w);
+}
+
+/* The live watch of pid, or a new one made of fd and spare (which it then
+ * takes). The caller has reaped an exited watch of pid already. */
+int mreg_pidw_get(struct mreg *reg, pid_t pid, int *fd, struct pidw **spare, struct pidw **ret)
+{
+	struct pidw *w = pidw_find(reg, pid);
+	if (w) {
+		*ret = w;
+		return 0;
+	}
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)pid};
+	if (epoll_ctl(reg->epfd, EPOLL_CTL_ADD, *fd, &ev) < 0)
+		return -errno;
+	w = *spare;
+	*spare = NULL;
+	w->pid = pid;
+	w->fd = *fd;
+	*fd = -1;
+	mreg_htab_insert(&reg->pids, &w->h, pid_hash(pid));
+	*ret = w;
+	return 0;
+}
+
+static void *watcher_main(void *arg)
+{
+	struct mreg *reg = arg;
+	struct epoll_event evs[32];
+
+	for (;;) {
+		int n = epoll_wait(reg->epfd, evs, (int)MU_ARRAY_SIZE(evs), -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			mu_log(MU_LOG_ERR, "registry: epoll_wait: %s; exits are no longer watched",
+			       strerror(errno));
+			return NULL;
+		}
+		bool stop = false;
+		pthread_mutex_lock(&reg->lock);
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u64 == 0)
+				stop = true;
+			else
+				mreg_reap_if_exited(reg, (pid_t)evs[i].data.u64);
+		}
+		pthread_mutex_unlock(&reg->lock);
+		if (stop)
+			return NULL;
+	}
+}
+
+struct mreg *mreg_new(struct mev_ring *ring)
+{
+	struct mreg *reg;
+	sigset_t all, old;
+	int r;
+
+	reg = calloc(1, sizeof(*reg));
+	if (!reg) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	reg->ring = ring;
+	reg->epfd = -1;
+	reg->stopfd = -1;
+	pthread_mutex_init(&reg->lock, NULL);
+	if (mreg_htab_init(&reg->names, 16) < 0 || mreg_htab_init(&reg->pids, 16) < 0) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	reg->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (reg->epfd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	reg->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (reg->stopfd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	/* data 0 marks the stop fd: no process has PID 0. */
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
+	if (epoll_ctl(reg->epfd, EPOLL_CTL_ADD, reg->stopfd, &ev) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	/* Signals meant for the daemon must not land on the watcher. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = -pthread_create(&reg->thread, NULL, watcher_main, reg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		goto fail;
+	reg->thread_started = true;
+	pthread_setname_np(reg->thread, "mallafs-reg");
+	return reg;
+fail:
+	mreg_free(reg);
+	errno = -r;
+	return NULL;
+}
+
+void mreg_free(struct mreg *reg)
+{
+	if (!reg)
+		return;
+	if (reg->thread_started) {
+		eventfd_write(reg->stopfd, 1);
+		pthread_join(reg->thread, NULL);
+	}
+	/* No events: the registry is going away, not its processes. */
+	struct ent *e = reg->first;
+	while (e) {
+		struct ent *next = e->next;
+		struct ent *m = e->first;
+		while (m) {
+			struct ent *mnext = m->next;
+			pidw_detach(reg, m);
+			mreg_ent_free(m);
+			m = mnext;
+		}
+		if (e->kind == 'n')
+			pidw_detach(reg, e);
+		mreg_ent_free(e);
+		e = next;
+	}
+	htab_fini(&reg->names);
+	htab_fini(&reg->pids);
+	if (reg->stopfd >= 0)
+		close(reg->stopfd);
+	if (reg->epfd >= 0)
+		close(reg->epfd);
+	pthread_mutex_destroy(&reg->lock);
+	free(reg);
+}

@@ -1,0 +1,108 @@
+/* What core/registry.c and core/registry_entries.c share: the registry's
+ * entries, the tables that hold them, and the helpers registry_entries.c
+ * lends registry.c. Private to those two files; everything else goes through
+ * registry.h, which also describes the lock. The helpers that touch the
+ * registry's tables or watches expect its lock held. */
+#ifndef MALLAFS_CORE_REGISTRY_I_H
+#define MALLAFS_CORE_REGISTRY_I_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "registry.h"
+
+_Static_assert(sizeof(pid_t) == sizeof(int), "pid_t is assumed to be an int");
+
+/* An intrusive chained hash table. It never fails to insert: growing is
+ * best effort, so that once an operation has allocated its entry up front
+ * nothing after the point of no return can fail. */
+struct hnode {
+	struct hnode *next;
+	uint64_t hash;
+};
+
+struct htab {
+	struct hnode **b;
+	size_t nb; /* a power of two */
+	size_t n;
+};
+
+struct pidw;
+
+/* One entry: a unique name ('n'), a pool ('p') or a pool member ('m'). */
+struct ent {
+	struct hnode h; /* in mreg.names ('n', 'p') or the pool's members ('m') */
+	char kind;
+	char *name; /* a member's name is its PID in canonical decimal */
+	uint64_t id;
+	struct timespec mtime;
+	struct ent *prev, *next; /* id order in mreg.top or the pool's list */
+
+	/* 'n' and 'm': the holder. */
+	pid_t pid;
+	uid_t uid;
+	char *value; /* 'n': NULL when none; 'm': never NULL */
+	struct pidw *w;
+	struct ent *wprev, *wnext;
+	struct ent *pool; /* 'm' */
+
+	/* 'p' */
+	struct htab members;
+	struct ent *first, *last;
+};
+
+/* The watch of one process: its pidfd sits in the epoll set while at least
+ * one entry is held by it, so the number of entries is the refcount. */
+struct pidw {
+	struct hnode h; /* in mreg.pids */
+	pid_t pid;
+	int fd;
+	size_t refs;
+	struct ent *first, *last;
+};
+
+struct mreg {
+	pthread_mutex_t lock;
+	struct mev_ring *ring;
+	struct htab names; /* unique names and pools share one namespace */
+	struct ent *first, *last;
+	struct htab pids;
+	uint64_t last_id;
+	int epfd;
+	int stopfd;
+	pthread_t thread;
+	bool thread_started;
+};
+
+int mreg_htab_init(struct htab *t, size_t nb);
+/* Never fails: see struct htab. */
+void mreg_htab_insert(struct htab *t, struct hnode *n, uint64_t hash);
+void mreg_htab_remove(struct htab *t, struct hnode *n);
+
+uint64_t mreg_name_hash(const char *name);
+/* The entry called name in t (the names or a pool's members), or NULL. */
+struct ent *mreg_ent_find(struct htab *t, const char *name);
+/* The id-ordered lists of mreg.first/last and a pool's first/last. */
+void mreg_list_append(struct ent **first, struct ent **last, struct ent *e);
+void mreg_list_remove(struct ent **first, struct ent **last, struct ent *e);
+void mreg_ent_free(struct ent *e);
+void mreg_ent_path(char *buf, size_t len, const struct ent *e);
+void mreg_emit_register(struct mreg *reg, const struct ent *e);
+
+/* Remove a unique name or a pool member, its watch and all, with an
+ * unregister event carrying detail (may be NULL). */
+void mreg_remove_name(struct mreg *reg, struct ent *e, const char *detail);
+void mreg_remove_member(struct mreg *reg, struct ent *m, const char *detail);
+/* Removes the entries of pid if it has exited. */
+void mreg_reap_if_exited(struct mreg *reg, pid_t pid);
+/* The live watch of pid, or a new one made of *fd and *spare (both taken,
+ * then set to -1 and NULL). */
+int mreg_pidw_get(struct mreg *reg, pid_t pid, int *fd, struct pidw **spare, struct pidw **ret);
+/* e's holder is w's process: one more reference to the watch. */
+void mreg_pidw_attach(struct pidw *w, struct ent *e);
+
+#endif

@@ -1,0 +1,401 @@
+/* A service's configuration: the effective configuration (the explicit one
+ * plus the defaults of the chain's plugins), the merge phase, and the
+ * transactional reconfigure behind config.ini and the config/ directory. The
+ * rest of the service lives in service.c, service_chain.c and
+ * service_store.c; the locks are described in service.h.
+ *
+ * Locks: msvc_reconfigure(), msvc_config_apply_ini() and the msvc_config_*()
+ * changes take op_lock and hold it across the merge and update callbacks
+ * and a restart they ask for; under it the committed configuration is
+ * swapped with state_lock. msvc_config_effective() and msvc_config_render()
+ * only read, under store_lock then state_lock. */
+#include "service_i.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "events.h"
+#include "tree.h"
+#include "util.h"
+
+/* The explicit configuration plus the defaults of the chain's plugins. */
+static struct mallafs_cfg *effective_of(struct minst *const *chain, size_t n,
+                                        const struct mallafs_cfg *cfg)
+{
+	struct mallafs_cfg *e = mcfg_dup(cfg);
+	if (!e)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct mallafs_plugin *d = chain[i]->desc;
+		for (const struct mallafs_setting *s = d->settings; s && s->key; s++) {
+			if (mallafs_cfg_get(e, d->name, s->key))
+				continue;
+			if (mallafs_cfg_set(e, d->name, s->key, s->def) < 0) {
+				mcfg_free(e);
+				return NULL;
+			}
+		}
+	}
+	return e;
+}
+
+/* The merge phase over a chain, top to bottom. */
+int msvc_merge_phase(struct minst *const *chain, size_t n, const struct mallafs_cfg *old,
+                     const struct mallafs_cfg *update, struct mallafs_cfg **ret_new,
+                     struct mallafs_reason *why)
+{
+	struct mallafs_cfg *acc = mcfg_dup(old);
+	if (!acc)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct mallafs_plugin *d = chain[i]->desc;
+		struct mallafs_cfg *merged = mcfg_dup(acc);
+		int r = merged ? mcfg_merge(merged, update) : -ENOMEM;
+		if (r == 0 && d->config_merge) {
+			struct mallafs_reason pr = {{0}};
+			r = d->config_merge(chain[i]->state, old, update, merged, &pr);
+			if (r < 0)
+				mallafs_reason_set(why, "%s: %s", d->name,
+				                   pr.text[0] ? pr.text : "configuration rejected");
+		}
+		mcfg_free(acc);
+		acc = merged;
+		if (r < 0) {
+			mcfg_free(acc);
+			return r == -ENOMEM ? r : -EINVAL;
+		}
+	}
+	*ret_new = acc;
+	return 0;
+}
+
+void msvc_commit_cfg(struct mallafs_svc *svc, struct mallafs_cfg *cfg)
+{
+	pthread_mutex_lock(&svc->state_lock);
+	svc->cfg = cfg;
+	pthread_mutex_unlock(&svc->state_lock);
+}
+
+void msvc_emit_reconfigure(struct mallafs_svc *svc)
+{
+	char path[MTREE_PATH_MAX];
+	msvc_path(svc, path, sizeof(path), NULL, NULL);
+	mev_emit(svc->env.events, MEV_RECONFIGURE, path, NULL);
+}
+
+/* Reconfiguration, op_lock held. */
+static int reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg *update,
+                              struct mallafs_reason *why)
+{
+	struct mallafs_cfg *old = svc->cfg, *new = NULL, *eold = NULL, *enew = NULL;
+	int r;
+
+	if (svc->dead)
+		return -ENOENT;
+	r = msvc_merge_phase(svc->chain, svc->nchain, old, update, &new, why);
+	if (r < 0)
+		goto refused;
+
+	eold = effective_of(svc->chain, svc->nchain, old);
+	enew = effective_of(svc->chain, svc->nchain, new);
+	if (!eold || !enew) {
+		r = -ENOMEM;
+		mallafs_reason_set(why, "out of memory");
+		goto refused;
+	}
+	if (mcfg_equal(eold, enew)) {
+		/* Nothing a plugin or a reader can see changed: no callbacks. */
+		if (!mcfg_equal(old, new)) {
+			msvc_commit_cfg(svc, new);
+			mcfg_free(old);
+		} else {
+			mcfg_free(new);
+		}
+		r = 0;
+		goto out;
+	}
+
+	msvc_commit_cfg(svc, new);
+
+	bool want_restart = false;
+	char restart_reason[MALLAFS_REASON_MAX + 64] = "";
+	for (size_t i = svc->nchain; i-- > 0;) {
+		struct minst *in = svc->chain[i];
+		if (!in->active || !in->desc->updated)
+			continue;
+		struct mallafs_reason pr = {{0}};
+		enum mallafs_update u = in->desc->updated(in->state, old, new, &pr);
+		if (u == MALLAFS_UPDATE_RESTART && !want_restart) {
+			want_restart = true;
+			snprintf(restart_reason, sizeof(restart_reason), "%s: %s", in->desc->name,
+			         pr.text[0] ? pr.text : "restart requested");
+		} else if (u != MALLAFS_UPDATE_OK && u != MALLAFS_UPDATE_RESTART) {
+			mallafs_reason_set(why, "%s: %s", in->desc->name,
+			                   pr.text[0] ? pr.text : "update failed");
+			/* Roll back: the configuration first, then tell the
+			 * plugins already told, in the reverse order. */
+			msvc_commit_cfg(svc, old);
+			for (size_t j = i + 1; j < svc->nchain; j++) {
+				struct minst *t = svc->chain[j];
+				if (!t->active || !t->desc->updated)
+					continue;
+				struct mallafs_reason br = {{0}};
+				if (t->desc->updated(t->state, new, old, &br) != MALLAFS_UPDATE_OK)
+					mu_log(MU_LOG_WARNING, "service %s: %s: rolling back: %s",
+					       svc->name, t->desc->name,
+					       br.text[0] ? br.text : "not ok");
+			}
+			mcfg_free(new);
+			r = -EIO;
+			goto refused_committed;
+		}
+	}
+	mcfg_free(old);
+	msvc_emit_reconfigure(svc);
+	if (want_restart && svc->started)
+		msvc_restart(svc, restart_reason);
+	r = 0;
+	goto out;
+
+refused:
+	mcfg_free(new);
+refused_committed:
+	msvc_set_error(svc, why->text[0] ? why->text : strerror(-r));
+out:
+	mcfg_free(eold);
+	mcfg_free(enew);
+	return r;
+}
+
+int msvc_reconfigure(struct mallafs_svc *svc, const struct mallafs_cfg *update,
+                     struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	if (!why)
+		why = &local;
+	why->text[0] = '\0';
+	pthread_mutex_lock(&svc->op_lock);
+	int r = reconfigure_locked(svc, update, why);
+	pthread_mutex_unlock(&svc->op_lock);
+	return r;
+}
+
+int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,
+                          struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	struct mallafs_cfg *update = NULL;
+	char err[MALLAFS_REASON_MAX];
+	int line = 0;
+
+	if (!why)
+		why = &local;
+	int r = mcfg_parse_ini(text, len, &update, &line, err, sizeof(err));
+	if (r < 0) {
+		mallafs_reason_set(why, "%s: %s", mtree_name(MTREE_CONFIG_INI), err);
+		msvc_set_error(svc, why->text);
+		return r;
+	}
+	r = msvc_reconfigure(svc, update, why);
+	mcfg_free(update);
+	return r;
+}
+
+/* Runs a one-change update, refusing it first when check() says so. */
+static int reconfigure_one(struct mallafs_svc *svc, struct mallafs_cfg *update,
+                           int (*check)(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
+                                        struct mallafs_cfg *update, const char *section,
+                                        const char *key),
+                           const char *section, const char *key, struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	if (!why)
+		why = &local;
+	why->text[0] = '\0';
+	pthread_mutex_lock(&svc->op_lock);
+	int r = -ENOENT;
+	if (svc->dead)
+		goto out;
+	if (check) {
+		struct mallafs_cfg *eff = effective_of(svc->chain, svc->nchain, svc->cfg);
+		r = eff ? check(svc, eff, update, section, key) : -ENOMEM;
+		mcfg_free(eff);
+		if (r < 0) {
+			if (!why->text[0])
+				mallafs_reason_set(why, "config %s%s%s: %s", section,
+				                   key ? "/" : "", key ? key : "", strerror(-r));
+			msvc_set_error(svc, why->text);
+			goto out;
+		}
+		if (r > 0) {
+			r = 0; /* nothing to do */
+			goto out;
+		}
+	}
+	r = reconfigure_locked(svc, update, why);
+out:
+	pthread_mutex_unlock(&svc->op_lock);
+	return r;
+}
+
+static int check_names(const char *section, const char *key, struct mallafs_reason *why)
+{
+	if (mu_name_check_str(section, MU_NAME_STRICT) < 0) {
+		mallafs_reason_set(why, "invalid section name");
+		return -EINVAL;
+	}
+	if (key && mu_name_check_str(key, MU_NAME_FILE) < 0) {
+		mallafs_reason_set(why, "invalid key name");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *key,
+                    const char *value, size_t len, struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	if (!why)
+		why = &local;
+	int r = check_names(section, key, why);
+	if (r == 0 && len > 0 && value[len - 1] == '\n')
+		len--;
+	if (r == 0 && memchr(value, '\0', len)) {
+		mallafs_reason_set(why, "config %s/%s: a value cannot hold a NUL byte", section,
+		                   key);
+		r = -EINVAL;
+	}
+	if (r < 0) {
+		msvc_set_error(svc, why->text);
+		return r;
+	}
+	char *v = mu_memdup0(value, len);
+	struct mallafs_cfg *update = mcfg_new();
+	r = (v && update) ? mallafs_cfg_set(update, section, key, v) : -ENOMEM;
+	if (r == 0)
+		r = reconfigure_one(svc, update, NULL, NULL, NULL, why);
+	mcfg_free(update);
+	free(v);
+	return r;
+}
+
+/* A plugin's section whose last set key goes: the section goes too (it
+ * shows while the plugin is in the chain, through the defaults), rather
+ * than stay behind empty once the plugin leaves. A section the user made
+ * stays. */
+static bool unset_empties_plugin_section(struct mallafs_svc *svc, const char *section,
+                                         const char *key)
+{
+	bool plugin = false;
+	pthread_rwlock_rdlock(&svc->store_lock);
+	struct minst *in = msvc_chain_find(svc, section);
+	plugin = in && in->desc->settings && in->desc->settings[0].key;
+	pthread_rwlock_unlock(&svc->store_lock);
+	if (!plugin)
+		return false;
+	pthread_mutex_lock(&svc->state_lock);
+	bool last = mcfg_section_len(svc->cfg, section) == 1 &&
+	            mallafs_cfg_get(svc->cfg, section, key) != NULL;
+	pthread_mutex_unlock(&svc->state_lock);
+	return last;
+}
+
+static int check_unset(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
+                       struct mallafs_cfg *update, const char *section, const char *key)
+{
+	if (!mallafs_cfg_get(eff, section, key))
+		return -ENOENT;
+	/* A default that was never set: already what rm would give. */
+	if (!mallafs_cfg_get(svc->cfg, section, key))
+		return 1;
+	if (unset_empties_plugin_section(svc, section, key))
+		return mcfg_set_removed_section(update, section);
+	return 0;
+}
+
+int msvc_config_unset(struct mallafs_svc *svc, const char *section, const char *key,
+                      struct mallafs_reason *why)
+{
+	if (check_names(section, key, why) < 0)
+		return -ENOENT; /* no file by a name that cannot exist */
+	struct mallafs_cfg *update = mcfg_new();
+	int r = update ? mcfg_set_removed_key(update, section, key) : -ENOMEM;
+
+	if (r == 0)
+		r = reconfigure_one(svc, update, check_unset, section, key, why);
+	mcfg_free(update);
+	return r;
+}
+
+static int check_add_section(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
+                             struct mallafs_cfg *update, const char *section, const char *key)
+{
+	return mcfg_has_section(eff, section) ? -EEXIST : 0;
+}
+
+static int check_del_section(struct mallafs_svc *svc, const struct mallafs_cfg *eff,
+                             struct mallafs_cfg *update, const char *section, const char *key)
+{
+	if (!mcfg_has_section(eff, section))
+		return -ENOENT;
+	if (mcfg_section_len(eff, section) > 0)
+		return -ENOTEMPTY;
+	return 0;
+}
+
+int msvc_config_add_section(struct mallafs_svc *svc, const char *section,
+                            struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	if (!why)
+		why = &local;
+	int r = check_names(section, NULL, why);
+	if (r < 0) {
+		msvc_set_error(svc, why->text);
+		return r;
+	}
+	struct mallafs_cfg *update = mcfg_new();
+	r = update ? mcfg_add_section(update, section) : -ENOMEM;
+	if (r == 0)
+		r = reconfigure_one(svc, update, check_add_section, section, NULL, why);
+	mcfg_free(update);
+	return r;
+}
+
+int msvc_config_del_section(struct mallafs_svc *svc, const char *section,
+                            struct mallafs_reason *why)
+{
+	if (mu_name_check_str(section, MU_NAME_STRICT) < 0)
+		return -ENOENT;
+	struct mallafs_cfg *update = mcfg_new();
+	int r = update ? mcfg_set_removed_section(update, section) : -ENOMEM;
+	if (r == 0)
+		r = reconfigure_one(svc, update, check_del_section, section, NULL, why);
+	mcfg_free(update);
+	return r;
+}
+
+struct mallafs_cfg *msvc_config_effective(struct mallafs_svc *svc)
+{
+	pthread_rwlock_rdlock(&svc->store_lock);
+	pthread_mutex_lock(&svc->state_lock);
+	struct mallafs_cfg *e = effective_of(svc->chain, svc->nchain, svc->cfg);
+	pthread_mutex_unlock(&svc->state_lock);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return e;
+}
+
+int msvc_config_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len)
+{
+	struct mallafs_cfg *e = msvc_config_effective(svc);
+	if (!e)
+		return -ENOMEM;
+	int r = mallafs_cfg_render(e, ret_text, ret_len);
+	mcfg_free(e);
+	return r;
+}
