@@ -6,7 +6,7 @@
  * supports. A folder's row has the entry operations (lookup .. rename),
  * called with the folder as the request's node; a file's row has the file
  * operations, called with the file. An operation a row leaves NULL gets the
- * errno of mfs_lacking() (req.c), the one place that policy is written.
+ * errno of mfs_refuse() (req.c), the one place that policy is written.
  * Workers return 0 or a count, or -errno, and never reply: the entry points
  * of ops.c do (read_reply excepted, see below). */
 #ifndef MALLAFS_FS_KIND_H
