@@ -84,14 +84,9 @@ static void echo_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 		return;
 	}
 	struct mfs_req c;
-	struct mfs_child ch;
 	int r = mfs_req_start(&c, req, parent, true);
 	if (r == 0)
-		r = mfs_lookup(&c, name, &ch);
-	if (r == 0) {
-		r = mfs_reply_entry(&c, name, &ch, NULL, false);
-		msvc_unref(ch.svc);
-	}
+		r = mfs_reply_found(&c, name);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	mfs_req_finish(&c);

@@ -161,11 +161,12 @@ void mfs_node_lookup_inc(struct mfs *fs, struct mnode *n);
 void mfs_node_forget(struct mfs *fs, uint64_t ino, uint64_t nlookup);
 /* Gives an N_SVC node its service (a new reference), once. */
 void mfs_node_set_svc(struct mfs *fs, struct mnode *n, struct mallafs_svc *svc);
-/* The service a node belongs to (a new reference), or NULL. */
-struct mallafs_svc *mfs_node_svc(struct mfs *fs, struct mnode *n);
 /* Copies the node's own name and its parent's (the section, app or pool of
- * a leaf): both change on rename. Either buffer may be NULL. */
-void mfs_node_names(struct mfs *fs, struct mnode *n, char *name, char *pname, size_t len);
+ * a leaf): both change on rename. Either buffer may be NULL. With ret_svc,
+ * also the service the node belongs to (a new reference, or NULL): all in
+ * one hold of the lock, as every request's prologue needs them. */
+void mfs_node_names(struct mfs *fs, struct mnode *n, char *name, char *pname, size_t len,
+                    struct mallafs_svc **ret_svc);
 /* A control file made by create() that no write has made real yet. */
 bool mfs_node_pending(struct mfs *fs, struct mnode *n);
 void mfs_node_set_pending(struct mfs *fs, struct mnode *n);

@@ -150,6 +150,9 @@ int mfs_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret);
 /* Makes (or finds) the node of an existing entry and replies with it. */
 int mfs_reply_entry(struct mfs_req *c, const char *name, const struct mfs_child *child,
                     struct fuse_file_info *create_fi, bool pending);
+/* Looks the entry up and replies with it (what mkdir answers): -errno,
+ * and no reply, when it is not there. */
+int mfs_reply_found(struct mfs_req *c, const char *name);
 /* The notifier's lookup of an entry that is gone: a stand-in with no cache life. */
 int mfs_reply_standin(struct mfs_req *c, const char *name, enum mnode_kind kind);
 /* One readdir reply's buffer (malloc'd) for folder c. */

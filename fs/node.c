@@ -321,18 +321,6 @@ void mfs_node_forget(struct mfs *fs, uint64_t ino, uint64_t nlookup)
 	msvc_unref(drop);
 }
 
-struct mallafs_svc *mfs_node_svc(struct mfs *fs, struct mnode *n)
-{
-	struct mallafs_svc *svc = NULL;
-	pthread_mutex_lock(&fs->lock);
-	while (n && n->kind != N_SVC)
-		n = n->parent;
-	if (n && n->svc)
-		svc = msvc_ref(n->svc);
-	pthread_mutex_unlock(&fs->lock);
-	return svc;
-}
-
 void mfs_node_set_svc(struct mfs *fs, struct mnode *n, struct mallafs_svc *svc)
 {
 	pthread_mutex_lock(&fs->lock);
@@ -341,13 +329,20 @@ void mfs_node_set_svc(struct mfs *fs, struct mnode *n, struct mallafs_svc *svc)
 	pthread_mutex_unlock(&fs->lock);
 }
 
-void mfs_node_names(struct mfs *fs, struct mnode *n, char *name, char *pname, size_t len)
+void mfs_node_names(struct mfs *fs, struct mnode *n, char *name, char *pname, size_t len,
+                    struct mallafs_svc **ret_svc)
 {
 	pthread_mutex_lock(&fs->lock);
 	if (name)
 		snprintf(name, len, "%s", n->name);
 	if (pname)
 		snprintf(pname, len, "%s", n->parent ? n->parent->name : "");
+	if (ret_svc) {
+		struct mnode *s = n;
+		while (s && s->kind != N_SVC)
+			s = s->parent;
+		*ret_svc = s && s->svc ? msvc_ref(s->svc) : NULL;
+	}
 	pthread_mutex_unlock(&fs->lock);
 }
 

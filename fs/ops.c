@@ -136,17 +136,6 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 /* ---- folders ---- */
 
-/* Replies with the entry an operation just made. */
-static int reply_made(struct mfs_req *c, const char *name)
-{
-	struct mfs_child ch;
-	int r = mfs_lookup(c, name, &ch);
-	if (r == 0)
-		r = mfs_reply_entry(c, name, &ch, NULL, false);
-	msvc_unref(ch.svc);
-	return r;
-}
-
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct mfs_req c;
@@ -157,7 +146,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	if (r == 0)
 		r = c.kind->mkdir(&c, name);
 	if (r == 0)
-		r = reply_made(&c, name);
+		r = mfs_reply_found(&c, name);
 	if (r < 0)
 		reply_status(&c, r);
 	done(&c);

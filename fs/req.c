@@ -11,14 +11,16 @@
 #include "kind.h"
 #include "service.h"
 
-static void req_setup(struct mfs_req *c, struct mfs *fs, fuse_req_t req, struct mnode *n)
+/* The names, and (want_svc) the node's service, in one hold of the lock. */
+static void req_setup(struct mfs_req *c, struct mfs *fs, fuse_req_t req, struct mnode *n,
+                      bool want_svc)
 {
 	c->req = req;
 	c->fs = fs;
 	c->node = n;
 	c->kind = mfs_kind(n->kind);
 	c->svc = NULL;
-	mfs_node_names(fs, n, c->name, c->pname, sizeof(c->name));
+	mfs_node_names(fs, n, c->name, c->pname, sizeof(c->name), want_svc ? &c->svc : NULL);
 }
 
 int mfs_req_start(struct mfs_req *c, fuse_req_t req, uint64_t ino, bool live)
@@ -30,12 +32,10 @@ int mfs_req_start(struct mfs_req *c, fuse_req_t req, uint64_t ino, bool live)
 	c->fs = fs;
 	if (!n)
 		return -ENOENT;
-	req_setup(c, fs, req, n);
-	if (c->kind->flags & MK_IN_SVC) {
-		c->svc = mfs_node_svc(fs, n);
-		if (live && (!c->svc || !msvc_alive(c->svc)))
-			return -ENOENT;
-	}
+	bool in_svc = mfs_kind(n->kind)->flags & MK_IN_SVC;
+	req_setup(c, fs, req, n, in_svc);
+	if (in_svc && live && (!c->svc || !msvc_alive(c->svc)))
+		return -ENOENT;
 	return 0;
 }
 
@@ -44,7 +44,7 @@ void mfs_req_child(const struct mfs_req *c, struct mnode *n, struct mallafs_svc 
 {
 	memset(ret, 0, sizeof(*ret));
 	mfs_node_ref(c->fs, n);
-	req_setup(ret, c->fs, c->req, n);
+	req_setup(ret, c->fs, c->req, n, false);
 	if (ret->kind->flags & MK_IN_SVC) {
 		svc = svc ? svc : c->svc;
 		ret->svc = svc ? msvc_ref(svc) : NULL;
@@ -229,6 +229,16 @@ int mfs_reply_entry(struct mfs_req *c, const char *name, const struct mfs_child 
 		}
 	}
 	mfs_req_finish(&cc);
+	return r;
+}
+
+int mfs_reply_found(struct mfs_req *c, const char *name)
+{
+	struct mfs_child ch;
+	int r = mfs_lookup(c, name, &ch);
+	if (r == 0)
+		r = mfs_reply_entry(c, name, &ch, NULL, false);
+	msvc_unref(ch.svc);
 	return r;
 }
 
