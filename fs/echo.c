@@ -23,11 +23,6 @@ static bool is_echo(fuse_req_t req)
 	return mfs_req_is_echo(fuse_req_userdata(req), req);
 }
 
-static bool live(const struct mfs_req *c)
-{
-	return !(c->kind->flags & MK_IN_SVC) || (c->svc && msvc_alive(c->svc));
-}
-
 static void echo_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	if (!is_echo(req)) {
@@ -42,7 +37,7 @@ static void echo_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		goto out;
 	}
-	r = live(&c) ? mfs_lookup(&c, name, &ch) : -ENOENT;
+	r = mfs_req_live(&c) ? mfs_lookup(&c, name, &ch) : -ENOENT;
 	if (r == 0) {
 		r = mfs_reply_entry(&c, name, &ch, NULL, false);
 		msvc_unref(ch.svc);

@@ -135,6 +135,8 @@ enum mfs_op {
 /* Sets up c for the inode ino: -ENOENT when it is gone, or (live) when its
  * service is. c must be finished whatever this returns. */
 int mfs_req_start(struct mfs_req *c, fuse_req_t req, uint64_t ino, bool live);
+/* False when c's node is inside a service that is gone. */
+bool mfs_req_live(const struct mfs_req *c);
 /* A request on n, a child of c's node, for the same fuse request; svc is
  * the child's service when it is a service's folder. */
 void mfs_req_child(const struct mfs_req *c, struct mnode *n, struct mallafs_svc *svc,

@@ -23,6 +23,11 @@ static void req_setup(struct mfs_req *c, struct mfs *fs, fuse_req_t req, struct 
 	mfs_node_names(fs, n, c->name, c->pname, sizeof(c->name), want_svc ? &c->svc : NULL);
 }
 
+bool mfs_req_live(const struct mfs_req *c)
+{
+	return !(c->kind->flags & MK_IN_SVC) || (c->svc && msvc_alive(c->svc));
+}
+
 int mfs_req_start(struct mfs_req *c, fuse_req_t req, uint64_t ino, bool live)
 {
 	struct mfs *fs = fuse_req_userdata(req);
@@ -34,7 +39,7 @@ int mfs_req_start(struct mfs_req *c, fuse_req_t req, uint64_t ino, bool live)
 		return -ENOENT;
 	bool in_svc = mfs_kind(n->kind)->flags & MK_IN_SVC;
 	req_setup(c, fs, req, n, in_svc);
-	if (in_svc && live && (!c->svc || !msvc_alive(c->svc)))
+	if (live && !mfs_req_live(c))
 		return -ENOENT;
 	return 0;
 }
@@ -158,7 +163,7 @@ int mfs_stat(struct mfs_req *c, struct stat *st)
 		st->st_mode = S_IFREG | (k->flags & MK_RDONLY ? 0444 : 0644);
 		st->st_nlink = 1;
 	}
-	if ((k->flags & MK_IN_SVC) && (!c->svc || !msvc_alive(c->svc)))
+	if (!mfs_req_live(c))
 		r = -ENOENT;
 	if (r == 0 && k->stat)
 		r = k->stat(c, st);
