@@ -195,6 +195,9 @@ void mfs_rendered_release(struct mfs_req *c, struct fuse_file_info *fi);
  * was. The caller applies it holding no lock of fs/. */
 int mfs_rendered_doc(struct handle *h, const char *buf, size_t size, off_t off, bool lines,
                      char **ret, size_t *ret_len, uint64_t *ret_gen);
+/* At close: the whole document (malloc'd) when its end was not applied
+ * yet (a last line without a newline), else NULL. */
+int mfs_rendered_doc_rest(struct handle *h, char **ret, size_t *ret_len, uint64_t *ret_gen);
 /* The document of generation gen was applied (or refused) up to len: it is
  * never applied again, not even at close. */
 void mfs_rendered_doc_done(struct handle *h, uint64_t gen, size_t len);

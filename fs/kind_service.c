@@ -130,22 +130,10 @@ static int ini_store(struct mfs_req *c, struct handle *h, const char *buf, size_
 static void ini_release(struct mfs_req *c, struct fuse_file_info *fi)
 {
 	struct handle *h = mfs_handle_get(c->fs, fi);
-	if (!h)
-		return;
 	char *doc = NULL;
-	size_t len = 0;
-	uint64_t gen = 0;
-	pthread_mutex_lock(&h->lock);
-	if (h->doc.len > h->applied) {
-		doc = malloc(h->doc.len);
-		if (doc) {
-			memcpy(doc, h->doc.data, h->doc.len);
-			len = h->doc.len;
-			gen = h->doc_gen;
-		}
-	}
-	pthread_mutex_unlock(&h->lock);
-	if (doc && c->svc) {
+	size_t len;
+	uint64_t gen;
+	if (h && c->svc && mfs_rendered_doc_rest(h, &doc, &len, &gen) == 0 && doc) {
 		msvc_config_apply_ini(c->svc, doc, len, NULL);
 		mfs_rendered_doc_done(h, gen, len);
 	}

@@ -180,6 +180,26 @@ int mfs_rendered_doc(struct handle *h, const char *buf, size_t size, off_t off, 
 	return r;
 }
 
+int mfs_rendered_doc_rest(struct handle *h, char **ret, size_t *ret_len, uint64_t *ret_gen)
+{
+	int r = 0;
+	*ret = NULL;
+	*ret_len = 0;
+	pthread_mutex_lock(&h->lock);
+	if (h->doc.len > h->applied) {
+		*ret = malloc(h->doc.len);
+		if (*ret) {
+			memcpy(*ret, h->doc.data, h->doc.len);
+			*ret_len = h->doc.len;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	*ret_gen = h->doc_gen;
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
 void mfs_rendered_doc_done(struct handle *h, uint64_t gen, size_t len)
 {
 	pthread_mutex_lock(&h->lock);
