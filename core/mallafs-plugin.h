@@ -238,6 +238,13 @@ int mallafs_store_foreach(struct mallafs_svc *svc,
  */
 int mallafs_store_load(struct mallafs_svc *svc, const char *key, const void *value, size_t len);
 
+/**
+ * The service's owner. Whatever the service runs or writes on its own
+ * (exec hooks, persist's files) is done with these rights, never the
+ * daemon's. It can change while the service runs (chown of the service).
+ */
+void mallafs_svc_owner(const struct mallafs_svc *svc, uid_t *ret_uid, gid_t *ret_gid);
+
 /** Where the tree is mounted (for hooks' environment), or NULL. */
 const char *mallafs_svc_mountpoint(const struct mallafs_svc *svc);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cfg.h"
 #include "events.h"
@@ -111,6 +112,20 @@ const char *mallafs_svc_mountpoint(const struct mallafs_svc *svc)
 	return svc->env.mountpoint;
 }
 
+void mallafs_svc_owner(const struct mallafs_svc *svc, uid_t *ret_uid, gid_t *ret_gid)
+{
+	uint64_t o = atomic_load(&svc->owner);
+	if (ret_uid)
+		*ret_uid = (uid_t)(o >> 32);
+	if (ret_gid)
+		*ret_gid = (gid_t)(o & 0xffffffffu);
+}
+
+void msvc_set_owner(struct mallafs_svc *svc, uid_t uid, gid_t gid)
+{
+	atomic_store(&svc->owner, ((uint64_t)uid << 32) | (uint64_t)gid);
+}
+
 void mallafs_svc_log(struct mallafs_svc *svc, int level, const char *fmt, ...)
 {
 	char line[768];
@@ -181,6 +196,7 @@ int msvc_new(const struct msvc_env *env, const char *name, struct mallafs_svc **
 	r = -ENOMEM;
 	svc->env = *env;
 	atomic_init(&svc->refs, 1);
+	msvc_set_owner(svc, getuid(), getgid());
 	pthread_mutex_init(&svc->op_lock, NULL);
 	pthread_rwlock_init(&svc->store_lock, NULL);
 	pthread_mutex_init(&svc->state_lock, NULL);

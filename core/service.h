@@ -81,6 +81,9 @@ const char *msvc_name(const struct mallafs_svc *svc);
 /* False once the service is destroyed. */
 bool msvc_alive(struct mallafs_svc *svc);
 uint64_t msvc_id(const struct mallafs_svc *svc);
+/* The owner (mallafs_svc_owner reads it): the daemon's uid and gid until
+ * set; the filesystem sets it to the creator's, and chown changes it. */
+void msvc_set_owner(struct mallafs_svc *svc, uid_t uid, gid_t gid);
 void msvc_set_id(struct mallafs_svc *svc, uint64_t id);
 
 /* Before the first start: the declared plugins (top to bottom, base implied)

@@ -26,6 +26,9 @@ struct mallafs_svc {
 	uint64_t id;
 	struct msvc_env env;
 	atomic_uint refs;
+	/* The owner, uid in the high half and gid in the low half, so the
+	 * pair is read and changed as one (no lock). */
+	_Atomic uint64_t owner;
 
 	pthread_mutex_t op_lock;
 	/* op_lock: the declared plugins (top to bottom, base not included) and
