@@ -216,6 +216,38 @@ mfs_users()
 	done
 }
 
+# mfs_user NAME: makes sure the unprivileged local user NAME exists (created
+# with useradd, no home, no login shell) and can reach $MFS_TMP, for tests of
+# what another user may do through an allow_other mount. Creating users takes
+# root: run as anyone else, the test is skipped (exit 77) with a message
+# saying so. Tests running in parallel may create the same user: useradd
+# holds the passwd lock, so a loser retries, then finds the user there.
+mfs_user()
+{
+	local name=$1 i
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "SKIP - $MFS_NAME needs root to create the test user $name" >&2
+		MFS_FINISHED=1
+		exit 77
+	fi
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		id -u "$name" >/dev/null 2>&1 && break
+		useradd --system --no-create-home --shell /usr/sbin/nologin "$name" \
+			>/dev/null 2>&1 || sleep 0.2
+	done
+	id -u "$name" >/dev/null 2>&1 || mfs_bail "useradd $name failed"
+	chmod o+x "$MFS_TMP" || mfs_bail "chmod o+x $MFS_TMP"
+}
+
+# mfs_as NAME COMMAND [ARGS...]: runs COMMAND as user NAME (its uid, its
+# group and supplementary groups), as su would but with no PAM session.
+mfs_as()
+{
+	local name=$1
+	shift
+	setpriv --reuid="$name" --regid="$name" --init-groups -- "$@"
+}
+
 # Stops a daemon the hard way: abort its connection, kill -9, wait a little.
 mfs_force_stop()
 {
