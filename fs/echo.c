@@ -61,6 +61,31 @@ out:
 	mfs_req_finish(&c);
 }
 
+/* The kernel asks for the attributes of the folder an echo removes from
+ * (default_permissions checks it): one that is gone answers as a stand-in,
+ * so the echo goes on. */
+static void echo_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (!is_echo(req)) {
+		next->getattr(req, ino, fi);
+		return;
+	}
+	struct mfs_req c;
+	struct stat st;
+	int r = mfs_req_start(&c, req, ino, false);
+	if (r == 0)
+		r = mfs_req_live(&c) ? mfs_stat(&c, &st) : -ENOENT;
+	if (r == -ENOENT && c.node) {
+		mfs_standin_stat(c.fs, c.node, &st);
+		fuse_reply_attr(req, &st, 0);
+	} else if (r == 0) {
+		fuse_reply_attr(req, &st, c.kind->attr_timeout);
+	} else {
+		fuse_reply_err(req, -r);
+	}
+	mfs_req_finish(&c);
+}
+
 /* The attributes as they are: what getattr answers. */
 static void echo_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                          struct fuse_file_info *fi)
@@ -179,6 +204,7 @@ const struct fuse_lowlevel_ops *mfs_echo_wrap(const struct fuse_lowlevel_ops *re
 	next = real;
 	wrapped = *real;
 	wrapped.lookup = echo_lookup;
+	wrapped.getattr = echo_getattr;
 	wrapped.setattr = echo_setattr;
 	wrapped.mkdir = echo_mkdir;
 	wrapped.rmdir = echo_rmdir;

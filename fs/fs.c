@@ -28,7 +28,7 @@ struct mfs *mfs_new(struct mrt *rt)
 	fs->gid = getgid();
 	mu_now_real(&fs->born);
 	pthread_mutex_init(&fs->lock, NULL);
-	if (mfs_nodes_init(fs) < 0) {
+	if (mfs_nodes_init(fs) < 0 || mfs_perm_init(fs) < 0) {
 		mfs_free(fs);
 		return NULL;
 	}
@@ -40,6 +40,7 @@ void mfs_free(struct mfs *fs)
 	if (!fs)
 		return;
 	mfs_notifier_join(fs);
+	mfs_perm_fini(fs);
 	mfs_nodes_fini(fs);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs->mountpoint);

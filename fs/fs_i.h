@@ -6,6 +6,7 @@
  *     ops.c, echo.c  -> req.c (prologue, stat, entry replies, errno policy)
  *     req.c          -> kind.c (one row per node kind) -> kind_*.c (the rows' work)
  *     kind_*.c       -> rendered.c, handle.c, node.c, feed.c, notify.c, core
+ *     req.c, ops.c   -> perm.c (owners and modes) -> node.c, notify.c, core
  *     echo.c         -> echoes.c (which echo is under way)
  *     notify.c       -> resync.c -> echoes.c -> echoproc.c, handle.c, node.c
  *     feed.c         -> handle.c
@@ -32,6 +33,9 @@
  *     with each handle's id, refs, hnext, ph, node and poll_next. A leaf:
  *     never held across core, a reply or a notification to the kernel.
  *     Read a node's mutable fields through node.c's accessors or under it.
+ *  6. mfs_perm's lock guards the table of owners and modes set by chmod
+ *     and chown (perm.c). A leaf, never taken with mfs.lock held (a node's
+ *     path is copied first); its event listener takes only it.
  * kind, ino and the root pointer never change after a node is made, and
  * are read without a lock.
  *
@@ -110,6 +114,7 @@ struct mnode {
 struct mnotifier;
 struct mfeed;
 struct mfs_echoes;
+struct mfs_perm;
 
 #define MFS_HANDLE_BUCKETS 256
 
@@ -132,6 +137,7 @@ struct mfs {
 	struct mnotifier *notifier;
 	struct mfs_echoes *echoes; /* the notifier's; NULL before start and after join */
 	struct mfeed *feed;
+	struct mfs_perm *perm; /* owners and modes set by chmod and chown (perm.c) */
 
 	/* Open files that have a handle, by id (fi->fh). */
 	struct handle *handles[MFS_HANDLE_BUCKETS];
@@ -167,6 +173,12 @@ void mfs_node_set_svc(struct mfs *fs, struct mnode *n, struct mallafs_svc *svc);
  * one hold of the lock, as every request's prologue needs them. */
 void mfs_node_names(struct mfs *fs, struct mnode *n, char *name, char *pname, size_t len,
                     struct mallafs_svc **ret_svc);
+/* The node's path relative to the mount ("services/api/store/k"; "" for
+ * the root). -ENAMETOOLONG when it does not fit len. */
+int mfs_node_path(struct mfs *fs, struct mnode *n, char *buf, size_t len);
+/* The inode numbers of every node below top (not top itself), malloc'd:
+ * for dropping the kernel's cached attributes of a whole subtree. */
+int mfs_node_inos_under(struct mfs *fs, struct mnode *top, uint64_t **ret, size_t *ret_count);
 /* A control file made by create() that no write has made real yet. */
 bool mfs_node_pending(struct mfs *fs, struct mnode *n);
 void mfs_node_set_pending(struct mfs *fs, struct mnode *n);

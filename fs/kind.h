@@ -73,6 +73,9 @@ off_t mfs_dir_id_off(uint64_t id);
 struct mfs_kind {
 	const char *what; /* for the log */
 	unsigned flags;   /* enum mfs_kflag */
+	/* Its mode when it takes it from no folder (see perm.c); 0: 0755 for
+	 * a folder, 0644 for a file, 0444 for a read-only one. */
+	mode_t mode;
 	double entry_timeout, attr_timeout;
 	/* A folder's: the kind a removed entry's stand-in takes (echo.c). */
 	enum mnode_kind standin;
@@ -157,8 +160,24 @@ int mfs_reply_entry(struct mfs_req *c, const char *name, const struct mfs_child 
 int mfs_reply_found(struct mfs_req *c, const char *name);
 /* The notifier's lookup of an entry that is gone: a stand-in with no cache life. */
 int mfs_reply_standin(struct mfs_req *c, const char *name, enum mnode_kind kind);
+/* A stand-in's attributes (the mount's owner's, so the notifier may remove it). */
+void mfs_standin_stat(struct mfs *fs, struct mnode *n, struct stat *st);
 /* One readdir reply's buffer (malloc'd) for folder c. */
 int mfs_readdir(struct mfs_req *c, size_t size, off_t off, char **ret, size_t *ret_len);
+
+/* perm.c: owners and modes (the rules are at its top). */
+int mfs_perm_init(struct mfs *fs);
+void mfs_perm_fini(struct mfs *fs);
+/* st's owner, group and mode as the rules give them (before the kind's stat). */
+void mfs_perm_rules(struct mfs_req *c, struct stat *st);
+/* Then what chmod and chown set on the node itself. */
+void mfs_perm_own(struct mfs_req *c, struct stat *st);
+/* chmod, chown or chgrp of c's node by the request's caller; cur is its stat. */
+int mfs_perm_setattr(struct mfs_req *c, const struct stat *attr, int to_set,
+                     const struct stat *cur);
+/* The folder name in c's node was made by the request's caller, who owns it
+ * (config/APP, registry/POOL). */
+void mfs_perm_created(struct mfs_req *c, const char *name);
 
 /* kind.c: the table. */
 const struct mfs_kind *mfs_kind(enum mnode_kind k);

@@ -54,7 +54,10 @@ static int registry_list(struct mfs_req *c, struct mfs_dirbuf *db)
 
 static int registry_mkdir(struct mfs_req *c, const char *name)
 {
-	return mreg_pool_create(registry(c), name);
+	int r = mreg_pool_create(registry(c), name);
+	if (r == 0)
+		mfs_perm_created(c, name);
+	return r;
 }
 
 static int registry_rmdir(struct mfs_req *c, const char *name)
@@ -82,6 +85,7 @@ static int registry_unlink(struct mfs_req *c, const char *name)
 const struct mfs_kind mfs_kind_registry = {
         .what = "registry/",
         .flags = MK_DIR,
+        .mode = 01777, /* anyone registers; the sticky bit keeps others' names */
         .entry_timeout = MFS_LONG_TIMEOUT,
         .attr_timeout = MFS_LONG_TIMEOUT,
         .standin = N_REGNAME,
@@ -178,6 +182,7 @@ static int pool_unlink(struct mfs_req *c, const char *name)
 const struct mfs_kind mfs_kind_pool = {
         .what = "a pool",
         .flags = MK_DIR,
+        .mode = 01777, /* as registry/ */
         .entry_timeout = MFS_LONG_TIMEOUT,
         .standin = N_MEMBER,
         .stat = pool_stat,

@@ -57,7 +57,16 @@ static int services_list(struct mfs_req *c, struct mfs_dirbuf *db)
 static int services_mkdir(struct mfs_req *c, const char *name)
 {
 	struct mallafs_reason why = {{0}};
-	return mrt_service_create(c->fs->rt, name, &why);
+	int r = mrt_service_create(c->fs->rt, name, &why);
+	if (r == 0) {
+		/* Its creator owns it: its hooks and files act as them. */
+		const struct fuse_ctx *ctx = fuse_req_ctx(c->req);
+		struct mallafs_svc *s = mrt_service_get(c->fs->rt, name);
+		if (s)
+			msvc_set_owner(s, ctx->uid, ctx->gid);
+		msvc_unref(s);
+	}
+	return r;
 }
 
 static int services_rmdir(struct mfs_req *c, const char *name)
@@ -129,6 +138,7 @@ static void events_release(struct mfs_req *c, struct fuse_file_info *fi)
 const struct mfs_kind mfs_kind_events = {
         .what = "events",
         .flags = MK_RDONLY,
+        .mode = 0400, /* every change of every service: the mount's owner's */
         .entry_timeout = MFS_LONG_TIMEOUT,
         .attr_timeout = MFS_LONG_TIMEOUT,
         .open = events_open,

@@ -418,7 +418,10 @@ static int nodecfg_list(struct mfs_req *c, struct mfs_dirbuf *db)
 
 static int nodecfg_mkdir(struct mfs_req *c, const char *name)
 {
-	return mnodecfg_app_create(nodecfg(c), name);
+	int r = mnodecfg_app_create(nodecfg(c), name);
+	if (r == 0)
+		mfs_perm_created(c, name);
+	return r;
 }
 
 static int nodecfg_rmdir(struct mfs_req *c, const char *name)

@@ -402,3 +402,67 @@ void mfs_node_cache_wrote(struct mfs *fs, struct mnode *n, bool exact, const str
 	n->cache_mtime = *mtime;
 	pthread_mutex_unlock(&fs->lock);
 }
+
+int mfs_node_path(struct mfs *fs, struct mnode *n, char *buf, size_t len)
+{
+	const char *names[16];
+	size_t depth = 0, at = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	for (struct mnode *p = n; p && p->parent; p = p->parent) {
+		if (depth == sizeof(names) / sizeof(names[0])) {
+			r = -ENAMETOOLONG;
+			break;
+		}
+		names[depth++] = p->name;
+	}
+	while (r == 0 && depth > 0) {
+		int w = snprintf(buf + at, len - at, "%s%s", at ? "/" : "", names[--depth]);
+		if (w < 0 || (size_t)w >= len - at)
+			r = -ENAMETOOLONG;
+		else
+			at += (size_t)w;
+	}
+	if (r == 0 && at == 0 && len > 0)
+		buf[0] = '\0';
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+int mfs_node_inos_under(struct mfs *fs, struct mnode *top, uint64_t **ret, size_t *ret_count)
+{
+	size_t count = 0, cap = 0;
+	uint64_t *inos = NULL;
+	int r = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	for (size_t b = 0; b < fs->nbuckets && r == 0; b++) {
+		for (struct mnode *n = fs->by_ino[b]; n; n = n->ino_next) {
+			struct mnode *p = n->parent;
+			while (p && p != top)
+				p = p->parent;
+			if (!p)
+				continue;
+			if (count == cap) {
+				size_t nc = cap ? cap * 2 : 64;
+				uint64_t *g = realloc(inos, nc * sizeof(*g));
+				if (!g) {
+					r = -ENOMEM;
+					break;
+				}
+				inos = g;
+				cap = nc;
+			}
+			inos[count++] = n->ino;
+		}
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (r < 0) {
+		free(inos);
+		return r;
+	}
+	*ret = inos;
+	*ret_count = count;
+	return 0;
+}

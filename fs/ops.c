@@ -91,16 +91,17 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	done(&c);
 }
 
-/* Owners and modes are fixed; a size is a truncation, times are a value's. */
+/* Owners and modes are perm.c's; a size is a truncation, times are a value's. */
 static int do_setattr(struct mfs_req *c, struct stat *attr, int to_set, struct stat *st)
 {
 	int r = mfs_stat(c, st);
 	if (r < 0)
 		return r;
-	if (((to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & 07777) != (st->st_mode & 07777)) ||
-	    ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != st->st_uid) ||
-	    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != st->st_gid))
-		return -EPERM;
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		r = mfs_perm_setattr(c, attr, to_set, st);
+		if (r < 0)
+			return r;
+	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		r = mfs_refuse(c, MFS_OP_TRUNCATE, NULL, 0);
 		if (r == 0)

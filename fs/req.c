@@ -152,21 +152,17 @@ int mfs_stat(struct mfs_req *c, struct stat *st)
 
 	memset(st, 0, sizeof(*st));
 	st->st_ino = c->node->ino;
-	st->st_uid = fs->uid;
-	st->st_gid = fs->gid;
 	st->st_blksize = 4096;
 	st->st_mtim = st->st_atim = st->st_ctim = fs->born;
-	if (k->flags & MK_DIR) {
-		st->st_mode = S_IFDIR | 0755;
-		st->st_nlink = 2;
-	} else {
-		st->st_mode = S_IFREG | (k->flags & MK_RDONLY ? 0444 : 0644);
-		st->st_nlink = 1;
-	}
+	st->st_mode = k->flags & MK_DIR ? S_IFDIR : S_IFREG;
+	st->st_nlink = k->flags & MK_DIR ? 2 : 1;
+	mfs_perm_rules(c, st);
 	if (!mfs_req_live(c))
 		r = -ENOENT;
 	if (r == 0 && k->stat)
 		r = k->stat(c, st);
+	if (r == 0)
+		mfs_perm_own(c, st);
 	if (r == 0 && (k->flags & MK_RENDERED)) {
 		char *text = NULL;
 		size_t len = 0;
@@ -247,19 +243,25 @@ int mfs_reply_found(struct mfs_req *c, const char *name)
 	return r;
 }
 
+void mfs_standin_stat(struct mfs *fs, struct mnode *n, struct stat *st)
+{
+	bool dir = mfs_kind(n->kind)->flags & MK_DIR;
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_mode = dir ? S_IFDIR | 0755 : S_IFREG | 0644;
+	st->st_nlink = dir ? 2 : 1;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+}
+
 int mfs_reply_standin(struct mfs_req *c, const char *name, enum mnode_kind kind)
 {
 	struct mnode *n = mfs_node_child(c->fs, c->node, name, kind, 0);
 	if (!n)
 		return -ENOMEM;
-	bool dir = mfs_kind(kind)->flags & MK_DIR;
 	struct fuse_entry_param e = {0};
 	e.ino = n->ino;
-	e.attr.st_ino = n->ino;
-	e.attr.st_mode = dir ? S_IFDIR | 0755 : S_IFREG | 0644;
-	e.attr.st_nlink = dir ? 2 : 1;
-	e.attr.st_uid = c->fs->uid;
-	e.attr.st_gid = c->fs->gid;
+	mfs_standin_stat(c->fs, n, &e.attr);
 	mfs_node_lookup_inc(c->fs, n);
 	if (fuse_reply_entry(c->req, &e) != 0)
 		mfs_node_forget(c->fs, n->ino, 1);

@@ -260,6 +260,10 @@ int main(int argc, char *argv[])
 	/* "mallafs on /mnt type fuse.mallafs" in /proc/mounts, unless told otherwise. */
 	if (!mo.named && fuse_opt_add_arg(&args, "-ofsname=mallafs,subtype=mallafs") < 0)
 		goto out_args;
+	/* The kernel checks the modes stat shows (perm.c decides them): always,
+	 * or with allow_other anyone could do anything. */
+	if (fuse_opt_add_arg(&args, "-odefault_permissions") < 0)
+		goto out_args;
 	if (fuse_parse_cmdline(&args, &co) < 0)
 		goto out_args;
 	if (!co.mountpoint) {

@@ -1,0 +1,466 @@
+/* Owners and modes: who may do what, as stat shows it.
+ *
+ * The kernel checks the modes (the mount always has default_permissions):
+ * opening, creating and removing entries, the sticky bit of registry/.
+ * This file decides what stat shows, and keeps what chmod and chown set.
+ * What the kernel cannot know is checked in the kinds: whose PID a
+ * registration may name (kind_registry.c) and who owns a service (core).
+ *
+ * Every node's owner, group and mode follow from rules:
+ *  - the root, services/ and config/: the mount's owner, 0755; registry/:
+ *    1777 (anyone registers; the sticky bit keeps others' names); events:
+ *    0600, the mount's owner only (it shows every change);
+ *  - services/S: the service's owner (core keeps it: hooks run as it),
+ *    0755; everything inside S takes S's owner and group, folders S's
+ *    mode, files S's mode without execute bits (read-only files without
+ *    write bits either);
+ *  - config/APP: its creator, 0755; its keys take APP's as S's do;
+ *  - registry/NAME and registry/POOL/PID: the owner of the PID, 0644;
+ *    registry/POOL: its creator, 1777.
+ * Only what chmod and chown change on a node, and the creator of a folder
+ * made by someone other than the mount's owner, are kept: a table of
+ * overrides keyed by the node's path, so that a key nobody changed costs
+ * nothing. An override goes with its node, whatever removes it (rm, a
+ * registered process that exits, an expiring key, a removed service): the
+ * table listens to core's events. chown of services/S changes the
+ * service's owner itself and drops the owners set below it (delegation,
+ * as a cgroup directory is handed over); the kernel's cached attributes of
+ * everything below are dropped.
+ *
+ * The table's lock is a leaf (see the order in fs_i.h): held to look up,
+ * set or drop an entry, never across core, a reply or the kernel. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "events.h"
+#include "kind.h"
+#include "runtime.h"
+#include "service.h"
+#include "util.h"
+
+#define PATH_MAX_LEN 1100 /* services/NAME/config/SECTION/KEY: 4 names and a bit */
+
+struct ov {
+	struct ov *next;
+	uint64_t hash;
+	bool has_owner, has_mode;
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;
+	char path[]; /* relative to the mount */
+};
+
+struct mfs_perm {
+	pthread_mutex_t lock; /* leaf: guards the table */
+	struct ov **buckets;
+	size_t nbuckets;      /* a power of two */
+	_Atomic size_t count; /* read without the lock: 0 skips every lookup */
+};
+
+/* ---- the table ---- */
+
+static uint64_t path_hash(const char *path)
+{
+	return mu_hash(path, strlen(path));
+}
+
+static struct ov **slot(struct mfs_perm *p, const char *path, uint64_t h)
+{
+	struct ov **pp = &p->buckets[h & (p->nbuckets - 1)];
+	while (*pp && ((*pp)->hash != h || strcmp((*pp)->path, path) != 0))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void grow(struct mfs_perm *p)
+{
+	size_t nb = p->nbuckets * 2;
+	struct ov **b = calloc(nb, sizeof(*b));
+	if (!b)
+		return; /* the chains just grow longer */
+	for (size_t i = 0; i < p->nbuckets; i++) {
+		struct ov *o = p->buckets[i], *next;
+		for (; o; o = next) {
+			next = o->next;
+			o->next = b[o->hash & (nb - 1)];
+			b[o->hash & (nb - 1)] = o;
+		}
+	}
+	free(p->buckets);
+	p->buckets = b;
+	p->nbuckets = nb;
+}
+
+/* A copy of path's override; false when it has none. */
+static bool ov_get(struct mfs *fs, const char *path, struct ov *ret)
+{
+	struct mfs_perm *p = fs->perm;
+	if (atomic_load(&p->count) == 0)
+		return false;
+	uint64_t h = path_hash(path);
+	pthread_mutex_lock(&p->lock);
+	struct ov *o = *slot(p, path, h);
+	if (o)
+		*ret = *o;
+	pthread_mutex_unlock(&p->lock);
+	return o != NULL;
+}
+
+/* Sets path's override to o's fields (an override with neither goes). */
+static int ov_put(struct mfs *fs, const char *path, const struct ov *o)
+{
+	struct mfs_perm *p = fs->perm;
+	uint64_t h = path_hash(path);
+	int r = 0;
+	pthread_mutex_lock(&p->lock);
+	struct ov **pp = slot(p, path, h);
+	if (!o->has_owner && !o->has_mode) {
+		struct ov *gone = *pp;
+		if (gone) {
+			*pp = gone->next;
+			free(gone);
+			atomic_fetch_sub(&p->count, 1);
+		}
+	} else if (*pp) {
+		struct ov *cur = *pp;
+		cur->has_owner = o->has_owner;
+		cur->has_mode = o->has_mode;
+		cur->uid = o->uid;
+		cur->gid = o->gid;
+		cur->mode = o->mode;
+	} else {
+		size_t len = strlen(path);
+		struct ov *n = malloc(sizeof(*n) + len + 1);
+		if (!n) {
+			r = -ENOMEM;
+		} else {
+			*n = *o;
+			n->hash = h;
+			memcpy(n->path, path, len + 1);
+			n->next = NULL;
+			*pp = n;
+			if (atomic_fetch_add(&p->count, 1) + 1 > p->nbuckets)
+				grow(p);
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+static bool under(const char *path, const char *top, size_t toplen)
+{
+	return strncmp(path, top, toplen) == 0 && path[toplen] == '/';
+}
+
+/* Drops top's override (unless below_only) and those of everything below
+ * it; with owners_only, only the owners below are dropped (modes stay). */
+static void ov_drop_tree(struct mfs *fs, const char *top, bool below_only, bool owners_only)
+{
+	struct mfs_perm *p = fs->perm;
+	if (atomic_load(&p->count) == 0)
+		return;
+	size_t toplen = strlen(top);
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < p->nbuckets; i++) {
+		struct ov **pp = &p->buckets[i];
+		while (*pp) {
+			struct ov *o = *pp;
+			bool self = strcmp(o->path, top) == 0;
+			bool below = under(o->path, top, toplen);
+			if ((self && !below_only) || below) {
+				if (owners_only && below)
+					o->has_owner = false;
+				if (!owners_only || !o->has_mode || self) {
+					*pp = o->next;
+					free(o);
+					atomic_fetch_sub(&p->count, 1);
+					continue;
+				}
+			}
+			pp = &o->next;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* A renamed entry keeps its attributes (as a file's inode does). */
+static void ov_move(struct mfs *fs, const char *from, const char *to)
+{
+	struct ov o;
+	if (!ov_get(fs, from, &o))
+		return;
+	ov_drop_tree(fs, to, false, false);
+	ov_drop_tree(fs, from, false, false);
+	ov_put(fs, to, &o);
+}
+
+/* Whatever removes a node, its override goes: core says so in its events
+ * (called in the emitting thread, outside core's locks; takes only the
+ * table's lock). */
+static void listener(const struct mev *ev, void *arg)
+{
+	struct mfs *fs = arg;
+	if (atomic_load(&fs->perm->count) == 0)
+		return;
+	switch (ev->op) {
+	case MEV_DELETE:
+	case MEV_RMDIR:
+	case MEV_UNREGISTER:
+	case MEV_PLUGIN_DEL:
+		ov_drop_tree(fs, ev->path, false, false);
+		break;
+	case MEV_RENAME:
+		if (ev->detail)
+			ov_move(fs, ev->path, ev->detail);
+		break;
+	default:
+		break;
+	}
+}
+
+int mfs_perm_init(struct mfs *fs)
+{
+	struct mfs_perm *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->nbuckets = 64;
+	p->buckets = calloc(p->nbuckets, sizeof(*p->buckets));
+	if (!p->buckets) {
+		free(p);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	atomic_init(&p->count, 0);
+	fs->perm = p;
+	int r = mev_ring_add_listener(mrt_events(fs->rt), listener, fs);
+	if (r < 0) {
+		fs->perm = NULL;
+		pthread_mutex_destroy(&p->lock);
+		free(p->buckets);
+		free(p);
+	}
+	return r;
+}
+
+void mfs_perm_fini(struct mfs *fs)
+{
+	struct mfs_perm *p = fs->perm;
+	if (!p)
+		return;
+	mev_ring_remove_listener(mrt_events(fs->rt), listener, fs);
+	for (size_t i = 0; i < p->nbuckets; i++) {
+		struct ov *o = p->buckets[i], *next;
+		for (; o; o = next) {
+			next = o->next;
+			free(o);
+		}
+	}
+	free(p->buckets);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+	fs->perm = NULL;
+}
+
+/* ---- the rules ---- */
+
+/* The attributes of the folder that c's node takes its own from: its
+ * service, or its config/APP. False for nodes outside both. */
+static bool scope(struct mfs_req *c, struct stat *st)
+{
+	char path[PATH_MAX_LEN];
+	struct ov o;
+	enum mnode_kind k = c->node->kind;
+
+	if (c->kind->flags & MK_IN_SVC) {
+		if (!c->svc)
+			return false;
+		mallafs_svc_owner(c->svc, &st->st_uid, &st->st_gid);
+		snprintf(path, sizeof(path), "services/%s", msvc_name(c->svc));
+		st->st_mode = 0755;
+	} else if (k == N_APP || k == N_APPKEY) {
+		snprintf(path, sizeof(path), "config/%s", k == N_APP ? c->name : c->pname);
+		st->st_mode = 0755;
+	} else {
+		return false;
+	}
+	if (ov_get(c->fs, path, &o)) {
+		if (o.has_owner) {
+			st->st_uid = o.uid;
+			st->st_gid = o.gid;
+		}
+		if (o.has_mode)
+			st->st_mode = o.mode;
+	}
+	return true;
+}
+
+/* The mode a node of kind k has by the rules, from its scope's mode m. */
+static mode_t derive(const struct mfs_kind *k, mode_t m, bool is_scope)
+{
+	if (is_scope)
+		return m & 07777;
+	if (k->flags & MK_DIR)
+		return m & 0777;
+	if (k->flags & MK_RDONLY)
+		return m & 0444;
+	return m & 0666;
+}
+
+void mfs_perm_rules(struct mfs_req *c, struct stat *st)
+{
+	const struct mfs_kind *k = c->kind;
+	enum mnode_kind kind = c->node->kind;
+	struct stat sc = {0};
+	mode_t type = st->st_mode & S_IFMT;
+
+	st->st_uid = c->fs->uid;
+	st->st_gid = c->fs->gid;
+	if (scope(c, &sc)) {
+		st->st_uid = sc.st_uid;
+		st->st_gid = sc.st_gid;
+		st->st_mode = type | derive(k, sc.st_mode, kind == N_SVC || kind == N_APP);
+	} else if (k->mode) {
+		st->st_mode = type | k->mode;
+	} else {
+		st->st_mode =
+		        type | (k->flags & MK_DIR ? 0755 : (k->flags & MK_RDONLY ? 0444 : 0644));
+	}
+}
+
+/* The node's own chmod and chown, over what the rules and its kind said. */
+void mfs_perm_own(struct mfs_req *c, struct stat *st)
+{
+	char path[PATH_MAX_LEN];
+	struct ov o;
+	enum mnode_kind kind = c->node->kind;
+	if (kind == N_SVC || kind == N_APP || atomic_load(&c->fs->perm->count) == 0)
+		return; /* a scope's own are its rules */
+	if (mfs_node_path(c->fs, c->node, path, sizeof(path)) < 0 || !ov_get(c->fs, path, &o))
+		return;
+	if (o.has_owner) {
+		st->st_uid = o.uid;
+		st->st_gid = o.gid;
+	}
+	if (o.has_mode)
+		st->st_mode = (st->st_mode & S_IFMT) | o.mode;
+}
+
+/* ---- chmod and chown ---- */
+
+static bool in_groups(fuse_req_t req, gid_t gid)
+{
+	gid_t groups[64];
+	if (fuse_req_ctx(req)->gid == gid)
+		return true;
+	int n = fuse_req_getgroups(req, 64, groups);
+	for (int i = 0; i < n && i < 64; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* As chmod(2) and chown(2) decide (the kernel has checked already; this is
+ * the same rule, so that it holds whatever the mount's options). */
+static int may_change(fuse_req_t req, const struct stat *attr, int to_set, const struct stat *cur)
+{
+	uid_t caller = fuse_req_ctx(req)->uid;
+	if (caller == 0)
+		return 0;
+	bool owner = caller == cur->st_uid;
+	if ((to_set & FUSE_SET_ATTR_MODE) && !owner)
+		return -EPERM;
+	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != cur->st_uid)
+		return -EPERM;
+	if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != cur->st_gid &&
+	    (!owner || !in_groups(req, attr->st_gid)))
+		return -EPERM;
+	return 0;
+}
+
+/* The kernel's cached attributes of everything below n: a scope's change
+ * reaches them all. */
+static void inval_below(struct mfs *fs, struct mnode *n)
+{
+	uint64_t *inos = NULL;
+	size_t count = 0;
+	if (mfs_node_inos_under(fs, n, &inos, &count) < 0)
+		return;
+	for (size_t i = 0; i < count; i++)
+		mfs_notify_inval_inode(fs, inos[i]);
+	free(inos);
+}
+
+int mfs_perm_setattr(struct mfs_req *c, const struct stat *attr, int to_set, const struct stat *cur)
+{
+	char path[PATH_MAX_LEN];
+	enum mnode_kind kind = c->node->kind;
+	bool dir = c->kind->flags & MK_DIR;
+	struct ov o = {0};
+	int r = may_change(c->req, attr, to_set, cur);
+	if (r < 0)
+		return r;
+	r = mfs_node_path(c->fs, c->node, path, sizeof(path));
+	if (r < 0)
+		return r;
+	uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : cur->st_uid;
+	gid_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : cur->st_gid;
+	mode_t mode = to_set & FUSE_SET_ATTR_MODE ? attr->st_mode & (dir ? 07777 : 0777)
+	                                          : cur->st_mode & 07777;
+	if (uid == cur->st_uid && gid == cur->st_gid && mode == (cur->st_mode & 07777))
+		return 0;
+
+	/* What the rules alone would give, to keep only what differs. A
+	 * service's owner is kept by core (below); a config/APP's is its
+	 * creator, kept here, against the mount's owner. */
+	struct stat rules = {.st_mode = cur->st_mode & S_IFMT};
+	if (kind == N_SVC || kind == N_APP) {
+		rules.st_uid = kind == N_SVC ? uid : c->fs->uid;
+		rules.st_gid = kind == N_SVC ? gid : c->fs->gid;
+		rules.st_mode |= 0755;
+	} else {
+		mfs_perm_rules(c, &rules);
+		if (c->kind->stat) {
+			struct stat ks = rules;
+			if (c->kind->stat(c, &ks) == 0)
+				rules.st_uid = ks.st_uid;
+		}
+	}
+	o.has_owner = uid != rules.st_uid || gid != rules.st_gid;
+	o.uid = uid;
+	o.gid = gid;
+	o.has_mode = mode != (rules.st_mode & 07777);
+	o.mode = mode;
+	r = ov_put(c->fs, path, &o);
+	if (r < 0)
+		return r;
+
+	if (kind == N_SVC && (uid != cur->st_uid || gid != cur->st_gid)) {
+		/* Delegation: S and everything in it go to the new owner. */
+		msvc_set_owner(c->svc, uid, gid);
+		ov_drop_tree(c->fs, path, true, true);
+		mu_log(MU_LOG_INFO, "%s: owner %u:%u", path, (unsigned)uid, (unsigned)gid);
+	}
+	if (kind == N_SVC || kind == N_APP)
+		inval_below(c->fs, c->node);
+	return 0;
+}
+
+void mfs_perm_created(struct mfs_req *parent, const char *name)
+{
+	char path[PATH_MAX_LEN];
+	const struct fuse_ctx *ctx = fuse_req_ctx(parent->req);
+	if (ctx->uid == parent->fs->uid && ctx->gid == parent->fs->gid)
+		return; /* the rules' owner already */
+	if (mfs_node_path(parent->fs, parent->node, path, sizeof(path)) < 0)
+		return;
+	size_t at = strlen(path);
+	if (snprintf(path + at, sizeof(path) - at, "/%s", name) >= (int)(sizeof(path) - at))
+		return;
+	struct ov o = {.has_owner = true, .uid = ctx->uid, .gid = ctx->gid};
+	ov_put(parent->fs, path, &o);
+}
