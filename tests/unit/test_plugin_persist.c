@@ -495,7 +495,7 @@ static void test_unreadable_path(void **state)
 	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), -EIO);
 	st = status_of(svc);
 	assert_int_equal(st.state, MSVC_FAILED);
-	assert_non_null(strstr(st.last_error, "cannot create"));
+	assert_non_null(strstr(st.last_error, "does not exist and cannot be created"));
 	assert_non_null(strstr(st.last_error, "No such file or directory"));
 	svc_gone(svc);
 }
