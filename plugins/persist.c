@@ -70,8 +70,10 @@
 #define PERSIST_COALESCE_NS (50 * 1000000LL)
 #define PERSIST_KEY_MAX 255
 
-/* Lock order: p->lock, then the store's lock (never the other way: the
- * store hooks take p->lock while the store lock is held, and do not wait). */
+/* Lock order: the store's lock, then p->lock (store_after takes p->lock
+ * while the store's lock is held); nothing takes the store's lock while it
+ * holds p->lock. p->lock guards the fields marked "lock:"; start and stop
+ * hand the rest over to the thread by creating and joining it. */
 struct persist {
 	struct mallafs_svc *svc;
 	const struct mallafs_plugin *self;
