@@ -24,8 +24,9 @@
  * the file is left as it is, for the user to inspect. A file over
  * PERSIST_FILE_MAX (4 GiB) is refused (EFBIG) before anything is allocated
  * for it; so are a symbolic link, a FIFO or any other file that is not a
- * regular one. When the file does not exist it is created from the current
- * store (failing the start when it cannot be, rather than running with a
+ * regular one, and a file that belongs to neither the owner nor root (EPERM:
+ * another user could otherwise fill the service's store). When the file does not exist it is
+ * created from the current store (failing the start when it cannot be, rather than running with a
  * persistence that does not persist).
  *
  * One exception to loading: when the file is the one this plugin instance
@@ -47,8 +48,9 @@
  * thread writes any unsaved change and ends.
  *
  * The file is created with mode 0600 (it holds the store's data, which may
- * be secrets); a file that exists keeps its permission bits (not set-id
- * bits). The file format is described in persist_format.c. */
+ * be secrets), owned by the service's owner; a file that exists keeps its
+ * permission bits (not set-id bits) when it belongs to the owner or root. The file format is
+ * described in persist_format.c. */
 #include "builtin.h"
 #include "persist_i.h"
 #include "plugin_util.h"

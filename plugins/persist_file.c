@@ -132,6 +132,12 @@ int persist_open_file(const char *path, int *ret_fd, struct stat *st, struct mal
 	} else if (!S_ISREG(st->st_mode)) {
 		r = -EINVAL;
 		mallafs_reason_set(why, "not a regular file");
+	} else if (st->st_uid != persist_fsuid() && st->st_uid != 0) {
+		/* Another user's file would let that user fill the store. */
+		r = -EPERM;
+		mallafs_reason_set(
+		        why, "it belongs to uid %u, not to the service's owner (uid %u) or root",
+		        (unsigned)st->st_uid, (unsigned)persist_fsuid());
 	} else if ((uint64_t)st->st_size > PERSIST_FILE_MAX) {
 		r = -EFBIG;
 		mallafs_reason_set(why, "it is %" PRIu64 " bytes, over persist's limit of %llu",
@@ -259,8 +265,11 @@ int persist_write_file(const char *path, const void *data, size_t len, struct st
 		mallafs_reason_set(why, "the name %s leaves no room for a temporary file's", name);
 		goto out;
 	}
-	/* The replaced file's permission bits, never set-id bits. */
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+	/* The replaced file's permission bits, never set-id bits, and only
+	 * when the file is the owner's or root's: another user's file, put
+	 * there with mode 0666, must not make the store readable by all. */
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	    (st.st_uid == persist_fsuid() || st.st_uid == 0))
 		mode = st.st_mode & 0777;
 	r = create_tmp(dfd, name, tmp, sizeof(tmp), &fd, why);
 	if (r < 0)

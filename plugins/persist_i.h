@@ -64,9 +64,10 @@ int persist_open_dir(const char *path, bool walk, int *ret_fd, const char **ret_
 
 /* Opens the file at path for reading (O_NOFOLLOW, O_NONBLOCK so that a FIFO
  * does not block) and checks it: a regular file of at most PERSIST_FILE_MAX
- * bytes. -ENOENT (no reason) when it or its folder does not exist; -ELOOP a
- * symbolic link; -EISDIR, -EINVAL another kind of file; -EFBIG too big. *st
- * is its fstat. */
+ * bytes, belonging to the thread's filesystem uid or to root. -ENOENT (no
+ * reason) when it or its folder does not exist; -ELOOP a symbolic link;
+ * -EISDIR, -EINVAL another kind of file; -EFBIG too big; -EPERM another
+ * user's. *st is its fstat. */
 int persist_open_file(const char *path, int *ret_fd, struct stat *st, struct mallafs_reason *why);
 
 /* Reads the whole open file (st from persist_open_file), never more than
@@ -77,7 +78,8 @@ int persist_read_fd(int fd, const struct stat *st, char **ret, size_t *ret_len,
 /* Replaces the file at path with data atomically: a new temporary file of a
  * random name beside it (O_CREAT|O_EXCL|O_NOFOLLOW), written, fsync'd,
  * renamed over path, then the folder fsync'd. The file gets the permission
- * bits of the regular file it replaces, else 0600. *ret_st is the new
+ * bits of the regular file it replaces when that belongs to the thread's
+ * filesystem uid or to root, else 0600. *ret_st is the new
  * file's fstat. */
 int persist_write_file(const char *path, const void *data, size_t len, struct stat *ret_st,
                        struct mallafs_reason *why);
@@ -107,5 +109,8 @@ void persist_as_free(struct persist_as *as);
  * thread only. Each switch is checked; when one did not take, -EPERM with
  * the reason, and nothing may be done with the files. */
 int persist_as_owner(struct persist_as *as, struct mallafs_svc *svc, struct mallafs_reason *why);
+
+/* The calling thread's filesystem uid: whom persist acts as. */
+uid_t persist_fsuid(void);
 
 #endif

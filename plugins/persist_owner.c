@@ -219,3 +219,9 @@ int persist_as_owner(struct persist_as *as, struct mallafs_svc *svc, struct mall
 	}
 	return 0;
 }
+
+uid_t persist_fsuid(void)
+{
+	/* An invalid id changes nothing and returns the current one. */
+	return (uid_t)setfsuid((uid_t)-1);
+}

@@ -3,7 +3,8 @@
  * user mallafs-t1 (created here when missing), the file belongs to that
  * user, a folder the user cannot write stays empty, a link planted at the
  * file's name, at a temporary name or on the way does not redirect a write,
- * and a huge file or a FIFO is refused. Skipped when not run as root. */
+ * another user's file is not loaded, and a huge file or a FIFO is
+ * refused. Skipped when not run as root. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -262,6 +263,50 @@ static void test_symlinks_not_followed(void **state)
 	}
 }
 
+/* Another user's file at the name, in a folder every user may write: not
+ * loaded into root's store, and its mode not given to root's file. */
+static void test_other_users_file(void **state)
+{
+	struct fixture *f = *state;
+	char dir[128], path[192];
+	if (!test_user())
+		skip();
+	snprintf(dir, sizeof(dir), "%s/shared", f->dir);
+	assert_int_equal(chmod(f->dir, 0711), 0);
+	assert_int_equal(mkdir(dir, 0777), 0);
+	assert_int_equal(chmod(dir, 01777), 0);
+	snprintf(path, sizeof(path), "%s/root.store", dir);
+	const char *kv[] = {"injected", "yes"};
+	write_store_file(path, kv, 1);
+	assert_int_equal(chown(path, t1_uid, t1_gid), 0);
+	assert_int_equal(chmod(path, 0666), 0);
+	struct mallafs_svc *svc = svc_at(f, "api", path);
+	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), -EIO);
+	char want[128];
+	snprintf(want, sizeof(want), "it belongs to uid %u, not to the service's owner (uid 0)",
+	         (unsigned)t1_uid);
+	if (!strstr(status_of(svc).last_error, want))
+		fail_msg("last_error: %s", status_of(svc).last_error);
+	assert_null(get(svc, "injected", NULL));
+	svc_gone(svc);
+
+	/* Put there while the service runs: replaced, mode 0600. */
+	assert_int_equal(unlink(path), 0);
+	svc = svc_at(f, "api", path);
+	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
+	assert_int_equal(unlink(path), 0);
+	write_store_file(path, kv, 1);
+	assert_int_equal(chown(path, t1_uid, t1_gid), 0);
+	assert_int_equal(chmod(path, 0666), 0);
+	puts_(svc, "k", "secret");
+	assert_true(file_has(path, "1 6\nksecret\n", 12, 2000));
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	svc_gone(svc);
+}
+
 static void test_huge_and_odd_files_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -361,6 +406,7 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_owner_read_when_acting, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_symlinks_not_followed, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_other_users_file, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_huge_and_odd_files_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_switch_checked, setup, teardown),
 	};
