@@ -1,8 +1,18 @@
 /* persist: keeps the store in a file across daemon restarts.
  *
  * Setting `path`: "" (the default) persists nothing; otherwise an absolute
- * file name. Changing it restarts the service: the old file gets a last
- * write as the plugin stops, the new one is loaded as it starts.
+ * file name (a relative one is refused with EINVAL at the merge phase).
+ * Changing it restarts the service: the old file gets a last write as the
+ * plugin stops, the new one is loaded as it starts.
+ *
+ * Rights: every access to the file and its folder (load, create, save,
+ * rename, fsync, unlink of a failed temporary file) runs in persist's own
+ * thread "mallafs-persist", acting as the service's owner: its filesystem
+ * uid and gid and its supplementary groups (persist_owner.c), read again
+ * before each access, so a chown of the service applies from the next save.
+ * The kernel then allows what the owner may do and no more, and a file
+ * persist creates belongs to the owner. No symbolic link is followed, in the
+ * folders of the path or at the file's name (persist_file.c).
  *
  * At start, when the file exists it is read whole, checked whole (format,
  * lengths, key names, count, checksum), and only then loaded into the store
@@ -11,9 +21,13 @@
  * fails the start with a reason naming the file and the problem ("cannot
  * load /x/y.store: checksum mismatch ..."): the core then marks the service
  * failed with that reason in last_error. Nothing of a bad file is loaded and
- * the file is left as it is, for the user to inspect. When the file does not
- * exist it is created from the current store (failing the start when it
- * cannot be, rather than running with a persistence that does not persist).
+ * the file is left as it is, for the user to inspect. A file over
+ * PERSIST_FILE_MAX (4 GiB) is refused (EFBIG) before anything is allocated
+ * for it; so are a symbolic link, a FIFO or any other file that is not a
+ * regular one, and a file that belongs to neither the owner nor root (EPERM:
+ * another user could otherwise fill the service's store). When the file does not exist it is
+ * created from the current store (failing the start when it cannot be, rather than running with a
+ * persistence that does not persist).
  *
  * One exception to loading: when the file is the one this plugin instance
  * itself last wrote (same device, inode, size, mtime and ctime), the store is
@@ -23,38 +37,26 @@
  * written out instead.
  *
  * After every successful change (WRITE, CREATE, TRUNCATE, DELETE, RENAME),
- * store_after marks the store dirty and wakes a writer thread, which waits
- * 50 ms from the first change (and 50 ms since its previous write began) so a
+ * store_after marks the store dirty and wakes the thread, which waits 50 ms
+ * from the first change (and 50 ms since its previous write began) so a
  * burst costs one write, snapshots the whole store under the store's read
- * lock into memory, and writes it atomically: PATH.tmp.PID in the same
- * directory, fsync, rename over PATH, fsync of the directory. Readers of PATH
- * see the old file or the new one, never a mix. A failed write (disk full,
- * directory gone) is logged and tried again at the next change and at stop;
- * it never stops the service. At stop the thread is joined and any unsaved
- * change written synchronously.
+ * lock into memory, and writes it atomically: a temporary file of a random
+ * name in the same folder, fsync, rename over PATH, fsync of the folder.
+ * Readers of PATH see the old file or the new one, never a mix. A failed
+ * write (disk full, folder gone, no permission) is logged and tried again at
+ * the next change and at stop; it never stops the service. At stop the
+ * thread writes any unsaved change and ends.
  *
  * The file is created with mode 0600 (it holds the store's data, which may
- * be secrets); a file that exists keeps its permission bits.
- *
- * File format, version 1 (binary-safe, self-checking):
- *
- *     mallafs-store 1\n
- *     KEYLEN VALUELEN\nKEYVALUE\n          once per key
- *     end COUNT CHECKSUM\n
- *
- * KEYLEN, VALUELEN and COUNT are decimal without sign or leading zeros;
- * KEYLEN is 1..255 and the key a valid store key (no '/', no NUL, not "." or
- * ".."); the key and value bytes are raw (any bytes, NUL included) and
- * followed by one '\n' so the file stays readable with `less`. CHECKSUM is
- * the 64-bit FNV-1a hash of every byte before the "end" line, as 16
- * lowercase hex digits. Nothing follows the end line. A reader refuses
- * another version number rather than guess. Files over 4 GiB are refused. */
+ * be secrets), owned by the service's owner; a file that exists keeps its
+ * permission bits (not set-id bits) when it belongs to the owner or root. The file format is
+ * described in persist_format.c. */
 #include "builtin.h"
+#include "persist_i.h"
 #include "plugin_util.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -68,24 +70,27 @@
 
 #define NSEC_PER_SEC 1000000000LL
 #define PERSIST_COALESCE_NS (50 * 1000000LL)
-#define PERSIST_FILE_MAX (4ULL << 30)
 #define PERSIST_KEY_MAX 255
-#define PERSIST_MAGIC "mallafs-store "
-#define PERSIST_VERSION 1
-/* Room the temporary name needs after the path: ".tmp." and a PID. */
-#define PERSIST_TMP_EXTRA 32
 
+/* Lock order: the store's lock, then p->lock (store_after takes p->lock
+ * while the store's lock is held); nothing takes the store's lock while it
+ * holds p->lock. p->lock guards the fields marked "lock:"; start and stop
+ * hand the rest over to the thread by creating and joining it. */
 struct persist {
 	struct mallafs_svc *svc;
 	const struct mallafs_plugin *self;
 	char *path; /* while started with a path; NULL persists nothing */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* CLOCK_MONOTONIC */
+	pthread_cond_t cond;   /* CLOCK_MONOTONIC; the thread waits for work */
+	pthread_cond_t loaded; /* start waits for the thread's load */
 	/* lock: */
 	bool dirty;   /* changes since the last snapshot began */
 	bool unsaved; /* the last write failed */
 	bool stopping;
+	bool load_done;
+	int load_result;
+	struct mallafs_reason load_why;
 	int64_t first_change;
 	int64_t last_write;
 	char last_error[MALLAFS_REASON_MAX]; /* the failure last logged */
@@ -93,8 +98,10 @@ struct persist {
 	bool thread_started; /* start and stop only */
 	pthread_t thread;
 
+	/* The thread only: */
+	struct persist_as as;
 	/* The file this instance last wrote, to recognise it at the next
-	 * start (writer thread and stop, which never run together). */
+	 * start. */
 	bool saved;
 	char *saved_path;
 	dev_t saved_dev;
@@ -115,453 +122,58 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
 }
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
+/* ---- saving ---- */
+
+/* Acts as the owner, or says why not. */
+static int become_owner(struct persist *p, struct mallafs_reason *why)
 {
-	const unsigned char *p = data;
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-#define FNV_INIT 0xcbf29ce484222325ULL
-
-/* ---- a growable buffer ---- */
-
-struct buf {
-	char *data;
-	size_t len, cap;
-	int err;
-};
-
-static void buf_add(struct buf *b, const void *data, size_t len)
-{
-	if (b->err)
-		return;
-	if (len > b->cap - b->len) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (len > cap - b->len) {
-			if (cap > SIZE_MAX / 2) {
-				b->err = -ENOMEM;
-				return;
-			}
-			cap *= 2;
-		}
-		char *p = realloc(b->data, cap);
-		if (!p) {
-			b->err = -ENOMEM;
-			return;
-		}
-		b->data = p;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, data, len);
-	b->len += len;
-}
-
-/* ---- the file format ---- */
-
-struct snap_ctx {
-	struct buf b;
-	uint64_t count;
-};
-
-static int snap_one(const char *key, const void *value, size_t len, const struct timespec *mtime,
-                    void *arg)
-{
-	struct snap_ctx *c = arg;
-	char head[64];
-	size_t klen = strlen(key);
-	int n = snprintf(head, sizeof(head), "%zu %zu\n", klen, len);
-	buf_add(&c->b, head, (size_t)n);
-	buf_add(&c->b, key, klen);
-	buf_add(&c->b, value, len);
-	buf_add(&c->b, "\n", 1);
-	c->count++;
-	return c->b.err;
-}
-
-/* The whole store in the file format, in memory: the store's lock is held
- * only while copying, never across disk I/O. */
-static int snapshot(struct persist *p, struct buf *ret)
-{
-	struct snap_ctx c = {{0}};
-	char line[64];
-	int n = snprintf(line, sizeof(line), "%s%d\n", PERSIST_MAGIC, PERSIST_VERSION);
-	buf_add(&c.b, line, (size_t)n);
-	int r = mallafs_store_foreach(p->svc, snap_one, &c);
-	if (r == 0 && c.b.err == 0) {
-		uint64_t sum = fnv1a(FNV_INIT, c.b.data, c.b.len);
-		n = snprintf(line, sizeof(line), "end %" PRIu64 " %016" PRIx64 "\n", c.count, sum);
-		buf_add(&c.b, line, (size_t)n);
-	}
-	if (r == 0)
-		r = c.b.err;
-	if (r < 0) {
-		free(c.b.data);
-		return r;
-	}
-	*ret = c.b;
-	return 0;
-}
-
-struct record {
-	const char *key; /* not NUL-terminated */
-	size_t klen;
-	const char *value;
-	size_t vlen;
-};
-
-/* A decimal number without sign or leading zeros, ended by `end`. Returns
- * the position after the terminator, or 0 when malformed. */
-static size_t parse_num(const char *d, size_t pos, size_t size, char end, uint64_t max,
-                        uint64_t *ret)
-{
-	uint64_t v = 0;
-	size_t start = pos;
-	while (pos < size && d[pos] >= '0' && d[pos] <= '9') {
-		if (pos > start && d[start] == '0')
-			return 0;
-		uint64_t digit = (uint64_t)(d[pos] - '0');
-		if (v > (max - digit) / 10)
-			return 0;
-		v = v * 10 + digit;
-		pos++;
-	}
-	if (pos == start || pos >= size || d[pos] != end)
-		return 0;
-	*ret = v;
-	return pos + 1;
-}
-
-static bool key_ok(const char *k, size_t len)
-{
-	if (len == 0 || len > PERSIST_KEY_MAX)
-		return false;
-	if ((len == 1 && k[0] == '.') || (len == 2 && k[0] == '.' && k[1] == '.'))
-		return false;
-	return !memchr(k, '\0', len) && !memchr(k, '/', len);
-}
-
-/* Checks a whole file and lists its records (pointing into d). Nothing is
- * loaded unless all of it checks out. */
-static int parse_file(const char *d, size_t size, struct record **ret, size_t *ret_n,
-                      struct mallafs_reason *why)
-{
-	struct record *v = NULL;
-	size_t n = 0, cap = 0, pos;
-	uint64_t version, count, klen, vlen;
-	const size_t mlen = strlen(PERSIST_MAGIC);
-
-	if (size < mlen || memcmp(d, PERSIST_MAGIC, mlen) != 0) {
-		mallafs_reason_set(why, "not a mallafs store file (bad magic at byte 0)");
-		goto bad;
-	}
-	pos = parse_num(d, mlen, size, '\n', UINT32_MAX, &version);
-	if (!pos) {
-		mallafs_reason_set(why, "bad header at byte %zu", mlen);
-		goto bad;
-	}
-	if (version != PERSIST_VERSION) {
-		mallafs_reason_set(why, "unsupported format version %" PRIu64 " (this is %d)",
-		                   version, PERSIST_VERSION);
-		goto bad;
-	}
-	for (;;) {
-		if (pos >= size) {
-			mallafs_reason_set(why, "truncated at byte %zu: no end line", pos);
-			goto bad;
-		}
-		if (d[pos] == 'e')
-			break;
-		size_t at = pos;
-		pos = parse_num(d, at, size, ' ', PERSIST_KEY_MAX, &klen);
-		if (pos)
-			pos = parse_num(d, pos, size, '\n', PERSIST_FILE_MAX, &vlen);
-		if (!pos) {
-			mallafs_reason_set(why, "bad record header at byte %zu (record %zu)", at,
-			                   n + 1);
-			goto bad;
-		}
-		if (klen == 0) {
-			mallafs_reason_set(why, "bad key length 0 at byte %zu (record %zu)", at,
-			                   n + 1);
-			goto bad;
-		}
-		if (klen + vlen + 1 > size - pos) {
-			mallafs_reason_set(why,
-			                   "truncated at byte %zu: record %zu needs %" PRIu64
-			                   " bytes, %zu left",
-			                   pos, n + 1, klen + vlen + 1, size - pos);
-			goto bad;
-		}
-		if (!key_ok(d + pos, klen)) {
-			mallafs_reason_set(why, "invalid key name at byte %zu (record %zu)", pos,
-			                   n + 1);
-			goto bad;
-		}
-		if (d[pos + klen + vlen] != '\n') {
-			mallafs_reason_set(why, "no newline after record %zu at byte %zu", n + 1,
-			                   pos + klen + vlen);
-			goto bad;
-		}
-		if (n == cap) {
-			size_t c = cap ? 2 * cap : 64;
-			struct record *nv = realloc(v, c * sizeof(*nv));
-			if (!nv) {
-				mallafs_reason_set(why, "out of memory");
-				free(v);
-				return -ENOMEM;
-			}
-			v = nv;
-			cap = c;
-		}
-		v[n++] = (struct record){d + pos, klen, d + pos + klen, vlen};
-		pos += klen + vlen + 1;
-	}
-
-	size_t end_at = pos;
-	char sumtext[17];
-	const char *nl = memchr(d + pos, '\n', size - pos);
-	size_t q;
-	if (size - pos < 4 || memcmp(d + pos, "end ", 4) != 0 ||
-	    !(q = parse_num(d, pos + 4, size, ' ', UINT64_MAX, &count)) || !nl ||
-	    (size_t)(nl - d) != q + 16) {
-		mallafs_reason_set(why, "bad end line at byte %zu", end_at);
-		goto bad;
-	}
-	memcpy(sumtext, d + q, 16);
-	sumtext[16] = '\0';
-	if (strspn(sumtext, "0123456789abcdef") != 16) {
-		mallafs_reason_set(why, "bad checksum text at byte %zu", q);
-		goto bad;
-	}
-	if ((size_t)(nl - d) + 1 != size) {
-		mallafs_reason_set(why, "data after the end line at byte %zu",
-		                   (size_t)(nl - d) + 1);
-		goto bad;
-	}
-	if (count != n) {
-		mallafs_reason_set(why,
-		                   "the end line counts %" PRIu64 " records, the file holds %zu",
-		                   count, n);
-		goto bad;
-	}
-	uint64_t want = strtoull(sumtext, NULL, 16);
-	uint64_t got = fnv1a(FNV_INIT, d, end_at);
-	if (want != got) {
-		mallafs_reason_set(why,
-		                   "checksum mismatch at byte %zu (file says %016" PRIx64
-		                   ", content gives %016" PRIx64 ")",
-		                   end_at, want, got);
-		goto bad;
-	}
-	*ret = v;
-	*ret_n = n;
-	return 0;
-bad:
-	free(v);
-	return -EINVAL;
-}
-
-/* ---- reading ---- */
-
-/* Reads the whole file, bounded. -ENOENT when it does not exist. */
-static int read_file(const char *path, char **ret, size_t *ret_len, struct mallafs_reason *why)
-{
-	struct stat st;
-	char *data = NULL;
-	size_t len = 0, cap;
-	int r;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		r = -errno;
-		if (r != -ENOENT)
-			mallafs_reason_set(why, "cannot open it: %s", strerror(-r));
-		return r;
-	}
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		mallafs_reason_set(why, "cannot stat it: %s", strerror(-r));
-		goto out;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		r = -EISDIR;
-		mallafs_reason_set(why, "it is a directory");
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = -EINVAL;
-		mallafs_reason_set(why, "not a regular file");
-		goto out;
-	}
-	if ((uint64_t)st.st_size > PERSIST_FILE_MAX) {
-		r = -EFBIG;
-		mallafs_reason_set(why, "the file is over 4 GiB");
-		goto out;
-	}
-	/* The size is a hint: read to the end, whatever it is, within bounds. */
-	cap = (size_t)st.st_size + 1;
-	data = malloc(cap);
-	r = -ENOMEM;
-	if (!data) {
-		mallafs_reason_set(why, "out of memory for %zu bytes", cap);
-		goto out;
-	}
-	for (;;) {
-		if (len == cap) {
-			if (cap > PERSIST_FILE_MAX) {
-				r = -EFBIG;
-				mallafs_reason_set(why, "the file is over 4 GiB");
-				goto out;
-			}
-			char *p = realloc(data, cap * 2);
-			if (!p) {
-				r = -ENOMEM;
-				mallafs_reason_set(why, "out of memory");
-				goto out;
-			}
-			data = p;
-			cap *= 2;
-		}
-		ssize_t n = read(fd, data + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			mallafs_reason_set(why, "cannot read it: %s", strerror(-r));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	*ret = data;
-	*ret_len = len;
-	data = NULL;
-	r = 0;
-out:
-	free(data);
-	close(fd);
+	struct mallafs_reason r_why = {{0}};
+	int r = persist_as_owner(&p->as, p->svc, &r_why);
+	if (r < 0)
+		mallafs_reason_set(why, "cannot act as the service's owner: %s",
+		                   r_why.text[0] ? r_why.text : strerror(-r));
 	return r;
 }
 
-/* ---- writing ---- */
-
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int fsync_dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	size_t len = slash == path ? 1 : (size_t)(slash - path);
-	char *dir = strndup(path, len);
-	if (!dir)
-		return -ENOMEM;
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
-	if (fd < 0)
-		return -errno;
-	int r = fsync(fd) < 0 ? -errno : 0;
-	close(fd);
-	return r;
-}
-
-/* Writes the whole store to p->path atomically: a temporary file next to
- * it, fsync, rename, fsync of the directory. The reason says what failed. */
+/* Writes the whole store to p->path atomically, as the owner. The reason
+ * says what failed. */
 static int save(struct persist *p, struct mallafs_reason *why)
 {
-	struct buf b = {0};
+	struct pbuf b = {0};
 	struct stat st;
-	char *tmp = NULL;
-	int fd = -1;
-	mode_t mode = 0600;
-	int r = snapshot(p, &b);
+	int r = become_owner(p, why);
+	if (r < 0)
+		return r;
+	r = persist_snapshot(p->svc, &b);
 	if (r < 0) {
 		mallafs_reason_set(why, "cannot snapshot the store: %s", strerror(-r));
 		return r;
 	}
-	if (stat(p->path, &st) == 0 && S_ISREG(st.st_mode))
-		mode = st.st_mode & 07777;
-	if (asprintf(&tmp, "%s.tmp.%ld", p->path, (long)getpid()) < 0) {
-		tmp = NULL;
-		r = -ENOMEM;
-		mallafs_reason_set(why, "out of memory");
-		goto out;
+	if (b.len > PERSIST_FILE_MAX) {
+		mallafs_reason_set(
+		        why, "the store takes %zu bytes in the file, over persist's limit of %llu",
+		        b.len, PERSIST_FILE_MAX);
+		free(b.data);
+		return -EFBIG;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0600);
-	if (fd < 0) {
-		r = -errno;
-		mallafs_reason_set(why, "cannot create %s: %s", tmp, strerror(-r));
-		goto out;
-	}
-	/* open's mode goes through the umask; the saved file's bits should not. */
-	if (fchmod(fd, mode) < 0) {
-		r = -errno;
-		mallafs_reason_set(why, "cannot chmod %s: %s", tmp, strerror(-r));
-		goto fail_unlink;
-	}
-	r = write_all(fd, b.data, b.len);
-	if (r < 0) {
-		mallafs_reason_set(why, "cannot write %s: %s", tmp, strerror(-r));
-		goto fail_unlink;
-	}
-	if (fsync(fd) < 0) {
-		r = -errno;
-		mallafs_reason_set(why, "cannot fsync %s: %s", tmp, strerror(-r));
-		goto fail_unlink;
-	}
-	if (rename(tmp, p->path) < 0) {
-		r = -errno;
-		mallafs_reason_set(why, "cannot rename %s to %s: %s", tmp, p->path, strerror(-r));
-		goto fail_unlink;
-	}
-	/* The rename is durable only once the directory is. */
-	r = fsync_dir_of(p->path);
-	if (r < 0) {
-		mallafs_reason_set(why, "cannot fsync the directory of %s: %s", p->path,
-		                   strerror(-r));
-		goto out;
-	}
-	if (fstat(fd, &st) == 0) {
-		char *sp = p->saved_path && strcmp(p->saved_path, p->path) == 0 ? p->saved_path
-		                                                                : strdup(p->path);
-		if (sp != p->saved_path) {
-			free(p->saved_path);
-			p->saved_path = sp;
-		}
-		p->saved = sp != NULL;
-		p->saved_dev = st.st_dev;
-		p->saved_ino = st.st_ino;
-		p->saved_size = st.st_size;
-		p->saved_mtime = st.st_mtim;
-		p->saved_ctime = st.st_ctim;
-	}
-	r = 0;
-	goto out;
-fail_unlink:
-	unlink(tmp);
-out:
-	if (fd >= 0)
-		close(fd);
-	free(tmp);
+	r = persist_write_file(p->path, b.data, b.len, &st, why);
 	free(b.data);
-	return r;
+	if (r < 0)
+		return r;
+	char *sp = p->saved_path && strcmp(p->saved_path, p->path) == 0 ? p->saved_path
+	                                                                : strdup(p->path);
+	if (sp != p->saved_path) {
+		free(p->saved_path);
+		p->saved_path = sp;
+	}
+	p->saved = sp != NULL;
+	p->saved_dev = st.st_dev;
+	p->saved_ino = st.st_ino;
+	p->saved_size = st.st_size;
+	p->saved_mtime = st.st_mtim;
+	p->saved_ctime = st.st_ctim;
+	return 0;
 }
-
-/* ---- the writer thread ---- */
 
 /* Logs a failed write once, not once per retry, and says when it recovers. */
 static void report_save(struct persist *p, int r, const struct mallafs_reason *why)
@@ -592,46 +204,7 @@ static void report_save(struct persist *p, int r, const struct mallafs_reason *w
 		mallafs_svc_log(p->svc, LOG_INFO, "persist: saved %s again", p->path);
 }
 
-static void ns_to_ts(int64_t ns, struct timespec *ts)
-{
-	ts->tv_sec = (time_t)(ns / NSEC_PER_SEC);
-	ts->tv_nsec = (long)(ns % NSEC_PER_SEC);
-}
-
-static void *persist_thread(void *arg)
-{
-	struct persist *p = arg;
-	pthread_mutex_lock(&p->lock);
-	for (;;) {
-		while (!p->dirty && !p->stopping)
-			pthread_cond_wait(&p->cond, &p->lock);
-		if (p->stopping)
-			break;
-		int64_t due = p->first_change;
-		if (p->last_write > due)
-			due = p->last_write;
-		due += PERSIST_COALESCE_NS;
-		struct timespec ts;
-		ns_to_ts(due, &ts);
-		while (!p->stopping && now_ns() < due)
-			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
-		if (p->stopping)
-			break; /* stop writes what is left */
-		p->dirty = false;
-		p->last_write = now_ns();
-		pthread_mutex_unlock(&p->lock);
-
-		struct mallafs_reason why = {{0}};
-		int r = save(p, &why);
-		report_save(p, r, &why);
-
-		pthread_mutex_lock(&p->lock);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
-}
-
-/* ---- start: load or create ---- */
+/* ---- loading ---- */
 
 static bool is_our_file(struct persist *p, const struct stat *st)
 {
@@ -650,24 +223,41 @@ static int count_one(const char *key, const void *value, size_t len, const struc
 	return 0;
 }
 
-/* Loads p->path, creates it, or (our own file) leaves the store as it is.
- * *ret_dirty says whether the file must be written again soon. */
+/* Puts the records into the store. */
+static int load_records(struct persist *p, const struct persist_record *recs, size_t nrecs,
+                        struct mallafs_reason *why)
+{
+	char *key = malloc(PERSIST_KEY_MAX + 1);
+	int r = key ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < nrecs; i++) {
+		memcpy(key, recs[i].key, recs[i].klen);
+		key[recs[i].klen] = '\0';
+		r = mallafs_store_load(p->svc, key, recs[i].value, recs[i].vlen);
+		if (r < 0)
+			mallafs_reason_set(why, "cannot store key %zu of %zu: %s", i + 1, nrecs,
+			                   strerror(-r));
+	}
+	free(key);
+	return r;
+}
+
+/* Loads p->path, creates it, or (our own file) leaves the store as it is,
+ * as the owner. *ret_dirty says whether the file must be written again
+ * soon. */
 static int load_or_create(struct persist *p, bool *ret_dirty, struct mallafs_reason *why)
 {
 	struct mallafs_reason pr = {{0}};
-	struct record *recs = NULL;
-	size_t nrecs = 0, nkeys = 0;
-	char *data = NULL, *key = NULL;
-	size_t len = 0;
+	struct persist_record *recs = NULL;
+	size_t nrecs = 0, nkeys = 0, len = 0;
+	char *data = NULL;
 	struct stat st;
+	int fd = -1;
 
 	*ret_dirty = false;
-	if (stat(p->path, &st) == 0 && S_ISREG(st.st_mode) && is_our_file(p, &st)) {
-		*ret_dirty = true;
-		return 0;
-	}
-
-	int r = read_file(p->path, &data, &len, &pr);
+	int r = become_owner(p, why);
+	if (r < 0)
+		return r;
+	r = persist_open_file(p->path, &fd, &st, &pr);
 	if (r == -ENOENT) {
 		r = save(p, &pr);
 		if (r < 0)
@@ -675,36 +265,106 @@ static int load_or_create(struct persist *p, bool *ret_dirty, struct mallafs_rea
 			                   p->path, pr.text);
 		return r;
 	}
-	if (r == 0)
-		r = parse_file(data, len, &recs, &nrecs, &pr);
-	if (r < 0)
-		goto fail;
-
-	key = malloc(PERSIST_KEY_MAX + 1);
-	r = key ? 0 : -ENOMEM;
-	for (size_t i = 0; r == 0 && i < nrecs; i++) {
-		memcpy(key, recs[i].key, recs[i].klen);
-		key[recs[i].klen] = '\0';
-		r = mallafs_store_load(p->svc, key, recs[i].value, recs[i].vlen);
-		if (r < 0)
-			mallafs_reason_set(&pr, "cannot store key %zu of %zu: %s", i + 1, nrecs,
-			                   strerror(-r));
-	}
-	if (r < 0)
-		goto fail;
-	/* Keys the store held that the file does not: write the union. */
-	if (mallafs_store_foreach(p->svc, count_one, &nkeys) == 0 && nkeys != nrecs)
+	if (r == 0 && is_our_file(p, &st)) {
+		close(fd);
 		*ret_dirty = true;
-	free(key);
-	free(recs);
-	free(data);
-	return 0;
-fail:
-	mallafs_reason_set(why, "cannot load %s: %s", p->path, pr.text[0] ? pr.text : strerror(-r));
-	free(key);
+		return 0;
+	}
+	if (r == 0) {
+		r = persist_read_fd(fd, &st, &data, &len, &pr);
+		close(fd);
+	}
+	if (r == 0)
+		r = persist_parse(data, len, &recs, &nrecs, &pr);
+	if (r == 0)
+		r = load_records(p, recs, nrecs, &pr);
+	/* Keys the store held that the file does not: write the union. */
+	if (r == 0 && mallafs_store_foreach(p->svc, count_one, &nkeys) == 0 && nkeys != nrecs)
+		*ret_dirty = true;
+	if (r < 0)
+		mallafs_reason_set(why, "cannot load %s: %s", p->path,
+		                   pr.text[0] ? pr.text : strerror(-r));
 	free(recs);
 	free(data);
 	return r;
+}
+
+/* ---- the thread ---- */
+
+static void ns_to_ts(int64_t ns, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(ns / NSEC_PER_SEC);
+	ts->tv_nsec = (long)(ns % NSEC_PER_SEC);
+}
+
+/* Loads (telling start how it went), then saves after changes until told
+ * to stop, and saves what is left. */
+static void *persist_thread(void *arg)
+{
+	struct persist *p = arg;
+	struct mallafs_reason why = {{0}};
+	bool dirty = false;
+	int r = persist_as_init(&p->as);
+	if (r < 0)
+		mallafs_reason_set(&why, "cannot read the daemon's groups: %s", strerror(-r));
+	else
+		r = load_or_create(p, &dirty, &why);
+
+	pthread_mutex_lock(&p->lock);
+	p->load_done = true;
+	p->load_result = r;
+	p->load_why = why;
+	if (dirty) {
+		p->dirty = true;
+		p->first_change = now_ns();
+	}
+	pthread_cond_signal(&p->loaded);
+	if (r < 0) {
+		pthread_mutex_unlock(&p->lock);
+		persist_as_free(&p->as);
+		return NULL;
+	}
+	for (;;) {
+		while (!p->dirty && !p->stopping)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->stopping)
+			break;
+		int64_t due = p->first_change;
+		if (p->last_write > due)
+			due = p->last_write;
+		due += PERSIST_COALESCE_NS;
+		struct timespec ts;
+		ns_to_ts(due, &ts);
+		while (!p->stopping && now_ns() < due)
+			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+		if (p->stopping)
+			break; /* written below */
+		p->dirty = false;
+		p->last_write = now_ns();
+		pthread_mutex_unlock(&p->lock);
+
+		why = (struct mallafs_reason){{0}};
+		r = save(p, &why);
+		report_save(p, r, &why);
+
+		pthread_mutex_lock(&p->lock);
+	}
+	/* Stopping: the hooks are off by now, nothing marks the store dirty
+	 * any more. */
+	bool flush = p->dirty || p->unsaved;
+	p->dirty = false;
+	pthread_mutex_unlock(&p->lock);
+	if (flush) {
+		why = (struct mallafs_reason){{0}};
+		r = save(p, &why);
+		if (r < 0)
+			mallafs_svc_log(p->svc, LOG_ERR, "persist: cannot save %s at stop: %s",
+			                p->path, why.text);
+		else
+			report_save(p, r, &why);
+	}
+	persist_as_free(&p->as);
+	return NULL;
 }
 
 /* ---- callbacks ---- */
@@ -716,6 +376,7 @@ static void persist_fini(void *state)
 		return;
 	free(p->path);
 	free(p->saved_path);
+	pthread_cond_destroy(&p->loaded);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
@@ -736,8 +397,13 @@ static int persist_init(struct mallafs_svc *svc, const struct mallafs_plugin *se
 	r = pu_cond_init_monotonic(&p->cond);
 	if (r < 0)
 		goto fail_cond;
+	r = -pthread_cond_init(&p->loaded, NULL);
+	if (r < 0)
+		goto fail_loaded;
 	*ret_state = p;
 	return 0;
+fail_loaded:
+	pthread_cond_destroy(&p->cond);
 fail_cond:
 	pthread_mutex_destroy(&p->lock);
 fail_mutex:
@@ -760,8 +426,14 @@ static int check_path(const char *v, struct mallafs_reason *why)
 		                   pu_excerpt(v, buf, sizeof(buf)));
 		return -EINVAL;
 	}
-	if (strlen(v) + PERSIST_TMP_EXTRA >= 4096) {
+	if (strlen(v) >= PATH_MAX) {
 		mallafs_reason_set(why, "path is too long (%zu bytes)", strlen(v));
+		return -EINVAL;
+	}
+	const char *name = strrchr(v, '/') + 1;
+	if (strlen(name) + PERSIST_TMP_SUFFIX > NAME_MAX) {
+		mallafs_reason_set(why, "the file name is too long (%zu bytes, at most %d)",
+		                   strlen(name), NAME_MAX - PERSIST_TMP_SUFFIX);
 		return -EINVAL;
 	}
 	return 0;
@@ -779,7 +451,6 @@ static int persist_start(void *state, const struct mallafs_cfg *cfg, struct mall
 {
 	struct persist *p = state;
 	const char *path = mallafs_setting(cfg, p->self, "path");
-	bool dirty = false;
 	int r = check_path(path, why);
 	if (r < 0)
 		return r;
@@ -791,22 +462,32 @@ static int persist_start(void *state, const struct mallafs_cfg *cfg, struct mall
 	if (!p->path)
 		return -ENOMEM;
 
-	r = load_or_create(p, &dirty, why);
-	if (r < 0)
-		goto fail;
-
 	pthread_mutex_lock(&p->lock);
 	p->stopping = false;
-	p->dirty = dirty;
+	p->dirty = false;
 	p->unsaved = false;
+	p->load_done = false;
 	p->first_change = now_ns();
 	p->last_write = 0;
 	p->last_error[0] = '\0';
 	pthread_mutex_unlock(&p->lock);
 
+	/* The thread loads first: all file access happens there, as the
+	 * owner. */
 	r = pu_thread_start(&p->thread, "mallafs-persist", persist_thread, p);
 	if (r < 0) {
 		mallafs_reason_set(why, "cannot start the writer thread: %s", strerror(-r));
+		goto fail;
+	}
+	pthread_mutex_lock(&p->lock);
+	while (!p->load_done)
+		pthread_cond_wait(&p->loaded, &p->lock);
+	r = p->load_result;
+	if (r < 0)
+		*why = p->load_why;
+	pthread_mutex_unlock(&p->lock);
+	if (r < 0) {
+		pthread_join(p->thread, NULL);
 		goto fail;
 	}
 	p->thread_started = true;
@@ -829,20 +510,6 @@ static void persist_stop(void *state)
 		pthread_mutex_unlock(&p->lock);
 		pthread_join(p->thread, NULL);
 		p->thread_started = false;
-	}
-	/* The hooks are off by now: nothing marks the store dirty any more. */
-	pthread_mutex_lock(&p->lock);
-	bool flush = p->dirty || p->unsaved;
-	p->dirty = false;
-	pthread_mutex_unlock(&p->lock);
-	if (flush) {
-		struct mallafs_reason why = {{0}};
-		int r = save(p, &why);
-		if (r < 0)
-			mallafs_svc_log(p->svc, LOG_ERR, "persist: cannot save %s at stop: %s",
-			                p->path, why.text);
-		else
-			report_save(p, r, &why);
 	}
 	free(p->path);
 	p->path = NULL;

@@ -3,234 +3,10 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <cmocka.h>
-
-#include "builtin.h"
-#include "events.h"
-#include "plugin.h"
-#include "service.h"
-
-struct fixture {
-	struct mplugreg *reg;
-	struct mev_ring *ring;
-	char dir[64];
-	char path[128];
-};
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) < 0)
-		;
-}
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	f->reg = mplugreg_new(mallafs_builtin_plugins, NULL);
-	f->ring = mev_ring_new(1 << 16);
-	strcpy(f->dir, "/tmp/mallafs-persist-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/api.store", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	chmod(path, 0700);
-	return remove(path);
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	mev_ring_free(f->ring);
-	mplugreg_free(f->reg);
-	free(f);
-	return 0;
-}
-
-static struct mallafs_svc *new_svc(struct fixture *f, const char *name)
-{
-	struct mallafs_svc *svc;
-	struct msvc_env env = {.plugins = f->reg, .events = f->ring};
-	assert_int_equal(msvc_new(&env, name, &svc), 0);
-	return svc;
-}
-
-/* A service with persist at path, set up but not started. */
-static struct mallafs_svc *svc_at(struct fixture *f, const char *name, const char *path)
-{
-	struct mallafs_svc *svc = new_svc(f, name);
-	struct mallafs_reason why = {{0}};
-	const char *names[] = {"persist"};
-	assert_int_equal(msvc_setup(svc, names, 1, NULL, &why), 0);
-	if (path)
-		assert_int_equal(msvc_config_set(svc, "persist", "path", path, strlen(path), &why),
-		                 0);
-	return svc;
-}
-
-static void svc_gone(struct mallafs_svc *svc)
-{
-	msvc_destroy(svc);
-	msvc_unref(svc);
-}
-
-static struct msvc_status status_of(struct mallafs_svc *svc)
-{
-	struct msvc_status st;
-	msvc_status(svc, &st);
-	return st;
-}
-
-static void put(struct mallafs_svc *svc, const char *key, const void *value, size_t len)
-{
-	assert_int_equal(msvc_store_write(svc, key, 0, value, len, MALLAFS_OPF_REPLACE),
-	                 (ssize_t)len);
-}
-
-static void puts_(struct mallafs_svc *svc, const char *key, const char *value)
-{
-	put(svc, key, value, strlen(value));
-}
-
-/* The value of key, or NULL when absent (static buffer). */
-static const char *get(struct mallafs_svc *svc, const char *key, ssize_t *ret_len)
-{
-	static char buf[1 << 16];
-	ssize_t n = msvc_store_read(svc, key, 0, buf, sizeof(buf) - 1);
-	if (ret_len)
-		*ret_len = n;
-	if (n == -ENOENT)
-		return NULL;
-	assert_true(n >= 0);
-	buf[n] = '\0';
-	return buf;
-}
-
-static int count_keys_one(const char *key, const struct mkv_stat *st, void *arg)
-{
-	(*(int *)arg)++;
-	return 0;
-}
-
-static int count_keys(struct mallafs_svc *svc)
-{
-	int n = 0;
-	assert_true(msvc_store_list(svc, 0, count_keys_one, &n) >= 0);
-	return n;
-}
-
-static char *slurp(const char *path, size_t *ret_len)
-{
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		return NULL;
-	char *data = NULL;
-	size_t len = 0, cap = 0;
-	for (;;) {
-		if (cap - len < 4096) {
-			cap = cap ? cap * 2 : 8192;
-			data = realloc(data, cap);
-		}
-		size_t n = fread(data + len, 1, cap - len, fp);
-		if (n == 0)
-			break;
-		len += n;
-	}
-	fclose(fp);
-	*ret_len = len;
-	return data;
-}
-
-static void spit(const char *path, const void *data, size_t len)
-{
-	FILE *fp = fopen(path, "wb");
-	assert_non_null(fp);
-	assert_int_equal(fwrite(data, 1, len, fp), len);
-	assert_int_equal(fclose(fp), 0);
-}
-
-/* Entries of the test directory other than those named. */
-static int stray_files(struct fixture *f, const char *allowed)
-{
-	DIR *d = opendir(f->dir);
-	struct dirent *de;
-	int n = 0;
-	assert_non_null(d);
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (allowed && strstr(allowed, de->d_name))
-			continue;
-		fprintf(stderr, "stray: %s\n", de->d_name);
-		n++;
-	}
-	closedir(d);
-	return n;
-}
-
-static uint64_t fnv(const char *d, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)d[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-/* A well-formed file from records given as key, value pairs. */
-static void write_store_file(const char *path, const char *const *kv, size_t n)
-{
-	char *text = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&text, &len);
-	fprintf(m, "mallafs-store 1\n");
-	for (size_t i = 0; i < n; i++)
-		fprintf(m, "%zu %zu\n%s%s\n", strlen(kv[2 * i]), strlen(kv[2 * i + 1]), kv[2 * i],
-		        kv[2 * i + 1]);
-	fflush(m);
-	uint64_t sum = fnv(text, len);
-	fprintf(m, "end %zu %016llx\n", n, (unsigned long long)sum);
-	fclose(m);
-	spit(path, text, len);
-	free(text);
-}
-
-/* Waits until the file holds `needle` (the writer runs 50 ms after a change). */
-static bool file_has(const char *path, const char *needle, size_t nlen, int ms)
-{
-	for (int waited = 0; waited <= ms; waited += 10) {
-		size_t len = 0;
-		char *d = slurp(path, &len);
-		bool found = d && memmem(d, len, needle, nlen);
-		free(d);
-		if (found)
-			return true;
-		sleep_ms(10);
-	}
-	return false;
-}
+#include "persist_fixture.h"
 
 static void test_setting_listed_and_empty_path_does_nothing(void **state)
 {
@@ -495,7 +271,7 @@ static void test_unreadable_path(void **state)
 	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), -EIO);
 	st = status_of(svc);
 	assert_int_equal(st.state, MSVC_FAILED);
-	assert_non_null(strstr(st.last_error, "cannot create"));
+	assert_non_null(strstr(st.last_error, "does not exist and cannot be created"));
 	assert_non_null(strstr(st.last_error, "No such file or directory"));
 	svc_gone(svc);
 }
@@ -524,6 +300,12 @@ static void test_bad_paths(void **state)
 	longp[4999] = '\0';
 	assert_int_equal(msvc_config_set(svc, "persist", "path", longp, 4999, &why), -EINVAL);
 	assert_non_null(strstr(why.text, "path is too long"));
+	/* A name that leaves no room for the temporary file's. */
+	memset(longp + 1, 'n', 240);
+	longp[241] = '\0';
+	assert_int_equal(msvc_config_set(svc, "persist", "path", longp, 241, &why), -EINVAL);
+	assert_string_equal(why.text,
+	                    "persist: the file name is too long (240 bytes, at most 234)");
 	free(longp);
 	/* Nothing changed: same path, no restart. */
 	char *text;
