@@ -45,7 +45,10 @@
  * invalidations), never holding a lock of fs/; the kernel may make such a
  * write wait for a folder's lock, so it is done only where the kernel can
  * hold the entry (echoes.c), and the child aborts the connection when the
- * daemon dies, so that a killed daemon always lets go of its mount. */
+ * daemon dies, so that a killed daemon always lets go of its mount. The
+ * one invalidation a request thread makes itself is of attributes alone
+ * (perm.c, after chown or chmod of a service): for that the kernel takes
+ * no lock, so it cannot wait on a request. */
 #ifndef MALLAFS_FS_I_H
 #define MALLAFS_FS_I_H
 

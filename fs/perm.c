@@ -383,15 +383,17 @@ static int may_change(fuse_req_t req, const struct stat *attr, int to_set, const
 }
 
 /* The kernel's cached attributes of everything below n: a scope's change
- * reaches them all. */
+ * reaches them all before chown or chmod returns. Attributes only (a
+ * negative offset): the kernel takes no lock for that which a request in
+ * flight could hold, so a request thread may do it. */
 static void inval_below(struct mfs *fs, struct mnode *n)
 {
 	uint64_t *inos = NULL;
 	size_t count = 0;
-	if (mfs_node_inos_under(fs, n, &inos, &count) < 0)
+	if (!fs->se || mfs_node_inos_under(fs, n, &inos, &count) < 0)
 		return;
 	for (size_t i = 0; i < count; i++)
-		mfs_notify_inval_inode(fs, inos[i]);
+		fuse_lowlevel_notify_inval_inode(fs->se, inos[i], -1, 0);
 	free(inos);
 }
 
