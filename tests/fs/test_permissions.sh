@@ -179,6 +179,25 @@ assert_owner "$S/app/store/k2" "$AUID" "$AGID" 600
 as "$A" OK unlink "$S/app/store/k2"
 as_write "$A" OK "$S/app/store/k2" "fresh"
 assert_owner "$S/app/store/k2" "$AUID" "$AGID" 644
+# What the service writes, it writes as its owner: persist creates its file
+# owned by the user, and only where the user could.
+OWNED=$MFS_TMP/owned
+mkdir -p "$OWNED" && chown "$A:$A" "$OWNED" || mfs_bail "mkdir $OWNED"
+as "$A" OK mkdir "$S/app/config/persist"
+as_write "$A" OK "$S/app/config/persist/path" "$OWNED/app.store"
+as "$A" OK mkdir "$S/app/plugins/persist"
+assert_eq "the service runs with persist" running "$(status_field "$S/app" state)"
+assert_ok mfs_poll 3000 test -s "$OWNED/app.store"
+assert_owner "$OWNED/app.store" "$AUID" "$AGID" 600
+# (The change restarts the service; the restart fails.)
+as_write "$A" "OK|EIO" "$S/app/config/persist/path" "/etc/mallafs-test-$$.store"
+assert_eq "the service fails to start" failed "$(status_field "$S/app" state)"
+assert_reason "persist cannot create a file in /etc" "$S/app" "Permission denied"
+assert_ok test ! -e "/etc/mallafs-test-$$.store"
+as "$A" OK rmdir "$S/app/plugins/persist"
+as_write "$A" OK "$S/app/status" "active"
+assert_eq "the service runs again" running "$(status_field "$S/app" state)"
+
 # A whole service made private, then given back to root.
 assert_ok mfs_as "$A" chmod 700 "$S/app"
 as "$B" EACCES open "$S/app/status" r
