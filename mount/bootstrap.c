@@ -3,6 +3,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -43,7 +45,10 @@ struct boot_item {
 	int plugins_line;
 	char **plugins;
 	size_t nplugins;
-	const char *admin;       /* points into the parsed file; NULL: active */
+	const char *admin; /* points into the parsed file; NULL: active */
+	bool owned;        /* owner = given: the service is theirs */
+	uid_t uid;
+	gid_t gid;
 	struct mallafs_cfg *cfg; /* its configuration sections, NULL when none */
 };
 
@@ -259,7 +264,66 @@ static int parse_plugins(struct boot *b, struct boot_item *it, const char *value
 	}
 }
 
-/* [services.NAME]: the chain and the admin status. */
+/* An id: a number, or a name lookup gives it. */
+static bool parse_id(const char *s, unsigned long *ret)
+{
+	char *end;
+	if (!isdigit((unsigned char)s[0]))
+		return false;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v >= (unsigned long)(uid_t)-1)
+		return false;
+	*ret = v;
+	return true;
+}
+
+/* owner = USER[:GROUP], names or numbers; without GROUP, USER's own group. */
+static int parse_owner(struct boot *b, struct boot_item *it, const char *value, int line)
+{
+	char user[256], buf[4096];
+	const char *colon = strchr(value, ':');
+	const char *group = colon ? colon + 1 : NULL;
+	size_t ulen = colon ? (size_t)(colon - value) : strlen(value);
+	struct passwd pw, *pwr = NULL;
+	struct group gr, *grr = NULL;
+	unsigned long id;
+
+	if (ulen == 0 || ulen >= sizeof(user) || (group && !group[0]))
+		return fail(b, line, -EINVAL,
+		            "service %s: owner must be USER or USER:GROUP, not '%s'", it->name,
+		            value);
+	memcpy(user, value, ulen);
+	user[ulen] = '\0';
+	if (parse_id(user, &id)) {
+		it->uid = (uid_t)id;
+		if (getpwuid_r(it->uid, &pw, buf, sizeof(buf), &pwr) == 0 && pwr)
+			it->gid = pwr->pw_gid;
+		else if (!group)
+			return fail(b, line, -EINVAL,
+			            "service %s: uid %s has no user entry: give its group too "
+			            "(owner = %s:GROUP)",
+			            it->name, user, user);
+	} else if (getpwnam_r(user, &pw, buf, sizeof(buf), &pwr) == 0 && pwr) {
+		it->uid = pwr->pw_uid;
+		it->gid = pwr->pw_gid;
+	} else {
+		return fail(b, line, -EINVAL, "service %s: no user named '%s'", it->name, user);
+	}
+	if (group) {
+		if (parse_id(group, &id))
+			it->gid = (gid_t)id;
+		else if (getgrnam_r(group, &gr, buf, sizeof(buf), &grr) == 0 && grr)
+			it->gid = grr->gr_gid;
+		else
+			return fail(b, line, -EINVAL, "service %s: no group named '%s'", it->name,
+			            group);
+	}
+	it->owned = true;
+	return 0;
+}
+
+/* [services.NAME]: the chain, the admin status and the owner. */
 static int check_declaration(struct boot *b, struct boot_item *it, const char *section, int line)
 {
 	struct lined_list keys = {0};
@@ -283,6 +347,8 @@ static int check_declaration(struct boot *b, struct boot_item *it, const char *s
 				         "service %s: admin must be active, pause or inactive, not "
 				         "'%s'",
 				         it->name, k->value);
+		} else if (strcmp(k->name, "owner") == 0) {
+			r = parse_owner(b, it, k->value, k->line);
 		} else {
 			r = fail(b, k->line, -EINVAL, "unknown key '%s' in [%s]", k->name, section);
 		}
@@ -388,8 +454,30 @@ out:
 static int create_service(struct boot *b, struct boot_item *it)
 {
 	struct mallafs_reason why = {{0}};
+	/* An owned service starts once it is its owner's, so that its hooks
+	 * never run as anyone else. */
+	const char *admin = it->owned ? "inactive" : it->admin;
 	int r = mrt_service_create_full(b->rt, it->name, (const char *const *)it->plugins,
-	                                it->nplugins, it->cfg, it->admin, &why);
+	                                it->nplugins, it->cfg, admin, &why);
+	if (r == 0 && it->owned) {
+		struct mallafs_svc *svc = mrt_service_get(b->rt, it->name);
+		enum msvc_admin ad = MSVC_ADMIN_ACTIVE;
+		if (it->admin)
+			msvc_admin_parse(it->admin, strlen(it->admin), &ad);
+		r = svc ? 0 : -ENOENT;
+		if (svc) {
+			msvc_set_owner(svc, it->uid, it->gid);
+			r = msvc_set_admin(svc, ad);
+			if (r < 0) {
+				struct msvc_status st;
+				msvc_status(svc, &st);
+				const char *sp = strchr(st.last_error, ' '); /* after its time */
+				snprintf(why.text, sizeof(why.text), "%.*s",
+				         (int)sizeof(why.text) - 1, sp ? sp + 1 : st.last_error);
+			}
+		}
+		msvc_unref(svc);
+	}
 	if (r == 0)
 		return 0;
 	int line = it->plugins_line ? it->plugins_line : it->declared ? it->decl_line : it->line;

@@ -235,6 +235,52 @@ static void test_admin(void **state)
 	mrt_free(rt);
 }
 
+static void expect_owner(struct mrt *rt, const char *name, uid_t uid, gid_t gid)
+{
+	struct mallafs_svc *svc = mrt_service_get(rt, name);
+	assert_non_null(svc);
+	uid_t u;
+	gid_t g;
+	mallafs_svc_owner(svc, &u, &g);
+	assert_int_equal(u, uid);
+	assert_int_equal(g, gid);
+	msvc_unref(svc);
+}
+
+/* owner = USER[:GROUP]: the service is theirs before it starts. The users
+ * root and daemon (1:1) and the group nogroup are in every Debian's base. */
+static void test_owner(void **state)
+{
+	struct mrt *rt = load("owner.ini",
+	                      "[services.a]\nowner = daemon\n"
+	                      "[services.b]\nowner = daemon:nogroup\nadmin = pause\n"
+	                      "[services.c]\nowner = 4242:4343\n"
+	                      "[services.d]\n",
+	                      0, NULL);
+	expect_owner(rt, "a", 1, 1);
+	expect_owner(rt, "b", 1, 65534);
+	expect_owner(rt, "c", 4242, 4343);
+	expect_owner(rt, "d", getuid(), getgid());
+	expect_state(rt, "a", MSVC_RUNNING, MSVC_ADMIN_ACTIVE);
+	expect_state(rt, "b", MSVC_PAUSED, MSVC_ADMIN_PAUSE);
+	mrt_free(rt);
+
+	rt = load("nouser.ini", "[services.a]\nowner = no-such-user-here\n", -EINVAL,
+	          "2: service a: no user named 'no-such-user-here'");
+	assert_int_equal(nservices(rt), 0);
+	mrt_free(rt);
+	rt = load("nogroup.ini", "[services.a]\nowner = daemon:no-such-group\n", -EINVAL,
+	          "2: service a: no group named 'no-such-group'");
+	mrt_free(rt);
+	rt = load("bare.ini", "[services.a]\n\nowner = 4242\n", -EINVAL,
+	          "3: service a: uid 4242 has no user entry: give its group too (owner = "
+	          "4242:GROUP)");
+	mrt_free(rt);
+	rt = load("empty.ini", "[services.a]\nowner = :root\n", -EINVAL,
+	          "2: service a: owner must be USER or USER:GROUP, not ':root'");
+	mrt_free(rt);
+}
+
 static void test_file_order(void **state)
 {
 	/* mcfg keeps sections by name; creation follows the text, and a
@@ -458,6 +504,7 @@ int main(void)
 	        cmocka_unit_test(test_spec_example),
 	        cmocka_unit_test(test_empty_file),
 	        cmocka_unit_test(test_admin),
+	        cmocka_unit_test(test_owner),
 	        cmocka_unit_test(test_file_order),
 	        cmocka_unit_test(test_repeated_sections),
 	        cmocka_unit_test(test_unknown_plugin),
