@@ -117,7 +117,9 @@ static bool is_blank(char c)
 
 /* Cuts a capture into NUL-terminated lines in place, trailing blanks and CRs
  * turned into NULs too, so walking it with next_line() yields each line's
- * text and skips the empty ones. */
+ * text and skips the empty ones. Other control characters become '?': a
+ * hook may be another user's, and its words go to the log and the status,
+ * where an escape sequence or a CR that rewrites a line has no place. */
 static void split_lines(struct exec_capture *cap)
 {
 	for (size_t i = 0; i <= cap->len; i++) {
@@ -126,6 +128,11 @@ static void split_lines(struct exec_capture *cap)
 		cap->data[i] = '\0';
 		for (size_t j = i; j-- > 0 && is_blank(cap->data[j]);)
 			cap->data[j] = '\0';
+	}
+	for (size_t i = 0; i < cap->len; i++) {
+		unsigned char c = (unsigned char)cap->data[i];
+		if ((c < 0x20 && c != '\0' && c != '\t') || c == 0x7f)
+			cap->data[i] = '?';
 	}
 }
 

@@ -77,11 +77,13 @@ static int passwd_of(uid_t uid, struct passwd *pw, char **buf)
 	}
 }
 
-/* name's groups with gid among them, as the group database has them. */
-static int groups_of(const char *name, gid_t gid, struct exec_cred *cred)
+/* The supplementary groups: for a user the passwd database knows (pw), its
+ * groups with gid among them, as the group database has them; else gid
+ * alone. */
+static int groups_of(const struct passwd *pw, gid_t gid, struct exec_cred *cred)
 {
 	long max = sysconf(_SC_NGROUPS_MAX);
-	int n = 32;
+	int n = pw ? 32 : 1;
 	if (max <= 0)
 		max = 65536;
 	for (;;) {
@@ -89,8 +91,13 @@ static int groups_of(const char *name, gid_t gid, struct exec_cred *cred)
 		if (!g)
 			return -ENOMEM;
 		cred->groups = g;
+		if (!pw) {
+			g[0] = gid;
+			cred->ngroups = 1;
+			return 0;
+		}
 		int got = n;
-		if (getgrouplist(name, gid, g, &got) >= 0) {
+		if (getgrouplist(pw->pw_name, gid, g, &got) >= 0) {
 			cred->ngroups = (size_t)got;
 			return 0;
 		}
@@ -169,25 +176,16 @@ int exec_cred_get(struct mallafs_svc *svc, const char *hook, const char *cmd,
 		snprintf(detail, n, "cannot look up uid %lu: %s", (unsigned long)uid, strerror(-r));
 		goto out;
 	}
-	bool found = r == 1;
-	if (cred->change && found) {
-		r = groups_of(pw.pw_name, gid, cred);
+	const struct passwd *known = r == 1 ? &pw : NULL;
+	if (cred->change) {
+		r = groups_of(known, gid, cred);
 		if (r < 0) {
-			snprintf(detail, n, "cannot list the groups of %s: %s", pw.pw_name,
-			         strerror(-r));
+			snprintf(detail, n, "cannot list the groups of uid %lu: %s",
+			         (unsigned long)uid, strerror(-r));
 			goto out;
 		}
-	} else if (cred->change) {
-		cred->groups = malloc(sizeof(gid_t));
-		if (!cred->groups) {
-			r = -ENOMEM;
-			goto nomem;
-		}
-		cred->groups[0] = gid;
-		cred->ngroups = 1;
 	}
-	r = env_build(svc, hook, found && pw.pw_dir[0] ? pw.pw_dir : "/", cred);
-nomem:
+	r = env_build(svc, hook, known && known->pw_dir[0] ? known->pw_dir : "/", cred);
 	if (r < 0)
 		snprintf(detail, n, "%s", strerror(-r));
 out:

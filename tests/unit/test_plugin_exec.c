@@ -457,6 +457,25 @@ static void test_big_config(void **state)
 	assert_true(now_s() - t0 < 2.0);
 }
 
+/* What a hook says reaches the log and the status without its control
+ * characters: no escape sequence, no CR rewriting the line. */
+static void test_output_control_chars(void **state)
+{
+	struct fixture *f = *state;
+	struct mallafs_reason why;
+	struct msvc_status st;
+	assert_int_equal(make_svc(f, NULL, "api",
+	                          "[exec]\non_update = printf 'out\\033]0;t\\007\\n'; "
+	                          "printf 'bad\\033[2Jx\\rmore\\t\\r\\n' >&2; exit 1\n",
+	                          &f->svc),
+	                 0);
+	assert_int_equal(set(f->svc, "app", "x", "1", &why), -EIO);
+	assert_string_equal(why.text, "exec: bad?[2Jx?more");
+	msvc_status(f->svc, &st);
+	assert_string_equal(reason_of(st.last_error), "exec: bad?[2Jx?more");
+	assert_true(log_has("6 service api: exec: on_update: out?]0;t?\n"));
+}
+
 static void test_big_output(void **state)
 {
 	struct fixture *f = *state;
@@ -641,6 +660,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_hook_change_restarts, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_order, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_big_config, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_output_control_chars, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_big_output, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_background_child_not_waited, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_stdin_closed_early, setup, teardown),
