@@ -23,7 +23,8 @@
  * stdout and stderr, and a clean environment: PATH, HOME (the owner's), and
  * MALLAFS_SERVICE, MALLAFS_MOUNT and MALLAFS_HOOK (exec_child.c). A daemon
  * that is not root runs only the hooks of services it owns itself; any
- * other fails with EPERM, as does a hook whose switch of ids fails.
+ * other fails with EPERM without running, and a hook whose switch of ids
+ * fails does not run either (the failing call's errno).
  * Its stdout is logged at info level, line by line; the first non-empty line
  * of its stderr is the reason given for a failure and the other lines are
  * logged as warnings. Past timeout_ms its process group gets SIGTERM, and
