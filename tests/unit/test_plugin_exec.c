@@ -1,254 +1,20 @@
 /* The exec plugin: real shell commands as hooks, driven through the service
- * API. Each test works in a fresh temporary folder, where hooks leave files
- * the test then reads. Hooks are short: the whole run takes a few seconds. */
-#include <dirent.h>
+ * API (exec_fixture.c): what each hook gets, what its end means, and what
+ * it holds up. Hooks are short: the whole run takes a few seconds. Whose
+ * rights they run with: test_plugin_exec_owner.c. */
 #include <errno.h>
 #include <pthread.h>
-#include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
 #include "builtin.h"
-#include "cfg.h"
+#include "exec_fixture.h"
 #include "plugin.h"
-#include "service.h"
-#include "util.h"
-
-/* ---- the log, captured ---- */
-
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char log_text[65536];
-
-static void log_sink(enum mu_log_level level, const char *line, void *arg)
-{
-	pthread_mutex_lock(&log_lock);
-	size_t n = strlen(log_text);
-	snprintf(log_text + n, sizeof(log_text) - n, "%d %s\n", (int)level, line);
-	pthread_mutex_unlock(&log_lock);
-}
-
-static bool log_has(const char *needle)
-{
-	pthread_mutex_lock(&log_lock);
-	bool has = strstr(log_text, needle) != NULL;
-	pthread_mutex_unlock(&log_lock);
-	return has;
-}
-
-static void log_clear(void)
-{
-	pthread_mutex_lock(&log_lock);
-	log_text[0] = '\0';
-	pthread_mutex_unlock(&log_lock);
-}
-
-/* ---- helpers ---- */
-
-struct fixture {
-	char dir[64];
-	struct mplugreg *reg;
-	struct mallafs_svc *svc;
-};
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* A path in the test's folder. */
-static const char *path_in(struct fixture *f, const char *name)
-{
-	static __thread char buf[4][512];
-	static __thread int k;
-	char *p = buf[k++ % 4];
-	snprintf(p, sizeof(buf[0]), "%s/%s", f->dir, name);
-	return p;
-}
-
-/* printf into a static buffer, for building commands. */
-static const char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static const char *fmt(const char *f, ...)
-{
-	static __thread char buf[4][1024];
-	static __thread int k;
-	char *p = buf[k++ % 4];
-	va_list ap;
-	va_start(ap, f);
-	vsnprintf(p, sizeof(buf[0]), f, ap);
-	va_end(ap);
-	return p;
-}
-
-/* The file's text (malloc'd), or NULL when it does not exist. */
-static char *slurp(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	if (!fp)
-		return NULL;
-	char *buf = NULL;
-	size_t cap = 0, len = 0;
-	for (;;) {
-		if (len + 4096 + 1 > cap) {
-			cap = cap ? 2 * cap : 8192;
-			buf = realloc(buf, cap);
-			assert_non_null(buf);
-		}
-		size_t n = fread(buf + len, 1, cap - len - 1, fp);
-		if (n == 0)
-			break;
-		len += n;
-	}
-	fclose(fp);
-	buf[len] = '\0';
-	return buf;
-}
-
-static void assert_file(const char *path, const char *want)
-{
-	char *got = slurp(path);
-	assert_non_null(got);
-	bool same = strcmp(got, want) == 0;
-	if (!same)
-		print_error("%s holds \"%s\", not \"%s\"\n", path, got, want);
-	free(got);
-	assert_true(same);
-}
-
-/* A service NAME with the chain exec, the configuration given as INI, and
- * the admin status active. Returns what starting it returned. */
-static int make_svc(struct fixture *f, const char *mountpoint, const char *name, const char *ini,
-                    struct mallafs_svc **ret)
-{
-	struct msvc_env env = {.plugins = f->reg, .mountpoint = mountpoint};
-	struct mallafs_cfg *cfg = NULL;
-	struct mallafs_reason why = {{0}};
-	char err[256];
-	int line = 0;
-	const char *plugins[] = {"exec"};
-
-	assert_int_equal(msvc_new(&env, name, ret), 0);
-	assert_int_equal(mcfg_parse_ini(ini, strlen(ini), &cfg, &line, err, sizeof(err)), 0);
-	int r = msvc_setup(*ret, plugins, 1, cfg, &why);
-	mcfg_free(cfg);
-	assert_int_equal(r, 0);
-	return msvc_set_admin(*ret, MSVC_ADMIN_ACTIVE);
-}
-
-static void free_svc(struct mallafs_svc *svc)
-{
-	if (!svc)
-		return;
-	msvc_destroy(svc);
-	msvc_unref(svc);
-}
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	strcpy(f->dir, "/tmp/mallafs-exec-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	f->reg = mplugreg_new(mallafs_builtin_plugins, NULL);
-	assert_non_null(f->reg);
-	log_clear();
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	free_svc(f->svc);
-	mplugreg_free(f->reg);
-	DIR *d = opendir(f->dir);
-	struct dirent *de;
-	while (d && (de = readdir(d)))
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, ".."))
-			unlink(path_in(f, de->d_name));
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
-
-static char *config_value(struct mallafs_svc *svc, const char *section, const char *key)
-{
-	struct mallafs_cfg *e = msvc_config_effective(svc);
-	assert_non_null(e);
-	const char *v = mallafs_cfg_get(e, section, key);
-	char *copy = v ? strdup(v) : NULL;
-	mcfg_free(e);
-	return copy;
-}
-
-static void assert_config(struct mallafs_svc *svc, const char *section, const char *key,
-                          const char *want)
-{
-	char *v = config_value(svc, section, key);
-	if (!want) {
-		assert_null(v);
-		return;
-	}
-	assert_non_null(v);
-	assert_string_equal(v, want);
-	free(v);
-}
-
-static int set(struct mallafs_svc *svc, const char *section, const char *key, const char *value,
-               struct mallafs_reason *why)
-{
-	return msvc_config_set(svc, section, key, value, strlen(value), why);
-}
-
-/* The text after the timestamp of a status field ("TIME REASON"). */
-static const char *reason_of(const char *field)
-{
-	const char *sp = strchr(field, ' ');
-	return sp ? sp + 1 : field;
-}
-
-/* True when a live (not zombie) process is in process group pgid. */
-static bool group_alive(pid_t pgid)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	bool alive = false;
-	assert_non_null(d);
-	while (!alive && (de = readdir(d))) {
-		char path[300], buf[512];
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-		FILE *fp = fopen(path, "r");
-		if (!fp)
-			continue;
-		size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
-		fclose(fp);
-		buf[n] = '\0';
-		/* pid (comm) state ppid pgrp ...; comm may hold spaces. */
-		char *p = strrchr(buf, ')');
-		char st;
-		int ppid, pgrp;
-		if (p && sscanf(p + 1, " %c %d %d", &st, &ppid, &pgrp) == 3 && pgrp == pgid &&
-		    st != 'Z' && st != 'X')
-			alive = true;
-	}
-	closedir(d);
-	return alive;
-}
 
 /* ---- settings ---- */
 
@@ -518,40 +284,7 @@ static void test_on_update_timeout(void **state)
 	assert_false(group_alive(pid));
 }
 
-/* ---- the environment and the output ---- */
-
-static void test_environment(void **state)
-{
-	struct fixture *f = *state;
-	struct mallafs_reason why;
-	const char *env = path_in(f, "env");
-	const char *ini = fmt("[exec]\non_update = echo "
-	                      "\"$MALLAFS_SERVICE|$MALLAFS_MOUNT|$MALLAFS_HOOK|$EXEC_TEST_VAR\" > "
-	                      "%s\non_start = echo \"$MALLAFS_HOOK\" > %s.start\n",
-	                      env, env);
-	/* The daemon's environment passes on; its own MALLAFS_HOOK does not. */
-	setenv("EXEC_TEST_VAR", "inherited", 1);
-	setenv("MALLAFS_HOOK", "bogus", 1);
-	assert_int_equal(make_svc(f, "/mnt/mallafs", "api", ini, &f->svc), 0);
-	assert_file(fmt("%s.start", env), "on_start\n");
-	assert_int_equal(set(f->svc, "app", "x", "1", &why), 0);
-	assert_file(env, "api|/mnt/mallafs|on_update|inherited\n");
-	unsetenv("MALLAFS_HOOK");
-	unsetenv("EXEC_TEST_VAR");
-
-	/* No mount point: an empty MALLAFS_MOUNT, still set. */
-	struct mallafs_svc *other = NULL;
-	const char *env2 = path_in(f, "env2");
-	assert_int_equal(
-	        make_svc(f, NULL, "other",
-	                 fmt("[exec]\non_start = echo \"${MALLAFS_MOUNT-unset}|$MALLAFS_SERVICE\" "
-	                     "> %s\n",
-	                     env2),
-	                 &other),
-	        0);
-	assert_file(env2, "|other\n");
-	free_svc(other);
-}
+/* ---- the output ---- */
 
 static void test_output_logged(void **state)
 {
@@ -566,31 +299,6 @@ static void test_output_logged(void **state)
 	assert_true(log_has("6 service api: exec: on_update: hello\n"));
 	assert_true(log_has("6 service api: exec: on_update: world\n"));
 	assert_true(log_has("4 service api: exec: on_update: oops\n"));
-}
-
-static void test_fds_not_leaked(void **state)
-{
-	struct fixture *f = *state;
-	struct mallafs_reason why;
-	const char *out = path_in(f, "fds");
-	/* A descriptor opened without O_CLOEXEC stays ours. */
-	int fd = dup2(STDOUT_FILENO, 100);
-	assert_int_equal(fd, 100);
-	assert_int_equal(make_svc(f, NULL, "api",
-	                          fmt("[exec]\non_update = ls /proc/self/fd > %s\n", out), &f->svc),
-	                 0);
-	assert_int_equal(set(f->svc, "app", "x", "1", &why), 0);
-	/* ls sees 0, 1, 2, the one it opened itself and the file written by
-	 * the shell's redirection (1 itself). */
-	char *text = slurp(out);
-	assert_non_null(text);
-	assert_null(strstr(text, "100\n"));
-	int n = 0;
-	for (char *p = text; *p; p++)
-		n += *p == '\n';
-	assert_int_equal(n, 4);
-	free(text);
-	close(fd);
 }
 
 /* ---- start and stop ---- */
@@ -747,6 +455,25 @@ static void test_big_config(void **state)
 	t0 = now_s();
 	assert_int_equal(set(f->svc, "app", "y", "1", &why), 0);
 	assert_true(now_s() - t0 < 2.0);
+}
+
+/* What a hook says reaches the log and the status without its control
+ * characters: no escape sequence, no CR rewriting the line. */
+static void test_output_control_chars(void **state)
+{
+	struct fixture *f = *state;
+	struct mallafs_reason why;
+	struct msvc_status st;
+	assert_int_equal(make_svc(f, NULL, "api",
+	                          "[exec]\non_update = printf 'out\\033]0;t\\007\\n'; "
+	                          "printf 'bad\\033[2Jx\\rmore\\t\\r\\n' >&2; exit 1\n",
+	                          &f->svc),
+	                 0);
+	assert_int_equal(set(f->svc, "app", "x", "1", &why), -EIO);
+	assert_string_equal(why.text, "exec: bad?[2Jx?more");
+	msvc_status(f->svc, &st);
+	assert_string_equal(reason_of(st.last_error), "exec: bad?[2Jx?more");
+	assert_true(log_has("6 service api: exec: on_update: out?]0;t?\n"));
 }
 
 static void test_big_output(void **state)
@@ -926,15 +653,14 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_on_update_restart_reason, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_on_update_error_rolls_back, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_on_update_timeout, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_environment, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_output_logged, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_fds_not_leaked, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_on_start_failure, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_on_start_timeout, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_on_stop, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_hook_change_restarts, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_order, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_big_config, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_output_control_chars, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_big_output, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_background_child_not_waited, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_stdin_closed_early, setup, teardown),
