@@ -198,6 +198,16 @@ as "$A" OK rmdir "$S/app/plugins/persist"
 as_write "$A" OK "$S/app/status" "active"
 assert_eq "the service runs again" running "$(status_field "$S/app" state)"
 
+# Its hooks run as its owner: their uid, gid and groups.
+as "$A" OK mkdir "$S/app/plugins/exec"
+as_write "$A" OK "$S/app/config/exec/on_update" "id -u > $OWNED/hook.out; id -g >> $OWNED/hook.out"
+as "$A" OK mkdir "$S/app/config/app"
+as_write "$A" OK "$S/app/config/app/port" "1"
+assert_ok mfs_poll 3000 test -s "$OWNED/hook.out"
+assert_file "$OWNED/hook.out" "$AUID"$'\n'"$AGID"$'\n'
+assert_owner "$OWNED/hook.out" "$AUID" "$AGID" 644
+as "$A" OK rmdir "$S/app/plugins/exec"
+
 # A whole service made private, then given back to root.
 assert_ok mfs_as "$A" chmod 700 "$S/app"
 as "$B" EACCES open "$S/app/status" r
