@@ -369,7 +369,7 @@ static int unquote(struct ini_state *st, const char *piece)
 {
 	size_t n = strlen(piece);
 	if (n < 2 || piece[0] != '"' || piece[n - 1] != '"') {
-		ini_fail(st, -EINVAL, "a quoted value continues only with \"...\" pieces");
+		ini_fail(st, -EINVAL, "a quoted value is one \"...\" piece per line");
 		return -EINVAL;
 	}
 	for (size_t i = 1; i < n - 1; i++) {

@@ -221,16 +221,16 @@ static void test_quoted_parse(void **state)
 	assert_int_equal(mcfg_line(cfg, "s", "c"), 7);
 	mcfg_free(cfg);
 
-	parse_fails("[s]\nk = \"open\n", 2, "quoted value");
-	parse_fails("[s]\nk = \"a\" b\n", 2, "quoted value");
+	parse_fails("[s]\nk = \"open\n", 2, "piece per line");
+	parse_fails("[s]\nk = \"a\" b\n", 2, "piece per line");
 	parse_fails("[s]\nk = \"a\"b\"\n", 2, "must be written");
 	parse_fails("[s]\nk = \"a\\q\"\n", 2, "unknown escape \\q");
 	parse_fails("[s]\nk = \"a\\x0\"\n", 2, "two hex digits");
 	parse_fails("[s]\nk = \"a\\x00\"\n", 2, "not 00");
 	parse_fails("[s]\nk = \"a\\xg1\"\n", 2, "two hex digits");
-	parse_fails("[s]\nk = \"a\\\"\n", 2, "quoted value");
-	parse_fails("[s]\nk = \"a\"\n  plain\n", 3, "continues only with");
-	parse_fails("[s]\nk = \"a\"\n  \"b\n", 3, "continues only with");
+	parse_fails("[s]\nk = \"a\\\"\n", 2, "ends inside an escape");
+	parse_fails("[s]\nk = \"a\"\n  plain\n", 3, "piece per line");
+	parse_fails("[s]\nk = \"a\"\n  \"b\n", 3, "piece per line");
 	/* A failed document leaves nothing behind: the error is all there is. */
 	parse_fails("[s]\nk = 1\nj = \"\\z\"\n", 3, "unknown escape");
 }
