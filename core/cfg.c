@@ -467,6 +467,32 @@ int mcfg_line(const struct mallafs_cfg *cfg, const char *section, const char *ke
 	return k ? k->line : 0;
 }
 
+/* Keys. */
+
+int mcfg_key_check(const char *key, const char **ret_why)
+{
+	const char *why = NULL;
+	size_t len = key ? strnlen(key, MU_NAME_MAX + 1) : 0;
+
+	if (mu_name_check(key, len, MU_NAME_FILE) < 0) {
+		why = "not a valid file name";
+	} else if (key[0] == ' ' || key[len - 1] == ' ') {
+		why = "a space at either end would not survive config.ini";
+	} else {
+		for (size_t i = 0; i < len && !why; i++) {
+			unsigned char c = (unsigned char)key[i];
+			if (c < 0x20 || c == 0x7f)
+				why = "a control character (a newline, a tab) cannot be written in "
+				      "config.ini";
+			else if (strchr("=:[];#", c))
+				why = "'=', ':', '[', ']', ';' and '#' are INI syntax";
+		}
+	}
+	if (ret_why)
+		*ret_why = why;
+	return why ? -EINVAL : 0;
+}
+
 /* The plugin API. */
 
 const char *mallafs_cfg_get(const struct mallafs_cfg *cfg, const char *section, const char *key)
@@ -481,7 +507,7 @@ const char *mallafs_cfg_get(const struct mallafs_cfg *cfg, const char *section, 
 int mallafs_cfg_set(struct mallafs_cfg *cfg, const char *section, const char *key,
                     const char *value)
 {
-	if (!cfg || !section || !key || !value)
+	if (!cfg || !section || !value || mcfg_key_check(key, NULL) < 0)
 		return -EINVAL;
 	char *v = strdup(value);
 	if (!v)

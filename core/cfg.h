@@ -17,6 +17,12 @@ void mcfg_free(struct mallafs_cfg *cfg);
 /* A deep copy, tombstones included; NULL on out-of-memory. */
 struct mallafs_cfg *mcfg_dup(const struct mallafs_cfg *cfg);
 
+/* Whether key can name a configuration key: a file name (util.h) that
+ * config.ini can write and read back, so none of "=:[];#", no control
+ * character (a newline included), no space at either end. 0, or -EINVAL
+ * with *ret_why (when not NULL) saying why. */
+int mcfg_key_check(const char *key, const char **ret_why);
+
 /* Sections. Names are validated by the callers (fs, bootstrap), not here. */
 int mcfg_add_section(struct mallafs_cfg *cfg, const char *section); /* -EEXIST */
 int mcfg_del_section(struct mallafs_cfg *cfg, const char *section); /* -ENOENT */
@@ -45,16 +51,18 @@ bool mcfg_equal(const struct mallafs_cfg *a, const struct mallafs_cfg *b);
 /* Parses INI text (need not be NUL-terminated) with inih. On error returns
  * -EINVAL (or -ENOMEM), *ret_line gets the 1-based line of the first error and
  * err a message such as "line 3: expected 'key = value'"; *ret is untouched.
- * Lines longer than inih's limit are refused, never truncated. A key seen
- * twice in one section is an error; an indented line continues the previous
- * value (joined with '\n'). Every parsed key remembers its line (mcfg_line). */
+ * Lines may be of any length. A key seen twice in one section is an error.
+ * A value is plain or quoted. Plain: the text after '=' (or ':'), spaces at
+ * both ends dropped, and each indented line after it joined with '\n' (as
+ * trimmed; blank and comment lines are skipped). Quoted: it starts with '"';
+ * it and each indented line after it is one piece "...", with the escapes
+ * \\ \" \n \t \r \xHH inside, and the pieces are joined with nothing
+ * between them. mallafs_cfg_render() writes every value so that this gives
+ * it back byte for byte. Every parsed key remembers its line (mcfg_line). */
 int mcfg_parse_ini(const char *text, size_t len, struct mallafs_cfg **ret, int *ret_line, char *err,
                    size_t errlen);
 /* The line a key (or, with key NULL, a section header) was parsed from; 0 when
  * it was not parsed from text. */
 int mcfg_line(const struct mallafs_cfg *cfg, const char *section, const char *key);
-
-/* Longest INI line the parser takes, newline excluded. */
-size_t mcfg_max_line(void);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,21 +15,94 @@
 
 #include "util.h"
 
-/* Stands for ';' while inih reads a line (see parse_reader). */
+/* Stands for ';' while inih reads a line (see next_line). */
 #define INI_SEMICOLON '\x01'
 
-size_t mcfg_max_line(void)
+/* inih as Debian builds it takes its options at run time: a line buffer on
+ * the heap that grows to fit the line, so lines have no length limit. The
+ * cap only bounds the doubling (inih's counters are ints). Set once, before
+ * the first parse; nothing else in the daemon uses inih. */
+#define INI_LINE_CAP (1 << 30)
+
+static pthread_once_t ini_once = PTHREAD_ONCE_INIT;
+
+static void ini_setup(void)
 {
-	/* inih reads a line fgets-style into INI_MAX_LINE bytes, which must
-	 * also hold the newline and the NUL. */
-	return INI_MAX_LINE - 2;
+	ini_use_stack = false;
+	ini_allow_realloc = true;
+	ini_max_line = INI_LINE_CAP;
 }
 
-/* Writes a value, turning each embedded newline into a continuation line
- * (indented by two spaces) that the parser joins back with '\n'. */
+/* INI rendering.
+ *
+ * A value is written plain when the parser gives it back as it is: no
+ * control character but tabs inside lines, no space at either end of any of
+ * its lines, no empty line and none starting with '#' or ';' after the
+ * first (inih drops those), and no '"' first. Each newline then starts an
+ * indented continuation line. Any other value is quoted: "..." with
+ * escapes, one piece per line of the value, on indented lines that the
+ * parser joins with nothing between them. */
+
+static bool plain_ok(const char *v)
+{
+	if (v[0] == '"')
+		return false;
+	for (size_t line = 0;; line++) {
+		size_t n = strcspn(v, "\n");
+		if (n == 0 && line > 0)
+			return false;
+		if (n > 0 && (isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1])))
+			return false;
+		if (line > 0 && (v[0] == '#' || v[0] == ';'))
+			return false;
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)v[i];
+			if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return false;
+		}
+		if (!v[n])
+			return true;
+		v += n + 1;
+	}
+}
+
+static int render_quoted(struct mu_buf *b, const char *v)
+{
+	int r = mu_buf_append(b, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *)v; r == 0 && *p; p++) {
+		switch (*p) {
+		case '\\':
+			r = mu_buf_append(b, "\\\\", 2);
+			break;
+		case '"':
+			r = mu_buf_append(b, "\\\"", 2);
+			break;
+		case '\t':
+			r = mu_buf_append(b, "\\t", 2);
+			break;
+		case '\r':
+			r = mu_buf_append(b, "\\r", 2);
+			break;
+		case '\n':
+			/* A piece per line of the value, but none empty at the end. */
+			r = mu_buf_append(b, p[1] ? "\\n\"\n  \"" : "\\n", p[1] ? 7 : 2);
+			break;
+		default:
+			if (*p < 0x20 || *p == 0x7f)
+				r = mu_buf_printf(b, "\\x%02x", *p);
+			else
+				r = mu_buf_append(b, p, 1);
+		}
+	}
+	return r ? r : mu_buf_append(b, "\"\n", 2);
+}
+
+/* Writes a value, plain or quoted (see above), and the end of its line. */
 static int render_value(struct mu_buf *b, const char *v)
 {
 	int r;
+	if (!plain_ok(v))
+		return render_quoted(b, v);
 	for (;;) {
 		const char *nl = strchr(v, '\n');
 		size_t n = nl ? (size_t)(nl - v) : strlen(v);
@@ -89,23 +163,29 @@ fail:
 
 /* INI parsing.
  *
- * inih drives the parse; our reader feeds it one line at a time from the
- * buffer, which lets us do what this inih build cannot: count lines (the
- * handler gets no line number), refuse over-long lines instead of letting
- * inih split them, see bare section headers (the handler is not called for
- * them), keep section names past inih's 50-byte section buffer, and tell an
- * indented continuation line from a repeated key. The reader mirrors inih's
- * own rules for what a header and a continuation are, so both stay in step. */
+ * inih drives the parse; our reader feeds it from the buffer, a line at a
+ * time (in as many pieces as inih's growing buffer asks for), which lets us
+ * do what inih alone cannot: count lines (the handler gets no line number),
+ * see bare section headers (the handler is not called for them), keep
+ * section names past inih's 50-byte section buffer, and tell an indented
+ * continuation line from a repeated key. The reader mirrors inih's own rules
+ * for what a header and a continuation are, so both stay in step. A value
+ * grows in a buffer of the state while continuation lines come, and goes to
+ * the configuration when the next key or header, or the end, comes. */
 
 struct ini_state {
 	const char *text;
 	size_t len;
 	size_t pos;
 	int lineno;
+	struct mu_buf line; /* the current line as inih is given it */
+	size_t line_off;    /* how much of it inih has had */
 	struct mallafs_cfg *cfg;
 	/* Names point into cfg, which never frees a section or key during a parse. */
 	const char *section;  /* NULL before the first header */
 	const char *last_key; /* the key a continuation line extends */
+	bool quoted;          /* last_key's value is quoted */
+	struct mu_buf value;  /* last_key's value so far */
 	bool have_prev;       /* inih's "prev_name is set" */
 	bool indented;        /* the current raw line starts with whitespace */
 	int err;              /* first error of ours, -errno */
@@ -133,6 +213,23 @@ static void ini_fail(struct ini_state *st, int err, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Hands the value being read to its key in cfg. */
+static void flush_value(struct ini_state *st)
+{
+	if (!st->last_key)
+		return;
+	char *v = mu_buf_steal(&st->value, NULL);
+	if (!v) {
+		ini_fail(st, -ENOMEM, "out of memory");
+		return;
+	}
+	struct mcfg_section *s = mcfg_section_find(st->cfg, st->section, NULL);
+	struct mcfg_key *k = mcfg_key_find(s, st->last_key, NULL);
+	free(k->value);
+	k->value = v;
+	st->last_key = NULL;
+}
+
 /* inih's find_chars_or_comment() for "]": the end of a section name, stopped
  * early by an inline comment (';' after whitespace). */
 static const char *header_end(const char *s)
@@ -158,6 +255,7 @@ static bool ini_header(struct ini_state *st, const char *line)
 	if (*end != ']')
 		return true; /* inih reports the syntax error */
 
+	flush_value(st);
 	char *name = mu_memdup0(p + 1, (size_t)(end - p - 1));
 	if (!name) {
 		ini_fail(st, -ENOMEM, "out of memory");
@@ -177,17 +275,16 @@ static bool ini_header(struct ini_state *st, const char *line)
 	}
 	free(name);
 	st->section = s->name;
-	st->last_key = NULL;
 	st->have_prev = false;
-	return true;
+	return !st->err;
 }
 
-static char *parse_reader(char *str, int num, void *stream)
+/* Takes the next line of the text into st->line, as inih is to see it.
+ * False at the end of the text or on an error. */
+static bool next_line(struct ini_state *st)
 {
-	struct ini_state *st = stream;
-
 	if (st->err || st->pos >= st->len)
-		return NULL;
+		return false;
 	const char *start = st->text + st->pos;
 	const char *nl = memchr(start, '\n', st->len - st->pos);
 	size_t n = nl ? (size_t)(nl - start) : st->len - st->pos;
@@ -196,22 +293,26 @@ static char *parse_reader(char *str, int num, void *stream)
 
 	if (memchr(start, '\0', n)) {
 		ini_fail(st, -EINVAL, "NUL byte");
-		return NULL;
+		return false;
 	}
 	if (n && start[n - 1] == '\r')
 		n--;
 	/* Room for the newline and the NUL, or inih would cut the line in two. */
-	if (num < 2 || n > (size_t)num - 2) {
-		ini_fail(st, -EINVAL, "longer than %d bytes", num < 2 ? 0 : num - 2);
-		return NULL;
+	if (n > INI_LINE_CAP - 2) {
+		ini_fail(st, -EINVAL, "longer than %d bytes", INI_LINE_CAP - 2);
+		return false;
 	}
 	if (memchr(start, INI_SEMICOLON, n)) {
 		ini_fail(st, -EINVAL, "control character \\x01");
-		return NULL;
+		return false;
 	}
-	memcpy(str, start, n);
-	str[n] = '\n';
-	str[n + 1] = '\0';
+	st->line.len = 0;
+	st->line_off = 0;
+	if (mu_buf_append(&st->line, start, n) < 0 || mu_buf_append(&st->line, "\n", 1) < 0) {
+		ini_fail(st, -ENOMEM, "out of memory");
+		return false;
+	}
+	char *str = st->line.data;
 	/* inih cuts a value at " ;" (an inline comment): hide the semicolons of
 	 * every line but a comment from it, so that what config.ini shows reads
 	 * back the same; the handler puts them back. */
@@ -221,28 +322,25 @@ static char *parse_reader(char *str, int num, void *stream)
 			if (str[i] == ';')
 				str[i] = INI_SEMICOLON;
 	st->indented = isspace((unsigned char)str[0]) != 0;
-	if (!ini_header(st, str))
-		return NULL;
-	return str;
+	return ini_header(st, str);
 }
 
-/* Appends "\n" + more to the value of the key the previous line set. */
-static int ini_continue(struct ini_state *st, const char *more)
+/* inih's reader: fgets() over our lines. */
+static char *parse_reader(char *str, int num, void *stream)
 {
-	struct mcfg_section *s = mcfg_section_find(st->cfg, st->section, NULL);
-	struct mcfg_key *k = s ? mcfg_key_find(s, st->last_key, NULL) : NULL;
-	if (!k || !k->value)
-		return -EINVAL;
-	size_t a = strlen(k->value), b = strlen(more);
-	char *v = malloc(a + b + 2);
-	if (!v)
-		return -ENOMEM;
-	memcpy(v, k->value, a);
-	v[a] = '\n';
-	memcpy(v + a + 1, more, b + 1);
-	free(k->value);
-	k->value = v;
-	return 0;
+	struct ini_state *st = stream;
+
+	if (num < 2)
+		return NULL;
+	if (st->line_off >= st->line.len && !next_line(st))
+		return NULL;
+	size_t n = st->line.len - st->line_off;
+	if (n > (size_t)num - 1)
+		n = (size_t)num - 1;
+	memcpy(str, st->line.data + st->line_off, n);
+	str[n] = '\0';
+	st->line_off += n;
+	return str;
 }
 
 static char *unmask(const char *s)
@@ -254,27 +352,92 @@ static char *unmask(const char *s)
 	return c;
 }
 
-static int parse_handler_unmasked(struct ini_state *st, const char *name, const char *value);
-
-static int parse_handler(void *user, const char *section, const char *name, const char *value)
+static int hex_digit(char c)
 {
-	struct ini_state *st = user;
-	if (!name || !value)
-		return 1;
-	char *n = unmask(name), *v = unmask(value);
-	int r = 0;
-	if (n && v)
-		r = parse_handler_unmasked(st, n, v);
-	else
-		ini_fail(st, -ENOMEM, "out of memory");
-	free(n);
-	free(v);
-	return r;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
-static int parse_handler_unmasked(struct ini_state *st, const char *name, const char *value)
+/* Appends the bytes of one quoted piece ("..." with escapes, as inih gives
+ * it: trimmed) to st->value. */
+static int unquote(struct ini_state *st, const char *piece)
 {
-	int r;
+	size_t n = strlen(piece);
+	if (n < 2 || piece[0] != '"' || piece[n - 1] != '"') {
+		ini_fail(st, -EINVAL, "a quoted value is one \"...\" piece per line");
+		return -EINVAL;
+	}
+	for (size_t i = 1; i < n - 1; i++) {
+		char c = piece[i];
+		if (c == '"') {
+			ini_fail(st, -EINVAL, "a '\"' inside a quoted value must be written \\\"");
+			return -EINVAL;
+		}
+		if (c == '\\') {
+			if (i + 1 >= n - 1) {
+				ini_fail(st, -EINVAL, "a quoted value ends inside an escape");
+				return -EINVAL;
+			}
+			switch (piece[++i]) {
+			case '\\':
+			case '"':
+				c = piece[i];
+				break;
+			case 'n':
+				c = '\n';
+				break;
+			case 't':
+				c = '\t';
+				break;
+			case 'r':
+				c = '\r';
+				break;
+			case 'x': {
+				int hi = i + 2 < n - 1 ? hex_digit(piece[i + 1]) : -1;
+				int lo = hi >= 0 ? hex_digit(piece[i + 2]) : -1;
+				if (lo < 0 || (hi == 0 && lo == 0)) {
+					ini_fail(st, -EINVAL, "\\x takes two hex digits, not 00");
+					return -EINVAL;
+				}
+				c = (char)(hi * 16 + lo);
+				i += 2;
+				break;
+			}
+			default:
+				ini_fail(st, -EINVAL, "unknown escape \\%c in a quoted value",
+				         piece[i]);
+				return -EINVAL;
+			}
+		}
+		if (mu_buf_append(&st->value, &c, 1) < 0) {
+			ini_fail(st, -ENOMEM, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* The value part of a line: a quoted piece, or plain text. */
+static int take_value(struct ini_state *st, const char *value, bool continued)
+{
+	if (st->quoted)
+		return unquote(st, value);
+	if ((continued && mu_buf_append(&st->value, "\n", 1) < 0) ||
+	    mu_buf_append(&st->value, value, strlen(value)) < 0) {
+		ini_fail(st, -ENOMEM, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int parse_key(struct ini_state *st, const char *name, const char *value)
+{
+	const char *why;
 
 	if (st->err)
 		return 0;
@@ -285,28 +448,24 @@ static int parse_handler_unmasked(struct ini_state *st, const char *name, const 
 			ini_fail(st, -EINVAL, "continuation line without a key");
 			return 0;
 		}
-		r = ini_continue(st, value);
-		if (r < 0) {
-			ini_fail(st, r, "%s", r == -ENOMEM ? "out of memory" : "bad continuation");
-			return 0;
-		}
-		return 1;
+		return take_value(st, value, true) == 0;
 	}
+	flush_value(st);
 	st->have_prev = name[0] != '\0';
-	st->last_key = NULL;
 	if (!st->section) {
 		ini_fail(st, -EINVAL, "key '%s' outside a section", name);
 		return 0;
 	}
-	if (mu_name_check_str(name, MU_NAME_FILE) < 0) {
-		ini_fail(st, -EINVAL, "invalid key name '%s'", name);
+	if (mcfg_key_check(name, &why) < 0) {
+		ini_fail(st, -EINVAL, "invalid key name '%s': %s", name, why);
 		return 0;
 	}
 	if (mallafs_cfg_get(st->cfg, st->section, name)) {
 		ini_fail(st, -EINVAL, "duplicate key '%s' in [%s]", name, st->section);
 		return 0;
 	}
-	char *v = strdup(value);
+	/* The key holds "" until its value is complete (flush_value). */
+	char *v = strdup("");
 	if (!v || mcfg_put_key(st->cfg, st->section, name, v, st->lineno) < 0) {
 		free(v);
 		ini_fail(st, -ENOMEM, "out of memory");
@@ -315,7 +474,25 @@ static int parse_handler_unmasked(struct ini_state *st, const char *name, const 
 	/* mcfg_put_key found the section, so the key's name is stable in cfg. */
 	struct mcfg_section *s = mcfg_section_find(st->cfg, st->section, NULL);
 	st->last_key = mcfg_key_find(s, name, NULL)->name;
-	return 1;
+	st->value.len = 0;
+	st->quoted = value[0] == '"';
+	return take_value(st, value, false) == 0;
+}
+
+static int parse_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_state *st = user;
+	if (!name || !value)
+		return 1;
+	char *n = unmask(name), *v = unmask(value);
+	int r = 0;
+	if (n && v)
+		r = parse_key(st, n, v);
+	else
+		ini_fail(st, -ENOMEM, "out of memory");
+	free(n);
+	free(v);
+	return r;
 }
 
 int mcfg_parse_ini(const char *text, size_t len, struct mallafs_cfg **ret, int *ret_line, char *err,
@@ -328,6 +505,7 @@ int mcfg_parse_ini(const char *text, size_t len, struct mallafs_cfg **ret, int *
 		err[0] = '\0';
 	if (!ret)
 		return -EINVAL;
+	pthread_once(&ini_once, ini_setup);
 	st.cfg = mcfg_new();
 	if (!st.cfg)
 		return -ENOMEM;
@@ -336,6 +514,7 @@ int mcfg_parse_ini(const char *text, size_t len, struct mallafs_cfg **ret, int *
 		st.pos = 3;
 
 	int ini_line = ini_parse_stream(parse_reader, &st, parse_handler, &st);
+	flush_value(&st);
 	/* inih goes on past its own syntax errors and returns the first line;
 	 * ours stop the reader. The earlier of the two is the first error. */
 	if (ini_line > 0 && (!st.err || ini_line < st.err_line)) {
@@ -354,6 +533,8 @@ int mcfg_parse_ini(const char *text, size_t len, struct mallafs_cfg **ret, int *
 		if (err && errlen)
 			snprintf(err, errlen, "out of memory");
 	}
+	mu_buf_free(&st.line);
+	mu_buf_free(&st.value);
 	if (ret_line)
 		*ret_line = line;
 	if (r < 0) {

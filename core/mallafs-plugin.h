@@ -63,7 +63,9 @@ struct mallafs_cfg;
 
 /** The value of @p key in @p section, or NULL. */
 const char *mallafs_cfg_get(const struct mallafs_cfg *cfg, const char *section, const char *key);
-/** Sets a key (copying both), creating the section as needed. 0 or -errno. */
+/** Sets a key (copying both), creating the section as needed. 0 or -errno: -EINVAL for a key
+ * config.ini could not write back (holding one of "=:[];#", a control character, or a space at
+ * either end). */
 int mallafs_cfg_set(struct mallafs_cfg *cfg, const char *section, const char *key,
                     const char *value);
 /** Removes a key. 0, or -ENOENT when it was not there. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cfg.h"
 #include "tree.h"
 #include "util.h"
 
@@ -87,6 +88,18 @@ int mplugreg_check(const struct mallafs_plugin *desc, const char *name, struct m
 		    mtree_service_reserved(f->name)) {
 			mallafs_reason_set(why, "plugin %s: cannot publish a file named '%s'", name,
 			                   f->name);
+			return -EINVAL;
+		}
+	}
+	/* Settings show in config.ini, which must be able to write them back. */
+	const struct mallafs_setting *settings =
+	        desc->size >= offsetof(struct mallafs_plugin, settings) + sizeof(desc->settings)
+	                ? desc->settings
+	                : NULL;
+	for (const struct mallafs_setting *st = settings; st && st->key; st++) {
+		const char *bad;
+		if (mcfg_key_check(st->key, &bad) < 0) {
+			mallafs_reason_set(why, "plugin %s: setting '%s': %s", name, st->key, bad);
 			return -EINVAL;
 		}
 	}

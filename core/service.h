@@ -119,6 +119,9 @@ int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,
                           struct mallafs_reason *why);
 int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *key,
                     const char *value, size_t len, struct mallafs_reason *why);
+/* Whether section/key may be created (mcfg_key_check): 0, or -EINVAL with
+ * the reason in the log and last_error, as msvc_config_set would. */
+int msvc_config_check_key(struct mallafs_svc *svc, const char *section, const char *key);
 int msvc_config_unset(struct mallafs_svc *svc, const char *section, const char *key,
                       struct mallafs_reason *why);
 int msvc_config_add_section(struct mallafs_svc *svc, const char *section,

@@ -249,11 +249,21 @@ static int check_names(const char *section, const char *key, struct mallafs_reas
 		mallafs_reason_set(why, "invalid section name");
 		return -EINVAL;
 	}
-	if (key && mu_name_check_str(key, MU_NAME_FILE) < 0) {
-		mallafs_reason_set(why, "invalid key name");
+	const char *bad;
+	if (key && mcfg_key_check(key, &bad) < 0) {
+		mallafs_reason_set(why, "config %s: invalid key name '%s': %s", section, key, bad);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int msvc_config_check_key(struct mallafs_svc *svc, const char *section, const char *key)
+{
+	struct mallafs_reason why = {{0}};
+	int r = check_names(section, key, &why);
+	if (r < 0)
+		msvc_set_error(svc, why.text);
+	return r;
 }
 
 int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *key,

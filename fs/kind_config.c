@@ -129,7 +129,8 @@ static int section_create(struct mfs_req *c, const char *name, enum mnode_kind *
 {
 	*ret_kind = N_SKEY;
 	*ret_pending = true;
-	return mu_name_check_str(name, MU_NAME_FILE);
+	/* Refused here, at the create, not at the first write. */
+	return msvc_config_check_key(c->svc, c->name, name);
 }
 
 static int section_unlink(struct mfs_req *c, const char *name)

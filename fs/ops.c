@@ -306,6 +306,24 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	done(&c);
 }
 
+/* The tree holds folders and regular files only: no symlink, device, FIFO
+ * or socket, and no second name for a node (a key is its name). Regular
+ * files are made by open(O_CREAT), which comes as create. */
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	fuse_reply_err(req, EPERM);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
@@ -410,6 +428,9 @@ static const struct fuse_lowlevel_ops ops = {
         .unlink = op_unlink,
         .rename = op_rename,
         .create = op_create,
+        .mknod = op_mknod,
+        .symlink = op_symlink,
+        .link = op_link,
         .open = op_open,
         .read = op_read,
         .write = op_write,

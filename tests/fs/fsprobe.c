@@ -12,6 +12,8 @@
  *         pwrite PATH DATA OFF         open(O_WRONLY), one pwrite() at OFF
  *         mkdir PATH | rmdir PATH | unlink PATH | stat PATH
  *         rename PATH NEWPATH | truncate PATH SIZE
+ *         mknod PATH reg|fifo          mknod() of a regular file or a FIFO
+ *         symlink TARGET PATH | link PATH NEWPATH
  *     fsprobe write PATH DATA          one write() of DATA on an fd opened as the
  *                                      shell's `>` does (O_WRONLY|O_CREAT|O_TRUNC);
  *                                      prints OK or the write's errno name, or
@@ -239,6 +241,22 @@ static int probe_op(const char *op, int argc, char **argv)
 		if (argc < 2)
 			return -EINVAL;
 		return rename(path, argv[1]) < 0 ? -errno : 0;
+	}
+	if (strcmp(op, "mknod") == 0) {
+		if (argc < 2 || (strcmp(argv[1], "reg") != 0 && strcmp(argv[1], "fifo") != 0))
+			return -EINVAL;
+		mode_t type = strcmp(argv[1], "reg") == 0 ? S_IFREG : S_IFIFO;
+		return mknod(path, type | 0644, 0) < 0 ? -errno : 0;
+	}
+	if (strcmp(op, "symlink") == 0) {
+		if (argc < 2)
+			return -EINVAL;
+		return symlink(path, argv[1]) < 0 ? -errno : 0;
+	}
+	if (strcmp(op, "link") == 0) {
+		if (argc < 2)
+			return -EINVAL;
+		return link(path, argv[1]) < 0 ? -errno : 0;
 	}
 	if (strcmp(op, "truncate") == 0) {
 		if (argc < 2 || !parse_u64(argv[1], &a))

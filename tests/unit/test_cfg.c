@@ -621,47 +621,6 @@ static void test_parse_errors(void **state)
 	assert_string_equal(small, "line 1:");
 }
 
-static void test_parse_long_lines(void **state)
-{
-	size_t max = mcfg_max_line();
-	assert_int_equal(max, 198);
-	/* Fixed buffers: the limit is asserted just above. */
-	char text[198 + 64];
-	char value[198 + 1];
-
-	/* Exactly at the limit: parses and keeps every byte. */
-	size_t vlen = max - strlen("k = ");
-	for (size_t i = 0; i < vlen; i++)
-		value[i] = (char)('a' + i % 26);
-	value[vlen] = '\0';
-	snprintf(text, max + 64, "[s]\nk = %s\n", value);
-	assert_int_equal(strlen(text), strlen("[s]\n") + max + 1);
-	struct mallafs_cfg *cfg = parse_ok(text);
-	assert_string_equal(mallafs_cfg_get(cfg, "s", "k"), value);
-	assert_int_equal(strlen(mallafs_cfg_get(cfg, "s", "k")), vlen);
-	mcfg_free(cfg);
-
-	/* The same with CRLF: the '\r' does not count. */
-	snprintf(text, max + 64, "[s]\r\nk = %s\r\n", value);
-	cfg = parse_ok(text);
-	assert_string_equal(mallafs_cfg_get(cfg, "s", "k"), value);
-	mcfg_free(cfg);
-
-	/* One byte more: refused, never split or truncated. */
-	value[vlen] = 'Z';
-	value[vlen + 1] = '\0';
-	snprintf(text, max + 64, "[s]\nk = %s\n", value);
-	char want[64];
-	snprintf(want, sizeof(want), "longer than %zu bytes", max);
-	parse_fails(text, strlen(text), 2, want);
-	/* Also as the last line without a newline. */
-	snprintf(text, max + 64, "[s]\nk = %s", value);
-	parse_fails(text, strlen(text), 2, want);
-	/* And as a continuation line. */
-	snprintf(text, max + 64, "[s]\nj = 1\n    %s\n", value);
-	parse_fails(text, strlen(text), 3, want);
-}
-
 static void test_line_numbers(void **state)
 {
 	struct mallafs_cfg *cfg = parse_ok("; comment\n"
@@ -757,7 +716,6 @@ int main(void)
 	        cmocka_unit_test(test_semicolons_roundtrip),
 	        cmocka_unit_test(test_parse_crlf),
 	        cmocka_unit_test(test_parse_errors),
-	        cmocka_unit_test(test_parse_long_lines),
 	        cmocka_unit_test(test_line_numbers),
 	        cmocka_unit_test(test_setting),
 	};
