@@ -24,25 +24,36 @@ size_t mcfg_max_line(void)
 	return INI_MAX_LINE - 2;
 }
 
-/* Writes a value, turning each embedded newline into a continuation line
- * (indented by two spaces) that the parser joins back with '\n'. */
-static int render_value(struct mu_buf *b, const char *v)
+/* Writes "key = value", turning each embedded newline of the value into a
+ * continuation line (indented by two spaces) that the parser joins back
+ * with '\n'. A line that would be too long to read back that way is written
+ * tighter ("key=value", one space of indent): a parsed line is never
+ * shorter, so whatever was parsed renders to text that parses. */
+static int render_key(struct mu_buf *b, const char *key, const char *v)
 {
+	size_t max = mcfg_max_line(), klen = strlen(key);
+	bool first = true;
 	int r;
 	for (;;) {
 		const char *nl = strchr(v, '\n');
 		size_t n = nl ? (size_t)(nl - v) : strlen(v);
-		r = mu_buf_append(b, v, n);
-		if (r < 0)
+		if (first) {
+			r = mu_buf_append(b, key, klen);
+			if (r == 0)
+				r = klen + 3 + n <= max ? mu_buf_append(b, " = ", 3)
+				                        : mu_buf_append(b, "=", 1);
+		} else {
+			r = 2 + n <= max ? mu_buf_append(b, "  ", 2) : mu_buf_append(b, " ", 1);
+		}
+		if (r == 0)
+			r = mu_buf_append(b, v, n);
+		if (r == 0)
+			r = mu_buf_append(b, "\n", 1);
+		if (r < 0 || !nl)
 			return r;
-		if (!nl)
-			break;
-		r = mu_buf_append(b, "\n  ", 3);
-		if (r < 0)
-			return r;
+		first = false;
 		v = nl + 1;
 	}
-	return mu_buf_append(b, "\n", 1);
 }
 
 int mallafs_cfg_render(const struct mallafs_cfg *cfg, char **ret_text, size_t *ret_len)
@@ -64,10 +75,7 @@ int mallafs_cfg_render(const struct mallafs_cfg *cfg, char **ret_text, size_t *r
 		for (size_t j = 0; j < s->nkeys; j++) {
 			if (!s->keys[j].value)
 				continue;
-			r = mu_buf_printf(&b, "%s = ", s->keys[j].name);
-			if (r < 0)
-				goto fail;
-			r = render_value(&b, s->keys[j].value);
+			r = render_key(&b, s->keys[j].name, s->keys[j].value);
 			if (r < 0)
 				goto fail;
 		}

@@ -593,6 +593,34 @@ static void test_parse_comment_after_cr(void **state)
 	mcfg_free(cfg);
 }
 
+/* Found by tests/fuzz/fuzz_cfg_ini: "k=VALUE" or " CONTINUATION" as long as
+ * a line may be parsed, then rendered as "k = VALUE" or "  CONTINUATION",
+ * two bytes too long to read back. */
+static void test_render_longest_lines(void **state)
+{
+	size_t max = mcfg_max_line();
+	char *v = malloc(max), *t = malloc(3 * max + 16);
+	assert_non_null(v);
+	assert_non_null(t);
+	memset(v, 'v', max - 2);
+	v[max - 2] = '\0';
+	/* "k=" + max - 2 bytes, then " " + max - 1 bytes: both exactly max. */
+	snprintf(t, 3 * max + 16, "[s]\nk=%s\n %sw\nj = short\n", v, v);
+	struct mallafs_cfg *cfg = parse_ok(t);
+	char *text;
+	size_t len;
+	assert_int_equal(mallafs_cfg_render(cfg, &text, &len), 0);
+	struct mallafs_cfg *back = parse_ok(text);
+	assert_true(mcfg_equal(cfg, back));
+	/* Short lines keep their spaces. */
+	assert_int_equal(strncmp(text, "[s]\nj = short\nk=vv", 18), 0);
+	free(text);
+	mcfg_free(back);
+	mcfg_free(cfg);
+	free(t);
+	free(v);
+}
+
 static void test_parse_errors(void **state)
 {
 	const char *t;
@@ -782,6 +810,7 @@ int main(void)
 	        cmocka_unit_test(test_semicolons_roundtrip),
 	        cmocka_unit_test(test_parse_crlf),
 	        cmocka_unit_test(test_parse_comment_after_cr),
+	        cmocka_unit_test(test_render_longest_lines),
 	        cmocka_unit_test(test_parse_errors),
 	        cmocka_unit_test(test_parse_long_lines),
 	        cmocka_unit_test(test_line_numbers),
