@@ -13,10 +13,10 @@
  * Each call's errno must be one its header promises, and each change must
  * read back: written bytes, sizes, renamed values, removed keys.
  *
- * Offsets and sizes between FUZZ_MAX_OFFSET and MKV_MAX_VALUE are folded
+ * Offsets and sizes from FUZZ_MAX_OFFSET to MKV_MAX_VALUE are folded
  * below FUZZ_MAX_OFFSET: such a value is legal and merely large (a gigabyte
- * in memory would stop the fuzzer, not find a bug), while offsets at or
- * past MKV_MAX_VALUE stay as they are and must be refused with EFBIG. */
+ * in memory would stop the fuzzer, not find a bug), while those past
+ * MKV_MAX_VALUE stay as they are and must be refused with EFBIG. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,7 +58,7 @@ static bool one_of(long r, const int *ok, size_t n)
 static uint64_t offset(const struct fuzz_arg *a)
 {
 	uint64_t v = fuzz_u64(a, 0);
-	if (v >= FUZZ_MAX_OFFSET && v < MKV_MAX_VALUE)
+	if (v >= FUZZ_MAX_OFFSET && v <= MKV_MAX_VALUE)
 		v %= FUZZ_MAX_OFFSET;
 	return v;
 }
@@ -97,6 +97,8 @@ static void write_op(struct mnodecfg *nc, const struct fuzz_op *o, unsigned flag
 	char *data = fuzz_exact(t);
 	ssize_t n = mnodecfg_write(nc, a[0].s, a[1].s, off, data, t->len, flags);
 	EXPECT_ERR("write", n, -EINVAL, -ENOENT, -EFBIG);
+	FUZZ_CHECK(n < 0 || off <= MKV_MAX_VALUE, "a write at %llu: %zd", (unsigned long long)off,
+	           n);
 	if (n < 0) {
 		/* A refused write changes nothing. */
 		size_t after = 0;
@@ -189,6 +191,8 @@ static void run_op(struct mnodecfg *nc, const struct fuzz_op *o)
 		uint64_t size = offset(&a[2]);
 		r = mnodecfg_truncate(nc, a[0].s, a[1].s, size);
 		EXPECT_ERR("truncate", r, -EINVAL, -ENOENT, -EFBIG);
+		FUZZ_CHECK(r < 0 || size <= MKV_MAX_VALUE, "truncate to %llu",
+		           (unsigned long long)size);
 		if (r == 0)
 			check_size(nc, a[0].s, a[1].s, size);
 		break;
