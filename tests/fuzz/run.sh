@@ -14,10 +14,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=$(cd "$build" && pwd) || exit 1
 start=$SECONDS
 
+mkdir -p "$build/meson-logs"
+: >"$build/meson-logs/fuzzlog.json"
 mapfile -t targets < <(find "$build/tests/fuzz" -maxdepth 1 -type f -name 'fuzz_*' -perm -u+x |
 	sort)
 if [ ${#targets[@]} -eq 0 ]; then
 	echo "fuzz: no targets in $build/tests/fuzz (meson setup with CC=clang -Dfuzz=true)" >&2
+	echo '{"name": "fuzz", "result": "FAIL"}' >"$build/meson-logs/fuzzlog.json"
 	echo "fuzz: 0 targets, 1 failed (0 s)"
 	exit 1
 fi
@@ -25,7 +28,7 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/mallafs-fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 artifacts=$build/fuzz-artifacts
-mkdir -p "$artifacts" "$build/meson-logs"
+mkdir -p "$artifacts"
 
 # fuzz_one EXE: writes to $work/NAME/ its log, a report for the summary and
 # its result (0 when the target ran its time without a finding).
@@ -74,7 +77,6 @@ for exe in "${targets[@]}"; do
 done
 wait
 failed=0
-: >"$build/meson-logs/fuzzlog.json"
 for exe in "${targets[@]}"; do
 	name=$(basename "$exe")
 	dir=$work/${name#fuzz_}
