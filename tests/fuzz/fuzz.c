@@ -1,12 +1,14 @@
 /* The helpers of fuzz.h. */
 #include "fuzz.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "events.h"
 #include "util.h"
 
 void fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
@@ -92,47 +94,68 @@ static void unescape(const uint8_t *s, size_t n, struct fuzz_arg *ret)
 	ret->len = o;
 }
 
-char fuzz_peek_op(const uint8_t *data, size_t size, size_t pos)
-{
-	return pos < size ? (char)data[pos] : '\0';
-}
-
-bool fuzz_next_op(const uint8_t *data, size_t size, size_t *pos, size_t nargs, bool text,
-                  struct fuzz_op *ret)
+/* The next line of data (from *pos) cut into op and nargs arguments. */
+static void next_op(const uint8_t *data, size_t size, size_t *pos, const struct fuzz_op_spec *specs,
+                    struct fuzz_op *ret)
 {
 	memset(ret, 0, sizeof(*ret));
-	if (*pos >= size)
-		return false;
 	const uint8_t *line = data + *pos;
 	const uint8_t *nl = memchr(line, '\n', size - *pos);
 	size_t len = nl ? (size_t)(nl - line) : size - *pos;
 	*pos += len + (nl ? 1 : 0);
+	if (len == 0)
+		return;
+	const struct fuzz_op_spec *spec = specs;
+	while (spec->op && spec->op != (char)line[0])
+		spec++;
+	if (!spec->op)
+		return;
 
-	ret->op = (char)line[0];
+	ret->op = spec->op;
+	size_t nargs = spec->nargs < FUZZ_MAX_ARGS ? spec->nargs : FUZZ_MAX_ARGS;
 	size_t i = len > 1 && line[1] == ' ' ? 2 : len;
-	if (nargs > FUZZ_MAX_ARGS)
-		nargs = FUZZ_MAX_ARGS;
-	while (ret->nargs < nargs && i <= len) {
-		size_t end = i;
-		if (!(text && ret->nargs + 1 == nargs))
+	while (ret->nargs < nargs) {
+		size_t from = i < len ? i : len, end = from;
+		if (spec->text && ret->nargs + 1 == nargs)
+			end = len;
+		else
 			while (end < len && line[end] != ' ')
 				end++;
-		else
-			end = len;
-		unescape(line + i, end - i, &ret->args[ret->nargs++]);
+		unescape(line + from, end - from, &ret->args[ret->nargs++]);
 		i = end + 1;
 	}
-	/* Missing arguments are empty strings. */
-	while (ret->nargs < nargs)
-		unescape(line, 0, &ret->args[ret->nargs++]);
-	return true;
 }
 
-void fuzz_op_free(struct fuzz_op *op)
+void fuzz_replay(const uint8_t *data, size_t size, const struct fuzz_op_spec *specs,
+                 void (*run)(void *ctx, const struct fuzz_op *o), void *ctx)
 {
-	for (size_t i = 0; i < op->nargs; i++)
-		free(op->args[i].s);
-	op->nargs = 0;
+	size_t pos = 0;
+	while (pos < size) {
+		struct fuzz_op o;
+		next_op(data, size, &pos, specs, &o);
+		if (o.op)
+			run(ctx, &o);
+		for (size_t i = 0; i < o.nargs; i++)
+			free(o.args[i].s);
+	}
+}
+
+void fuzz_read_feed(struct mev_ring *ring)
+{
+	uint64_t cursor = 1;
+	char buf[4096];
+	while (mev_ring_read(ring, &cursor, buf, sizeof(buf)) > 0)
+		;
+}
+
+bool fuzz_errno_in(long r, const int *ok, size_t n)
+{
+	if (r >= 0 || r == -ENOMEM)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (r == ok[i])
+			return true;
+	return false;
 }
 
 uint64_t fuzz_u64(const struct fuzz_arg *a, uint64_t def)

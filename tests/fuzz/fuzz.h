@@ -39,14 +39,32 @@ struct fuzz_op {
 	struct fuzz_arg args[FUZZ_MAX_ARGS];
 };
 
-/* The next line of data (from *pos) cut into op and at most nargs
- * arguments, the last one taking the rest of the line (text true) or the
- * next word. false at the end of data. Free with fuzz_op_free. */
-bool fuzz_next_op(const uint8_t *data, size_t size, size_t *pos, size_t nargs, bool text,
-                  struct fuzz_op *ret);
-/* How many arguments (and whether a TEXT) op takes: peeks at the op letter. */
-char fuzz_peek_op(const uint8_t *data, size_t size, size_t pos);
-void fuzz_op_free(struct fuzz_op *op);
+/* What an op letter takes: nargs arguments, the last one the rest of the
+ * line when text, else a word. Tables end with op '\0'. */
+struct fuzz_op_spec {
+	char op;
+	unsigned char nargs;
+	bool text;
+};
+
+/* Calls run for each line of the script whose op the table names (missing
+ * arguments are empty strings); other lines are skipped. */
+void fuzz_replay(const uint8_t *data, size_t size, const struct fuzz_op_spec *specs,
+                 void (*run)(void *ctx, const struct fuzz_op *o), void *ctx);
+
+/* Reads the whole change feed: its lines are formatted. */
+struct mev_ring;
+void fuzz_read_feed(struct mev_ring *ring);
+
+/* r is a success (0 or a count), one of the n errnos of ok, or -ENOMEM. */
+bool fuzz_errno_in(long r, const int *ok, size_t n);
+#define FUZZ_EXPECT(what, r, ...)                                                                 \
+	do {                                                                                      \
+		static const int ok_[] = {0, __VA_ARGS__};                                        \
+		long r_ = (long)(r);                                                              \
+		FUZZ_CHECK(fuzz_errno_in(r_, ok_, sizeof(ok_) / sizeof(ok_[0])), "%s: %ld", what, \
+		           r_);                                                                   \
+	} while (0)
 
 /* A copy of exactly a->len bytes, no NUL after them (malloc'd): reading
  * past the end is caught. */

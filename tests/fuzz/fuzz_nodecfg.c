@@ -39,22 +39,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static bool one_of(long r, const int *ok, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (r == ok[i])
-			return true;
-	return false;
-}
-
-#define EXPECT_ERR(what, r, ...)                                                               \
-	do {                                                                                   \
-		static const int ok_[] = {0, -ENOMEM, __VA_ARGS__};                            \
-		long r_ = (long)(r);                                                           \
-		FUZZ_CHECK(r_ > 0 || one_of(r_, ok_, sizeof(ok_) / sizeof(ok_[0])), "%s: %ld", \
-		           what, r_);                                                          \
-	} while (0)
-
 static uint64_t offset(const struct fuzz_arg *a)
 {
 	uint64_t v = fuzz_u64(a, 0);
@@ -96,7 +80,7 @@ static void write_op(struct mnodecfg *nc, const struct fuzz_op *o, unsigned flag
 	char *old = get(nc, a[0].s, a[1].s, &before);
 	char *data = fuzz_exact(t);
 	ssize_t n = mnodecfg_write(nc, a[0].s, a[1].s, off, data, t->len, flags);
-	EXPECT_ERR("write", n, -EINVAL, -ENOENT, -EFBIG);
+	FUZZ_EXPECT("write", n, -EINVAL, -ENOENT, -EFBIG);
 	FUZZ_CHECK(n < 0 || off <= MKV_MAX_VALUE, "a write at %llu: %zd", (unsigned long long)off,
 	           n);
 	if (n < 0) {
@@ -133,7 +117,7 @@ static void rename_op(struct mnodecfg *nc, const struct fuzz_op *o)
 	size_t len = 0, got = 0;
 	char *v = get(nc, a[0].s, a[1].s, &len);
 	int r = mnodecfg_rename(nc, a[0].s, a[1].s, a[2].s, a[3].s);
-	EXPECT_ERR("rename", r, -EINVAL, -ENOENT);
+	FUZZ_EXPECT("rename", r, -EINVAL, -ENOENT);
 	if (r == 0) {
 		char *moved = get(nc, a[2].s, a[3].s, &got);
 		FUZZ_CHECK(moved && got == len && (!len || memcmp(v, moved, len) == 0),
@@ -153,8 +137,9 @@ static int count_cb(const char *name, const struct mkv_stat *st, void *arg)
 	return 0;
 }
 
-static void run_op(struct mnodecfg *nc, const struct fuzz_op *o)
+static void run_op(void *ctx, const struct fuzz_op *o)
 {
+	struct mnodecfg *nc = ctx;
 	const struct fuzz_arg *a = o->args;
 	struct mkv_stat st;
 	size_t n = 0;
@@ -163,18 +148,18 @@ static void run_op(struct mnodecfg *nc, const struct fuzz_op *o)
 
 	switch (o->op) {
 	case 'a':
-		EXPECT_ERR("app create", mnodecfg_app_create(nc, a[0].s), -EINVAL, -EEXIST);
+		FUZZ_EXPECT("app create", mnodecfg_app_create(nc, a[0].s), -EINVAL, -EEXIST);
 		break;
 	case 'A':
-		EXPECT_ERR("app destroy", mnodecfg_app_destroy(nc, a[0].s), -ENOENT, -ENOTEMPTY);
+		FUZZ_EXPECT("app destroy", mnodecfg_app_destroy(nc, a[0].s), -ENOENT, -ENOTEMPTY);
 		break;
 	case 'c':
-		EXPECT_ERR("create", mnodecfg_create(nc, a[0].s, a[1].s), -EINVAL, -ENOENT,
-		           -EEXIST);
+		FUZZ_EXPECT("create", mnodecfg_create(nc, a[0].s, a[1].s), -EINVAL, -ENOENT,
+		            -EEXIST);
 		break;
 	case 'd':
 		r = mnodecfg_delete(nc, a[0].s, a[1].s);
-		EXPECT_ERR("delete", r, -EINVAL, -ENOENT);
+		FUZZ_EXPECT("delete", r, -EINVAL, -ENOENT);
 		FUZZ_CHECK(mnodecfg_stat(nc, a[0].s, a[1].s, NULL) < 0, "%s/%s still there", a[0].s,
 		           a[1].s);
 		break;
@@ -190,7 +175,7 @@ static void run_op(struct mnodecfg *nc, const struct fuzz_op *o)
 	case 't': {
 		uint64_t size = offset(&a[2]);
 		r = mnodecfg_truncate(nc, a[0].s, a[1].s, size);
-		EXPECT_ERR("truncate", r, -EINVAL, -ENOENT, -EFBIG);
+		FUZZ_EXPECT("truncate", r, -EINVAL, -ENOENT, -EFBIG);
 		FUZZ_CHECK(r < 0 || size <= MKV_MAX_VALUE, "truncate to %llu",
 		           (unsigned long long)size);
 		if (r == 0)
@@ -204,58 +189,37 @@ static void run_op(struct mnodecfg *nc, const struct fuzz_op *o)
 		uint64_t len = fuzz_u64(&a[3], 0);
 		ssize_t got = mnodecfg_read(nc, a[0].s, a[1].s, offset(&a[2]), buf,
 		                            len < sizeof(buf) ? len : sizeof(buf));
-		EXPECT_ERR("read", got, -EINVAL, -ENOENT);
+		FUZZ_EXPECT("read", got, -EINVAL, -ENOENT);
 		break;
 	}
 	case 's':
-		EXPECT_ERR("stat", mnodecfg_stat(nc, a[0].s, a[1].s, &st), -EINVAL, -ENOENT);
+		FUZZ_EXPECT("stat", mnodecfg_stat(nc, a[0].s, a[1].s, &st), -EINVAL, -ENOENT);
 		break;
 	case 'S':
-		EXPECT_ERR("app stat", mnodecfg_app_stat(nc, a[0].s, &st), -ENOENT);
+		FUZZ_EXPECT("app stat", mnodecfg_app_stat(nc, a[0].s, &st), -ENOENT);
 		break;
 	case 'l':
 		r = mnodecfg_list(nc, a[0].s, 0, count_cb, &n);
-		EXPECT_ERR("list", r, -ENOENT);
+		FUZZ_EXPECT("list", r, -ENOENT);
 		if (r == 0) {
 			FUZZ_CHECK(mnodecfg_app_stat(nc, a[0].s, &st) == 0 && st.size == n,
 			           "config/%s lists %zu keys", a[0].s, n);
 		}
 		break;
 	case 'L':
-		EXPECT_ERR("app list", mnodecfg_app_list(nc, 0, count_cb, &n));
+		FUZZ_EXPECT("app list", mnodecfg_app_list(nc, 0, count_cb, &n));
 		break;
 	default:
 		break;
 	}
 }
 
-static size_t op_args(char op, bool *text)
-{
-	*text = false;
-	switch (op) {
-	case 'w':
-		*text = true;
-		return 4;
-	case '+':
-	case '=':
-		*text = true;
-		return 3;
-	case 't':
-		return 3;
-	case 'm':
-	case 'r':
-		return 4;
-	case 'a':
-	case 'A':
-	case 'S':
-	case 'l':
-		return 1;
-	case 'L':
-		return 0;
-	default:
-		return 2;
-	}
-}
+/* What each op takes. */
+static const struct fuzz_op_spec ops[] = {
+        {'a', 1, false}, {'A', 1, false}, {'c', 2, false}, {'d', 2, false}, {'w', 4, true},
+        {'+', 3, true},  {'=', 3, true},  {'t', 3, false}, {'m', 4, false}, {'r', 4, false},
+        {'s', 2, false}, {'S', 1, false}, {'l', 1, false}, {'L', 0, false}, {'\0', 0, false},
+};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -264,19 +228,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mnodecfg *nc = mnodecfg_new(ring);
 	FUZZ_CHECK(nc, "mnodecfg_new");
 
-	size_t pos = 0;
-	struct fuzz_op o;
-	bool text;
-	while (fuzz_next_op(data, size, &pos, op_args(fuzz_peek_op(data, size, pos), &text), text,
-	                    &o)) {
-		run_op(nc, &o);
-		fuzz_op_free(&o);
-	}
-
-	uint64_t cursor = 1;
-	char buf[4096];
-	while (mev_ring_read(ring, &cursor, buf, sizeof(buf)) > 0)
-		;
+	fuzz_replay(data, size, ops, run_op, nc);
+	fuzz_read_feed(ring);
 	mnodecfg_free(nc);
 	mev_ring_free(ring);
 	return 0;

@@ -105,57 +105,46 @@ static int fixed(const char *name, bool in_service, enum mnode_kind *ret)
 	return 0;
 }
 
+/* The folders whose entries are names: the entries' kind and rule. */
+static const struct {
+	enum mnode_kind dir, child;
+	enum mu_name_kind rule;
+} named[] = {
+        {N_SERVICES, N_SVC, MU_NAME_STRICT},
+        {N_SVC, N_SVCFILE, MU_NAME_FILE},
+        {N_STORE, N_KEY, MU_NAME_FILE},
+        {N_PLUGINS, N_PLUGIN, MU_NAME_STRICT},
+        {N_SCFG, N_SECTION, MU_NAME_STRICT},
+        {N_SECTION, N_SKEY, MU_NAME_FILE},
+        /* A name or a pool: which, core knows; the walk takes the folder. */
+        {N_REGISTRY, N_POOL, MU_NAME_STRICT},
+        {N_POOL, N_MEMBER, MU_NAME_STRICT},
+        {N_NODECFG, N_APP, MU_NAME_STRICT},
+        {N_APP, N_APPKEY, MU_NAME_FILE},
+};
+
 /* The kind of the entry called name (len bytes, not NUL-terminated) in a
  * folder of kind dir, or -errno as a lookup would answer before asking core
  * whether it exists; cname is the same name as a C string (cut at a NUL). */
 static int step(enum mnode_kind dir, const char *name, size_t len, const char *cname,
                 enum mnode_kind *ret)
 {
-	bool strict, file;
-
 	/* No name the kernel sends holds a NUL; the checks below still see it. */
 	bool nul = strlen(cname) != len;
-	switch (dir) {
-	case N_ROOT:
+	if (dir == N_ROOT)
 		return !nul ? fixed(cname, false, ret) : -ENOENT;
-	case N_SERVICES:
-		*ret = N_SVC;
-		return name_ok(name, len, MU_NAME_STRICT) ? 0 : -ENOENT;
-	case N_SVC:
-		if (!nul && fixed(cname, true, ret) == 0)
-			return 0;
-		*ret = N_SVCFILE;
-		return name_ok(name, len, MU_NAME_FILE) ? 0 : -ENOENT;
-	case N_STORE:
-		*ret = N_KEY;
-		return name_ok(name, len, MU_NAME_FILE) ? 0 : -ENOENT;
-	case N_PLUGINS:
-		*ret = N_PLUGIN;
-		return name_ok(name, len, MU_NAME_STRICT) ? 0 : -ENOENT;
-	case N_SCFG:
-		*ret = N_SECTION;
-		return name_ok(name, len, MU_NAME_STRICT) ? 0 : -ENOENT;
-	case N_SECTION:
-		*ret = N_SKEY;
-		return name_ok(name, len, MU_NAME_FILE) ? 0 : -ENOENT;
-	case N_REGISTRY:
-		/* A name or a pool: which, core knows. Take the folder. */
-		*ret = N_POOL;
-		return name_ok(name, len, MU_NAME_STRICT) ? 0 : -ENOENT;
-	case N_POOL:
-		*ret = N_MEMBER;
-		strict = name_ok(name, len, MU_NAME_STRICT);
-		return strict && pid_name(name, len) ? 0 : -ENOENT;
-	case N_NODECFG:
-		*ret = N_APP;
-		return name_ok(name, len, MU_NAME_STRICT) ? 0 : -ENOENT;
-	case N_APP:
-		*ret = N_APPKEY;
-		file = name_ok(name, len, MU_NAME_FILE);
-		return file ? 0 : -ENOENT;
-	default:
-		return -ENOTDIR;
+	if (dir == N_SVC && !nul && fixed(cname, true, ret) == 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+		if (named[i].dir != dir)
+			continue;
+		*ret = named[i].child;
+		bool ok = name_ok(name, len, named[i].rule);
+		if (dir == N_POOL)
+			ok = ok && pid_name(name, len);
+		return ok ? 0 : -ENOENT;
 	}
+	return -ENOTDIR;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

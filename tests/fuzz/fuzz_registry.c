@@ -37,20 +37,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static bool one_of(int r, const int *ok, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (r == ok[i])
-			return true;
-	return false;
-}
-
-#define EXPECT_ERR(what, r, ...)                                                                 \
-	do {                                                                                     \
-		static const int ok_[] = {0, -ENOMEM, __VA_ARGS__};                              \
-		FUZZ_CHECK(one_of((r), ok_, sizeof(ok_) / sizeof(ok_[0])), "%s: %d", what, (r)); \
-	} while (0)
-
 /* "PID[ VALUE]" as written, one trailing newline dropped, against what
  * cat shows: the same PID and value (a PID may be written with leading
  * zeros, and "PID " is no value). */
@@ -123,8 +109,9 @@ static int check_entry(const struct mreg_entry *e, void *arg)
 	return 0;
 }
 
-static void run_op(struct mreg *reg, const struct fuzz_op *o)
+static void run_op(void *ctx, const struct fuzz_op *o)
 {
+	struct mreg *reg = ctx;
 	const struct fuzz_arg *a = o->args;
 	uid_t caller = o->op >= 'A' && o->op <= 'Z' ? OTHER_UID : 0;
 	char *text = NULL;
@@ -137,50 +124,50 @@ static void run_op(struct mreg *reg, const struct fuzz_op *o)
 	case 'W':
 		text = fuzz_exact(&a[1]);
 		r = mreg_register_text(reg, a[0].s, text, a[1].len, caller);
-		EXPECT_ERR("register", r, -EINVAL, -ESRCH, -EPERM, -EEXIST);
+		FUZZ_EXPECT("register", r, -EINVAL, -ESRCH, -EPERM, -EEXIST);
 		if (r == 0)
 			check_name(reg, a[0].s, a[1].s, a[1].len);
 		break;
 	case 'r':
-		EXPECT_ERR("unregister", mreg_unregister(reg, a[0].s), -ENOENT, -EISDIR);
+		FUZZ_EXPECT("unregister", mreg_unregister(reg, a[0].s), -ENOENT, -EISDIR);
 		FUZZ_CHECK(mreg_lookup(reg, a[0].s, NULL, NULL) < 0, "%s still there", a[0].s);
 		break;
 	case 'm':
-		EXPECT_ERR("pool create", mreg_pool_create(reg, a[0].s), -EINVAL, -EEXIST);
+		FUZZ_EXPECT("pool create", mreg_pool_create(reg, a[0].s), -EINVAL, -EEXIST);
 		break;
 	case 'd':
-		EXPECT_ERR("pool destroy", mreg_pool_destroy(reg, a[0].s), -ENOENT, -ENOTDIR,
-		           -ENOTEMPTY);
+		FUZZ_EXPECT("pool destroy", mreg_pool_destroy(reg, a[0].s), -ENOENT, -ENOTDIR,
+		            -ENOTEMPTY);
 		break;
 	case 'p':
 	case 'P':
 		text = fuzz_exact(&a[2]);
 		r = mreg_pool_store(reg, a[0].s, a[1].s, text, a[2].len, caller);
-		EXPECT_ERR("pool store", r, -EINVAL, -ENOENT, -ENOTDIR, -ESRCH, -EPERM);
+		FUZZ_EXPECT("pool store", r, -EINVAL, -ENOENT, -ENOTDIR, -ESRCH, -EPERM);
 		if (r == 0)
 			check_member(reg, a[0].s, a[1].s, a[2].s, a[2].len);
 		break;
 	case 'u':
-		EXPECT_ERR("unstore", mreg_pool_unstore(reg, a[0].s, a[1].s), -ENOENT, -ENOTDIR);
+		FUZZ_EXPECT("unstore", mreg_pool_unstore(reg, a[0].s, a[1].s), -ENOENT, -ENOTDIR);
 		break;
 	case 'c':
 		r = mreg_render(reg, a[0].s, &text, &len);
-		EXPECT_ERR("render", r, -ENOENT, -EISDIR);
+		FUZZ_EXPECT("render", r, -ENOENT, -EISDIR);
 		break;
 	case 'C':
 		r = mreg_pool_render(reg, a[0].s, a[1].s, &text, &len);
-		EXPECT_ERR("pool render", r, -ENOENT, -ENOTDIR);
+		FUZZ_EXPECT("pool render", r, -ENOENT, -ENOTDIR);
 		break;
 	case 'l':
-		EXPECT_ERR("list", mreg_list(reg, 0, check_entry, &n));
+		FUZZ_EXPECT("list", mreg_list(reg, 0, check_entry, &n));
 		break;
 	case 'L':
-		EXPECT_ERR("pool list", mreg_pool_list(reg, a[0].s, 0, check_entry, &n), -ENOENT,
-		           -ENOTDIR);
+		FUZZ_EXPECT("pool list", mreg_pool_list(reg, a[0].s, 0, check_entry, &n), -ENOENT,
+		            -ENOTDIR);
 		break;
 	case 's':
 		r = mreg_stat(reg, a[0].s, a[1].len ? a[1].s : NULL, &st);
-		EXPECT_ERR("stat", r, -ENOENT, -ENOTDIR, -EISDIR);
+		FUZZ_EXPECT("stat", r, -ENOENT, -ENOTDIR, -EISDIR);
 		break;
 	default:
 		break;
@@ -188,29 +175,12 @@ static void run_op(struct mreg *reg, const struct fuzz_op *o)
 	free(text);
 }
 
-/* How many arguments each op takes, and whether the last is TEXT. */
-static size_t op_args(char op, bool *text)
-{
-	*text = false;
-	switch (op) {
-	case 'w':
-	case 'W':
-		*text = true;
-		return 2;
-	case 'p':
-	case 'P':
-		*text = true;
-		return 3;
-	case 'u':
-	case 'C':
-	case 's':
-		return 2;
-	case 'l':
-		return 0;
-	default:
-		return 1;
-	}
-}
+/* What each op takes. */
+static const struct fuzz_op_spec ops[] = {
+        {'w', 2, true},  {'W', 2, true},  {'r', 1, false}, {'m', 1, false},  {'d', 1, false},
+        {'p', 3, true},  {'P', 3, true},  {'u', 2, false}, {'c', 1, false},  {'C', 2, false},
+        {'l', 0, false}, {'L', 1, false}, {'s', 2, false}, {'\0', 0, false},
+};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -219,20 +189,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mreg *reg = mreg_new(ring);
 	FUZZ_CHECK(reg, "mreg_new: %s", strerror(errno));
 
-	size_t pos = 0;
-	struct fuzz_op o;
-	bool text;
-	while (fuzz_next_op(data, size, &pos, op_args(fuzz_peek_op(data, size, pos), &text), text,
-	                    &o)) {
-		run_op(reg, &o);
-		fuzz_op_free(&o);
-	}
-
-	/* The feed formats what happened. */
-	uint64_t cursor = 1;
-	char buf[4096];
-	while (mev_ring_read(ring, &cursor, buf, sizeof(buf)) > 0)
-		;
+	fuzz_replay(data, size, ops, run_op, reg);
+	fuzz_read_feed(ring);
 	mreg_free(reg);
 	mev_ring_free(ring);
 	return 0;
