@@ -4,7 +4,8 @@
 #                                            tree in the foreground (Ctrl-C unmounts)
 #   contrib/quickstart.sh test               install what is missing, build, run every test,
 #                                            then again built with ASan and UBSan, then
-#                                            again built with ThreadSanitizer
+#                                            again built with ThreadSanitizer, then fuzz
+#                                            each parser for 30 s (tests/fuzz)
 # Debian 12, as root (or with sudo for the package step).
 set -euo pipefail
 
@@ -12,10 +13,12 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 
 # libtsan2: gcc's ThreadSanitizer runtime (build-essential brings it on
-# amd64; named because the TSan pass needs it).
+# amd64; named because the TSan pass needs it). clang and libclang-rt-14-dev
+# (libFuzzer and clang's sanitizer runtimes, only recommended by clang, so
+# named): the fuzz pass.
 packages=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libinih-dev
 	libcmocka-dev inotify-tools valgrind util-linux procps psmisc libtsan2
-	clang-format git)
+	clang-format git clang libclang-rt-14-dev)
 
 install_missing() {
 	local missing=()
@@ -98,11 +101,18 @@ test)
 	# Without address randomisation: gcc 12's TSan cannot map its shadow
 	# memory on kernels with more random mmap bits (vm.mmap_rnd_bits 32).
 	test_pass build-tsan "tsan" setarch "$(uname -m)" -R || status=1
+	# Each libFuzzer target of tests/fuzz for 30 s, built by clang with ASan
+	# and UBSan; run.sh prints its own "fuzz: ..." line.
+	CC=clang build build-fuzz -Dwerror=true -Dfuzz=true -Dtests=false -Dbench=false
+	tests/fuzz/run.sh build-fuzz 30 || status=1
 	python3 - build/meson-logs/testlog.json build-sanitize/meson-logs/testlog.json \
-		build-tsan/meson-logs/testlog.json <<'PY'
-import json, sys
+		build-tsan/meson-logs/testlog.json build-fuzz/meson-logs/fuzzlog.json <<'PY'
+import json, os, sys
 ok = bad = 0
 for path in sys.argv[1:]:
+    if not os.path.exists(path):
+        bad += 1
+        continue
     for line in open(path):
         r = json.loads(line)["result"]
         if r in ("OK", "EXPECTEDFAIL"):

@@ -315,8 +315,11 @@ static bool next_line(struct ini_state *st)
 	char *str = st->line.data;
 	/* inih cuts a value at " ;" (an inline comment): hide the semicolons of
 	 * every line but a comment from it, so that what config.ini shows reads
-	 * back the same; the handler puts them back. */
-	size_t lead = strspn(str, " \t");
+	 * back the same; the handler puts them back. A comment is what inih
+	 * takes for one: ';' or '#' after any isspace() (a '\r' too). */
+	size_t lead = 0;
+	while (lead < n && isspace((unsigned char)str[lead]))
+		lead++;
 	if (str[lead] != ';' && str[lead] != '#')
 		for (size_t i = lead; i < n; i++)
 			if (str[i] == ';')

@@ -77,6 +77,8 @@ struct lined_list {
 static int fail(struct boot *b, int line, int r, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
+/* The message is one line: a value quoted in it may span several (a
+ * continuation line), so its newlines are shown as "\n". */
 static int fail(struct boot *b, int line, int r, const char *fmt, ...)
 {
 	if (!b->err || !b->errlen)
@@ -84,10 +86,23 @@ static int fail(struct boot *b, int line, int r, const char *fmt, ...)
 	int n = line > 0 ? snprintf(b->err, b->errlen, "%s:%d: ", b->path, line)
 	                 : snprintf(b->err, b->errlen, "%s: ", b->path);
 	if (n >= 0 && (size_t)n < b->errlen) {
+		char why[1024];
 		va_list ap;
 		va_start(ap, fmt);
-		vsnprintf(b->err + n, b->errlen - (size_t)n, fmt, ap);
+		vsnprintf(why, sizeof(why), fmt, ap);
 		va_end(ap);
+		size_t o = (size_t)n;
+		for (const char *p = why; *p; p++) {
+			if (o + (*p == '\n' ? 2 : 1) >= b->errlen)
+				break;
+			if (*p == '\n') {
+				b->err[o++] = '\\';
+				b->err[o++] = 'n';
+			} else {
+				b->err[o++] = *p;
+			}
+		}
+		b->err[o] = '\0';
 	}
 	return r;
 }

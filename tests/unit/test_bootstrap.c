@@ -281,6 +281,19 @@ static void test_owner(void **state)
 	mrt_free(rt);
 }
 
+/* Found by tests/fuzz/fuzz_bootstrap: a value quoted in the error spans
+ * lines when the file continues it, and the error must stay one line. */
+static void test_error_one_line(void **state)
+{
+	struct mrt *rt = load("multiline.ini", "[services.api]\nadmin = active\n  twice\n", -EINVAL,
+	                      "2: service api: admin must be active, pause or inactive, not "
+	                      "'active\\ntwice'");
+	mrt_free(rt);
+	rt = load("plugins.ini", "[services.api]\nplugins = trace\n  metrics\n", -EINVAL,
+	          "2: service api: invalid plugin name 'trace\\nmetrics'");
+	mrt_free(rt);
+}
+
 static void test_file_order(void **state)
 {
 	/* mcfg keeps sections by name; creation follows the text, and a
@@ -505,6 +518,7 @@ int main(void)
 	        cmocka_unit_test(test_empty_file),
 	        cmocka_unit_test(test_admin),
 	        cmocka_unit_test(test_owner),
+	        cmocka_unit_test(test_error_one_line),
 	        cmocka_unit_test(test_file_order),
 	        cmocka_unit_test(test_repeated_sections),
 	        cmocka_unit_test(test_unknown_plugin),

@@ -568,6 +568,31 @@ static void test_parse_crlf(void **state)
 	mcfg_free(cfg);
 }
 
+/* Found by tests/fuzz/fuzz_cfg_ini: a comment indented by a carriage
+ * return (or any isspace() byte inih skips) was read as a continuation
+ * line, so "; ..." joined the value above it, and config.ini then showed a
+ * value that did not read back. */
+static void test_parse_comment_after_cr(void **state)
+{
+	const char *t = "[s]\n"
+	                "k = v\n"
+	                "\r; a comment\n"
+	                "\v# another\n"
+	                "  ; indented\n"
+	                "j = w\n";
+	struct mallafs_cfg *cfg = parse_ok(t);
+	assert_string_equal(mallafs_cfg_get(cfg, "s", "k"), "v");
+	assert_string_equal(mallafs_cfg_get(cfg, "s", "j"), "w");
+	char *text;
+	size_t len;
+	assert_int_equal(mallafs_cfg_render(cfg, &text, &len), 0);
+	struct mallafs_cfg *back = parse_ok(text);
+	assert_true(mcfg_equal(cfg, back));
+	free(text);
+	mcfg_free(back);
+	mcfg_free(cfg);
+}
+
 static void test_parse_errors(void **state)
 {
 	const char *t;
@@ -715,6 +740,7 @@ int main(void)
 	        cmocka_unit_test(test_parse_basic),
 	        cmocka_unit_test(test_semicolons_roundtrip),
 	        cmocka_unit_test(test_parse_crlf),
+	        cmocka_unit_test(test_parse_comment_after_cr),
 	        cmocka_unit_test(test_parse_errors),
 	        cmocka_unit_test(test_line_numbers),
 	        cmocka_unit_test(test_setting),
