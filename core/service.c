@@ -211,6 +211,7 @@ int msvc_new(const struct msvc_env *env, const char *name, struct mallafs_svc **
 	svc->chain = calloc(1, sizeof(*svc->chain));
 	if (!svc->name || !svc->kv || !svc->cfg || !svc->chain)
 		goto fail;
+	mkv_set_account(svc->kv, svc->env.account);
 	svc->chain[0] = msvc_inst_new(svc, base, &why, &r);
 	if (!svc->chain[0])
 		goto fail;
