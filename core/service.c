@@ -241,6 +241,7 @@ void msvc_unref(struct mallafs_svc *svc)
 	free(svc->declared);
 	mkv_free(svc->kv);
 	mcfg_free(svc->cfg);
+	mcfg_free(svc->eff);
 	pthread_mutex_destroy(&svc->state_lock);
 	pthread_rwlock_destroy(&svc->store_lock);
 	pthread_mutex_destroy(&svc->op_lock);
