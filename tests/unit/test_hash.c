@@ -1,6 +1,7 @@
 /* The keyed hash of the tables: SipHash checked against its published
  * vectors, and names chosen to collide under the unkeyed hash mallafs used
- * before (64-bit FNV-1a) spread over a table's buckets. */
+ * before (64-bit FNV-1a) spread over the buckets of a store's table and of
+ * the registry's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,10 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "events.h"
 #include "kv.h"
+#include "registry_i.h"
 #include "util.h"
 
 /* SipHash-2-4, key 00 01 .. 0f, message 00 01 .. (len - 1): the vectors of
@@ -99,12 +103,46 @@ static void test_flood(void **state)
 	free(names);
 }
 
+static size_t longest_htab_chain(const struct htab *t)
+{
+	size_t longest = 0;
+	for (size_t i = 0; i < t->nb; i++) {
+		size_t n = 0;
+		for (const struct hnode *h = t->b[i]; h; h = h->next)
+			n++;
+		if (n > longest)
+			longest = n;
+	}
+	return longest;
+}
+
+/* The registry's names: the same flood, registered by this process. */
+static void test_flood_registry(void **state)
+{
+	char **names = flood_names();
+	struct mev_ring *ring = mev_ring_new(16);
+	struct mreg *reg = mreg_new(ring);
+	assert_non_null(reg);
+	for (size_t i = 0; i < FLOOD_NAMES; i++)
+		assert_int_equal(mreg_register(reg, names[i], getpid(), NULL, getuid()), 0);
+	size_t longest = longest_htab_chain(&reg->names);
+	printf("registry: longest chain over %d names chosen against FNV-1a: %zu\n", FLOOD_NAMES,
+	       longest);
+	assert_true(longest <= 16);
+	mreg_free(reg);
+	mev_ring_free(ring);
+	for (size_t i = 0; i < FLOOD_NAMES; i++)
+		free(names[i]);
+	free(names);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_siphash_vectors),
 	        cmocka_unit_test(test_keyed),
 	        cmocka_unit_test(test_flood),
+	        cmocka_unit_test(test_flood_registry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
