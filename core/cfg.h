@@ -44,6 +44,9 @@ int mcfg_set_removed_section(struct mallafs_cfg *update, const char *section);
  * replaces dst's; tombstones remove (removing what is absent is no error);
  * everything update does not name stays. 0 or -ENOMEM (dst unchanged then). */
 int mcfg_merge(struct mallafs_cfg *dst, const struct mallafs_cfg *update);
+/* The same without the safety copy, for a scratch configuration thrown
+ * away on failure (dst may be half merged then). */
+int mcfg_merge_scratch(struct mallafs_cfg *dst, const struct mallafs_cfg *update);
 
 /* Same sections, same keys, same values (tombstones compared too). */
 bool mcfg_equal(const struct mallafs_cfg *a, const struct mallafs_cfg *b);

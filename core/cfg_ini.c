@@ -127,8 +127,8 @@ int mallafs_cfg_render(const struct mallafs_cfg *cfg, char **ret_text, size_t *r
 
 	if (!ret_text)
 		return -EINVAL;
-	for (size_t i = 0; cfg && i < cfg->nsecs; i++) {
-		const struct mcfg_section *s = &cfg->secs[i];
+	for (const struct mcfg_section *s = mcfg_section_next(cfg, NULL); s;
+	     s = mcfg_section_next(cfg, s)) {
 		if (s->removed)
 			continue;
 		r = mu_buf_printf(&b, "%s[%s]\n", first ? "" : "\n", s->name);

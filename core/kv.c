@@ -16,6 +16,7 @@ struct kv_entry {
 	uint64_t hash;
 	uint64_t id;
 	char *key;
+	size_t klen; /* strlen(key) */
 	char *val;
 	size_t len, cap;
 	struct timespec mtime, ctime;
@@ -27,7 +28,59 @@ struct mkv {
 	size_t count;
 	struct kv_entry *head, *tail;
 	uint64_t last_id;
+	uint64_t bytes;           /* keys' and values' lengths, all charged to acct */
+	struct mkv_account *acct; /* may be NULL */
 };
+
+int mkv_account_charge(struct mkv_account *a, uint64_t n)
+{
+	if (!a || n == 0)
+		return 0;
+	uint64_t limit = atomic_load_explicit(&a->limit, memory_order_relaxed);
+	uint64_t used = atomic_load_explicit(&a->used, memory_order_relaxed);
+	do {
+		if (used > UINT64_MAX - n || (limit && used + n > limit))
+			return -ENOSPC;
+	} while (!atomic_compare_exchange_weak_explicit(
+	        &a->used, &used, used + n, memory_order_relaxed, memory_order_relaxed));
+	return 0;
+}
+
+void mkv_account_release(struct mkv_account *a, uint64_t n)
+{
+	if (a && n)
+		atomic_fetch_sub_explicit(&a->used, n, memory_order_relaxed);
+}
+
+uint64_t mkv_account_used(const struct mkv_account *a)
+{
+	return a ? atomic_load_explicit(&a->used, memory_order_relaxed) : 0;
+}
+
+uint64_t mkv_account_limit(const struct mkv_account *a)
+{
+	return a ? atomic_load_explicit(&a->limit, memory_order_relaxed) : 0;
+}
+
+/* The table's own count and its account move together. */
+static int charge(struct mkv *kv, uint64_t n)
+{
+	int r = mkv_account_charge(kv->acct, n);
+	if (r == 0)
+		kv->bytes += n;
+	return r;
+}
+
+static void release(struct mkv *kv, uint64_t n)
+{
+	mkv_account_release(kv->acct, n);
+	kv->bytes -= n;
+}
+
+static uint64_t entry_bytes(const struct kv_entry *e)
+{
+	return (uint64_t)e->klen + e->len;
+}
 
 static uint64_t key_hash(const char *key)
 {
@@ -152,6 +205,7 @@ static void remove_entry(struct mkv *kv, struct kv_entry *e)
 	hash_unlink(kv, e);
 	list_unlink(kv, e);
 	kv->count--;
+	release(kv, entry_bytes(e));
 	entry_free(e);
 }
 
@@ -165,6 +219,7 @@ static struct kv_entry *entry_new(const char *key, uint64_t hash)
 		free(e);
 		return NULL;
 	}
+	e->klen = strlen(key);
 	e->hash = hash;
 	mu_now_real(&e->mtime);
 	e->ctime = e->mtime;
@@ -261,6 +316,7 @@ void mkv_free(struct mkv *kv)
 		entry_free(e);
 		e = next;
 	}
+	mkv_account_release(kv->acct, kv->bytes);
 	free(kv->buckets);
 	free(kv);
 }
@@ -268,6 +324,34 @@ void mkv_free(struct mkv *kv)
 size_t mkv_count(const struct mkv *kv)
 {
 	return kv ? kv->count : 0;
+}
+
+uint64_t mkv_bytes(const struct mkv *kv)
+{
+	return kv ? kv->bytes : 0;
+}
+
+void mkv_set_account(struct mkv *kv, struct mkv_account *a)
+{
+	if (!kv || kv->acct == a)
+		return;
+	mkv_account_release(kv->acct, kv->bytes);
+	if (a)
+		atomic_fetch_add_explicit(&a->used, kv->bytes, memory_order_relaxed);
+	kv->acct = a;
+}
+
+size_t mkv_longest_chain(const struct mkv *kv)
+{
+	size_t longest = 0;
+	for (size_t i = 0; kv && i < kv->nbuckets; i++) {
+		size_t n = 0;
+		for (const struct kv_entry *e = kv->buckets[i]; e; e = e->hnext)
+			n++;
+		if (n > longest)
+			longest = n;
+	}
+	return longest;
 }
 
 int mkv_stat(const struct mkv *kv, const char *key, struct mkv_stat *ret)
@@ -332,20 +416,31 @@ ssize_t mkv_write(struct mkv *kv, const char *key, uint64_t off, const void *dat
 	else
 		new_len = end > cur ? end : cur;
 
+	/* What the write adds is charged before anything is allocated; what
+	 * it gives back (a shorter put) is released once it is done. */
+	uint64_t grow = (e ? 0 : strlen(key)) + (new_len > cur ? new_len - cur : 0);
+	int r = charge(kv, grow);
+	if (r < 0)
+		return r;
 	bool created = false;
 	if (!e) {
 		e = entry_new(key, hash);
-		if (!e)
+		if (!e) {
+			release(kv, grow);
 			return -ENOMEM;
+		}
 		created = true;
 	}
 	if (value_reserve(e, (size_t)new_len, !replace) < 0) {
 		if (created)
 			entry_free(e);
+		release(kv, grow);
 		return -ENOMEM;
 	}
 	if (created)
 		insert(kv, e);
+	if (new_len < cur)
+		release(kv, cur - new_len);
 
 	if (replace) {
 		if (len)
@@ -370,9 +465,14 @@ int mkv_create(struct mkv *kv, const char *key)
 	uint64_t hash = key_hash(key);
 	if (find(kv, key, hash))
 		return -EEXIST;
+	int r = charge(kv, strlen(key));
+	if (r < 0)
+		return r;
 	struct kv_entry *e = entry_new(key, hash);
-	if (!e)
+	if (!e) {
+		release(kv, strlen(key));
 		return -ENOMEM;
+	}
 	insert(kv, e);
 	return 0;
 }
@@ -385,12 +485,18 @@ int mkv_truncate(struct mkv *kv, const char *key, uint64_t size)
 	if (size > MKV_MAX_VALUE)
 		return -EFBIG;
 	if (size > e->len) {
-		int r = value_reserve(e, (size_t)size, true);
+		int r = charge(kv, size - e->len);
 		if (r < 0)
 			return r;
+		r = value_reserve(e, (size_t)size, true);
+		if (r < 0) {
+			release(kv, size - e->len);
+			return r;
+		}
 		memset(e->val + e->len, 0, (size_t)size - e->len);
 		e->len = (size_t)size;
 	} else {
+		release(kv, e->len - size);
 		e->len = (size_t)size;
 		value_trim(e);
 	}
@@ -411,23 +517,63 @@ int mkv_delete(struct mkv *kv, const char *key)
 
 /* Gives e the name to (key owned by the caller, hash precomputed), moves it
  * into to_kv (which may be its own table) at the end of the id order, and
- * drops what to_kv held under that name. Cannot fail. */
-static void relink(struct mkv *from_kv, struct kv_entry *e, struct mkv *to_kv, char *key,
-                   uint64_t hash)
+ * drops what to_kv held under that name. Only the charge can fail, and then
+ * nothing changed (the key is still the caller's). */
+static int relink(struct mkv *from_kv, struct kv_entry *e, struct mkv *to_kv, char *key,
+                  uint64_t hash)
 {
 	struct kv_entry *old = find(to_kv, key, hash);
-	if (old)
-		remove_entry(to_kv, old);
+	size_t klen = strlen(key);
+	uint64_t in = (uint64_t)klen + e->len;      /* what to_kv gains */
+	uint64_t gone = old ? entry_bytes(old) : 0; /* what to_kv drops */
+	uint64_t left = entry_bytes(e);             /* what from_kv gives up */
+	/* One account: only the net growth is charged, so a rename that
+	 * replaces or keeps the size always fits. Two: to_kv's takes it all
+	 * before the other gives anything back. */
+	if (from_kv->acct == to_kv->acct) {
+		if (in > gone + left) {
+			int r = mkv_account_charge(to_kv->acct, in - gone - left);
+			if (r < 0)
+				return r;
+		} else {
+			mkv_account_release(to_kv->acct, gone + left - in);
+		}
+	} else {
+		int r = mkv_account_charge(to_kv->acct, in);
+		if (r < 0)
+			return r;
+		mkv_account_release(to_kv->acct, gone);
+		mkv_account_release(from_kv->acct, left);
+	}
+	if (old) {
+		hash_unlink(to_kv, old);
+		list_unlink(to_kv, old);
+		to_kv->count--;
+		to_kv->bytes -= gone;
+		entry_free(old);
+	}
 	hash_unlink(from_kv, e);
 	list_unlink(from_kv, e);
 	from_kv->count--;
+	from_kv->bytes -= left;
 	free(e->key);
 	e->key = key;
+	e->klen = klen;
 	e->hash = hash;
 	insert(to_kv, e);
+	to_kv->bytes += in;
 	mu_now_real(&e->ctime);
 	if (from_kv != to_kv)
 		maybe_shrink(from_kv);
+	return 0;
+}
+
+static int relink_or_free(struct mkv *from_kv, struct kv_entry *e, struct mkv *to_kv, char *key)
+{
+	int r = relink(from_kv, e, to_kv, key, key_hash(key));
+	if (r < 0)
+		free(key);
+	return r;
 }
 
 int mkv_rename(struct mkv *kv, const char *from, const char *to)
@@ -442,8 +588,7 @@ int mkv_rename(struct mkv *kv, const char *from, const char *to)
 	char *key = strdup(to);
 	if (!key)
 		return -ENOMEM;
-	relink(kv, e, kv, key, key_hash(key));
-	return 0;
+	return relink_or_free(kv, e, kv, key);
 }
 
 int mkv_move(struct mkv *from_kv, const char *from, struct mkv *to_kv, const char *to)
@@ -458,8 +603,7 @@ int mkv_move(struct mkv *from_kv, const char *from, struct mkv *to_kv, const cha
 	char *key = strdup(to);
 	if (!key)
 		return -ENOMEM;
-	relink(from_kv, e, to_kv, key, key_hash(key));
-	return 0;
+	return relink_or_free(from_kv, e, to_kv, key);
 }
 
 /* The first entry with id > after_id. The list is sorted by id, so walking

@@ -6,18 +6,39 @@
 #ifndef MALLAFS_CORE_KV_H
 #define MALLAFS_CORE_KV_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
-/* The largest value the table holds: a write or truncate past it gets -EFBIG. */
-#define MKV_MAX_VALUE ((uint64_t)1 << 31)
+/* The largest value the table holds: a write or truncate whose end is past
+ * it gets -EFBIG before anything is allocated. A value lives in one block of
+ * memory and a reader of the whole value (cat, config.ini, persist) copies
+ * it, so the bound is what one write at a far offset may make the daemon
+ * allocate: 64 MiB, far above any state a service keeps in a file. */
+#define MKV_MAX_VALUE ((uint64_t)64 << 20)
 
 #define MKV_APPEND 0x1  /* mkv_write: at the end, offset ignored */
 #define MKV_REPLACE 0x2 /* mkv_write: the value becomes exactly data (offset ignored) */
 
 struct mkv;
+
+/* A memory account several tables charge: the bytes of their keys (the
+ * name's length) and values (the value's length). A change that would take
+ * used past limit (0: no limit) fails with -ENOSPC before allocating, and
+ * changes nothing. Thread-safe: tables locked by different owners share one.
+ * Zero-initialise it (or MKV_ACCOUNT_INIT) and set limit before use. */
+struct mkv_account {
+	_Atomic uint64_t used;
+	_Atomic uint64_t limit;
+};
+
+/* Takes n bytes from a (NULL: no account): 0, or -ENOSPC with nothing taken. */
+int mkv_account_charge(struct mkv_account *a, uint64_t n);
+void mkv_account_release(struct mkv_account *a, uint64_t n);
+uint64_t mkv_account_used(const struct mkv_account *a);
+uint64_t mkv_account_limit(const struct mkv_account *a);
 
 struct mkv_stat {
 	uint64_t id; /* unique in this table for its lifetime, never reused; grows with insertion */
@@ -29,22 +50,32 @@ struct mkv_stat {
 struct mkv *mkv_new(void);
 void mkv_free(struct mkv *kv); /* accepts NULL */
 size_t mkv_count(const struct mkv *kv);
+/* Bytes of keys and values the table holds, as charged to its account. */
+uint64_t mkv_bytes(const struct mkv *kv);
+/* Charges the table to a (NULL: none) from now on, moving what it holds
+ * from its former account (that charge is forced, whatever a's limit). */
+void mkv_set_account(struct mkv *kv, struct mkv_account *a);
+/* The longest hash chain: what one lookup may have to walk (tests). */
+size_t mkv_longest_chain(const struct mkv *kv);
 
 /* Keys are NUL-terminated strings; values are bytes. */
 int mkv_stat(const struct mkv *kv, const char *key, struct mkv_stat *ret); /* -ENOENT */
 ssize_t mkv_read(const struct mkv *kv, const char *key, uint64_t off, void *buf, size_t len);
 /* A copy of the whole value (malloc'd, with a NUL after it for convenience). */
 int mkv_get(const struct mkv *kv, const char *key, char **ret, size_t *ret_len);
-/* Creates the key when absent. Returns bytes written or -errno (-EFBIG, -ENOMEM). */
+/* Creates the key when absent. Returns bytes written or -errno (-EFBIG, -ENOSPC,
+ * -ENOMEM). */
 ssize_t mkv_write(struct mkv *kv, const char *key, uint64_t off, const void *data, size_t len,
                   unsigned flags);
-int mkv_create(struct mkv *kv, const char *key);                  /* empty value; -EEXIST */
-int mkv_truncate(struct mkv *kv, const char *key, uint64_t size); /* -ENOENT, -EFBIG */
-int mkv_delete(struct mkv *kv, const char *key);                  /* -ENOENT */
+int mkv_create(struct mkv *kv, const char *key); /* empty value; -EEXIST, -ENOSPC */
+/* -ENOENT, -EFBIG, -ENOSPC */
+int mkv_truncate(struct mkv *kv, const char *key, uint64_t size);
+int mkv_delete(struct mkv *kv, const char *key); /* -ENOENT */
 /* Sets the value's mtime (NULL: now), as touch does; ctime becomes now. */
 int mkv_set_mtime(struct mkv *kv, const char *key, const struct timespec *mtime);
 /* Atomically renames from to to, replacing to. The entry gets a new id.
- * from == to is a no-op returning 0; -ENOENT when from is absent. */
+ * from == to is a no-op returning 0; -ENOENT when from is absent; -ENOSPC
+ * when a longer name does not fit in the account. */
 int mkv_rename(struct mkv *kv, const char *from, const char *to);
 /* Moves an entry to another table (replacing a key of that name there). */
 int mkv_move(struct mkv *from_kv, const char *from, struct mkv *to_kv, const char *to);

@@ -156,6 +156,10 @@ struct mallafs_store_op {
 	uint64_t nkeys;   /**< keys in the store before */
 	/* Filled by the daemon after the bottom of the chain ran. */
 	int64_t result; /**< bytes read or written, 0, or -errno */
+	/* Filled by the daemon before the hooks run (after result, so that
+	 * plugins built against the older, shorter struct still fit). */
+	uint64_t store_bytes; /**< bytes of keys (names) and values in the store before */
+	int64_t new_key_size; /**< RENAME: the value size under new_key, -1 when absent */
 };
 
 /** Where a render callback writes. */

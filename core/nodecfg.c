@@ -24,6 +24,7 @@ struct mnodecfg {
 	 * mkv gives O(1) lookup, ids that grow and are never reused, and listing
 	 * cursors that survive apps coming and going: all an app folder needs. */
 	struct mkv *apps;
+	struct mkv_account *acct; /* every table is charged to it; may be NULL */
 };
 
 static struct nc_app *find_app(const struct mnodecfg *nc, const char *app)
@@ -40,6 +41,23 @@ static void app_free(struct nc_app *a)
 		return;
 	mkv_free(a->keys);
 	free(a);
+}
+
+/* The reason of a refusal for want of room goes to the log: the node
+ * config has no status file to show it. */
+static int refused(struct mnodecfg *nc, const char *op, const char *app, const char *key, int r)
+{
+	if (r == -ENOSPC)
+		mu_log(MU_LOG_WARNING,
+		       "config/%s/%s: %s refused: the node's stores hold %llu of max_memory %llu "
+		       "bytes",
+		       app, key, op, (unsigned long long)mkv_account_used(nc->acct),
+		       (unsigned long long)mkv_account_limit(nc->acct));
+	else if (r == -EFBIG)
+		mu_log(MU_LOG_WARNING,
+		       "config/%s/%s: %s refused: a value may hold at most %llu bytes", app, key,
+		       op, (unsigned long long)MKV_MAX_VALUE);
+	return r;
 }
 
 static void app_touch(struct nc_app *a)
@@ -91,6 +109,22 @@ err_nc:
 	return NULL;
 }
 
+static int account_app_cb(const char *app, const struct mkv_stat *st, void *arg)
+{
+	struct mnodecfg *nc = arg;
+	mkv_set_account(find_app(nc, app)->keys, nc->acct);
+	return 0;
+}
+
+void mnodecfg_set_account(struct mnodecfg *nc, struct mkv_account *a)
+{
+	pthread_rwlock_wrlock(&nc->lock);
+	nc->acct = a;
+	mkv_set_account(nc->apps, a);
+	mkv_list(nc->apps, 0, account_app_cb, nc);
+	pthread_rwlock_unlock(&nc->lock);
+}
+
 static int free_app_cb(const char *app, const struct mkv_stat *st, void *arg)
 {
 	app_free(find_app(arg, app));
@@ -127,9 +161,10 @@ int mnodecfg_app_create(struct mnodecfg *nc, const char *app)
 		r = -EEXIST;
 		goto err_unlock;
 	}
+	mkv_set_account(a->keys, nc->acct);
 	ssize_t n = mkv_write(nc->apps, app, 0, &a, sizeof(a), MKV_REPLACE);
 	if (n < 0) {
-		r = (int)n;
+		r = refused(nc, "mkdir", app, "", (int)n);
 		goto err_unlock;
 	}
 	emit(nc, MEV_MKDIR, app, NULL, NULL);
@@ -254,8 +289,10 @@ ssize_t mnodecfg_write(struct mnodecfg *nc, const char *app, const char *key, ui
 		goto out;
 	bool existed = mkv_stat(a->keys, key, NULL) == 0;
 	n = mkv_write(a->keys, key, off, data, len, flags);
-	if (n < 0)
+	if (n < 0) {
+		n = refused(nc, "write", app, key, (int)n);
 		goto out;
+	}
 	if (!existed) {
 		app_touch(a);
 		emit(nc, MEV_CREATE, app, key, NULL);
@@ -275,7 +312,7 @@ int mnodecfg_create(struct mnodecfg *nc, const char *app, const char *key)
 		return r;
 	pthread_rwlock_wrlock(&nc->lock);
 	struct nc_app *a = find_app(nc, app);
-	r = a ? mkv_create(a->keys, key) : -ENOENT;
+	r = a ? refused(nc, "create", app, key, mkv_create(a->keys, key)) : -ENOENT;
 	if (r == 0) {
 		app_touch(a);
 		emit(nc, MEV_CREATE, app, key, NULL);
@@ -291,7 +328,7 @@ int mnodecfg_truncate(struct mnodecfg *nc, const char *app, const char *key, uin
 		return r;
 	pthread_rwlock_wrlock(&nc->lock);
 	struct nc_app *a = find_app(nc, app);
-	r = a ? mkv_truncate(a->keys, key, size) : -ENOENT;
+	r = a ? refused(nc, "truncate", app, key, mkv_truncate(a->keys, key, size)) : -ENOENT;
 	if (r == 0)
 		emit_size(nc, app, key, a->keys);
 	pthread_rwlock_unlock(&nc->lock);
@@ -345,7 +382,7 @@ int mnodecfg_rename(struct mnodecfg *nc, const char *app, const char *key, const
 	}
 	if (a == to && strcmp(key, to_key) == 0)
 		goto out;
-	r = mkv_move(a->keys, key, to->keys, to_key);
+	r = refused(nc, "rename", app, key, mkv_move(a->keys, key, to->keys, to_key));
 	if (r < 0)
 		goto out;
 	app_touch(a);

@@ -20,6 +20,9 @@ struct mnodecfg;
 
 struct mnodecfg *mnodecfg_new(struct mev_ring *ring); /* ring may be NULL */
 void mnodecfg_free(struct mnodecfg *nc);
+/* Charges every table (app names, keys and values) to a, NULL for none; a
+ * change past its limit is -ENOSPC, with the reason in the log. */
+void mnodecfg_set_account(struct mnodecfg *nc, struct mkv_account *a);
 
 int mnodecfg_app_create(struct mnodecfg *nc, const char *app);  /* -EINVAL, -EEXIST */
 int mnodecfg_app_destroy(struct mnodecfg *nc, const char *app); /* -ENOENT, -ENOTEMPTY */

@@ -28,6 +28,8 @@ struct mrt {
 	struct mplugreg *plugins;
 	struct msvc_env env;
 	char *mountpoint;
+	/* The node's memory: every store and the node config charge it. */
+	struct mkv_account account;
 
 	/* lock: the service list (in id order) and the id counter. Never held
 	 * across a plugin callback: services are started and stopped outside. */
@@ -56,8 +58,13 @@ struct mrt *mrt_new(const struct mrt_options *opts)
 		errno = e;
 		return NULL;
 	}
-	rt->env = (struct msvc_env){
-	        .plugins = rt->plugins, .events = rt->events, .mountpoint = rt->mountpoint};
+	atomic_init(&rt->account.used, 0);
+	atomic_init(&rt->account.limit, opts->max_memory);
+	mnodecfg_set_account(rt->nodecfg, &rt->account);
+	rt->env = (struct msvc_env){.plugins = rt->plugins,
+	                            .events = rt->events,
+	                            .mountpoint = rt->mountpoint,
+	                            .account = &rt->account};
 	return rt;
 }
 
@@ -101,6 +108,11 @@ struct mnodecfg *mrt_nodecfg(struct mrt *rt)
 struct mplugreg *mrt_plugins(struct mrt *rt)
 {
 	return rt->plugins;
+}
+
+const struct mkv_account *mrt_account(struct mrt *rt)
+{
+	return &rt->account;
 }
 
 static struct svc_node *find_locked(struct mrt *rt, const char *name, struct svc_node **ret_prev)

@@ -25,6 +25,9 @@ struct mrt_options {
 	const char *plugin_dir;                       /* may be NULL */
 	const char *mountpoint;                       /* may be NULL */
 	size_t event_capacity;                        /* 0: a default */
+	/* Bytes of keys and values all stores and the node config may hold
+	 * together (-o max_memory); 0: no limit. */
+	uint64_t max_memory;
 };
 
 struct mrt;
@@ -38,6 +41,8 @@ struct mev_ring *mrt_events(struct mrt *rt);
 struct mreg *mrt_registry(struct mrt *rt);
 struct mnodecfg *mrt_nodecfg(struct mrt *rt);
 struct mplugreg *mrt_plugins(struct mrt *rt);
+/* What the stores and the node config hold, against -o max_memory. */
+const struct mkv_account *mrt_account(struct mrt *rt);
 
 /* Creates and starts a service with the chain "base" (mkdir services/NAME).
  * -EINVAL bad name, -EEXIST. */

@@ -211,6 +211,7 @@ int msvc_new(const struct msvc_env *env, const char *name, struct mallafs_svc **
 	svc->chain = calloc(1, sizeof(*svc->chain));
 	if (!svc->name || !svc->kv || !svc->cfg || !svc->chain)
 		goto fail;
+	mkv_set_account(svc->kv, svc->env.account);
 	svc->chain[0] = msvc_inst_new(svc, base, &why, &r);
 	if (!svc->chain[0])
 		goto fail;
@@ -240,6 +241,7 @@ void msvc_unref(struct mallafs_svc *svc)
 	free(svc->declared);
 	mkv_free(svc->kv);
 	mcfg_free(svc->cfg);
+	mcfg_free(svc->eff);
 	pthread_mutex_destroy(&svc->state_lock);
 	pthread_rwlock_destroy(&svc->store_lock);
 	pthread_mutex_destroy(&svc->op_lock);

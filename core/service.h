@@ -60,8 +60,9 @@ int msvc_admin_parse(const char *text, size_t len, enum msvc_admin *ret);
 /* What a service needs from the runtime. */
 struct msvc_env {
 	struct mplugreg *plugins;
-	struct mev_ring *events; /* may be NULL */
-	const char *mountpoint;  /* may be NULL; handed to plugins that ask */
+	struct mev_ring *events;     /* may be NULL */
+	const char *mountpoint;      /* may be NULL; handed to plugins that ask */
+	struct mkv_account *account; /* may be NULL; every store is charged to it */
 };
 
 struct msvc_status {

@@ -197,6 +197,8 @@ static void chain_swap(struct mallafs_svc *svc, struct minst ***chain, size_t *n
 	svc->chain = *chain;
 	svc->nchain = *n;
 	pthread_rwlock_unlock(&svc->store_lock);
+	/* Other plugins, other defaults. */
+	msvc_forget_effective(svc);
 	*chain = oc;
 	*n = on;
 

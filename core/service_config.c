@@ -54,17 +54,16 @@ int msvc_merge_phase(struct minst *const *chain, size_t n, const struct mallafs_
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const struct mallafs_plugin *d = chain[i]->desc;
-		struct mallafs_cfg *merged = mcfg_dup(acc);
-		int r = merged ? mcfg_merge(merged, update) : -ENOMEM;
+		/* acc is this phase's own: each plugin gets what the one above
+		 * left, with the update merged in again on top. */
+		int r = mcfg_merge_scratch(acc, update);
 		if (r == 0 && d->config_merge) {
 			struct mallafs_reason pr = {{0}};
-			r = d->config_merge(chain[i]->state, old, update, merged, &pr);
+			r = d->config_merge(chain[i]->state, old, update, acc, &pr);
 			if (r < 0)
 				mallafs_reason_set(why, "%s: %s", d->name,
 				                   pr.text[0] ? pr.text : "configuration rejected");
 		}
-		mcfg_free(acc);
-		acc = merged;
 		if (r < 0) {
 			mcfg_free(acc);
 			return r == -ENOMEM ? r : -EINVAL;
@@ -77,8 +76,35 @@ int msvc_merge_phase(struct minst *const *chain, size_t n, const struct mallafs_
 void msvc_commit_cfg(struct mallafs_svc *svc, struct mallafs_cfg *cfg)
 {
 	pthread_mutex_lock(&svc->state_lock);
+	struct mallafs_cfg *stale = svc->eff;
 	svc->cfg = cfg;
+	svc->eff = NULL;
 	pthread_mutex_unlock(&svc->state_lock);
+	mcfg_free(stale);
+}
+
+void msvc_forget_effective(struct mallafs_svc *svc)
+{
+	pthread_mutex_lock(&svc->state_lock);
+	struct mallafs_cfg *stale = svc->eff;
+	svc->eff = NULL;
+	pthread_mutex_unlock(&svc->state_lock);
+	mcfg_free(stale);
+}
+
+/* Keeps e as the effective configuration of cfg, if cfg is still the
+ * committed one and nothing made one meanwhile. */
+static void keep_effective(struct mallafs_svc *svc, const struct mallafs_cfg *cfg,
+                           const struct mallafs_cfg *e)
+{
+	struct mallafs_cfg *d = mcfg_dup(e);
+	pthread_mutex_lock(&svc->state_lock);
+	if (d && svc->cfg == cfg && !svc->eff) {
+		svc->eff = d;
+		d = NULL;
+	}
+	pthread_mutex_unlock(&svc->state_lock);
+	mcfg_free(d);
 }
 
 void msvc_emit_reconfigure(struct mallafs_svc *svc)
@@ -101,7 +127,7 @@ static int reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg 
 	if (r < 0)
 		goto refused;
 
-	eold = effective_of(svc->chain, svc->nchain, old);
+	eold = msvc_config_effective(svc);
 	enew = effective_of(svc->chain, svc->nchain, new);
 	if (!eold || !enew) {
 		r = -ENOMEM;
@@ -112,6 +138,7 @@ static int reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg 
 		/* Nothing a plugin or a reader can see changed: no callbacks. */
 		if (!mcfg_equal(old, new)) {
 			msvc_commit_cfg(svc, new);
+			keep_effective(svc, new, enew);
 			mcfg_free(old);
 		} else {
 			mcfg_free(new);
@@ -121,6 +148,7 @@ static int reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg 
 	}
 
 	msvc_commit_cfg(svc, new);
+	keep_effective(svc, new, enew);
 
 	bool want_restart = false;
 	char restart_reason[MALLAFS_REASON_MAX + 64] = "";
@@ -222,7 +250,7 @@ static int reconfigure_one(struct mallafs_svc *svc, struct mallafs_cfg *update,
 	if (svc->dead)
 		goto out;
 	if (check) {
-		struct mallafs_cfg *eff = effective_of(svc->chain, svc->nchain, svc->cfg);
+		struct mallafs_cfg *eff = msvc_config_effective(svc);
 		r = eff ? check(svc, eff, update, section, key) : -ENOMEM;
 		mcfg_free(eff);
 		if (r < 0) {
@@ -394,7 +422,10 @@ struct mallafs_cfg *msvc_config_effective(struct mallafs_svc *svc)
 {
 	pthread_rwlock_rdlock(&svc->store_lock);
 	pthread_mutex_lock(&svc->state_lock);
-	struct mallafs_cfg *e = effective_of(svc->chain, svc->nchain, svc->cfg);
+	if (!svc->eff)
+		svc->eff = effective_of(svc->chain, svc->nchain, svc->cfg);
+	/* A copy is one reference: the cache makes every read O(1). */
+	struct mallafs_cfg *e = svc->eff ? mcfg_dup(svc->eff) : NULL;
 	pthread_mutex_unlock(&svc->state_lock);
 	pthread_rwlock_unlock(&svc->store_lock);
 	return e;

@@ -47,6 +47,10 @@ struct mallafs_svc {
 	pthread_mutex_t state_lock;
 	/* state_lock (written with op_lock held too) */
 	struct mallafs_cfg *cfg; /* committed explicit configuration */
+	/* cfg plus the chain's defaults, made on the first read after a
+	 * change of either (NULL until then); readers get copies of it, one
+	 * reference each. */
+	struct mallafs_cfg *eff;
 	struct msvc_status st;
 };
 
@@ -82,6 +86,9 @@ int msvc_merge_phase(struct minst *const *chain, size_t n, const struct mallafs_
 /* Installs cfg as the committed configuration (op_lock held; takes
  * state_lock); the caller frees the one it replaced. */
 void msvc_commit_cfg(struct mallafs_svc *svc, struct mallafs_cfg *cfg);
+/* Drops the cached effective configuration (the chain changed); takes
+ * state_lock. */
+void msvc_forget_effective(struct mallafs_svc *svc);
 void msvc_emit_reconfigure(struct mallafs_svc *svc);
 
 #endif

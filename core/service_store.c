@@ -126,8 +126,35 @@ int64_t mallafs_store_exec(struct mallafs_svc *svc, struct mallafs_store_op *op)
 	return r;
 }
 
+/* A write or truncate whose end is past the largest value the store holds:
+ * refused before any plugin sees it (so a quota never answers first with
+ * ENOSPC), with nothing allocated. */
+static int check_size(const struct mallafs_store_op *op, struct mallafs_reason *why)
+{
+	uint64_t end;
+	if (op->code == MALLAFS_OP_TRUNCATE)
+		end = op->offset;
+	else if (op->code != MALLAFS_OP_WRITE)
+		return 0;
+	else if (op->flags & MALLAFS_OPF_REPLACE)
+		end = op->size;
+	else if (op->flags & MALLAFS_OPF_APPEND)
+		end = (op->old_size > 0 ? (uint64_t)op->old_size : 0) + op->size;
+	else if (op->offset > UINT64_MAX - op->size)
+		end = UINT64_MAX;
+	else
+		end = op->offset + op->size;
+	if (end <= MKV_MAX_VALUE)
+		return 0;
+	mallafs_reason_set(why, "a value may hold at most %llu bytes",
+	                   (unsigned long long)MKV_MAX_VALUE);
+	return -EFBIG;
+}
+
 /* Runs op through the chain with store_lock held. Returns the index of the
- * plugin that refused it, or -1. */
+ * plugin that refused it, STORE_REFUSED when the store refused it before
+ * any plugin, or -1. */
+#define STORE_REFUSED ((ssize_t)-2)
 static ssize_t chain_run(struct mallafs_svc *svc, struct mallafs_store_op *op)
 {
 	ssize_t reached = -1, refused = -1;
@@ -135,7 +162,14 @@ static ssize_t chain_run(struct mallafs_svc *svc, struct mallafs_store_op *op)
 
 	op->old_size = mkv_stat(svc->kv, op->key, &st) == 0 ? (int64_t)st.size : -1;
 	op->nkeys = mkv_count(svc->kv);
+	op->store_bytes = mkv_bytes(svc->kv);
+	op->new_key_size = -1;
+	if (op->code == MALLAFS_OP_RENAME && mkv_stat(svc->kv, op->new_key, &st) == 0)
+		op->new_key_size = (int64_t)st.size;
 	op->result = 0;
+	op->result = check_size(op, op->why);
+	if (op->result < 0)
+		return STORE_REFUSED;
 	for (size_t i = 0; i < svc->nchain; i++) {
 		struct minst *in = svc->chain[i];
 		if (!in->active)
@@ -164,6 +198,17 @@ static bool op_reads(enum mallafs_store_opcode code)
 	return code == MALLAFS_OP_GET || code == MALLAFS_OP_LIST;
 }
 
+/* The table itself said -ENOSPC: the node's memory (-o max_memory) is
+ * full. Says so in op->why; returns who refused. */
+static const char *full_reason(struct mallafs_svc *svc, struct mallafs_store_op *op)
+{
+	const struct mkv_account *a = svc->env.account;
+	mallafs_reason_set(op->why, "the node's stores hold %llu of max_memory %llu bytes",
+	                   (unsigned long long)mkv_account_used(a),
+	                   (unsigned long long)mkv_account_limit(a));
+	return "store";
+}
+
 static int64_t store_op(struct mallafs_svc *svc, struct mallafs_store_op *op,
                         int (*list_fn)(const char *key, const struct mkv_stat *st, void *arg),
                         void *list_arg, uint64_t after_id)
@@ -189,8 +234,12 @@ static int64_t store_op(struct mallafs_svc *svc, struct mallafs_store_op *op,
 		op->result = -ENOENT;
 	} else {
 		refused = chain_run(svc, op);
-		if (refused >= 0)
+		if (refused == STORE_REFUSED)
+			refuser = "store";
+		else if (refused >= 0)
 			refuser = svc->chain[refused]->desc->name;
+		else if (op->result == -ENOSPC)
+			refuser = full_reason(svc, op);
 		if (op->code == MALLAFS_OP_LIST && op->result == 0)
 			op->result = mkv_list(svc->kv, after_id, list_fn, list_arg);
 	}

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 int mu_name_check(const char *name, size_t len, enum mu_name_kind kind)
 {
@@ -104,15 +106,113 @@ void mu_buf_free(struct mu_buf *b)
 	*b = (struct mu_buf){0};
 }
 
-uint64_t mu_hash(const void *data, size_t len)
+/* SipHash (Aumasson and Bernstein, 2012): four 64-bit words of state mixed
+ * by add-rotate-xor rounds; c rounds per 8-byte word of input, d rounds to
+ * finish. */
+#define SIP_ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+
+static void sip_rounds(uint64_t v[4], int n)
+{
+	for (int i = 0; i < n; i++) {
+		v[0] += v[1];
+		v[1] = SIP_ROTL(v[1], 13);
+		v[1] ^= v[0];
+		v[0] = SIP_ROTL(v[0], 32);
+		v[2] += v[3];
+		v[3] = SIP_ROTL(v[3], 16);
+		v[3] ^= v[2];
+		v[0] += v[3];
+		v[3] = SIP_ROTL(v[3], 21);
+		v[3] ^= v[0];
+		v[2] += v[1];
+		v[1] = SIP_ROTL(v[1], 17);
+		v[1] ^= v[2];
+		v[2] = SIP_ROTL(v[2], 32);
+	}
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+	uint64_t w = 0;
+	for (int i = 7; i >= 0; i--)
+		w = (w << 8) | p[i];
+	return w;
+}
+
+static uint64_t siphash(uint64_t k0, uint64_t k1, const void *data, size_t len, int c, int d)
 {
 	const unsigned char *p = data;
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
+	uint64_t v[4] = {k0 ^ 0x736f6d6570736575ULL, k1 ^ 0x646f72616e646f6dULL,
+	                 k0 ^ 0x6c7967656e657261ULL, k1 ^ 0x7465646279746573ULL};
+	size_t whole = len - len % 8;
+	for (size_t i = 0; i < whole; i += 8) {
+		uint64_t m = le64(p + i);
+		v[3] ^= m;
+		sip_rounds(v, c);
+		v[0] ^= m;
 	}
-	return h;
+	/* The last word: the bytes left over, and the length's low byte on top. */
+	uint64_t m = (uint64_t)(len & 0xff) << 56;
+	for (size_t i = 0; i < len % 8; i++)
+		m |= (uint64_t)p[whole + i] << (8 * i);
+	v[3] ^= m;
+	sip_rounds(v, c);
+	v[0] ^= m;
+	v[2] ^= 0xff;
+	sip_rounds(v, d);
+	return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+uint64_t mu_siphash24(const uint8_t key[16], const void *data, size_t len)
+{
+	return siphash(le64(key), le64(key + 8), data, len, 2, 4);
+}
+
+/* Written once (hash_key_init, under pthread_once, or mu_hash_set_key
+ * before threads), then only read. */
+static uint64_t hash_k0, hash_k1;
+static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
+
+static void hash_key_init(void)
+{
+	uint8_t key[16];
+	size_t got = 0;
+	while (got < sizeof(key)) {
+		ssize_t n = getrandom(key + got, sizeof(key) - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got < sizeof(key)) {
+		/* No kernel entropy (a kernel before 3.17): a key nobody can
+		 * read from outside still beats a fixed one. */
+		mu_log(MU_LOG_WARNING, "getrandom: %s; hash key from the clock and the pid",
+		       strerror(errno));
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t a =
+		        (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)getpid();
+		uint64_t b = (uint64_t)(uintptr_t)&got ^ (uint64_t)time(NULL);
+		memcpy(key, &a, 8);
+		memcpy(key + 8, &b, 8);
+	}
+	hash_k0 = le64(key);
+	hash_k1 = le64(key + 8);
+}
+
+void mu_hash_set_key(const uint8_t key[16])
+{
+	pthread_once(&hash_once, hash_key_init);
+	hash_k0 = le64(key);
+	hash_k1 = le64(key + 8);
+}
+
+uint64_t mu_hash(const void *data, size_t len)
+{
+	pthread_once(&hash_once, hash_key_init);
+	return siphash(hash_k0, hash_k1, data, len, 1, 3);
 }
 
 uint64_t mu_now_ms(void)

@@ -39,8 +39,16 @@ int mu_buf_vprintf(struct mu_buf *b, const char *fmt, va_list ap)
 char *mu_buf_steal(struct mu_buf *b, size_t *ret_len);
 void mu_buf_free(struct mu_buf *b);
 
-/* 64-bit FNV-1a, for the hash tables. */
+/* The hash of every table keyed by names users choose (store keys, config
+ * keys, registry names, inodes by name): SipHash-1-3 under a key drawn from
+ * getrandom() once per daemon start, so nobody outside the daemon can pick
+ * names that land in one bucket. Stable within one run only: never store it. */
 uint64_t mu_hash(const void *data, size_t len);
+/* Fixes the key of mu_hash (tests); call it before any thread hashes. */
+void mu_hash_set_key(const uint8_t key[16]);
+/* SipHash-2-4 of data under key, the reference variant (its published test
+ * vectors check the code mu_hash shares with it). */
+uint64_t mu_siphash24(const uint8_t key[16], const void *data, size_t len);
 
 /* Monotonic and wall-clock time. */
 uint64_t mu_now_ms(void);

@@ -39,6 +39,7 @@
 struct mopts {
 	char *config;
 	char *plugin_dir;
+	char *max_memory;
 	int show_help;
 	int show_version;
 	int named;           /* -o fsname= or -o subtype= given */
@@ -58,6 +59,7 @@ static const struct fuse_opt mopt_table[] = {
         {"config=%s", offsetof(struct mopts, config), 0},
         {"--plugin-dir=%s", offsetof(struct mopts, plugin_dir), 0},
         {"plugin_dir=%s", offsetof(struct mopts, plugin_dir), 0},
+        {"max_memory=%s", offsetof(struct mopts, max_memory), 0},
         {"-h", offsetof(struct mopts, show_help), 1},
         {"--help", offsetof(struct mopts, show_help), 1},
         {"-V", offsetof(struct mopts, show_version), 1},
@@ -78,6 +80,46 @@ static int mopt_proc(void *data, const char *arg, int key, struct fuse_args *out
 	else if (key == KEY_MAX_THREADS)
 		mo->max_threads_set = 1;
 	return 1;
+}
+
+/* SIZE of -o max_memory: a decimal count of bytes, or of KiB, MiB or GiB
+ * with a K, M or G after it (either case). 0 or -EINVAL. */
+static int parse_size(const char *s, uint64_t *ret)
+{
+	uint64_t n = 0, unit = 1;
+	const char *p = s;
+	if (!s || !(*p >= '0' && *p <= '9'))
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		unit = (uint64_t)1 << 10;
+		p++;
+		break;
+	case 'm':
+	case 'M':
+		unit = (uint64_t)1 << 20;
+		p++;
+		break;
+	case 'g':
+	case 'G':
+		unit = (uint64_t)1 << 30;
+		p++;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*p != '\0' || n > UINT64_MAX / unit)
+		return -EINVAL;
+	*ret = n * unit;
+	return 0;
 }
 
 static void usage(FILE *out, const char *prog)
@@ -101,6 +143,10 @@ static void print_help(const char *prog)
 	       "                           look up external plugins as DIR/NAME.so\n"
 	       "    -o max_threads=N       at most N worker threads (mallafs's default: %d;\n"
 	       "                           a running exec hook holds one)\n"
+	       "    -o max_memory=SIZE     all stores and the node configuration together\n"
+	       "                           hold at most SIZE bytes of keys and values (a\n"
+	       "                           number, or with K, M or G for KiB, MiB, GiB);\n"
+	       "                           a write past it fails with ENOSPC (default: no limit)\n"
 	       "\n"
 	       "built-in plugins:",
 	       MALLAFS_MAX_THREADS);
@@ -257,6 +303,12 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto out_args;
 	}
+	uint64_t max_memory = 0;
+	if (mo.max_memory && parse_size(mo.max_memory, &max_memory) < 0) {
+		fprintf(stderr, "%s: max_memory=%s: expected a size such as 512M (see --help)\n",
+		        prog, mo.max_memory);
+		goto out_args;
+	}
 	/* "mallafs on /mnt type fuse.mallafs" in /proc/mounts, unless told otherwise. */
 	if (!mo.named && fuse_opt_add_arg(&args, "-ofsname=mallafs,subtype=mallafs") < 0)
 		goto out_args;
@@ -302,6 +354,7 @@ int main(int argc, char *argv[])
 	        .builtins = mallafs_builtin_plugins,
 	        .plugin_dir = plugin_dir,
 	        .mountpoint = mountpoint,
+	        .max_memory = max_memory,
 	};
 	rt = mrt_new(&ro);
 	if (!rt) {
@@ -384,6 +437,7 @@ out_cmdline:
 out_args:
 	free(mo.config);
 	free(mo.plugin_dir);
+	free(mo.max_memory);
 	fuse_opt_free_args(&args);
 	return ret;
 }

@@ -1,11 +1,13 @@
 /* limits: caps the store. A write that would leave a value longer than
  * max_value_bytes, or a truncate that grows one past it, is refused with
  * EFBIG; a new key (write or create) when the store holds max_keys keys with
- * ENOSPC; EFBIG is checked first. 0 means no limit. A rename never adds a
- * key, so it is never refused. Both settings apply live: keys and values
- * already over a lowered limit stay as they are (limits never deletes); such
- * a value can be read, renamed, deleted or truncated down, and written again
- * once the result fits. */
+ * ENOSPC; a write, create, truncate or rename that would take the store's
+ * bytes (names' and values' lengths, the daemon's count) past max_bytes
+ * with ENOSPC. EFBIG is checked first. 0 means no limit. A rename never
+ * adds a key, so max_keys never refuses one. Every setting applies live:
+ * what is already over a lowered limit stays as it is (limits never
+ * deletes); it can be read, renamed, deleted or truncated down, and written
+ * again once the result fits. */
 #include "builtin.h"
 #include "plugin_util.h"
 
@@ -22,9 +24,11 @@ struct limits {
 	 * updated, which do not hold it: hence atomics. */
 	_Atomic uint64_t max_keys;
 	_Atomic uint64_t max_value_bytes;
+	_Atomic uint64_t max_bytes;
 };
 
 static const struct mallafs_setting limits_settings[] = {
+        {.key = "max_bytes", .def = "0"},
         {.key = "max_keys", .def = "0"},
         {.key = "max_value_bytes", .def = "0"},
         {.key = NULL},
@@ -60,7 +64,9 @@ static int check_known(const char *key, const char *value, void *arg)
 	for (const struct mallafs_setting *s = c->settings; s->key; s++)
 		if (strcmp(s->key, key) == 0)
 			return 0;
-	mallafs_reason_set(c->why, "unknown setting '%s' (limits has max_keys and max_value_bytes)",
+	mallafs_reason_set(c->why,
+	                   "unknown setting '%s' (limits has max_bytes, max_keys and "
+	                   "max_value_bytes)",
 	                   pu_excerpt(key, shown, sizeof(shown)));
 	return -EINVAL;
 }
@@ -73,6 +79,7 @@ static int limits_init(struct mallafs_svc *svc, const struct mallafs_plugin *sel
 	l->self = self;
 	atomic_init(&l->max_keys, 0);
 	atomic_init(&l->max_value_bytes, 0);
+	atomic_init(&l->max_bytes, 0);
 	*ret_state = l;
 	return 0;
 }
@@ -82,17 +89,20 @@ static void limits_fini(void *state)
 	free(state);
 }
 
-/* Reads both settings; on failure nothing is applied. */
+/* Reads every setting; on failure nothing is applied. */
 static int apply(struct limits *l, const struct mallafs_cfg *cfg, struct mallafs_reason *why)
 {
-	uint64_t keys, bytes;
+	uint64_t keys, value_bytes, bytes;
 	int r = check_limit(cfg, l->self, "max_keys", &keys, why);
 	if (r == 0)
-		r = check_limit(cfg, l->self, "max_value_bytes", &bytes, why);
+		r = check_limit(cfg, l->self, "max_value_bytes", &value_bytes, why);
+	if (r == 0)
+		r = check_limit(cfg, l->self, "max_bytes", &bytes, why);
 	if (r < 0)
 		return r;
 	atomic_store_explicit(&l->max_keys, keys, memory_order_relaxed);
-	atomic_store_explicit(&l->max_value_bytes, bytes, memory_order_relaxed);
+	atomic_store_explicit(&l->max_value_bytes, value_bytes, memory_order_relaxed);
+	atomic_store_explicit(&l->max_bytes, bytes, memory_order_relaxed);
 	return 0;
 }
 
@@ -113,6 +123,8 @@ static int limits_merge(void *state, const struct mallafs_cfg *old,
 		r = check_limit(merged, l->self, "max_keys", &v, why);
 	if (r == 0)
 		r = check_limit(merged, l->self, "max_value_bytes", &v, why);
+	if (r == 0)
+		r = check_limit(merged, l->self, "max_bytes", &v, why);
 	return r;
 }
 
@@ -141,6 +153,54 @@ static bool size_after_write(const struct mallafs_store_op *op, uint64_t *ret)
 	uint64_t end = start + op->size;
 	*ret = end > old ? end : old;
 	return true;
+}
+
+/* How many bytes (names' and values' lengths, as the store counts them) op
+ * adds to the store; 0 when it adds none. */
+static uint64_t growth(const struct mallafs_store_op *op)
+{
+	uint64_t klen = strlen(op->key), old = op->old_size < 0 ? 0 : (uint64_t)op->old_size;
+	uint64_t size, name = op->old_size < 0 ? klen : 0;
+
+	switch (op->code) {
+	case MALLAFS_OP_WRITE:
+		if (!size_after_write(op, &size))
+			return UINT64_MAX;
+		if (op->size == 0 && !(op->flags & MALLAFS_OPF_REPLACE))
+			size = old; /* an empty write extends nothing */
+		return name + (size > old ? size - old : 0);
+	case MALLAFS_OP_CREATE:
+		return name;
+	case MALLAFS_OP_TRUNCATE:
+		return op->old_size >= 0 && op->offset > old ? op->offset - old : 0;
+	case MALLAFS_OP_RENAME: {
+		if (op->old_size < 0 || strcmp(op->key, op->new_key) == 0)
+			return 0;
+		uint64_t in = strlen(op->new_key), out = klen;
+		if (op->new_key_size >= 0)
+			out += strlen(op->new_key) + (uint64_t)op->new_key_size;
+		return in > out ? in - out : 0;
+	}
+	default:
+		return 0;
+	}
+}
+
+static int check_bytes(struct limits *l, struct mallafs_store_op *op)
+{
+	uint64_t max = atomic_load_explicit(&l->max_bytes, memory_order_relaxed);
+	uint64_t grow = max ? growth(op) : 0;
+	if (grow == 0 || (op->store_bytes <= max && grow <= max - op->store_bytes))
+		return 0;
+	if (grow == UINT64_MAX)
+		mallafs_reason_set(op->why, "a write at offset %llu is over max_bytes %llu",
+		                   (unsigned long long)op->offset, (unsigned long long)max);
+	else
+		mallafs_reason_set(op->why,
+		                   "store holds %llu bytes, %llu more is over max_bytes %llu",
+		                   (unsigned long long)op->store_bytes, (unsigned long long)grow,
+		                   (unsigned long long)max);
+	return -ENOSPC;
 }
 
 static int limits_before(void *state, struct mallafs_store_op *op)
@@ -179,12 +239,14 @@ static int limits_before(void *state, struct mallafs_store_op *op)
 			        (unsigned long long)op->offset, (unsigned long long)max_bytes);
 			return -EFBIG;
 		}
-		return 0;
+		return check_bytes(l, op);
 	case MALLAFS_OP_CREATE:
 		break;
+	case MALLAFS_OP_RENAME:
+		/* May replace a key, never adds one; a longer name may add bytes. */
+		return check_bytes(l, op);
 	default:
-		/* Reads, deletes and renames (which may replace a key, never
-		 * add one) cannot break a limit. */
+		/* Reads and deletes cannot break a limit. */
 		return 0;
 	}
 
@@ -193,7 +255,7 @@ static int limits_before(void *state, struct mallafs_store_op *op)
 		                   (unsigned long long)op->nkeys, (unsigned long long)max_keys);
 		return -ENOSPC;
 	}
-	return 0;
+	return check_bytes(l, op);
 }
 
 const struct mallafs_plugin mallafs_plugin_limits = {

@@ -125,7 +125,7 @@ chain_is "$S" metrics trace limits base
 # Their files and their sections, with the defaults.
 assert_ls "$S" chain config config.ini metrics plugins status store trace
 assert_ls "$S/config" limits trace
-assert_ls "$S/config/limits" max_keys max_value_bytes
+assert_ls "$S/config/limits" max_bytes max_keys max_value_bytes
 assert_ls "$S/config/trace" lines
 assert_file "$S/config/trace/lines" $'100\n'
 assert_ls "$S/plugins/limits"
@@ -543,7 +543,7 @@ assert_errno ENOENT mkdir "$D/plugins/nosuch"
 chain_is "$D" trace base
 # Built-in plugins first: limits.so here is never loaded.
 assert_ok mkdir "$D/plugins/limits"
-assert_ls "$D/config/limits" max_keys max_value_bytes
+assert_ls "$D/config/limits" max_bytes max_keys max_value_bytes
 assert_ok rmdir "$D/plugins/limits"
 
 # == dependencies ================================================================
@@ -571,7 +571,7 @@ chain_is "$D" depmid trace base
 # A dependency on a built-in plugin: it comes in below, with its section.
 assert_ok mkdir "$D/plugins/needslimits"
 chain_is "$D" needslimits limits depmid trace base
-assert_ls "$D/config/limits" max_keys max_value_bytes
+assert_ls "$D/config/limits" max_bytes max_keys max_value_bytes
 assert_errno EBUSY rmdir "$D/plugins/limits"
 assert_ok rmdir "$D/plugins/needslimits"
 chain_is "$D" depmid trace base

@@ -104,7 +104,7 @@ assert_ls "$C"
 assert_ok mkdir "$S/plugins/limits"
 # A plugin in the chain: its section lists every setting, with the defaults.
 assert_ls "$C" limits
-assert_ls "$C/limits" max_keys max_value_bytes
+assert_ls "$C/limits" max_bytes max_keys max_value_bytes
 assert_file "$C/limits/max_keys" $'0\n'
 assert_file "$C/limits/max_value_bytes" $'0\n'
 assert_size "$C/limits/max_keys"
@@ -173,12 +173,12 @@ assert_fails_with ENOSPC bash -c "echo 7 > '$S/store/k7'"
 # rm of a set plugin key: back to its default, still listed.
 assert_ok rm "$C/limits/max_keys"
 assert_file "$C/limits/max_keys" $'0\n'
-assert_ls "$C/limits" max_keys max_value_bytes
+assert_ls "$C/limits" max_bytes max_keys max_value_bytes
 assert_ok bash -c "echo 7 > '$S/store/k7'"
 # rm of a key at its default: it already is what rm gives.
 assert_errno OK unlink "$C/limits/max_value_bytes"
 assert_file "$C/limits/max_value_bytes" $'0\n'
-assert_ls "$C/limits" max_keys max_value_bytes
+assert_ls "$C/limits" max_bytes max_keys max_value_bytes
 # rm of the user's own key: gone. rm of a key that does not exist: ENOENT.
 assert_ok rm "$C/app/spaced"
 assert_absent "$C/app/spaced"
@@ -309,7 +309,7 @@ assert_ok bash -c "echo a > '$T/store/a' && echo b > '$T/store/b' && echo c > '$
 assert_ok mkdir "$T/plugins/limits"
 assert_file "$T/chain" $'limits\nbase\n'
 assert_file "$T/config/limits/max_keys" $'2\n'
-assert_ls "$T/config/limits" max_keys max_value_bytes
+assert_ls "$T/config/limits" max_bytes max_keys max_value_bytes
 assert_fails_with ENOSPC bash -c "echo d > '$T/store/d'"
 assert_ls "$T/store" a b c
 # Staged configuration the plugin rejects: the mkdir is refused with EINVAL

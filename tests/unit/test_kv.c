@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -579,6 +580,128 @@ static void test_times(void **state)
 	assert_int_equal(ts_cmp(s1.ctime, s0.ctime), 0);
 }
 
+/* The account holds exactly the table's keys and values, whatever happened
+ * to them; a refused change leaves the table and the account as they were. */
+static void assert_account(struct mkv *kv, struct mkv_account *a, uint64_t want)
+{
+	assert_int_equal(mkv_bytes(kv), want);
+	assert_int_equal(mkv_account_used(a), want);
+}
+
+static void test_account(void **state)
+{
+	struct mkv *kv = *state;
+	struct mkv_account a = {0};
+	atomic_store(&a.limit, 20);
+	mkv_set_account(kv, &a);
+
+	assert_int_equal(mkv_write(kv, "k", 0, "0123456789", 10, 0), 10); /* 1 + 10 */
+	assert_account(kv, &a, 11);
+	assert_int_equal(mkv_create(kv, "e"), 0); /* 1 */
+	assert_account(kv, &a, 12);
+	/* 8 more would make 20: fits; then nothing more does. */
+	assert_int_equal(mkv_write(kv, "k", 10, "abcdefgh", 8, 0), 8);
+	assert_account(kv, &a, 20);
+	assert_int_equal(mkv_write(kv, "k", 18, "x", 1, 0), -ENOSPC);
+	assert_int_equal(mkv_write(kv, "k", 0, "x", 1, MKV_APPEND), -ENOSPC);
+	assert_int_equal(mkv_write(kv, "new", 0, "", 0, 0), -ENOSPC);
+	assert_int_equal(mkv_create(kv, "n"), -ENOSPC);
+	assert_int_equal(mkv_truncate(kv, "e", 1), -ENOSPC);
+	assert_int_equal(mkv_rename(kv, "e", "longer"), -ENOSPC);
+	assert_int_equal(mkv_stat(kv, "new", NULL), -ENOENT);
+	assert_int_equal(mkv_stat(kv, "n", NULL), -ENOENT);
+	assert_int_equal(mkv_stat(kv, "e", NULL), 0);
+	assert_value(kv, "k", "0123456789abcdefgh", 18);
+	assert_value(kv, "e", "", 0);
+	assert_account(kv, &a, 20);
+	/* Overwriting in place grows nothing; a sparse write counts its gap. */
+	assert_int_equal(mkv_write(kv, "k", 0, "ABCD", 4, 0), 4);
+	assert_account(kv, &a, 20);
+	assert_int_equal(mkv_truncate(kv, "k", 2), 0);
+	assert_account(kv, &a, 4);
+	assert_int_equal(mkv_write(kv, "e", 10, "z", 1, 0), 1);
+	assert_account(kv, &a, 15);
+	assert_int_equal(mkv_write(kv, "e", 16, "z", 1, 0), -ENOSPC);
+	/* A put that shrinks gives back; a rename that replaces nets out. */
+	assert_int_equal(mkv_write(kv, "e", 0, "yy", 2, MKV_REPLACE), 2);
+	assert_account(kv, &a, 6);
+	assert_int_equal(mkv_rename(kv, "e", "k"), 0);
+	assert_account(kv, &a, 3);
+	assert_int_equal(mkv_rename(kv, "k", "kkkkkkkkkkkkkkkkk"), 0); /* 17 + 2 */
+	assert_account(kv, &a, 19);
+	assert_int_equal(mkv_rename(kv, "kkkkkkkkkkkkkkkkk", "k"), 0);
+	assert_account(kv, &a, 3);
+
+	/* Fill, empty, fill again: the count comes back to 0 each time. */
+	for (int round = 0; round < 3; round++) {
+		char key[8];
+		for (int i = 0; i < 5; i++) {
+			snprintf(key, sizeof(key), "f%d", i);
+			assert_int_equal(mkv_write(kv, key, 0, "x", 1, 0), 1);
+		}
+		assert_account(kv, &a, 3 + 15);
+		assert_int_equal(mkv_write(kv, "f9", 0, "x", 1, 0), -ENOSPC);
+		for (int i = 0; i < 5; i++) {
+			snprintf(key, sizeof(key), "f%d", i);
+			assert_int_equal(mkv_delete(kv, key), 0);
+		}
+		assert_account(kv, &a, 3);
+	}
+	assert_int_equal(mkv_delete(kv, "k"), 0);
+	assert_account(kv, &a, 0);
+	assert_int_equal(mkv_write(kv, "again", 0, "x", 1, 0), 1);
+	mkv_free(kv);
+	*state = NULL;
+	assert_int_equal(mkv_account_used(&a), 0);
+}
+
+/* Two tables on one account (the node's), and a move between them. */
+static void test_account_shared(void **state)
+{
+	struct mkv_account a = {0};
+	struct mkv *x = mkv_new(), *y = mkv_new();
+	atomic_store(&a.limit, 10);
+	assert_non_null(x);
+	assert_non_null(y);
+	mkv_set_account(x, &a);
+	mkv_set_account(y, &a);
+	assert_int_equal(mkv_write(x, "a", 0, "1234", 4, 0), 4);
+	assert_int_equal(mkv_write(y, "b", 0, "1234", 4, 0), 4);
+	assert_int_equal(mkv_account_used(&a), 10);
+	assert_int_equal(mkv_write(y, "c", 0, "", 0, 0), -ENOSPC);
+	assert_int_equal(mkv_move(x, "a", y, "b"), 0);
+	assert_int_equal(mkv_account_used(&a), 5);
+	assert_int_equal(mkv_bytes(x), 0);
+	assert_int_equal(mkv_bytes(y), 5);
+	/* Without an account the table still counts, and moving it onto one
+	 * charges what it holds. */
+	struct mkv *z = mkv_new();
+	assert_non_null(z);
+	assert_int_equal(mkv_write(z, "zz", 0, "123", 3, 0), 3);
+	assert_int_equal(mkv_bytes(z), 5);
+	mkv_set_account(z, &a);
+	assert_int_equal(mkv_account_used(&a), 10);
+	mkv_set_account(z, NULL);
+	assert_int_equal(mkv_account_used(&a), 5);
+	mkv_free(z);
+	mkv_free(x);
+	mkv_free(y);
+	assert_int_equal(mkv_account_used(&a), 0);
+}
+
+/* A write far out is refused before anything is allocated: the bound is
+ * one sane value, not the 2 GiB an offset of 2^31 - 1 once cost. */
+static void test_max_value(void **state)
+{
+	struct mkv *kv = *state;
+	assert_true(MKV_MAX_VALUE <= (uint64_t)64 << 20);
+	assert_int_equal(mkv_write(kv, "f", ((uint64_t)1 << 31) - 1, "a", 1, 0), -EFBIG);
+	assert_int_equal(mkv_truncate(kv, "f", (uint64_t)1 << 31), -ENOENT);
+	assert_int_equal(mkv_create(kv, "f"), 0);
+	assert_int_equal(mkv_truncate(kv, "f", (uint64_t)1 << 31), -EFBIG);
+	assert_int_equal(mkv_bytes(kv), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -597,6 +720,9 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_list_delete_current, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_many_keys, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_times, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_account, setup, teardown),
+	        cmocka_unit_test(test_account_shared),
+	        cmocka_unit_test_setup_teardown(test_max_value, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

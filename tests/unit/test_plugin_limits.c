@@ -1,4 +1,4 @@
-/* The limits plugin: max_keys (ENOSPC) and max_value_bytes (EFBIG), their
+/* The limits plugin: max_keys and max_bytes (ENOSPC) and max_value_bytes (EFBIG), their
  * validation, live updates, and that every refusal leaves the store as it
  * was. Driven through the service layer, as the filesystem drives it. */
 #include <errno.h>
@@ -121,7 +121,8 @@ static void test_settings_and_defaults(void **state)
 {
 	struct fixture *f = *state;
 	start_with(f, NULL);
-	assert_string_equal(config_of(f->svc), "[limits]\nmax_keys = 0\nmax_value_bytes = 0\n");
+	assert_string_equal(config_of(f->svc),
+	                    "[limits]\nmax_bytes = 0\nmax_keys = 0\nmax_value_bytes = 0\n");
 
 	/* 0 is no limit: many keys, a large value. */
 	char big[4096];
@@ -163,16 +164,22 @@ static void test_max_value_bytes(void **state)
 	assert_int_equal(msvc_store_write(f->svc, "c", 5, "1234", 4, 0), -EFBIG);
 	assert_int_equal(msvc_store_write(f->svc, "c", 4, "1234", 4, 0), 4);
 	assert_null(value_of(f->svc, "b"));
-	/* An offset so large the end does not fit in 64 bits. */
+	/* An offset so large the end does not fit in 64 bits, or past what
+	 * any value may hold: the store refuses it before any plugin. */
 	assert_int_equal(msvc_store_write(f->svc, "c", UINT64_MAX - 1, "1234", 4, 0), -EFBIG);
-	assert_non_null(strstr(last_error(f->svc), "over max_value_bytes 8"));
+	assert_non_null(
+	        strstr(last_error(f->svc), "store refused put c: a value may hold at most"));
+	assert_int_equal(msvc_store_write(f->svc, "c", MKV_MAX_VALUE, "1", 1, 0), -EFBIG);
+	assert_int_equal(msvc_store_truncate(f->svc, "c", MKV_MAX_VALUE + 1), -EFBIG);
+	struct mkv_stat st;
+	assert_int_equal(msvc_store_stat(f->svc, "c", &st), 0);
+	assert_int_equal(st.size, 8);
 
 	/* Truncating: growing past the limit is refused, anything else not. */
 	assert_int_equal(msvc_store_truncate(f->svc, "k", 9), -EFBIG);
 	assert_string_equal(value_of(f->svc, "k"), "12345678");
 	assert_int_equal(msvc_store_truncate(f->svc, "k", 3), 0);
 	assert_int_equal(msvc_store_truncate(f->svc, "k", 8), 0);
-	struct mkv_stat st;
 	assert_int_equal(msvc_store_stat(f->svc, "k", &st), 0);
 	assert_int_equal(st.size, 8);
 	/* A truncate of an absent key is the store's ENOENT, not EFBIG. */
@@ -241,12 +248,12 @@ static void test_validation(void **state)
 {
 	struct fixture *f = *state;
 	start_with(f, "[limits]\nmax_keys = 5\n");
-	const char *before = "[limits]\nmax_keys = 5\nmax_value_bytes = 0\n";
+	const char *before = "[limits]\nmax_bytes = 0\nmax_keys = 5\nmax_value_bytes = 0\n";
 	assert_string_equal(config_of(f->svc), before);
 
 	const char *bad[] = {"abc", "-1", "+1", " 1", "1 ", "", "1.5", "0x10", "1e3", "١"};
-	const char *keys[] = {"max_keys", "max_value_bytes"};
-	for (size_t k = 0; k < 2; k++) {
+	const char *keys[] = {"max_keys", "max_value_bytes", "max_bytes"};
+	for (size_t k = 0; k < MU_ARRAY_SIZE(keys); k++) {
 		for (size_t i = 0; i < MU_ARRAY_SIZE(bad); i++) {
 			struct mallafs_reason why = {{0}};
 			char want[256];
@@ -270,8 +277,9 @@ static void test_validation(void **state)
 	assert_int_equal(set(f, "max_value_bytes", "9223372036854775807", &why), 0);
 	/* Leading zeros are still digits only. */
 	assert_int_equal(set(f, "max_keys", "007", &why), 0);
-	assert_string_equal(config_of(f->svc),
-	                    "[limits]\nmax_keys = 007\nmax_value_bytes = 9223372036854775807\n");
+	assert_string_equal(
+	        config_of(f->svc),
+	        "[limits]\nmax_bytes = 0\nmax_keys = 007\nmax_value_bytes = 9223372036854775807\n");
 
 	/* A value that could break a line is shown tamed. */
 	const char *ini = "[limits]\nmax_keys = 1\n  2\n";
@@ -280,14 +288,15 @@ static void test_validation(void **state)
 
 	/* A misspelt key. */
 	assert_int_equal(set(f, "max_key", "3", &why), -EINVAL);
-	assert_string_equal(why.text, "limits: unknown setting 'max_key' (limits has max_keys and "
-	                              "max_value_bytes)");
+	assert_string_equal(why.text, "limits: unknown setting 'max_key' (limits has max_bytes, "
+	                              "max_keys and max_value_bytes)");
 
 	/* A document with a good and a bad value changes nothing at all. */
 	ini = "[limits]\nmax_keys = 9\nmax_value_bytes = lots\n";
 	assert_int_equal(msvc_config_apply_ini(f->svc, ini, strlen(ini), &why), -EINVAL);
-	assert_string_equal(config_of(f->svc),
-	                    "[limits]\nmax_keys = 007\nmax_value_bytes = 9223372036854775807\n");
+	assert_string_equal(
+	        config_of(f->svc),
+	        "[limits]\nmax_bytes = 0\nmax_keys = 007\nmax_value_bytes = 9223372036854775807\n");
 	/* The limit in force is still 7. */
 	for (int i = 0; i < 7; i++) {
 		char key[8];
@@ -295,6 +304,66 @@ static void test_validation(void **state)
 		assert_int_equal(put(f, key, "v"), 1);
 	}
 	assert_int_equal(put(f, "k7", "v"), -ENOSPC);
+}
+
+/* max_bytes: names' and values' lengths together; every refusal is ENOSPC
+ * with nothing changed, and deleting gives the room back exactly. */
+static void test_max_bytes(void **state)
+{
+	struct fixture *f = *state;
+	struct mkv_stat st;
+	start_with(f, "[limits]\nmax_bytes = 20\nmax_value_bytes = 16\n");
+
+	assert_int_equal(put(f, "a", "0123456789"), 10);     /* 11 bytes */
+	assert_int_equal(msvc_store_create(f->svc, "b"), 0); /* 12 */
+	assert_int_equal(put(f, "c", "1234567"), 7);         /* 20 */
+	assert_int_equal(put(f, "d", ""), -ENOSPC);
+	assert_non_null(strstr(last_error(f->svc),
+	                       "limits refused put d: store holds 20 bytes, 1 more is over "
+	                       "max_bytes 20"));
+	assert_int_equal(msvc_store_create(f->svc, "d"), -ENOSPC);
+	assert_int_equal(msvc_store_write(f->svc, "a", 0, "x", 1, MALLAFS_OPF_APPEND), -ENOSPC);
+	assert_int_equal(msvc_store_write(f->svc, "b", 3, "x", 1, 0), -ENOSPC); /* the gap counts */
+	assert_int_equal(msvc_store_truncate(f->svc, "b", 1), -ENOSPC);
+	assert_int_equal(msvc_store_rename(f->svc, "b", "bb"), -ENOSPC);
+	/* EFBIG comes first. */
+	assert_int_equal(msvc_store_write(f->svc, "b", 16, "x", 1, 0), -EFBIG);
+	assert_string_equal(value_of(f->svc, "a"), "0123456789");
+	assert_string_equal(value_of(f->svc, "b"), "");
+	assert_string_equal(value_of(f->svc, "c"), "1234567");
+	assert_null(value_of(f->svc, "d"));
+	assert_int_equal(msvc_store_stat(f->svc, "bb", &st), -ENOENT);
+	assert_int_equal(nkeys(f->svc), 3);
+
+	/* What does not grow passes: overwriting in place, a shorter put, a
+	 * rename that replaces a key. */
+	assert_int_equal(msvc_store_write(f->svc, "a", 0, "ABCDEFGHIJ", 10, 0), 10);
+	assert_int_equal(put(f, "a", "abc"), 3);    /* 13 */
+	assert_int_equal(put(f, "bbbbbbb", ""), 0); /* 20 */
+	/* 20, less bbbbbbb (7) and the c it replaces (8), plus c (1): 6. */
+	assert_int_equal(msvc_store_rename(f->svc, "bbbbbbb", "c"), 0);
+	assert_int_equal(msvc_store_stat(f->svc, "c", &st), 0);
+	assert_int_equal(st.size, 0);
+	/* a: 1 + 3, b: 1, c: 1 = 6; 14 more fit exactly, 15 do not. */
+	assert_int_equal(msvc_store_write(f->svc, "c", 0, "12345678901234", 14, 0), 14);
+	assert_int_equal(msvc_store_write(f->svc, "b", 0, "x", 1, 0), -ENOSPC);
+
+	/* Delete everything, fill again: the same room. */
+	assert_int_equal(msvc_store_delete(f->svc, "a"), 0);
+	assert_int_equal(msvc_store_delete(f->svc, "b"), 0);
+	assert_int_equal(msvc_store_delete(f->svc, "c"), 0);
+	assert_int_equal(put(f, "z", "0123456789012345"), 16);
+	assert_int_equal(put(f, "y", "01"), 2); /* 17 + 3 = 20 */
+	assert_int_equal(put(f, "x", ""), -ENOSPC);
+
+	/* Lowered live below what is held: nothing goes, nothing grows;
+	 * shrinking and deleting still work. Raised: room again. */
+	assert_int_equal(msvc_config_set(f->svc, "limits", "max_bytes", "5", 1, NULL), 0);
+	assert_int_equal(msvc_store_write(f->svc, "y", 0, "9", 1, 0), 1);
+	assert_int_equal(msvc_store_write(f->svc, "y", 2, "9", 1, 0), -ENOSPC);
+	assert_int_equal(msvc_store_truncate(f->svc, "z", 1), 0);
+	assert_int_equal(msvc_config_set(f->svc, "limits", "max_bytes", "0", 1, NULL), 0);
+	assert_int_equal(put(f, "x", "plenty"), 6);
 }
 
 static void test_live_update(void **state)
@@ -335,7 +404,8 @@ static void test_live_update(void **state)
 	assert_int_equal(put(f, "new2", "v"), -ENOSPC);
 	assert_int_equal(msvc_config_unset(f->svc, "limits", "max_keys", &why), 0);
 	assert_int_equal(msvc_config_unset(f->svc, "limits", "max_value_bytes", &why), 0);
-	assert_string_equal(config_of(f->svc), "[limits]\nmax_keys = 0\nmax_value_bytes = 0\n");
+	assert_string_equal(config_of(f->svc),
+	                    "[limits]\nmax_bytes = 0\nmax_keys = 0\nmax_value_bytes = 0\n");
 	assert_int_equal(put(f, "new2", "0123456789"), 10);
 
 	/* Another section changing leaves limits alone: no restart. */
@@ -440,6 +510,7 @@ int main(void)
 	        T(test_max_value_bytes),
 	        T(test_max_keys),
 	        T(test_both_limits_efbig_first),
+	        T(test_max_bytes),
 	        T(test_validation),
 	        T(test_live_update),
 	        T(test_inactive_then_active),
