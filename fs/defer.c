@@ -38,6 +38,10 @@
  * wait for it answers them ENOENT, as any request on a removed service; its
  * queue holds a reference to it until the last one is answered.
  *
+ * The notifier holds back its echoes for a service while requests wait for
+ * it (mfs_defer_busy): one could wait in the kernel for a lock such a
+ * request's caller holds; each queue that empties kicks it (notify.c).
+ *
  * Lock: mfs_defer.lock guards the table of queues, every queue's items,
  * counts and flags, the ready list, the thread list and counts and stop. A
  * leaf: never held across a request's handler, a reply, core or another
@@ -303,6 +307,8 @@ static void *serve(void *arg)
 			unlink_queue(d, q);
 			pthread_mutex_unlock(&d->lock);
 			queue_free(q);
+			/* The service is idle: echoes held for it may go. */
+			mfs_notifier_kick(d->fs);
 			pthread_mutex_lock(&d->lock);
 		}
 	}
@@ -421,35 +427,23 @@ static int enqueue(struct mfs_defer *d, struct mallafs_svc *svc, struct ditem *i
 		}
 	}
 	pthread_mutex_unlock(&d->lock);
-	queue_free(drop);
+	if (drop) {
+		queue_free(drop);
+		mfs_notifier_kick(d->fs);
+	}
 	return r;
 }
 
-/* Hands the request over, or says why not: true when it is taken care of
- * (queued, or refused with EBUSY). */
-static bool defer(struct mfs *fs, struct mallafs_svc *svc, struct ditem *it)
-{
-	char why[160];
-	int r = enqueue(fs->defer, svc, it, why, sizeof(why));
-	if (r == -EBUSY) {
-		msvc_set_error(svc, why);
-		fuse_reply_err(it->req, EBUSY);
-		item_free(fs, it);
-	}
-	msvc_unref(svc);
-	return r != -EAGAIN;
-}
-
 static struct ditem *item_new(enum dop op, fuse_req_t req, fuse_ino_t ino, struct mnode *n,
-                              const char *data, size_t size)
+                              const char *data, size_t size, off_t off,
+                              const struct fuse_file_info *fi, mode_t mode)
 {
 	struct ditem *it = calloc(1, sizeof(*it));
 	if (!it)
 		return NULL;
-	it->op = op;
-	it->req = req;
-	it->ino = ino;
-	it->node = n;
+	*it = (struct ditem){.op = op, .req = req, .ino = ino, .node = n, .off = off, .mode = mode};
+	if (fi)
+		it->fi = *fi;
 	it->size = size;
 	it->cost = sizeof(*it) + size;
 	if (data) {
@@ -464,6 +458,25 @@ static struct ditem *item_new(enum dop op, fuse_req_t req, fuse_ino_t ino, struc
 	return it;
 }
 
+/* Hands it (NULL when out of memory) to svc's queue: true when the
+ * request is taken care of (queued, or refused with EBUSY), false when the
+ * worker must run it. Drops svc, and n unless it is queued. */
+static bool hand_over(struct mfs *fs, struct mallafs_svc *svc, struct mnode *n, struct ditem *it)
+{
+	char why[160];
+	int r = it ? enqueue(fs->defer, svc, it, why, sizeof(why)) : -EAGAIN;
+	if (r == -EBUSY) {
+		msvc_set_error(svc, why);
+		fuse_reply_err(it->req, EBUSY);
+	}
+	if (r < 0 && it)
+		item_free(fs, it);
+	else if (!it)
+		mfs_node_put(fs, n);
+	msvc_unref(svc);
+	return r != -EAGAIN;
+}
+
 /* ---- the wrappers ---- */
 
 static void defer_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -472,18 +485,8 @@ static void defer_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t 
 	struct mfs *fs = fuse_req_userdata(req);
 	struct mnode *n = NULL;
 	struct mallafs_svc *svc = waits_for(fs, req, ino, NULL, D_WRITE, &n);
-	struct ditem *it = svc ? item_new(D_WRITE, req, ino, n, buf, size) : NULL;
-	if (it) {
-		it->off = off;
-		it->fi = *fi;
-		if (defer(fs, svc, it))
-			return;
-		item_free(fs, it);
-	} else {
-		msvc_unref(svc);
-		mfs_node_put(fs, n);
-	}
-	next->write(req, ino, buf, size, off, fi);
+	if (!svc || !hand_over(fs, svc, n, item_new(D_WRITE, req, ino, n, buf, size, off, fi, 0)))
+		next->write(req, ino, buf, size, off, fi);
 }
 
 static void defer_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -492,17 +495,8 @@ static void defer_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	struct mnode *n = NULL;
 	/* Only an open file with a handle may have something left to apply. */
 	struct mallafs_svc *svc = fi->fh ? waits_for(fs, req, ino, NULL, D_RELEASE, &n) : NULL;
-	struct ditem *it = svc ? item_new(D_RELEASE, req, ino, n, NULL, 0) : NULL;
-	if (it) {
-		it->fi = *fi;
-		if (defer(fs, svc, it))
-			return;
-		item_free(fs, it);
-	} else {
-		msvc_unref(svc);
-		mfs_node_put(fs, n);
-	}
-	next->release(req, ino, fi);
+	if (!svc || !hand_over(fs, svc, n, item_new(D_RELEASE, req, ino, n, NULL, 0, 0, fi, 0)))
+		next->release(req, ino, fi);
 }
 
 /* mkdir, rmdir and unlink: an entry of a folder. */
@@ -512,17 +506,8 @@ static bool defer_entry(enum dop op, fuse_req_t req, fuse_ino_t parent, const ch
 	struct mfs *fs = fuse_req_userdata(req);
 	struct mnode *n = NULL;
 	struct mallafs_svc *svc = waits_for(fs, req, parent, name, op, &n);
-	struct ditem *it = svc ? item_new(op, req, parent, n, name, strlen(name)) : NULL;
-	if (it) {
-		it->mode = mode;
-		if (defer(fs, svc, it))
-			return true;
-		item_free(fs, it);
-		return false;
-	}
-	msvc_unref(svc);
-	mfs_node_put(fs, n);
-	return false;
+	return svc && hand_over(fs, svc, n,
+	                        item_new(op, req, parent, n, name, strlen(name), 0, NULL, mode));
 }
 
 static void defer_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)

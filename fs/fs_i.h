@@ -29,7 +29,8 @@
  *     events cursors; held across fuse_reply_buf to a parked read (a reply
  *     never waits on the mount) and across mev_ring_read (the ring's lock,
  *     a leaf).
- *  4. mnotifier's lock guards its queue and its pending set; mfs_echoes's
+ *  4. mnotifier's lock guards its queue, its held items and its pending
+ *     set; mfs_echoes's
  *     lock the echo under way; mfs_defer's lock its queues and threads
  *     (defer.c). Leaves.
  *  5. mfs.lock guards the table (by_ino, by_name, count, next_ino), every
@@ -257,6 +258,9 @@ void mfs_req_end(void);
 void mfs_notify_created(struct mfs *fs, const char *path);
 /* Asks for the kernel's cache of a node's data and attributes to be dropped. */
 void mfs_notify_inval_inode(struct mfs *fs, uint64_t ino);
+/* A service's requests that waited for its plugins are all answered: the
+ * echoes held back for it go (defer.c calls it, holding no lock). */
+void mfs_notifier_kick(struct mfs *fs);
 
 /* Echoes: the notifier's own requests, to be answered without changing
  * anything (echo.c answers them; echoes.c says which is under way). */
@@ -285,7 +289,8 @@ int mfs_defer_init(struct mfs *fs);
 /* After the request loop: queued requests get ENOTCONN, the threads end. */
 void mfs_defer_stop(struct mfs *fs);
 void mfs_defer_free(struct mfs *fs); /* stops first */
-/* True while requests for the service called svc wait or run. */
+/* True while requests for the service called svc wait or run (the
+ * notifier asks it, holding no lock). */
 bool mfs_defer_busy(struct mfs *fs, const char *svc);
 
 /* ---- feed.c: the events feed ---- */
