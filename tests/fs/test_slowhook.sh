@@ -11,8 +11,10 @@
 # the hook returns, every waiting request of A completes, in
 # order and correctly. Then the same again with `rmdir services/A` queued
 # behind A's waiting requests, and with the daemon stopped (SIGTERM) while
-# requests wait: the first ones get ENOENT (A is gone), the second ones an
-# error, and the daemon exits cleanly, leaking nothing.
+# requests wait, A's queue filled to its bound (16 MiB of written data)
+# first: the writes past it get EBUSY at once, those behind the rmdir get
+# ENOENT (A is gone), those queued at SIGTERM ENOTCONN, and the daemon exits
+# cleanly, leaking nothing.
 #
 # The hook waits for a gate file the test creates, so the test decides how
 # long it sleeps; a timer opens the gate anyway after GATE_SECS, so that a
@@ -304,6 +306,35 @@ assert_eq "B still answers" r4 "$(cat "$B/config/app/key" 2>&1)"
 WAITERS=()
 setup_a 3
 block_a
+
+# The bound: a service's queue holds at most 16 MiB of written data. BIGS
+# writes of 131000 bytes each (one write() each) fill it; those past it get
+# EBUSY at once, with the reason in A's last_error.
+BIGS=135
+big=$(head -c 131000 /dev/zero | tr '\0' x)
+for ((i = 0; i < BIGS; i++)); do
+	(
+		"$FSPROBE" write "$A/config/app/big$i" "$big" >"$MFS_TMP/out.big$i" 2>&1
+	) </dev/null &
+	MFS_CHILDREN+=("$!")
+done
+busy_count()
+{
+	grep -l -x EBUSY "$MFS_TMP"/out.big* 2>/dev/null | wc -l
+}
+mfs_poll 10000 eval '(($(busy_count) >= BIGS - 127))'
+n=$(busy_count)
+if ((n >= BIGS - 127 && n <= BIGS - 120)); then
+	pass "a full queue: $n of $BIGS writes of 131000 bytes got EBUSY"
+else
+	fail "a full queue: the writes of 131000 bytes past 16 MiB get EBUSY" \
+		"$n of $BIGS got EBUSY: $(cat "$MFS_TMP"/out.big* 2>/dev/null | sort | uniq -c)"
+fi
+assert_match "a full queue: the reason is A's last_error" \
+	"last_error: .*requests \([0-9]+ bytes\) wait for the service's plugins already" \
+	"$(sed -n 5p "$A/status")"
+timed "B: echo > config/app/key (with A's queue full)" b_reconfigure
+
 # The hook returns a moment after the signal: the daemon answers what is
 # still queued with an error and exits.
 kill -TERM "$MFS_PID"
