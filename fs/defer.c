@@ -42,8 +42,8 @@
  * it (mfs_defer_busy): one could wait in the kernel for a lock such a
  * request's caller holds; each queue that empties kicks it (notify.c).
  *
- * Lock: mfs_defer.lock guards the table of queues, every queue's items,
- * counts and flags, the ready list, the thread list and counts and stop. A
+ * Lock: mfs_defer.lock guards the table of queues, every queue's items and
+ * counts, the ready list, the threads' list and counts, and stop. A
  * leaf: never held across a request's handler, a reply, core or another
  * lock of fs/ (the service's reference is dropped outside it). */
 #include <errno.h>

@@ -1,4 +1,5 @@
-/* Private to fs/: the inode table, open handles, the notifier and the feed.
+/* Private to fs/: the inode table, open handles, the notifier, the feed and
+ * the requests that wait for a service's plugins.
  *
  * How fs/ is laid out (arrows are calls; none goes back):
  *
@@ -30,9 +31,10 @@
  *     never waits on the mount) and across mev_ring_read (the ring's lock,
  *     a leaf).
  *  4. mnotifier's lock guards its queue, its held items and its pending
- *     set; mfs_echoes's
- *     lock the echo under way; mfs_defer's lock its queues and threads
- *     (defer.c). Leaves.
+ *     set; mfs_echoes's lock the echo under way; mfs_defer's lock its
+ *     queues and threads (defer.c). Leaves: the notifier asks defer.c
+ *     whether a service is busy, and defer.c kicks the notifier, each
+ *     holding neither.
  *  5. mfs.lock guards the table (by_ino, by_name, count, next_ino), every
  *     field of every node below (name, parent, nlookup, refs, obj_id, svc,
  *     hashed, pending, cache_ok, cache_mtime, polls), and the handle table
