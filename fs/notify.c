@@ -68,6 +68,7 @@ struct mnotifier {
 	/* Items of services with requests waiting for their plugins (defer.c),
 	 * in order; counted in len. */
 	struct item *held, *held_tail;
+	uint64_t kicks; /* counts mfs_notifier_kick calls */
 	bool stop;
 	struct mfs_snaps *snaps; /* the thread's own */
 };
@@ -332,6 +333,7 @@ void mfs_notifier_kick(struct mfs *fs)
 	if (!nt)
 		return;
 	pthread_mutex_lock(&nt->lock);
+	nt->kicks++;
 	if (nt->held) {
 		/* First again, in their order. */
 		nt->held_tail->next = nt->head;
@@ -361,9 +363,19 @@ static void *run(void *arg)
 		nt->head = it->next;
 		if (!nt->head)
 			nt->tail = NULL;
+		uint64_t kicks = nt->kicks;
 		pthread_mutex_unlock(&nt->lock);
 		bool wait = must_wait(fs, nt, it);
 		pthread_mutex_lock(&nt->lock);
+		if (wait && nt->kicks != kicks) {
+			/* A queue emptied meanwhile, maybe this service's,
+			 * whose kick found nothing held yet: ask again. */
+			it->next = nt->head;
+			nt->head = it;
+			if (!nt->tail)
+				nt->tail = it;
+			continue;
+		}
 		if (wait) {
 			it->next = NULL;
 			if (nt->held_tail)
