@@ -101,6 +101,9 @@ int msvc_set_admin(struct mallafs_svc *svc, enum msvc_admin admin);
 int msvc_set_admin_text(struct mallafs_svc *svc, const char *text, size_t len);
 void msvc_destroy(struct mallafs_svc *svc);
 void msvc_status(struct mallafs_svc *svc, struct msvc_status *ret);
+/* A refused or failed operation: the reason goes to status (last_error)
+ * and the log. Takes state_lock: call it with store_lock released. */
+void msvc_set_error(struct mallafs_svc *svc, const char *reason);
 /* What `cat status` prints (malloc'd). */
 int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len);
 

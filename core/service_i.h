@@ -57,9 +57,6 @@ struct mallafs_svc {
 /* "services/NAME", then sub and name when given (NULL ends the path). */
 void msvc_path(const struct mallafs_svc *svc, char *buf, size_t len, const char *sub,
                const char *name);
-/* A refused or failed operation: the reason goes to status and the log.
- * Takes state_lock: call it with store_lock released. */
-void msvc_set_error(struct mallafs_svc *svc, const char *reason);
 
 /* service.c, for the chain and the configuration: */
 

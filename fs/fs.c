@@ -1,6 +1,6 @@
 /* The filesystem's life: made before the session, started once mounted
- * (the feed's thread, the notifier and its echo process), stopped before
- * the unmount, freed after it. */
+ * (the feed's thread, the notifier and its echo process; defer.c's threads
+ * start as requests need them), stopped before the unmount, freed after it. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +11,7 @@
 
 const struct fuse_lowlevel_ops *mfs_lowlevel_ops(void)
 {
-	return mfs_echo_wrap(mfs_ops());
+	return mfs_echo_wrap(mfs_defer_wrap(mfs_ops()));
 }
 
 struct mfs *mfs_new(struct mrt *rt)
@@ -28,7 +28,7 @@ struct mfs *mfs_new(struct mrt *rt)
 	fs->gid = getgid();
 	mu_now_real(&fs->born);
 	pthread_mutex_init(&fs->lock, NULL);
-	if (mfs_nodes_init(fs) < 0 || mfs_perm_init(fs) < 0) {
+	if (mfs_nodes_init(fs) < 0 || mfs_perm_init(fs) < 0 || mfs_defer_init(fs) < 0) {
 		mfs_free(fs);
 		return NULL;
 	}
@@ -40,6 +40,8 @@ void mfs_free(struct mfs *fs)
 	if (!fs)
 		return;
 	mfs_notifier_join(fs);
+	mfs_defer_free(fs);
+	mfs_handles_fini(fs);
 	mfs_perm_fini(fs);
 	mfs_nodes_fini(fs);
 	pthread_mutex_destroy(&fs->lock);
@@ -68,4 +70,5 @@ void mfs_stop(struct mfs *fs)
 {
 	mfs_notifier_stop(fs);
 	mfs_feed_stop(fs);
+	mfs_defer_stop(fs);
 }

@@ -1,8 +1,10 @@
-/* Private to fs/: the inode table, open handles, the notifier and the feed.
+/* Private to fs/: the inode table, open handles, the notifier, the feed and
+ * the requests that wait for a service's plugins.
  *
  * How fs/ is laid out (arrows are calls; none goes back):
  *
- *     fs.c (session) -> echo.c (the notifier's requests) -> ops.c (entry points)
+ *     fs.c (session) -> echo.c (the notifier's requests) -> defer.c (requests
+ *                       that wait for a service's plugins) -> ops.c (entry points)
  *     ops.c, echo.c  -> req.c (prologue, stat, entry replies, errno policy)
  *     req.c          -> kind.c (one row per node kind) -> kind_*.c (the rows' work)
  *     kind_*.c       -> rendered.c, handle.c, node.c, feed.c, notify.c, core
@@ -18,15 +20,22 @@
  *     calls. fs/ calls core holding none of its own locks, so core may run
  *     plugin callbacks and exec hooks for as long as they take; core calls
  *     back only into the event listeners (notify.c, feed.c), outside its
- *     locks (events.c).
+ *     locks (events.c). A request that may take a service's op_lock (a
+ *     reconfiguration, plugins mkdir/rmdir, status, rmdir of the service)
+ *     is run by a thread of defer.c, never by a FUSE worker thread: a hook
+ *     that waits holds that service's op_lock and one thread of defer.c,
+ *     nothing another service needs.
  *  2. struct handle's lock guards the handle's text, have, doc and applied:
  *     held only to copy or swap them, never across core or a reply.
  *  3. mfeed's lock guards the parked reads, the feed's pollers and the
  *     events cursors; held across fuse_reply_buf to a parked read (a reply
  *     never waits on the mount) and across mev_ring_read (the ring's lock,
  *     a leaf).
- *  4. mnotifier's lock guards its queue and its pending set; mfs_echoes's
- *     lock the echo under way. Leaves.
+ *  4. mnotifier's lock guards its queue, its held items and its pending
+ *     set; mfs_echoes's lock the echo under way; mfs_defer's lock its
+ *     queues and threads (defer.c). Leaves: the notifier asks defer.c
+ *     whether a service is busy, and defer.c kicks the notifier, each
+ *     holding neither.
  *  5. mfs.lock guards the table (by_ino, by_name, count, next_ino), every
  *     field of every node below (name, parent, nlookup, refs, obj_id, svc,
  *     hashed, pending, cache_ok, cache_mtime, polls), and the handle table
@@ -118,6 +127,7 @@ struct mnotifier;
 struct mfeed;
 struct mfs_echoes;
 struct mfs_perm;
+struct mfs_defer;
 
 #define MFS_HANDLE_BUCKETS 256
 
@@ -141,6 +151,7 @@ struct mfs {
 	struct mfs_echoes *echoes; /* the notifier's; NULL before start and after join */
 	struct mfeed *feed;
 	struct mfs_perm *perm; /* owners and modes set by chmod and chown (perm.c) */
+	struct mfs_defer *defer;
 
 	/* Open files that have a handle, by id (fi->fh). */
 	struct handle *handles[MFS_HANDLE_BUCKETS];
@@ -233,6 +244,8 @@ struct handle *mfs_handle_get(struct mfs *fs, const struct fuse_file_info *fi);
 void mfs_handle_put(struct mfs *fs, struct handle *h); /* accepts NULL */
 /* The open file is closed: its id goes, the handle with its last reference. */
 void mfs_handle_release(struct mfs *fs, uint64_t id);
+/* The daemon stops with files still open (the kernel releases them no more). */
+void mfs_handles_fini(struct mfs *fs);
 /* poll(): keeps ph (replacing an older one) and puts h on n's poll list. */
 void mfs_handle_poll(struct mfs *fs, struct handle *h, struct mnode *n, struct fuse_pollhandle *ph);
 /* Wakes the poll() waiters on a node (notifier thread only). */
@@ -262,6 +275,9 @@ void mfs_req_end(void);
 void mfs_notify_created(struct mfs *fs, const char *path);
 /* Asks for the kernel's cache of a node's data and attributes to be dropped. */
 void mfs_notify_inval_inode(struct mfs *fs, uint64_t ino);
+/* A service's requests that waited for its plugins are all answered: the
+ * echoes held back for it go (defer.c calls it, holding no lock). */
+void mfs_notifier_kick(struct mfs *fs);
 
 /* Echoes: the notifier's own requests, to be answered without changing
  * anything (echo.c answers them; echoes.c says which is under way). */
@@ -280,6 +296,19 @@ enum mfs_echo mfs_echo_current(struct mfs *fs);
 const struct fuse_lowlevel_ops *mfs_ops(void);
 /* A table that answers the notifier's requests and hands every other to real. */
 const struct fuse_lowlevel_ops *mfs_echo_wrap(const struct fuse_lowlevel_ops *real);
+
+/* ---- defer.c: requests that wait for a service's plugins ---- */
+
+/* A table that hands such requests to their service's queue, served by
+ * threads of defer.c, and every other to real. */
+const struct fuse_lowlevel_ops *mfs_defer_wrap(const struct fuse_lowlevel_ops *real);
+int mfs_defer_init(struct mfs *fs);
+/* After the request loop: queued requests get ENOTCONN, the threads end. */
+void mfs_defer_stop(struct mfs *fs);
+void mfs_defer_free(struct mfs *fs); /* stops first */
+/* True while requests for the service called svc wait or run (the
+ * notifier asks it, holding no lock). */
+bool mfs_defer_busy(struct mfs *fs, const char *svc);
 
 /* ---- feed.c: the events feed ---- */
 

@@ -90,6 +90,13 @@ void mfs_handle_release(struct mfs *fs, uint64_t id)
 	mfs_handle_put(fs, h);
 }
 
+void mfs_handles_fini(struct mfs *fs)
+{
+	for (size_t i = 0; i < MFS_HANDLE_BUCKETS; i++)
+		while (fs->handles[i])
+			mfs_handle_release(fs, fs->handles[i]->id);
+}
+
 void mfs_handle_poll(struct mfs *fs, struct handle *h, struct mnode *n, struct fuse_pollhandle *ph)
 {
 	struct fuse_pollhandle *old = NULL;

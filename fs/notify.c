@@ -64,7 +64,11 @@ struct mnotifier {
 	pthread_cond_t cond;
 	struct item *head, *tail;
 	size_t len;
-	struct mkv *pending; /* dedup keys of queued items */
+	struct mkv *pending; /* dedup keys of queued and held items */
+	/* Items of services with requests waiting for their plugins (defer.c),
+	 * in order; counted in len. */
+	struct item *held, *held_tail;
+	uint64_t kicks; /* counts mfs_notifier_kick calls */
 	bool stop;
 	struct mfs_snaps *snaps; /* the thread's own */
 };
@@ -290,6 +294,58 @@ static void apply_event(struct mfs *fs, struct item *it)
 	}
 }
 
+/* An echo in a service with requests waiting for its plugins could wait in
+ * the kernel for a lock one of them holds (config.ini, a key, plugins/ or
+ * config/ held by a write or mkdir in flight) as long as the service's
+ * hooks run, and every other service's echoes would wait behind it. So
+ * such an item waits, with what follows it for the same service, until
+ * the service's queue is empty (mfs_notifier_kick); nothing is lost, a
+ * resync compares states. The store is never held by such a request. */
+static bool must_wait(struct mfs *fs, struct mnotifier *nt, const struct item *it)
+{
+	char svc[MU_NAME_MAX + 1];
+	if (it->kind == IT_RESYNC) {
+		snprintf(svc, sizeof(svc), "%s", it->path);
+	} else if (it->kind != IT_EVENT || !service_of(it->path, svc, sizeof(svc))) {
+		return false;
+	} else {
+		const char *rest = it->path + strlen(mtree_name(MTREE_SERVICES)) + 1 + strlen(svc);
+		const char *store = mtree_name(MTREE_STORE);
+		if (*rest == '/' && strncmp(rest + 1, store, strlen(store)) == 0 &&
+		    (rest[1 + strlen(store)] == '/' || !rest[1 + strlen(store)]))
+			return false;
+	}
+	bool behind = false;
+	pthread_mutex_lock(&nt->lock);
+	for (struct item *h = nt->held; h && !behind; h = h->next) {
+		char other[MU_NAME_MAX + 1];
+		behind = h->kind == IT_RESYNC ? strcmp(h->path, svc) == 0
+		                              : service_of(h->path, other, sizeof(other)) &&
+		                                        strcmp(other, svc) == 0;
+	}
+	pthread_mutex_unlock(&nt->lock);
+	return behind || mfs_defer_busy(fs, svc);
+}
+
+void mfs_notifier_kick(struct mfs *fs)
+{
+	struct mnotifier *nt = fs->notifier;
+	if (!nt)
+		return;
+	pthread_mutex_lock(&nt->lock);
+	nt->kicks++;
+	if (nt->held) {
+		/* First again, in their order. */
+		nt->held_tail->next = nt->head;
+		if (!nt->head)
+			nt->tail = nt->held_tail;
+		nt->head = nt->held;
+		nt->held = nt->held_tail = NULL;
+		pthread_cond_signal(&nt->cond);
+	}
+	pthread_mutex_unlock(&nt->lock);
+}
+
 static void *run(void *arg)
 {
 	struct mfs *fs = arg;
@@ -307,6 +363,28 @@ static void *run(void *arg)
 		nt->head = it->next;
 		if (!nt->head)
 			nt->tail = NULL;
+		uint64_t kicks = nt->kicks;
+		pthread_mutex_unlock(&nt->lock);
+		bool wait = must_wait(fs, nt, it);
+		pthread_mutex_lock(&nt->lock);
+		if (wait && nt->kicks != kicks) {
+			/* A queue emptied meanwhile, maybe this service's,
+			 * whose kick found nothing held yet: ask again. */
+			it->next = nt->head;
+			nt->head = it;
+			if (!nt->tail)
+				nt->tail = it;
+			continue;
+		}
+		if (wait) {
+			it->next = NULL;
+			if (nt->held_tail)
+				nt->held_tail->next = it;
+			else
+				nt->held = it;
+			nt->held_tail = it;
+			continue;
+		}
 		nt->len--;
 		/* Taken off the set first: a change from now on queues again. */
 		if (it->key)
@@ -391,9 +469,12 @@ void mfs_notifier_join(struct mfs *fs)
 	pthread_join(nt->thread, NULL);
 	fs->notifier = NULL;
 	mfs_echoes_stop(fs);
-	while (nt->head) {
-		struct item *it = nt->head;
-		nt->head = it->next;
+	while (nt->head || nt->held) {
+		struct item *it = nt->head ? nt->head : nt->held;
+		if (it == nt->head)
+			nt->head = it->next;
+		else
+			nt->held = it->next;
 		item_free(it);
 	}
 	mfs_snaps_free(nt->snaps);

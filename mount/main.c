@@ -29,11 +29,13 @@
 #define MALLAFS_VERSION "unknown"
 #endif
 
-/* A blocked read of `events` is parked and holds no worker thread, but a
- * slow exec hook holds the thread of the request that ran it (and that
- * service's configuration lock), and the notifier's own requests need a
- * free thread to be answered. libfuse's default of 10 is tight for a node
- * with many services; idle threads cost little. */
+/* No request holds a worker thread for long: a blocked read of `events`
+ * is parked, and a request that waits for a service's plugins (an exec
+ * hook may run for its timeout) is handed to that service's queue, served
+ * by threads of its own (fs/defer.c). Workers still run many short
+ * requests at once (readers, writers, the notifier's echoes, which need a
+ * free thread to be answered); libfuse's default of 10 is tight for a node
+ * with many busy services, and idle threads cost little. */
 #define MALLAFS_MAX_THREADS 64
 
 struct mopts {
@@ -142,7 +144,7 @@ static void print_help(const char *prog)
 	       "    --plugin-dir=DIR, -o plugin_dir=DIR\n"
 	       "                           look up external plugins as DIR/NAME.so\n"
 	       "    -o max_threads=N       at most N worker threads (mallafs's default: %d;\n"
-	       "                           a running exec hook holds one)\n"
+	       "                           a running exec hook holds none)\n"
 	       "    -o max_memory=SIZE     all stores and the node configuration together\n"
 	       "                           hold at most SIZE bytes of keys and values (a\n"
 	       "                           number, or with K, M or G for KiB, MiB, GiB);\n"
