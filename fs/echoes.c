@@ -41,6 +41,13 @@ int mfs_echoes_start(struct mfs *fs)
 	return 0;
 }
 
+void mfs_echoes_kill(struct mfs *fs)
+{
+	struct mfs_echoes *ec = fs->echoes;
+	if (ec)
+		mfs_echoproc_kill(ec->proc);
+}
+
 void mfs_echoes_stop(struct mfs *fs)
 {
 	struct mfs_echoes *ec = fs->echoes;

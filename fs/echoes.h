@@ -8,6 +8,9 @@
 
 /* Starts the echo process; fs->echoes from then on. 0 or -errno. */
 int mfs_echoes_start(struct mfs *fs);
+/* Kills the process at shutdown, so that an echo under way ends at once
+ * (the notifier's thread is stopping); accepts none. */
+void mfs_echoes_kill(struct mfs *fs);
 /* Ends it, once nothing echoes any more (after the unmount); accepts none. */
 void mfs_echoes_stop(struct mfs *fs);
 

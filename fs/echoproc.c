@@ -254,6 +254,12 @@ int mfs_echoproc_do(struct mfs_echoproc *ep, enum mfs_echo_op op, const char *pa
 	return -r;
 }
 
+void mfs_echoproc_kill(struct mfs_echoproc *ep)
+{
+	if (ep)
+		kill(ep->pid, SIGKILL); /* unreaped until stop: the pid is still its */
+}
+
 void mfs_echoproc_stop(struct mfs_echoproc *ep)
 {
 	if (!ep)

@@ -23,6 +23,10 @@ pid_t mfs_echoproc_pid(const struct mfs_echoproc *ep);
 /* Does op on the absolute path and waits for the child's answer: 0 or -errno
  * (-EPIPE when the child is gone). */
 int mfs_echoproc_do(struct mfs_echoproc *ep, enum mfs_echo_op op, const char *path);
+/* Kills the child at once, so that an echo blocked on the mount ends
+ * (-EPIPE): at shutdown, when nobody serves the mount any more. The
+ * structure stays for mfs_echoproc_stop. Accepts NULL. */
+void mfs_echoproc_kill(struct mfs_echoproc *ep);
 /* Ends the child and waits for it; accepts NULL. */
 void mfs_echoproc_stop(struct mfs_echoproc *ep);
 

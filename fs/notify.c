@@ -70,6 +70,8 @@ struct mnotifier {
 	struct item *held, *held_tail;
 	uint64_t kicks; /* counts mfs_notifier_kick calls */
 	bool stop;
+	bool done;               /* the thread has left its loop: it writes to /dev/fuse no more */
+	bool joined;             /* and mfs_notifier_stop joined it */
 	struct mfs_snaps *snaps; /* the thread's own */
 };
 
@@ -405,6 +407,8 @@ static void *run(void *arg)
 		item_free(it);
 		pthread_mutex_lock(&nt->lock);
 	}
+	nt->done = true;
+	pthread_cond_broadcast(&nt->cond);
 	pthread_mutex_unlock(&nt->lock);
 	return NULL;
 }
@@ -457,8 +461,28 @@ void mfs_notifier_stop(struct mfs *fs)
 	mev_ring_remove_listener(mrt_events(fs->rt), listener, fs);
 	pthread_mutex_lock(&nt->lock);
 	nt->stop = true;
-	pthread_cond_signal(&nt->cond);
+	pthread_cond_broadcast(&nt->cond);
 	pthread_mutex_unlock(&nt->lock);
+
+	/* Nobody serves the mount any more: an echo under way would wait for
+	 * the unmount. Ending it lets the thread leave now, so that it never
+	 * writes to the session while the unmount closes it. A write to the
+	 * kernel that waits for a folder's lock (held by a caller whose
+	 * request nobody will read) still ends only with the unmount: after a
+	 * bounded wait the thread is joined after it (mfs_notifier_join). */
+	mfs_echoes_kill(fs);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	pthread_mutex_lock(&nt->lock);
+	while (!nt->done && pthread_cond_timedwait(&nt->cond, &nt->lock, &until) == 0)
+		;
+	bool done = nt->done;
+	pthread_mutex_unlock(&nt->lock);
+	if (done) {
+		pthread_join(nt->thread, NULL);
+		nt->joined = true;
+	}
 }
 
 void mfs_notifier_join(struct mfs *fs)
@@ -466,7 +490,8 @@ void mfs_notifier_join(struct mfs *fs)
 	struct mnotifier *nt = fs->notifier;
 	if (!nt)
 		return;
-	pthread_join(nt->thread, NULL);
+	if (!nt->joined)
+		pthread_join(nt->thread, NULL);
 	fs->notifier = NULL;
 	mfs_echoes_stop(fs);
 	while (nt->head || nt->held) {
