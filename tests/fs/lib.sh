@@ -279,8 +279,29 @@ mfs_spawn()
 # Kills a process started with mfs_spawn and reaps it.
 mfs_kill_child()
 {
-	kill -9 "$1" 2>/dev/null
+	mfs_kill_ours 9 "$1"
 	wait "$1" 2>/dev/null
+	return 0
+}
+
+# mfs_kill_ours SIGNAL PID...: signals those of the PIDs that are still
+# processes of this test (children of its shell). A helper that exited may
+# have its PID taken by any new process (pid_max is 32768 here, and tests
+# start thousands), another test's daemon included: that one must never be
+# hit. Our own daemon is spared too; it is stopped on purpose elsewhere.
+mfs_kill_ours()
+{
+	local sig=$1 pid stat rest state ppid
+	shift
+	for pid in "$@"; do
+		[[ -n $pid && $pid != "$MFS_PID" ]] || continue
+		stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+		rest=${stat##*) }
+		read -r state ppid _ <<<"$rest"
+		if [[ $ppid == "$$" && $state != Z ]]; then
+			kill -"$sig" "$pid" 2>/dev/null
+		fi
+	done
 	return 0
 }
 
@@ -930,9 +951,7 @@ mfs_cleanup()
 	fi
 	mfs_watchdog_stop
 	local pid m busy=0
-	for pid in "${MFS_CHILDREN[@]}"; do
-		kill -9 "$pid" 2>/dev/null
-	done
+	mfs_kill_ours 9 "${MFS_CHILDREN[@]}"
 	if [[ -n $MFS_TMP && -d $MFS_TMP ]]; then
 		for m in "$MFS_TMP"/mnt*; do
 			# What a dead or hung daemon left mounted. Aborting first

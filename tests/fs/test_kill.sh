@@ -182,7 +182,7 @@ for round in $(seq 1 "$KILL_ROUNDS"); do
 	t_gone=$(($(mfs_now_ms) - t0))
 	# Its helpers go first: an open file of theirs would make the unmount
 	# busy (one that does not die is blocked on the mount, reported below).
-	kill -9 "${BURST[@]}" "$WATCH" "$FEED" 2>/dev/null
+	mfs_kill_ours 9 "${BURST[@]}" "$WATCH" "$FEED"
 	mfs_poll 2000 all_dead "${BURST[@]}" "$WATCH" "$FEED"
 	# fusermount3 -u, tried again for 2 s while busy (a process still
 	# finishing a call on the dead connection holds the mount a moment).

@@ -83,7 +83,7 @@ watch()
 		fail "watchprobe inotify ... -- $(mfs_cmdline "$@")" "$(cat "$f.wperr")"
 	fi
 	# watchprobe saw silence: inotifywait, fed the same events, has them.
-	kill "$iw" 2>/dev/null
+	mfs_kill_ours TERM "$iw"
 	wait "$iw" 2>/dev/null
 	IW_OUT=$(normalize iw "$f.iw")
 	WP_OUT=$(normalize wp "$f.wp")
@@ -743,7 +743,7 @@ else
 	fail "burst: ttl expired the 100 keys" "$(ls "$T/store" | head)"
 fi
 sleep 0.3
-kill "$biw" 2>/dev/null
+mfs_kill_ours TERM "$biw"
 wait "$biw" 2>/dev/null
 mfs_kill_child "$bcat"
 
