@@ -355,17 +355,6 @@ static char *unmask(const char *s)
 	return c;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Appends the bytes of one quoted piece ("..." with escapes, as inih gives
  * it: trimmed) to st->value. */
 static int unquote(struct ini_state *st, const char *piece)
@@ -401,8 +390,9 @@ static int unquote(struct ini_state *st, const char *piece)
 				c = '\r';
 				break;
 			case 'x': {
-				int hi = i + 2 < n - 1 ? hex_digit(piece[i + 1]) : -1;
-				int lo = hi >= 0 ? hex_digit(piece[i + 2]) : -1;
+				int hi = i + 2 < n - 1 ? mu_hex_digit((unsigned char)piece[i + 1])
+				                       : -1;
+				int lo = hi >= 0 ? mu_hex_digit((unsigned char)piece[i + 2]) : -1;
 				if (lo < 0 || (hi == 0 && lo == 0)) {
 					ini_fail(st, -EINVAL, "\\x takes two hex digits, not 00");
 					return -EINVAL;

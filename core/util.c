@@ -318,3 +318,14 @@ void mallafs_reason_set(struct mallafs_reason *why, const char *fmt, ...)
 	vsnprintf(why->text, sizeof(why->text), fmt, ap);
 	va_end(ap);
 }
+
+int mu_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -39,6 +39,9 @@ int mu_buf_vprintf(struct mu_buf *b, const char *fmt, va_list ap)
 char *mu_buf_steal(struct mu_buf *b, size_t *ret_len);
 void mu_buf_free(struct mu_buf *b);
 
+/* The value of a hexadecimal digit, -1 for any other byte. */
+int mu_hex_digit(int c);
+
 /* The hash of every table keyed by names users choose (store keys, config
  * keys, registry names, inodes by name): SipHash-1-3 under a key drawn from
  * getrandom() once per daemon start, so nobody outside the daemon can pick

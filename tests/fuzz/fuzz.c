@@ -34,17 +34,6 @@ void fuzz_quiet_log(void)
 	mu_log_set_sink(drop_line, NULL, MU_LOG_DEBUG);
 }
 
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Unescapes s[0..n) into a new argument, "$$" becoming our PID. */
 static void unescape(const uint8_t *s, size_t n, struct fuzz_arg *ret)
 {
@@ -77,8 +66,10 @@ static void unescape(const uint8_t *s, size_t n, struct fuzz_arg *ret)
 			out[o++] = ' ';
 			break;
 		case 'x':
-			if (i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-				out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			if (i + 2 < n && mu_hex_digit(s[i + 1]) >= 0 &&
+			    mu_hex_digit(s[i + 2]) >= 0) {
+				out[o++] = (char)(mu_hex_digit(s[i + 1]) * 16 +
+				                  mu_hex_digit(s[i + 2]));
 				i += 2;
 				break;
 			}
