@@ -42,6 +42,7 @@
  * -EAGAIN when the key was written since. */
 #include "builtin.h"
 #include "plugin_util.h"
+#include "util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -119,14 +120,9 @@ static int64_t now_ns(void)
 
 static uint64_t hash_key(const char *key)
 {
-	/* FNV-1a: short keys, no adversary that gains anything by collisions
-	 * beyond slowing their own service. */
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-		h ^= *p;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	/* Keys are the users' choice: the daemon's keyed hash, so that no
+	 * choice of names crowds one bucket. */
+	return mu_hash(key, strlen(key));
 }
 
 static struct ttl_entry *table_find(struct ttl *t, const char *key, uint64_t h)
