@@ -336,7 +336,8 @@ static void test_on_stop(void **state)
 {
 	struct fixture *f = *state;
 	struct msvc_status st;
-	const char *marker = path_in(f, "stopped");
+	char marker[512]; /* its own copy: path_in's buffers are reused */
+	snprintf(marker, sizeof(marker), "%s", path_in(f, "stopped"));
 	assert_int_equal(make_svc(f, NULL, "api",
 	                          fmt("[app]\nx = 1\n[exec]\non_stop = cat > %s\n", marker),
 	                          &f->svc),
@@ -351,12 +352,10 @@ static void test_on_stop(void **state)
 	/* A failing on_stop is only logged. */
 	unlink(marker);
 	struct mallafs_svc *other = NULL;
-	assert_int_equal(
-	        make_svc(f, NULL, "other",
-	                 fmt("[exec]\non_stop = touch %s; echo 'flush failed' >&2; exit 2\n",
-	                     marker),
-	                 &other),
-	        0);
+	char ini[700];
+	snprintf(ini, sizeof(ini), "[exec]\non_stop = touch %s; echo 'flush failed' >&2; exit 2\n",
+	         marker);
+	assert_int_equal(make_svc(f, NULL, "other", ini, &other), 0);
 	free_svc(other);
 	assert_int_equal(access(marker, F_OK), 0);
 	assert_true(log_has("4 service other: exec: flush failed\n"));
