@@ -2,8 +2,9 @@
  * nullfs: the do-nothing FUSE filesystem that the benchmark runs next to
  * mallafs. It keeps regular files in memory in one flat root folder and makes
  * the caching choices mallafs makes (1 s entry and attr timeouts, keep_cache
- * while a file is unchanged), so the mallafs/nullfs ratio is the cost of
- * mallafs itself and nullfs/tmpfs the cost of FUSE.
+ * while a file is unchanged; run.sh mounts it with default_permissions, as
+ * mallafs always is), so the mallafs/nullfs ratio is the cost of mallafs
+ * itself and nullfs/tmpfs the cost of FUSE.
  *
  *     nullfs [-s] [-d] [-o OPTION] MOUNTPOINT
  *
