@@ -20,8 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +29,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "plugin_util.h"
 
 /* 32-bit architectures that once had 16-bit ids name the 32-bit calls so. */
 #ifdef SYS_setresuid32
@@ -54,60 +54,6 @@
 #define EXEC_FD_LIMIT_MAX (1 << 20)
 
 /* ---- before the fork ---- */
-
-/* The passwd entry of uid into pw (its strings in *buf, which the caller
- * frees). Returns 1 found, 0 not found, or -errno. */
-static int passwd_of(uid_t uid, struct passwd *pw, char **buf)
-{
-	size_t len = 4096;
-	for (;;) {
-		char *b = realloc(*buf, len);
-		if (!b)
-			return -ENOMEM;
-		*buf = b;
-		struct passwd *res = NULL;
-		int r = getpwuid_r(uid, pw, b, len, &res);
-		if (r == ERANGE && len < (1u << 20)) {
-			len *= 2;
-			continue;
-		}
-		if (r == 0 || r == ENOENT || r == ESRCH)
-			return res != NULL;
-		return -r;
-	}
-}
-
-/* The supplementary groups: for a user the passwd database knows (pw), its
- * groups with gid among them, as the group database has them; else gid
- * alone. */
-static int groups_of(const struct passwd *pw, gid_t gid, struct exec_cred *cred)
-{
-	long max = sysconf(_SC_NGROUPS_MAX);
-	int n = pw ? 32 : 1;
-	if (max <= 0)
-		max = 65536;
-	for (;;) {
-		gid_t *g = realloc(cred->groups, (size_t)n * sizeof(*g));
-		if (!g)
-			return -ENOMEM;
-		cred->groups = g;
-		if (!pw) {
-			g[0] = gid;
-			cred->ngroups = 1;
-			return 0;
-		}
-		int got = n;
-		if (getgrouplist(pw->pw_name, gid, g, &got) >= 0) {
-			cred->ngroups = (size_t)got;
-			return 0;
-		}
-		/* got is how many there are; older libcs leave it alone. */
-		int want = got > n ? got : 2 * n;
-		if (want > max)
-			return -E2BIG;
-		n = want;
-	}
-}
 
 static int env_build(struct mallafs_svc *svc, const char *hook, const char *home,
                      struct exec_cred *cred)
@@ -142,8 +88,7 @@ static int fd_limit(void)
 int exec_cred_get(struct mallafs_svc *svc, const char *hook, const char *cmd,
                   struct exec_cred *cred, char *detail, size_t n)
 {
-	struct passwd pw;
-	char *buf = NULL;
+	char *home = NULL;
 	uid_t uid, euid = geteuid();
 	gid_t gid, egid = getegid();
 	int r;
@@ -171,25 +116,22 @@ int exec_cred_get(struct mallafs_svc *svc, const char *hook, const char *cmd,
 	/* A daemon that is not root runs its own services' hooks as it is. */
 	cred->change = euid == 0;
 
-	r = passwd_of(uid, &pw, &buf);
+	/* The groups only where the child switches to them. */
+	r = pu_user_lookup(uid, gid, cred->change ? &cred->groups : NULL, &cred->ngroups, &home);
+	if (r == -E2BIG) {
+		snprintf(detail, n, "cannot list the groups of uid %lu: %s", (unsigned long)uid,
+		         strerror(-r));
+		goto out;
+	}
 	if (r < 0) {
 		snprintf(detail, n, "cannot look up uid %lu: %s", (unsigned long)uid, strerror(-r));
 		goto out;
 	}
-	const struct passwd *known = r == 1 ? &pw : NULL;
-	if (cred->change) {
-		r = groups_of(known, gid, cred);
-		if (r < 0) {
-			snprintf(detail, n, "cannot list the groups of uid %lu: %s",
-			         (unsigned long)uid, strerror(-r));
-			goto out;
-		}
-	}
-	r = env_build(svc, hook, known && known->pw_dir[0] ? known->pw_dir : "/", cred);
+	r = env_build(svc, hook, home, cred);
 	if (r < 0)
 		snprintf(detail, n, "%s", strerror(-r));
 out:
-	free(buf);
+	free(home);
 	if (r < 0)
 		exec_cred_free(cred);
 	return r < 0 ? r : 0;

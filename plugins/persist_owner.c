@@ -18,8 +18,6 @@
 #include "persist_i.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +25,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "plugin_util.h"
+
 #ifdef SYS_setgroups32
 #define PERSIST_SYS_SETGROUPS SYS_setgroups32 /* 32-bit gids on 16-bit-uid ABIs */
 #else
 #define PERSIST_SYS_SETGROUPS SYS_setgroups
 #endif
-
-/* Beyond any kernel's NGROUPS_MAX (65536). */
-#define PERSIST_GROUPS_MAX 65536
 
 static int cmp_gid(const void *a, const void *b)
 {
@@ -85,63 +82,20 @@ static gid_t *copy_groups(const gid_t *v, size_t n)
 }
 
 /* The user database's groups of uid with gid as its primary group, or gid
- * alone when uid has no entry. */
+ * alone when uid has no entry; sorted, as thread_groups gives them. */
 static int user_groups(uid_t uid, gid_t gid, gid_t **ret, size_t *ret_n, struct mallafs_reason *why)
 {
-	struct passwd pw, *found = NULL;
-	size_t blen = 4096;
-	char *buf = NULL;
-	int r;
-	for (;;) {
-		char *nb = realloc(buf, blen);
-		if (!nb) {
-			free(buf);
-			return -ENOMEM;
-		}
-		buf = nb;
-		r = getpwuid_r(uid, &pw, buf, blen, &found);
-		if (r != ERANGE || blen >= (1 << 20))
-			break;
-		blen *= 2;
+	int r = pu_user_lookup(uid, gid, ret, ret_n, NULL);
+	if (r == -E2BIG) {
+		mallafs_reason_set(why, "cannot list the groups of uid %u", (unsigned)uid);
+		return -EINVAL;
 	}
-	if (r != 0 || !found) {
-		free(buf);
-		if (r != 0 && r != ENOENT && r != ESRCH) {
-			mallafs_reason_set(why, "cannot look up uid %u in the user database: %s",
-			                   (unsigned)uid, strerror(r));
-			return -r;
-		}
-		*ret = copy_groups(&gid, 1);
-		*ret_n = 1;
-		return *ret ? 0 : -ENOMEM;
+	if (r < 0) {
+		mallafs_reason_set(why, "cannot look up uid %u in the user database: %s",
+		                   (unsigned)uid, strerror(-r));
+		return r;
 	}
-	int n = 32;
-	gid_t *v = NULL;
-	for (;;) {
-		gid_t *nv = realloc(v, (size_t)n * sizeof(*v));
-		if (!nv) {
-			free(v);
-			free(buf);
-			return -ENOMEM;
-		}
-		v = nv;
-		int want = n;
-		if (getgrouplist(pw.pw_name, gid, v, &want) >= 0) {
-			n = want;
-			break;
-		}
-		if (want <= n || want > PERSIST_GROUPS_MAX) {
-			mallafs_reason_set(why, "cannot list the groups of user %s", pw.pw_name);
-			free(v);
-			free(buf);
-			return -EINVAL;
-		}
-		n = want;
-	}
-	free(buf);
-	qsort(v, (size_t)n, sizeof(*v), cmp_gid);
-	*ret = v;
-	*ret_n = (size_t)n;
+	qsort(*ret, *ret_n, sizeof(**ret), cmp_gid);
 	return 0;
 }
 

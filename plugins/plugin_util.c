@@ -1,11 +1,15 @@
 #include "plugin_util.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 const char *pu_excerpt(const char *v, char *buf, size_t len)
 {
@@ -86,4 +90,86 @@ int pu_thread_start(pthread_t *ret, const char *name, void *(*fn)(void *arg), vo
 	if (r < 0)
 		free(ts);
 	return r;
+}
+
+/* uid's passwd entry into pw, its strings in *buf (the caller frees it).
+ * 1 found, 0 no entry, or -errno. */
+static int passwd_of(uid_t uid, struct passwd *pw, char **buf)
+{
+	for (size_t len = 4096;; len *= 2) {
+		char *b = realloc(*buf, len);
+		if (!b)
+			return -ENOMEM;
+		*buf = b;
+		struct passwd *found = NULL;
+		int r = getpwuid_r(uid, pw, b, len, &found);
+		if (r == ERANGE && len < (1u << 20))
+			continue;
+		if (r == 0 || r == ENOENT || r == ESRCH)
+			return found != NULL;
+		return -r;
+	}
+}
+
+static int groups_of(const char *user, gid_t gid, gid_t **ret, size_t *ret_n)
+{
+	long max = sysconf(_SC_NGROUPS_MAX);
+	gid_t *g = NULL;
+	if (max <= 0)
+		max = 65536;
+	for (int n = 32;;) {
+		gid_t *ng = realloc(g, (size_t)n * sizeof(*g));
+		if (!ng) {
+			free(g);
+			return -ENOMEM;
+		}
+		g = ng;
+		int got = n;
+		if (getgrouplist(user, gid, g, &got) >= 0) {
+			*ret = g;
+			*ret_n = (size_t)got;
+			return 0;
+		}
+		/* got is how many there are; older libcs leave it alone. */
+		int want = got > n ? got : 2 * n;
+		if (want > max) {
+			free(g);
+			return -E2BIG;
+		}
+		n = want;
+	}
+}
+
+int pu_user_lookup(uid_t uid, gid_t gid, gid_t **ret_groups, size_t *ret_n, char **ret_home)
+{
+	struct passwd pw;
+	char *buf = NULL, *home = NULL;
+	gid_t *groups = NULL;
+	size_t n = 0;
+	int r = passwd_of(uid, &pw, &buf);
+	bool known = r == 1;
+	if (r >= 0 && ret_groups) {
+		if (known) {
+			r = groups_of(pw.pw_name, gid, &groups, &n);
+		} else if ((groups = malloc(sizeof(*groups)))) {
+			groups[0] = gid;
+			n = 1;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	if (r >= 0 && ret_home && !(home = strdup(known && pw.pw_dir[0] ? pw.pw_dir : "/")))
+		r = -ENOMEM;
+	free(buf);
+	if (r < 0) {
+		free(groups);
+		return r;
+	}
+	if (ret_groups) {
+		*ret_groups = groups;
+		*ret_n = n;
+	}
+	if (ret_home)
+		*ret_home = home;
+	return 0;
 }

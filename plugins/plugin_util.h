@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* A short, printable excerpt of v (not NULL) for a reason line, in buf of
  * len bytes (at least 4): a value can hold newlines (config.ini
@@ -33,5 +34,14 @@ int pu_cond_init_monotonic(pthread_cond_t *cond);
  * named name ("mallafs-...", cut to the kernel's 15 bytes) for ps, top and
  * gdb before fn runs. Returns 0 or -errno. */
 int pu_thread_start(pthread_t *ret, const char *name, void *(*fn)(void *arg), void *arg);
+
+/* What the user database says of uid, for acting as a service's owner (exec
+ * before it forks a hook, persist's thread): with ret_groups, its
+ * supplementary groups with gid as the primary group, in the database's
+ * order (malloc'd; gid alone when uid has no entry); with ret_home, its home
+ * folder (malloc'd; "/" when it has none). Returns 0; -E2BIG when the user
+ * has more groups than any kernel allows (NGROUPS_MAX); else -errno of the
+ * lookup (-ENOMEM included). */
+int pu_user_lookup(uid_t uid, gid_t gid, gid_t **ret_groups, size_t *ret_n, char **ret_home);
 
 #endif

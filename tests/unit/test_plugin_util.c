@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -51,10 +52,40 @@ static void test_thread_start(void **state)
 	assert_string_equal(s.name, "mallafs-persist");
 }
 
+/* The user database's view of a user: root (in every passwd), a uid with no
+ * entry (its gid alone, home "/"), and the groups left out when not asked. */
+static void test_user_lookup(void **state)
+{
+	gid_t *g = NULL;
+	size_t n = 0;
+	char *home = NULL;
+	assert_int_equal(pu_user_lookup(0, 0, &g, &n, &home), 0);
+	assert_true(n >= 1);
+	assert_int_equal(g[0], 0);
+	assert_string_equal(home, "/root");
+	free(g);
+	free(home);
+
+	g = NULL;
+	home = NULL;
+	assert_int_equal(pu_user_lookup(4242424, 4343, &g, &n, &home), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(g[0], 4343);
+	assert_string_equal(home, "/");
+	free(g);
+	free(home);
+
+	home = NULL;
+	assert_int_equal(pu_user_lookup(0, 0, NULL, NULL, &home), 0);
+	assert_string_equal(home, "/root");
+	free(home);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_thread_start),
+	        cmocka_unit_test(test_user_lookup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
