@@ -39,62 +39,28 @@
 
 #include "events.h"
 #include "kind.h"
+#include "kv.h"
 #include "runtime.h"
 #include "service.h"
 #include "util.h"
 
 #define PATH_MAX_LEN 1100 /* services/NAME/config/SECTION/KEY: 4 names and a bit */
 
+/* What chmod and chown set on one node: the value of its path in the table. */
 struct ov {
-	struct ov *next;
-	uint64_t hash;
 	bool has_owner, has_mode;
 	uid_t uid;
 	gid_t gid;
 	mode_t mode;
-	char path[]; /* relative to the mount */
 };
 
 struct mfs_perm {
 	pthread_mutex_t lock; /* leaf: guards the table */
-	struct ov **buckets;
-	size_t nbuckets;      /* a power of two */
+	struct mkv *table;    /* path (relative to the mount) -> struct ov */
 	_Atomic size_t count; /* read without the lock: 0 skips every lookup */
 };
 
 /* ---- the table ---- */
-
-static uint64_t path_hash(const char *path)
-{
-	return mu_hash(path, strlen(path));
-}
-
-static struct ov **slot(struct mfs_perm *p, const char *path, uint64_t h)
-{
-	struct ov **pp = &p->buckets[h & (p->nbuckets - 1)];
-	while (*pp && ((*pp)->hash != h || strcmp((*pp)->path, path) != 0))
-		pp = &(*pp)->next;
-	return pp;
-}
-
-static void grow(struct mfs_perm *p)
-{
-	size_t nb = p->nbuckets * 2;
-	struct ov **b = calloc(nb, sizeof(*b));
-	if (!b)
-		return; /* the chains just grow longer */
-	for (size_t i = 0; i < p->nbuckets; i++) {
-		struct ov *o = p->buckets[i], *next;
-		for (; o; o = next) {
-			next = o->next;
-			o->next = b[o->hash & (nb - 1)];
-			b[o->hash & (nb - 1)] = o;
-		}
-	}
-	free(p->buckets);
-	p->buckets = b;
-	p->nbuckets = nb;
-}
 
 /* A copy of path's override; false when it has none. */
 static bool ov_get(struct mfs *fs, const char *path, struct ov *ret)
@@ -102,59 +68,69 @@ static bool ov_get(struct mfs *fs, const char *path, struct ov *ret)
 	struct mfs_perm *p = fs->perm;
 	if (atomic_load(&p->count) == 0)
 		return false;
-	uint64_t h = path_hash(path);
 	pthread_mutex_lock(&p->lock);
-	struct ov *o = *slot(p, path, h);
-	if (o)
-		*ret = *o;
+	bool found = mkv_read(p->table, path, 0, ret, sizeof(*ret)) == (ssize_t)sizeof(*ret);
 	pthread_mutex_unlock(&p->lock);
-	return o != NULL;
+	return found;
 }
 
-/* Sets path's override to o's fields (an override with neither goes). */
+/* Under the lock: sets path's override (one with neither field goes). */
+static int ov_put_locked(struct mfs_perm *p, const char *path, const struct ov *o)
+{
+	int r = 0;
+	if (!o->has_owner && !o->has_mode) {
+		mkv_delete(p->table, path);
+	} else {
+		ssize_t n = mkv_write(p->table, path, 0, o, sizeof(*o), MKV_REPLACE);
+		r = n < 0 ? (int)n : 0;
+	}
+	atomic_store(&p->count, mkv_count(p->table));
+	return r;
+}
+
 static int ov_put(struct mfs *fs, const char *path, const struct ov *o)
 {
 	struct mfs_perm *p = fs->perm;
-	uint64_t h = path_hash(path);
-	int r = 0;
 	pthread_mutex_lock(&p->lock);
-	struct ov **pp = slot(p, path, h);
-	if (!o->has_owner && !o->has_mode) {
-		struct ov *gone = *pp;
-		if (gone) {
-			*pp = gone->next;
-			free(gone);
-			atomic_fetch_sub(&p->count, 1);
-		}
-	} else if (*pp) {
-		struct ov *cur = *pp;
-		cur->has_owner = o->has_owner;
-		cur->has_mode = o->has_mode;
-		cur->uid = o->uid;
-		cur->gid = o->gid;
-		cur->mode = o->mode;
-	} else {
-		size_t len = strlen(path);
-		struct ov *n = malloc(sizeof(*n) + len + 1);
-		if (!n) {
-			r = -ENOMEM;
-		} else {
-			*n = *o;
-			n->hash = h;
-			memcpy(n->path, path, len + 1);
-			n->next = NULL;
-			*pp = n;
-			if (atomic_fetch_add(&p->count, 1) + 1 > p->nbuckets)
-				grow(p);
-		}
-	}
+	int r = ov_put_locked(p, path, o);
 	pthread_mutex_unlock(&p->lock);
 	return r;
 }
 
-static bool under(const char *path, const char *top, size_t toplen)
+/* The paths to change, gathered by a walk (which must not change the table). */
+struct drop_walk {
+	const char *top;
+	size_t toplen;
+	bool below_only, owners_only;
+	char **paths;
+	size_t n, cap;
+	bool failed;
+};
+
+static int gather(const char *key, const void *value, size_t len, const struct mkv_stat *st,
+                  void *arg)
 {
-	return strncmp(path, top, toplen) == 0 && path[toplen] == '/';
+	struct drop_walk *w = arg;
+	bool self = strcmp(key, w->top) == 0;
+	bool below = strncmp(key, w->top, w->toplen) == 0 && key[w->toplen] == '/';
+	if (!below && (!self || w->below_only))
+		return 0;
+	if (w->n == w->cap) {
+		size_t nc = w->cap ? 2 * w->cap : 16;
+		char **g = realloc(w->paths, nc * sizeof(*g));
+		if (!g) {
+			w->failed = true;
+			return 1;
+		}
+		w->paths = g;
+		w->cap = nc;
+	}
+	if (!(w->paths[w->n] = strdup(key))) {
+		w->failed = true;
+		return 1;
+	}
+	w->n++;
+	return 0;
 }
 
 /* Drops top's override (unless below_only) and those of everything below
@@ -164,28 +140,24 @@ static void ov_drop_tree(struct mfs *fs, const char *top, bool below_only, bool 
 	struct mfs_perm *p = fs->perm;
 	if (atomic_load(&p->count) == 0)
 		return;
-	size_t toplen = strlen(top);
+	struct drop_walk w = {.top = top,
+	                      .toplen = strlen(top),
+	                      .below_only = below_only,
+	                      .owners_only = owners_only};
 	pthread_mutex_lock(&p->lock);
-	for (size_t i = 0; i < p->nbuckets; i++) {
-		struct ov **pp = &p->buckets[i];
-		while (*pp) {
-			struct ov *o = *pp;
-			bool self = strcmp(o->path, top) == 0;
-			bool below = under(o->path, top, toplen);
-			if ((self && !below_only) || below) {
-				if (owners_only && below)
-					o->has_owner = false;
-				if (!owners_only || !o->has_mode || self) {
-					*pp = o->next;
-					free(o);
-					atomic_fetch_sub(&p->count, 1);
-					continue;
-				}
-			}
-			pp = &o->next;
-		}
+	mkv_foreach(p->table, gather, &w);
+	if (w.failed)
+		mu_log(MU_LOG_WARNING, "%s: out of memory: owners and modes set below it stay",
+		       top);
+	for (size_t i = 0; i < w.n; i++) {
+		struct ov o = {0};
+		if (owners_only && mkv_read(p->table, w.paths[i], 0, &o, sizeof(o)) == sizeof(o))
+			o.has_owner = false;
+		ov_put_locked(p, w.paths[i], &o);
+		free(w.paths[i]);
 	}
 	pthread_mutex_unlock(&p->lock);
+	free(w.paths);
 }
 
 /* A renamed entry keeps its attributes (as a file's inode does). */
@@ -226,11 +198,7 @@ static void listener(const struct mev *ev, void *arg)
 int mfs_perm_init(struct mfs *fs)
 {
 	struct mfs_perm *p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	p->nbuckets = 64;
-	p->buckets = calloc(p->nbuckets, sizeof(*p->buckets));
-	if (!p->buckets) {
+	if (!p || !(p->table = mkv_new())) {
 		free(p);
 		return -ENOMEM;
 	}
@@ -238,12 +206,8 @@ int mfs_perm_init(struct mfs *fs)
 	atomic_init(&p->count, 0);
 	fs->perm = p;
 	int r = mev_ring_add_listener(mrt_events(fs->rt), listener, fs);
-	if (r < 0) {
-		fs->perm = NULL;
-		pthread_mutex_destroy(&p->lock);
-		free(p->buckets);
-		free(p);
-	}
+	if (r < 0)
+		mfs_perm_fini(fs);
 	return r;
 }
 
@@ -253,14 +217,7 @@ void mfs_perm_fini(struct mfs *fs)
 	if (!p)
 		return;
 	mev_ring_remove_listener(mrt_events(fs->rt), listener, fs);
-	for (size_t i = 0; i < p->nbuckets; i++) {
-		struct ov *o = p->buckets[i], *next;
-		for (; o; o = next) {
-			next = o->next;
-			free(o);
-		}
-	}
-	free(p->buckets);
+	mkv_free(p->table);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 	fs->perm = NULL;
