@@ -9,8 +9,9 @@
  * their service's queue and the worker returns at once (as feed.c parks
  * reads of `events`): a thread of this file serves the queue in order and
  * replies from there (libfuse lets any thread reply). What waits:
- *  - write of config.ini, a config key or status, and the release of
- *    config.ini (it applies a last line without a newline);
+ *  - write of config.ini, a config key or status, and the flush (close)
+ *    of config.ini or a config key (it applies a last line without a
+ *    newline), and the release of config.ini;
  *  - mkdir and rmdir in plugins/ and config/, unlink in config/SECTION/;
  *  - rmdir services/NAME (into NAME's queue, behind what waits for it).
  * Store operations are not deferred: their hooks must not block (the plugin
@@ -66,6 +67,7 @@
 
 enum dop {
 	D_WRITE,
+	D_FLUSH,
 	D_RELEASE,
 	D_MKDIR,
 	D_RMDIR,
@@ -124,6 +126,8 @@ static bool waits(enum mnode_kind k, enum dop op)
 	switch (op) {
 	case D_WRITE:
 		return k == N_CONFIG_INI || k == N_SKEY || k == N_STATUS;
+	case D_FLUSH:
+		return k == N_CONFIG_INI || k == N_SKEY;
 	case D_RELEASE:
 		return k == N_CONFIG_INI;
 	case D_MKDIR:
@@ -173,6 +177,9 @@ static void run(struct ditem *it)
 	switch (it->op) {
 	case D_WRITE:
 		next->write(it->req, it->ino, it->data, it->size, it->off, &it->fi);
+		break;
+	case D_FLUSH:
+		next->flush(it->req, it->ino, &it->fi);
 		break;
 	case D_RELEASE:
 		next->release(it->req, it->ino, &it->fi);
@@ -499,6 +506,16 @@ static void defer_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 		next->release(req, ino, fi);
 }
 
+/* close(): a document's last line, without a newline, is applied now. */
+static void defer_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mfs *fs = fuse_req_userdata(req);
+	struct mnode *n = NULL;
+	struct mallafs_svc *svc = fi->fh ? waits_for(fs, req, ino, NULL, D_FLUSH, &n) : NULL;
+	if (!svc || !hand_over(fs, svc, n, item_new(D_FLUSH, req, ino, n, NULL, 0, 0, fi, 0)))
+		next->flush(req, ino, fi);
+}
+
 /* mkdir, rmdir and unlink: an entry of a folder. */
 static bool defer_entry(enum dop op, fuse_req_t req, fuse_ino_t parent, const char *name,
                         mode_t mode)
@@ -535,6 +552,7 @@ const struct fuse_lowlevel_ops *mfs_defer_wrap(const struct fuse_lowlevel_ops *r
 	next = real;
 	wrapped = *real;
 	wrapped.write = defer_write;
+	wrapped.flush = defer_flush;
 	wrapped.release = defer_release;
 	wrapped.mkdir = defer_mkdir;
 	wrapped.rmdir = defer_rmdir;

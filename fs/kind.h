@@ -114,6 +114,9 @@ struct mfs_kind {
 	int (*truncate)(struct mfs_req *c, uint64_t size);
 	int (*set_mtime)(struct mfs_req *c, const struct timespec *mtime); /* NULL: now */
 	unsigned (*poll)(struct mfs_req *c, struct fuse_file_info *fi, struct fuse_pollhandle *ph);
+	/* close() of an open file whose open left fi->noflush off: applies
+	 * what the open file held back; its error is close()'s. */
+	int (*flush)(struct mfs_req *c, struct fuse_file_info *fi);
 	void (*release)(struct mfs_req *c, struct fuse_file_info *fi);
 	/* The id of the core object the file stands for, 0 if none. */
 	uint64_t (*id)(struct mfs_req *c);

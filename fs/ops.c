@@ -367,6 +367,21 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	done(&c);
 }
 
+/* close(): what the open file held back is applied now, and an error
+ * found is close()'s. Sent only for opens that asked for it (noflush off). */
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mfs_req c;
+	int r = mfs_req_start(&c, req, ino, false);
+	mfs_req_begin(ino, 0, c.name, 0, NULL);
+	if (r == 0)
+		r = c.kind->flush ? c.kind->flush(&c, fi) : 0;
+	else
+		r = 0; /* gone: nothing is left to apply */
+	reply_status(&c, r);
+	done(&c);
+}
+
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_req c;
@@ -434,6 +449,7 @@ static const struct fuse_lowlevel_ops ops = {
         .open = op_open,
         .read = op_read,
         .write = op_write,
+        .flush = op_flush,
         .release = op_release,
         .readdir = op_readdir,
         .statfs = op_statfs,
