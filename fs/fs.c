@@ -49,6 +49,11 @@ void mfs_free(struct mfs *fs)
 	free(fs);
 }
 
+void mfs_set_readonly(struct mfs *fs)
+{
+	fs->rdonly = true;
+}
+
 int mfs_start(struct mfs *fs, struct fuse_session *se, const char *mountpoint)
 {
 	fs->se = se;

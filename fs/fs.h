@@ -22,6 +22,12 @@ void mfs_free(struct mfs *fs); /* accepts NULL */
 
 const struct fuse_lowlevel_ops *mfs_lowlevel_ops(void);
 
+/* -o ro, before mfs_start: users' changes (writes, creations, removals,
+ * renames, chmod, chown, utimes) get EROFS; the daemon's own still reach
+ * watchers. The kernel's mount stays read-write: a read-only one would
+ * refuse the notifier's echoes too. */
+void mfs_set_readonly(struct mfs *fs);
+
 /* Starts the notifier thread, which tells the kernel about changes that did
  * not come through the current request. 0 or -errno. */
 int mfs_start(struct mfs *fs, struct fuse_session *se, const char *mountpoint);

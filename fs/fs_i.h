@@ -138,6 +138,10 @@ struct mfs {
 	uid_t uid;
 	gid_t gid;
 	struct timespec born;
+	/* -o ro: every change a user asks for is EROFS (req.c's mfs_refuse);
+	 * the kernel's mount stays read-write, so the notifier's echoes still
+	 * pass. Set before the mount, never changed: read without a lock. */
+	bool rdonly;
 
 	pthread_mutex_t lock; /* see the top of this file */
 	struct mnode **by_ino;

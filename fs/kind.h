@@ -137,6 +137,8 @@ enum mfs_op {
 	MFS_OP_READ,
 	MFS_OP_WRITE,
 	MFS_OP_TRUNCATE,
+	MFS_OP_SETATTR, /* chmod, chown, utimes (a truncation is MFS_OP_TRUNCATE too) */
+	MFS_OP_MKNOD,   /* mknod, symlink, link */
 };
 /* Sets up c for the inode ino: -ENOENT when it is gone, or (live) when its
  * service is. c must be finished whatever this returns. */
@@ -148,8 +150,8 @@ bool mfs_req_live(const struct mfs_req *c);
 void mfs_req_child(const struct mfs_req *c, struct mnode *n, struct mallafs_svc *svc,
                    struct mfs_req *ret);
 void mfs_req_finish(struct mfs_req *c);
-/* 0 when c's kind does op (on entry name, opened with access mode acc),
- * else the errno the policy gives. */
+/* 0 when c's kind does op (on entry name; an open with the flags acc: its
+ * access mode and O_TRUNC), else the errno the policy gives. */
 int mfs_refuse(struct mfs_req *c, enum mfs_op op, const char *name, int acc);
 int mfs_refuse_rename(struct mfs_req *from, struct mfs_req *to);
 int mfs_stat(struct mfs_req *c, struct stat *st);

@@ -95,6 +95,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static int do_setattr(struct mfs_req *c, struct stat *attr, int to_set, struct stat *st)
 {
 	int r = mfs_stat(c, st);
+	if (r == 0)
+		r = mfs_refuse(c, MFS_OP_SETATTR, NULL, 0);
 	if (r < 0)
 		return r;
 	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
@@ -232,7 +234,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 static int do_open(struct mfs_req *c, struct fuse_file_info *fi)
 {
-	int r = mfs_refuse(c, MFS_OP_OPEN, NULL, fi->flags & O_ACCMODE);
+	int r = mfs_refuse(c, MFS_OP_OPEN, NULL, fi->flags & (O_ACCMODE | O_TRUNC));
 	if (r == 0 && c->kind->open)
 		r = c->kind->open(c, fi);
 	return r;
@@ -309,19 +311,29 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 /* The tree holds folders and regular files only: no symlink, device, FIFO
  * or socket, and no second name for a node (a key is its name). Regular
  * files are made by open(O_CREAT), which comes as create. */
+static void refuse_node(fuse_req_t req, fuse_ino_t parent)
+{
+	struct mfs_req c;
+	int r = mfs_req_start(&c, req, parent, true);
+	if (r == 0)
+		r = mfs_refuse(&c, MFS_OP_MKNOD, NULL, 0);
+	reply_status(&c, r);
+	mfs_req_finish(&c);
+}
+
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	fuse_reply_err(req, EPERM);
+	refuse_node(req, parent);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, EPERM);
+	refuse_node(req, parent);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	fuse_reply_err(req, EPERM);
+	refuse_node(req, newparent);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -66,10 +66,29 @@ void mfs_req_finish(struct mfs_req *c)
 
 /* ---- what an operation gets when the kind refuses or lacks it ---- */
 
+/* Whether op changes something: what a read-only mount refuses. */
+static bool op_changes(enum mfs_op op, int acc)
+{
+	switch (op) {
+	case MFS_OP_LOOKUP:
+	case MFS_OP_LIST:
+	case MFS_OP_READ:
+		return false;
+	case MFS_OP_OPEN:
+		return (acc & O_ACCMODE) != O_RDONLY || (acc & O_TRUNC);
+	default:
+		return true;
+	}
+}
+
 /* The policy, for each operation, in the order it is checked:
+ *  - on a read-only mount (-o ro), whatever would change something: EROFS,
+ *    before anything else (as the kernel's own read-only check comes
+ *    first). The notifier's echoes never get here (echo.c);
  *  - an entry operation on a file: ENOTDIR; a file operation on a folder:
  *    EISDIR (lookup and listing of a folder without entries: ENOENT, empty);
  *  - a write, a truncation or an open for writing of a MK_RDONLY file: EACCES;
+ *  - mknod, symlink and link: EPERM (folders and regular files only);
  *  - a kind that lacks the operation: mkdir and create EPERM (no subfolders
  *    in store/, no files in plugins/), write EACCES, truncate EPERM, read
  *    EBADF, set_mtime and poll do nothing (the file keeps its times, and is
@@ -84,6 +103,8 @@ int mfs_refuse(struct mfs_req *c, enum mfs_op op, const char *name, int acc)
 	const struct mfs_kind *k = c->kind;
 	bool dir = k->flags & MK_DIR;
 
+	if (c->fs->rdonly && op_changes(op, acc))
+		return -EROFS;
 	switch (op) {
 	case MFS_OP_LOOKUP:
 	case MFS_OP_LIST:
@@ -113,7 +134,7 @@ int mfs_refuse(struct mfs_req *c, enum mfs_op op, const char *name, int acc)
 	case MFS_OP_OPEN:
 		if (dir)
 			return -EISDIR;
-		return (k->flags & MK_RDONLY) && acc != O_RDONLY ? -EACCES : 0;
+		return (k->flags & MK_RDONLY) && (acc & O_ACCMODE) != O_RDONLY ? -EACCES : 0;
 	case MFS_OP_READ:
 		if (dir)
 			return -EISDIR;
@@ -127,6 +148,10 @@ int mfs_refuse(struct mfs_req *c, enum mfs_op op, const char *name, int acc)
 		if (op == MFS_OP_WRITE)
 			return k->write ? 0 : -EACCES;
 		return k->truncate ? 0 : -EPERM;
+	case MFS_OP_SETATTR:
+		return 0; /* perm.c and the kind decide */
+	case MFS_OP_MKNOD:
+		return -EPERM;
 	}
 	return -EINVAL;
 }

@@ -46,11 +46,14 @@ struct mopts {
 	int show_version;
 	int named;           /* -o fsname= or -o subtype= given */
 	int max_threads_set; /* -o max_threads= given */
+	int rdonly;          /* -o ro (a later -o rw undoes it) */
 };
 
 enum {
 	KEY_NAMED,
 	KEY_MAX_THREADS,
+	KEY_RO,
+	KEY_RW,
 };
 
 /* Matched options are consumed here; everything else (-f, -d, -s, the
@@ -69,6 +72,8 @@ static const struct fuse_opt mopt_table[] = {
         FUSE_OPT_KEY("fsname=", KEY_NAMED),
         FUSE_OPT_KEY("subtype=", KEY_NAMED),
         FUSE_OPT_KEY("max_threads=", KEY_MAX_THREADS),
+        FUSE_OPT_KEY("ro", KEY_RO),
+        FUSE_OPT_KEY("rw", KEY_RW),
         FUSE_OPT_END,
 };
 
@@ -76,6 +81,13 @@ static int mopt_proc(void *data, const char *arg, int key, struct fuse_args *out
 {
 	struct mopts *mo = data;
 
+	/* ro and rw are ours, the last one given wins: the kernel's mount
+	 * stays read-write, since a read-only one would refuse the notifier's
+	 * echoes of the daemon's own changes (fs/req.c refuses users'). */
+	if (key == KEY_RO || key == KEY_RW) {
+		mo->rdonly = key == KEY_RO;
+		return 0;
+	}
 	/* Only noted: libfuse still needs to see these. */
 	if (key == KEY_NAMED)
 		mo->named = 1;
@@ -149,6 +161,11 @@ static void print_help(const char *prog)
 	       "                           hold at most SIZE bytes of keys and values (a\n"
 	       "                           number, or with K, M or G for KiB, MiB, GiB);\n"
 	       "                           a write past it fails with ENOSPC (default: no limit)\n"
+	       "    -o ro                  read-only: every change asked through the mount\n"
+	       "                           fails with EROFS; the daemon's own changes (ttl\n"
+	       "                           expiry, registrations ending) still reach watchers.\n"
+	       "                           The kernel's mount stays rw (findmnt, statfs show rw)\n"
+	       "    -o rw                  the default; the last of ro and rw given wins\n"
 	       "\n"
 	       "built-in plugins:",
 	       MALLAFS_MAX_THREADS);
@@ -380,6 +397,8 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: cannot create the filesystem: %s\n", prog, strerror(errno));
 		goto out_fs;
 	}
+	if (mo.rdonly)
+		mfs_set_readonly(fs);
 	se = fuse_session_new(&args, mfs_lowlevel_ops(), sizeof(struct fuse_lowlevel_ops), fs);
 	if (!se)
 		goto out_fs; /* libfuse said why */
@@ -402,7 +421,8 @@ int main(int argc, char *argv[])
 		daemon_ready(ready_fd);
 		ready_fd = -1;
 	}
-	mu_log(MU_LOG_INFO, "mounted on %s", mountpoint);
+	mu_log(MU_LOG_INFO, "mounted on %s%s", mountpoint,
+	       mo.rdonly ? " read-only (mallafs refuses changes with EROFS)" : "");
 
 	r = run_loop(se, &co, &mo);
 	if (r < 0)
