@@ -33,8 +33,9 @@
 extern "C" {
 #endif
 
-/** The ABI version of this header. Bumped on every incompatible change. */
-#define MALLAFS_PLUGIN_ABI 1
+/** The ABI version of this header. Bumped on every incompatible change
+ * (2: struct mallafs_reason names the key it is about). */
+#define MALLAFS_PLUGIN_ABI 2
 
 /** Starts a descriptor initialiser: the ABI version and the descriptor's size. */
 #define MALLAFS_PLUGIN_INIT .abi = MALLAFS_PLUGIN_ABI, .size = sizeof(struct mallafs_plugin)
@@ -45,14 +46,31 @@ extern "C" {
 /** Longest reason text kept, including the NUL. */
 #define MALLAFS_REASON_MAX 256
 
-/** A reason given with a rejection, a restart request or an error. */
+/** Longest section or key name a reason names, including the NUL. */
+#define MALLAFS_REASON_NAME_MAX 256
+
+/**
+ * A reason given with a rejection, a restart request or an error, and the
+ * configuration key it is about, when it is about one: the bootstrap file
+ * then names that key's line. Both names are "" otherwise.
+ */
 struct mallafs_reason {
 	char text[MALLAFS_REASON_MAX];
+	char section[MALLAFS_REASON_NAME_MAX];
+	char key[MALLAFS_REASON_NAME_MAX];
 };
 
-/** Sets a reason, printf-style. NULL why is allowed and ignored. */
+/** Sets a reason, printf-style, about no key. NULL why is allowed and ignored. */
 void mallafs_reason_set(struct mallafs_reason *why, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
+
+/**
+ * Says which configuration key the reason (set before) is about: a merge
+ * callback that rejects a value names its key. A NULL @p section is the
+ * calling plugin's own (the section named after it) when @p key is given; a
+ * NULL @p key names @p section alone. Names too long to keep name nothing. NULL why is ignored.
+ */
+void mallafs_reason_key(struct mallafs_reason *why, const char *section, const char *key);
 
 /**
  * A configuration: sections, each holding keys with string values. In an

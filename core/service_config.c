@@ -60,9 +60,15 @@ int msvc_merge_phase(struct minst *const *chain, size_t n, const struct mallafs_
 		if (r == 0 && d->config_merge) {
 			struct mallafs_reason pr = {{0}};
 			r = d->config_merge(chain[i]->state, old, update, acc, &pr);
-			if (r < 0)
+			if (r < 0) {
 				mallafs_reason_set(why, "%s: %s", d->name,
 				                   pr.text[0] ? pr.text : "configuration rejected");
+				/* The key it names, in its own section unless it said. */
+				if (pr.key[0] || pr.section[0])
+					mallafs_reason_key(why,
+					                   pr.section[0] ? pr.section : d->name,
+					                   pr.key[0] ? pr.key : NULL);
+			}
 		}
 		if (r < 0) {
 			mcfg_free(acc);

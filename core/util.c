@@ -317,6 +317,21 @@ void mallafs_reason_set(struct mallafs_reason *why, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why->text, sizeof(why->text), fmt, ap);
 	va_end(ap);
+	why->section[0] = why->key[0] = '\0';
+}
+
+void mallafs_reason_key(struct mallafs_reason *why, const char *section, const char *key)
+{
+	if (!why)
+		return;
+	why->section[0] = why->key[0] = '\0';
+	if ((section && strlen(section) >= sizeof(why->section)) ||
+	    (key && strlen(key) >= sizeof(why->key)))
+		return;
+	if (section)
+		strcpy(why->section, section);
+	if (key)
+		strcpy(why->key, key);
 }
 
 int mu_hex_digit(int c)

@@ -276,6 +276,7 @@ static int exec_merge(void *state, const struct mallafs_cfg *old, const struct m
 	if (parse_timeout(t, &timeout_ms) < 0) {
 		mallafs_reason_set(why, "timeout_ms must be an integer from 1 to %lu, not '%s'",
 		                   EXEC_TIMEOUT_MAX, t ? t : "");
+		mallafs_reason_key(why, NULL, "timeout_ms");
 		return -EINVAL;
 	}
 	const char *cmd = command_of(merged, x, "validate");

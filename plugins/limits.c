@@ -48,6 +48,8 @@ static int check_limit(const struct mallafs_cfg *cfg, const struct mallafs_plugi
 	else if (r < 0)
 		mallafs_reason_set(why, "%s must be a non-negative integer, not '%s'", key,
 		                   pu_excerpt(v ? v : "", shown, sizeof(shown)));
+	if (r < 0)
+		mallafs_reason_key(why, self->name, key);
 	return r < 0 ? -EINVAL : 0;
 }
 
@@ -68,6 +70,7 @@ static int check_known(const char *key, const char *value, void *arg)
 	                   "unknown setting '%s' (limits has max_bytes, max_keys and "
 	                   "max_value_bytes)",
 	                   pu_excerpt(key, shown, sizeof(shown)));
+	mallafs_reason_key(c->why, NULL, key);
 	return -EINVAL;
 }
 

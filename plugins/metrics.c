@@ -126,6 +126,7 @@ static int reject_key(const char *key, const char *value, void *arg)
 	size_t n = strlen(key);
 	mallafs_reason_set(why, "metrics has no settings, not '%.*s%s'", n > 40 ? 40 : (int)n, key,
 	                   n > 40 ? "..." : "");
+	mallafs_reason_key(why, NULL, key);
 	return -EINVAL;
 }
 

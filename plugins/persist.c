@@ -444,7 +444,10 @@ static int persist_merge(void *state, const struct mallafs_cfg *old,
                          struct mallafs_reason *why)
 {
 	struct persist *p = state;
-	return check_path(mallafs_setting(merged, p->self, "path"), why);
+	int r = check_path(mallafs_setting(merged, p->self, "path"), why);
+	if (r < 0)
+		mallafs_reason_key(why, NULL, "path");
+	return r;
 }
 
 static int persist_start(void *state, const struct mallafs_cfg *cfg, struct mallafs_reason *why)

@@ -268,6 +268,7 @@ static int check_lines(const struct trace *t, const struct mallafs_cfg *cfg, siz
 	}
 	mallafs_reason_set(why, "lines must be an integer from 1 to %d, not '%s'", TRACE_LINES_MAX,
 	                   pu_excerpt(v ? v : "", shown, sizeof(shown)));
+	mallafs_reason_key(why, t->self->name, "lines");
 	return -EINVAL;
 }
 
@@ -280,6 +281,7 @@ static int check_known(const char *key, const char *value, void *arg)
 		return 0;
 	mallafs_reason_set(why, "unknown setting '%s' (trace has lines)",
 	                   pu_excerpt(key, shown, sizeof(shown)));
+	mallafs_reason_key(why, NULL, key);
 	return -EINVAL;
 }
 

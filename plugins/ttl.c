@@ -536,7 +536,10 @@ static int ttl_merge(void *state, const struct mallafs_cfg *old, const struct ma
 {
 	struct ttl *t = state;
 	uint64_t s;
-	return check_seconds(mallafs_setting(merged, t->self, "seconds"), &s, why);
+	int r = check_seconds(mallafs_setting(merged, t->self, "seconds"), &s, why);
+	if (r < 0)
+		mallafs_reason_key(why, NULL, "seconds");
+	return r;
 }
 
 static int ttl_start(void *state, const struct mallafs_cfg *cfg, struct mallafs_reason *why)
