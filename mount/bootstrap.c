@@ -375,12 +375,6 @@ out:
 	return r;
 }
 
-static int copy_key(const char *key, const char *value, void *arg)
-{
-	void **a = arg;
-	return mallafs_cfg_set(a[0], a[1], key, value);
-}
-
 /* [services.NAME.SECTION]: a section of the service's initial configuration. */
 static int add_config_section(struct boot *b, struct boot_item *it, const char *section,
                               const char *sub, int line)
@@ -393,14 +387,29 @@ static int add_config_section(struct boot *b, struct boot_item *it, const char *
 			return fail(b, line, -ENOMEM, "out of memory");
 	}
 	/* An empty section still exists, as after `mkdir config/SECTION`. */
+	struct lined_list keys = {0};
 	int r = mcfg_add_section(it->cfg, sub);
-	if (r == 0) {
-		void *a[2] = {it->cfg, (void *)sub};
-		r = mallafs_cfg_foreach(b->file, section, copy_key, a);
+	if (r == 0)
+		r = list_keys(b->file, section, &keys);
+	if (r < 0) {
+		r = fail(b, line, r, "%s", strerror(-r));
+		goto out;
 	}
-	if (r < 0)
-		return fail(b, line, r, "%s", strerror(-r));
-	return 0;
+	for (size_t i = 0; i < keys.n; i++) {
+		const struct lined *k = &keys.v[i];
+		const char *bad = NULL;
+		r = mallafs_cfg_set(it->cfg, sub, k->name, k->value);
+		if (r == -EINVAL)
+			mcfg_key_check(k->name, &bad);
+		if (r < 0) {
+			r = fail(b, k->line, r, "invalid key '%s' in [%s]: %s", k->name, section,
+			         bad ? bad : strerror(-r));
+			goto out;
+		}
+	}
+out:
+	free(keys.v);
+	return r;
 }
 
 static int check_section(struct boot *b, const char *section, int line)
@@ -466,6 +475,21 @@ out:
 	return r;
 }
 
+/* The line of the key (or section) a refusal names, when the file holds it:
+ * [services.NAME.SECTION] KEY. 0 when it names none or the file has none
+ * (a plugin's default). */
+static int reason_line(struct boot *b, const struct boot_item *it, const struct mallafs_reason *why)
+{
+	char section[sizeof(SERVICES_PREFIX) + MU_NAME_MAX + 1 + MALLAFS_REASON_NAME_MAX];
+	if (!why->section[0])
+		return 0;
+	int n = snprintf(section, sizeof(section), SERVICES_PREFIX "%s.%s", it->name, why->section);
+	if (n < 0 || (size_t)n >= sizeof(section))
+		return 0;
+	int line = why->key[0] ? mcfg_line(b->file, section, why->key) : 0;
+	return line ? line : mcfg_line(b->file, section, NULL);
+}
+
 static int create_service(struct boot *b, struct boot_item *it)
 {
 	struct mallafs_reason why = {{0}};
@@ -495,7 +519,11 @@ static int create_service(struct boot *b, struct boot_item *it)
 	}
 	if (r == 0)
 		return 0;
-	int line = it->plugins_line ? it->plugins_line : it->declared ? it->decl_line : it->line;
+	int line = reason_line(b, it, &why);
+	if (!line)
+		line = it->plugins_line ? it->plugins_line
+		       : it->declared   ? it->decl_line
+		                        : it->line;
 	return fail(b, line, r, "service %s: %s", it->name, why.text[0] ? why.text : strerror(-r));
 }
 

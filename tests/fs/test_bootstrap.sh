@@ -148,6 +148,12 @@ bad_file unknown_section $'[services.api]\nadmin = active\n[bogus]\nkey = 1\n' 3
 bad_file bad_admin $'[services.api]\n\nadmin = sideways\n' 3
 bad_file bad_service_name $'[services.ok]\n[services.bad:name]\nadmin = active\n' 2 3
 bad_file bad_app_name $'[config.bad*app]\nk = v\n' 1 2
+# A value a plugin refuses: the line that holds it, not its service's.
+bad_file bad_value $'[services.api]\nplugins = limits\n[services.api.limits]\nmax_keys = -3\n' 4
+bad_file bad_value_late $'; comment\n[services.api]\nplugins = limits, ttl\n\n[services.api.ttl]\nseconds = 1\n[services.api.limits]\nmax_bytes = 1\nmax_keys = lots\n' 9
+bad_file unknown_setting $'[services.api]\nplugins = limits\n[services.api.limits]\n\nmaxkeys = 1\n' 5
+bad_file bad_owner $'[services.api]\nadmin = active\nowner = mallafs-no-such-user\n' 3
+bad_file bad_plugin_name $'[services.api]\nadmin = active\nplugins = ttl, no/such\n' 3
 
 # A file that does not exist: exit status 1, its name on stderr, no mount.
 mkdir -p "$MFS_TMP/bad-missing"

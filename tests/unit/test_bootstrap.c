@@ -444,6 +444,94 @@ static void test_unknown_sections_and_keys(void **state)
 	mrt_free(rt);
 }
 
+/* A value a plugin refuses is reported at its own line, not its service's
+ * (issue 11): the merge phase's reason names the key. */
+static void test_bad_value_lines(void **state)
+{
+	struct mrt *rt = load("value.ini",
+	                      "[services.api]\n"
+	                      "plugins = limits\n"
+	                      "[services.api.limits]\n"
+	                      "max_keys = -3\n",
+	                      -EINVAL,
+	                      "4: service api: limits: max_keys must be a non-negative integer, "
+	                      "not '-3'");
+	assert_int_equal(nservices(rt), 0);
+	mrt_free(rt);
+	/* With the chain declared, other sections between, a good key first. */
+	rt = load("value2.ini",
+	          "[services.api]\n"
+	          "plugins = limits, ttl\n"
+	          "admin = active\n"
+	          "[services.api.ttl]\n"
+	          "seconds = 5\n"
+	          "[services.api.limits]\n"
+	          "max_bytes = 100\n"
+	          "\n"
+	          "max_value_bytes = lots\n",
+	          -EINVAL,
+	          "9: service api: limits: max_value_bytes must be a non-negative integer, not "
+	          "'lots'");
+	mrt_free(rt);
+	rt = load("unknown.ini",
+	          "[services.api]\nplugins = limits\n[services.api.limits]\nmax_keys = 1\n"
+	          "maxkeys = 3\n",
+	          -EINVAL,
+	          "5: service api: limits: unknown setting 'maxkeys' (limits has max_bytes, "
+	          "max_keys and max_value_bytes)");
+	mrt_free(rt);
+	/* The second of two services (the first stays: a refusal found while
+	 * creating keeps what was made before it). */
+	rt = load("ttl.ini",
+	          "[services.ok]\n[services.api]\nplugins = ttl\n\n[services.api.ttl]\n"
+	          "seconds = -1\n",
+	          -EINVAL, "6: service api: ttl: seconds must be a non-negative integer, not '-1'");
+	assert_int_equal(nservices(rt), 1);
+	mrt_free(rt);
+	rt = load("persist.ini",
+	          "[services.api]\nplugins = persist\n[services.api.persist]\n\npath = rel\n",
+	          -EINVAL, "5: service api: persist: path must be absolute, not 'rel'");
+	mrt_free(rt);
+	if (have_builtin("trace")) {
+		rt = load("trace.ini",
+		          "[services.api]\n[services.api.trace]\nlines = 0\n[services.api.x]\n"
+		          "[services.api]\nplugins = trace\n",
+		          -EINVAL,
+		          "3: service api: trace: lines must be an integer from 1 to 100000, not "
+		          "'0'");
+		mrt_free(rt);
+	}
+	if (have_builtin("metrics")) {
+		rt = load("metrics.ini",
+		          "[services.api]\nplugins = metrics\n[services.api.metrics]\n\n\nx = 1\n",
+		          -EINVAL, "6: service api: metrics: metrics has no settings, not 'x'");
+		mrt_free(rt);
+	}
+	if (have_builtin("exec")) {
+		rt = load("exec.ini",
+		          "[services.api]\nplugins = exec\n[services.api.exec]\ntimeout_ms = 0\n",
+		          -EINVAL,
+		          "4: service api: exec: timeout_ms must be an integer from 1 to 3600000, "
+		          "not '0'");
+		mrt_free(rt);
+	}
+	/* What a plugin names is carried by the reason itself. */
+	rt = new_rt();
+	struct mallafs_cfg *cfg = mcfg_new();
+	assert_non_null(cfg);
+	assert_int_equal(mallafs_cfg_set(cfg, "limits", "max_keys", "x"), 0);
+	const char *chain[] = {"limits"};
+	struct mallafs_reason why = {{0}};
+	assert_int_equal(mrt_service_create_full(rt, "api", chain, 1, cfg, NULL, &why), -EINVAL);
+	assert_string_equal(why.section, "limits");
+	assert_string_equal(why.key, "max_keys");
+	mallafs_reason_set(&why, "anew");
+	assert_string_equal(why.section, "");
+	assert_string_equal(why.key, "");
+	mcfg_free(cfg);
+	mrt_free(rt);
+}
+
 static void test_bad_names(void **state)
 {
 	struct mrt *rt =
@@ -526,6 +614,7 @@ int main(void)
 	        cmocka_unit_test(test_external_plugins),
 	        cmocka_unit_test(test_syntax_errors),
 	        cmocka_unit_test(test_unknown_sections_and_keys),
+	        cmocka_unit_test(test_bad_value_lines),
 	        cmocka_unit_test(test_bad_names),
 	        cmocka_unit_test(test_unreadable),
 	};
