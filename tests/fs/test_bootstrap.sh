@@ -2,8 +2,9 @@
 # The command and the bootstrap file (SPEC.md, "The command" and "The
 # bootstrap file"): --help and --version; a good file creates its services in
 # file order with their admin status and configuration, and the node-wide
-# configuration; a bad file makes mallafs print FILE:LINE: on stderr and exit
-# 1 without mounting.
+# configuration; a bad file makes mallafs print FILE:LINE: on stderr (the
+# line that holds the bad value, not its service's) and exit 1 without
+# mounting.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -30,34 +30,29 @@ as()
 
 # The store the ro mount starts with comes from persist: a first, read-write
 # mount writes the keys, persist saves them at unmount, and the ro mount's
-# bootstrap loads them. Under ro, ttl expires exp/store/k SECONDS after its
+# bootstrap loads them. Under ro, ttl expires exp/store/k SECONDS_TTL after its
 # service starts.
-SECONDS_TTL=3
+SECONDS_TTL=4
 EXP_STORE=$MFS_TMP/exp.store
 KEPT_STORE=$MFS_TMP/kept.store
-cat >"$MFS_TMP/rw.ini" <<EOF
-[services.exp]
-plugins = persist
-[services.exp.persist]
-path = $EXP_STORE
-
-[services.kept]
-plugins = persist
-[services.kept.persist]
-path = $KEPT_STORE
-EOF
-cat >"$MFS_TMP/ro.ini" <<EOF
+# Both mounts' services keep their stores in the same files.
+stores()
+{
+	printf '[services.%s.persist]\npath = %s\n' exp "$EXP_STORE" kept "$KEPT_STORE"
+}
+{
+	printf '[services.exp]\nplugins = persist\n[services.kept]\nplugins = persist\n'
+	stores
+} >"$MFS_TMP/rw.ini"
+{
+	cat <<EOF
 [services.exp]
 plugins = ttl, persist
 [services.exp.ttl]
 seconds = $SECONDS_TTL
-[services.exp.persist]
-path = $EXP_STORE
 
 [services.kept]
 plugins = persist
-[services.kept.persist]
-path = $KEPT_STORE
 
 [services.mine]
 owner = $U
@@ -65,6 +60,8 @@ owner = $U
 [config.app]
 key = one
 EOF
+	stores
+} >"$MFS_TMP/ro.ini"
 
 mfs_mount --config="$MFS_TMP/rw.ini"
 assert_ok bash -c "echo gone > '$MNT/services/exp/store/k'"
