@@ -162,9 +162,9 @@ static void print_help(const char *prog)
 	       "                           number, or with K, M or G for KiB, MiB, GiB);\n"
 	       "                           a write past it fails with ENOSPC (default: no limit)\n"
 	       "    -o ro                  read-only: every change asked through the mount\n"
-	       "                           fails with EROFS; the daemon's own changes (ttl\n"
-	       "                           expiry, registrations ending) still reach watchers.\n"
-	       "                           The kernel's mount stays rw (findmnt, statfs show rw)\n"
+	       "                           fails with EROFS; the daemon's own changes (a ttl\n"
+	       "                           expiry) still reach watchers. The kernel's mount\n"
+	       "                           stays rw: findmnt and statfs show rw\n"
 	       "    -o rw                  the default; the last of ro and rw given wins\n"
 	       "\n"
 	       "built-in plugins:",
