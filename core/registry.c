@@ -531,3 +531,62 @@ int mreg_stat(struct mreg *reg, const char *name, const char *member, struct mre
 	pthread_mutex_unlock(&reg->lock);
 	return r;
 }
+
+/* What cat prints of a name or a member; the lock is held. */
+static int ent_text(const struct ent *e, struct mu_buf *b)
+{
+	if (e->kind == 'm')
+		return mu_buf_printf(b, "%s\n", e->value);
+	if (e->value)
+		return mu_buf_printf(b, "%d %s\n", (int)e->pid, e->value);
+	return mu_buf_printf(b, "%d\n", (int)e->pid);
+}
+
+int mreg_revert(struct mreg *reg, const char *pool, const char *name, const char *wrote,
+                const char *before)
+{
+	struct mu_buf b = {0};
+	struct ent *e;
+	char *value = NULL;
+	int r;
+
+	if (!reg || !name || !wrote)
+		return -EINVAL;
+	if (before) {
+		/* The same process held it before (another would have made the
+		 * write EEXIST): only its value goes back. */
+		size_t len = strlen(before);
+		const char *v = before;
+		if (len && before[len - 1] == '\n')
+			len--;
+		if (!pool) {
+			const char *sp = memchr(before, ' ', len);
+			v = sp ? sp + 1 : before + len;
+			len -= (size_t)(v - before);
+		}
+		if ((pool || len) && !(value = mu_memdup0(v, len)))
+			return -ENOMEM;
+	}
+	pthread_mutex_lock(&reg->lock);
+	r = pool ? find_member(reg, pool, name, &e) : find_name(reg, name, &e);
+	if (r == 0)
+		r = ent_text(e, &b);
+	if (r == 0 && strcmp(b.data ? b.data : "", wrote) != 0)
+		r = -ESTALE; /* changed since: the newer holder's stays */
+	if (r == 0 && !before) {
+		if (pool)
+			mreg_remove_member(reg, e, NULL);
+		else
+			mreg_remove_name(reg, e, NULL);
+	} else if (r == 0) {
+		free(e->value);
+		e->value = value;
+		value = NULL;
+		mu_now_real(&e->mtime);
+		mreg_emit_register(reg, e);
+	}
+	pthread_mutex_unlock(&reg->lock);
+	mu_buf_free(&b);
+	free(value);
+	return r;
+}

@@ -40,6 +40,14 @@ int mreg_unregister(struct mreg *reg, const char *name); /* -ENOENT */
 int mreg_render(struct mreg *reg, const char *name, char **ret_text, size_t *ret_len);
 int mreg_lookup(struct mreg *reg, const char *name, pid_t *ret_pid, char **ret_value);
 
+/* Undoes one writer's registration (the earlier part of a document that
+ * was then refused): when name (pool's member, pool not NULL) still holds
+ * exactly what cat printed after the writer's change (wrote), it goes back
+ * to what cat printed before (before; NULL: it goes, as with rm). 0,
+ * -ESTALE when it changed meanwhile (it stays), -ENOENT. */
+int mreg_revert(struct mreg *reg, const char *pool, const char *name, const char *wrote,
+                const char *before);
+
 /* Pools. */
 int mreg_pool_create(struct mreg *reg, const char *pool);  /* -EEXIST, -EINVAL */
 int mreg_pool_destroy(struct mreg *reg, const char *pool); /* -ENOENT, -ENOTEMPTY */

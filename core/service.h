@@ -132,6 +132,26 @@ int msvc_config_add_section(struct mallafs_svc *svc, const char *section,
                             struct mallafs_reason *why);
 int msvc_config_del_section(struct mallafs_svc *svc, const char *section,
                             struct mallafs_reason *why);
+/* Undo records: the changes one writer (an open file of config.ini or of a
+ * config key) made over several reconfigurations, undone together when a
+ * later part of its document is refused (service_undo.c). The _undo
+ * variants act as the functions above and record in u (NULL: as those). */
+struct msvc_undo;
+struct msvc_undo *msvc_undo_new(void);
+void msvc_undo_free(struct msvc_undo *u); /* accepts NULL */
+bool msvc_undo_empty(const struct msvc_undo *u);
+int msvc_reconfigure_undo(struct mallafs_svc *svc, const struct mallafs_cfg *update,
+                          struct msvc_undo *u, struct mallafs_reason *why);
+int msvc_config_apply_ini_undo(struct mallafs_svc *svc, const char *text, size_t len,
+                               struct msvc_undo *u, struct mallafs_reason *why);
+int msvc_config_set_undo(struct mallafs_svc *svc, const char *section, const char *key,
+                         const char *value, size_t len, struct msvc_undo *u,
+                         struct mallafs_reason *why);
+/* Every key u recorded that still holds the value u's writer left goes back
+ * to the value it had before, as one reconfiguration, and u is emptied.
+ * 0, or that reconfiguration's error (logged). */
+int msvc_undo_apply(struct mallafs_svc *svc, struct msvc_undo *u);
+
 /* The effective configuration (explicit values plus the defaults of the
  * plugins in the chain): a private copy for the caller to free. */
 struct mallafs_cfg *msvc_config_effective(struct mallafs_svc *svc);

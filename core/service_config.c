@@ -209,18 +209,37 @@ out:
 int msvc_reconfigure(struct mallafs_svc *svc, const struct mallafs_cfg *update,
                      struct mallafs_reason *why)
 {
+	return msvc_reconfigure_undo(svc, update, NULL, why);
+}
+
+int msvc_reconfigure_undo(struct mallafs_svc *svc, const struct mallafs_cfg *update,
+                          struct msvc_undo *u, struct mallafs_reason *why)
+{
 	struct mallafs_reason local = {{0}};
 	if (!why)
 		why = &local;
 	why->text[0] = '\0';
 	pthread_mutex_lock(&svc->op_lock);
-	int r = reconfigure_locked(svc, update, why);
+	struct mallafs_cfg *prev = u ? mcfg_dup(svc->cfg) : NULL;
+	int r = u && !prev ? -ENOMEM : reconfigure_locked(svc, update, why);
+	if (r == 0 && u && msvc_undo_record(u, prev, svc->cfg, update) < 0)
+		mu_log(MU_LOG_WARNING,
+		       "service %s: out of memory: a refused document's "
+		       "earlier part may not be undone",
+		       svc->name);
 	pthread_mutex_unlock(&svc->op_lock);
+	mcfg_free(prev);
 	return r;
 }
 
 int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,
                           struct mallafs_reason *why)
+{
+	return msvc_config_apply_ini_undo(svc, text, len, NULL, why);
+}
+
+int msvc_config_apply_ini_undo(struct mallafs_svc *svc, const char *text, size_t len,
+                               struct msvc_undo *u, struct mallafs_reason *why)
 {
 	struct mallafs_reason local = {{0}};
 	struct mallafs_cfg *update = NULL;
@@ -235,7 +254,16 @@ int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,
 		msvc_set_error(svc, why->text);
 		return r;
 	}
-	r = msvc_reconfigure(svc, update, why);
+	/* A document applied in parts: each part applies what it adds. */
+	struct mallafs_cfg *delta = NULL;
+	r = msvc_undo_delta(u, update, &delta);
+	if (r == 0)
+		r = msvc_reconfigure_undo(svc, delta, u, why);
+	if (r == 0 && u) {
+		msvc_undo_applied(u, update);
+		update = NULL;
+	}
+	mcfg_free(delta);
 	mcfg_free(update);
 	return r;
 }
@@ -303,6 +331,13 @@ int msvc_config_check_key(struct mallafs_svc *svc, const char *section, const ch
 int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *key,
                     const char *value, size_t len, struct mallafs_reason *why)
 {
+	return msvc_config_set_undo(svc, section, key, value, len, NULL, why);
+}
+
+int msvc_config_set_undo(struct mallafs_svc *svc, const char *section, const char *key,
+                         const char *value, size_t len, struct msvc_undo *u,
+                         struct mallafs_reason *why)
+{
 	struct mallafs_reason local = {{0}};
 	if (!why)
 		why = &local;
@@ -322,7 +357,7 @@ int msvc_config_set(struct mallafs_svc *svc, const char *section, const char *ke
 	struct mallafs_cfg *update = mcfg_new();
 	r = (v && update) ? mallafs_cfg_set(update, section, key, v) : -ENOMEM;
 	if (r == 0)
-		r = reconfigure_one(svc, update, NULL, NULL, NULL, why);
+		r = msvc_reconfigure_undo(svc, update, u, why);
 	mcfg_free(update);
 	free(v);
 	return r;
@@ -445,4 +480,10 @@ int msvc_config_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len
 	int r = mallafs_cfg_render(e, ret_text, ret_len);
 	mcfg_free(e);
 	return r;
+}
+
+int msvc_reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg *update,
+                            struct mallafs_reason *why)
+{
+	return reconfigure_locked(svc, update, why);
 }

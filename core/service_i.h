@@ -87,5 +87,19 @@ void msvc_commit_cfg(struct mallafs_svc *svc, struct mallafs_cfg *cfg);
  * state_lock. */
 void msvc_forget_effective(struct mallafs_svc *svc);
 void msvc_emit_reconfigure(struct mallafs_svc *svc);
+/* A reconfiguration, op_lock held (service_config.c). */
+int msvc_reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg *update,
+                            struct mallafs_reason *why);
+/* service_undo.c: u records what update did, from the committed
+ * configuration before (prev) and after (cur); op_lock held. */
+int msvc_undo_record(struct msvc_undo *u, const struct mallafs_cfg *prev,
+                     const struct mallafs_cfg *cur, const struct mallafs_cfg *update);
+/* What of parsed (a document's text so far) the parts applied before did
+ * not apply yet (*ret, a new configuration: all of parsed when u is NULL
+ * or nothing was applied); then, once it is applied, parsed (taken over)
+ * becomes what was applied. */
+int msvc_undo_delta(const struct msvc_undo *u, const struct mallafs_cfg *parsed,
+                    struct mallafs_cfg **ret);
+void msvc_undo_applied(struct msvc_undo *u, struct mallafs_cfg *parsed);
 
 #endif

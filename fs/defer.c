@@ -506,12 +506,17 @@ static void defer_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 		next->release(req, ino, fi);
 }
 
-/* close(): a document's last line, without a newline, is applied now. */
+/* close(): a document's last line, without a newline, is applied now.
+ * Only such a close waits: shells close a file once right after opening
+ * it (dup2 to stdout, then close), and that one must not queue behind the
+ * service's waiting requests, ahead of its own write. */
 static void defer_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs *fs = fuse_req_userdata(req);
 	struct mnode *n = NULL;
-	struct mallafs_svc *svc = fi->fh ? waits_for(fs, req, ino, NULL, D_FLUSH, &n) : NULL;
+	struct mallafs_svc *svc = fi->fh && mfs_doc_waiting(fs, fi)
+	                                  ? waits_for(fs, req, ino, NULL, D_FLUSH, &n)
+	                                  : NULL;
 	if (!svc || !hand_over(fs, svc, n, item_new(D_FLUSH, req, ino, n, NULL, 0, 0, fi, 0)))
 		next->flush(req, ino, fi);
 }

@@ -25,8 +25,12 @@
  *     is run by a thread of defer.c, never by a FUSE worker thread: a hook
  *     that waits holds that service's op_lock and one thread of defer.c,
  *     nothing another service needs.
- *  2. struct handle's lock guards the handle's text, have, doc and applied:
- *     held only to copy or swap them, never across core or a reply.
+ *  2. A document's lock (doc.c) serialises what one open file writes to
+ *     config.ini, a config key or a registry entry, and is held across
+ *     applying it (core calls, which may wait for a hook): taken holding no
+ *     other lock of fs/, with only core's under it. struct handle's lock
+ *     guards the handle's text, have and doc pointer: held only to copy or
+ *     swap them, never across core or a reply.
  *  3. mfeed's lock guards the parked reads, the feed's pollers and the
  *     events cursors; held across fuse_reply_buf to a parked read (a reply
  *     never waits on the mount) and across mev_ring_read (the ring's lock,
@@ -221,12 +225,9 @@ struct handle {
 	char *text;
 	size_t len;
 	bool have;
-	/* config.ini and config keys: the document this open file has written
-	 * so far (writers such as a shell's printf send one line a write), and
-	 * how much of it was applied. */
-	struct mu_buf doc;
-	size_t applied;
-	uint64_t doc_gen; /* counts documents begun */
+	/* config.ini, config keys, registry entries: the document this open
+	 * file writes (doc.c), made by its first write and kept to the end. */
+	struct mfs_doc *doc;
 	/* The events feed: the next event this open file reads (feed.c's lock). */
 	uint64_t cursor;
 	bool nonblock;
@@ -239,6 +240,12 @@ struct handle {
 	struct mnode *node; /* referenced while on its poll list */
 	struct handle *poll_next;
 };
+
+struct mfs_doc;
+void mfs_doc_free(struct mfs_doc *d); /* accepts NULL */
+/* Whether close() of the open file has a document's end to apply (or
+ * waits for one being applied); never blocks. */
+bool mfs_doc_waiting(struct mfs *fs, const struct fuse_file_info *fi);
 
 struct handle *mfs_handle_new(void);
 /* Files the handle, giving fi->fh its id. */

@@ -33,7 +33,7 @@ static void handle_destroy(struct mfs *fs, struct handle *h)
 	if (ph)
 		fuse_pollhandle_destroy(ph);
 	pthread_mutex_destroy(&h->lock);
-	mu_buf_free(&h->doc);
+	mfs_doc_free(h->doc);
 	free(h->text);
 	free(h);
 }

@@ -102,7 +102,8 @@ struct mfs_kind {
 	int (*open)(struct mfs_req *c, struct fuse_file_info *fi);
 	/* MK_RENDERED: the file's text, one snapshot (malloc'd). */
 	int (*render)(struct mfs_req *c, char **ret, size_t *ret_len);
-	/* MK_RENDERED and writable: applies one write() (h may be NULL). */
+	/* MK_RENDERED and writable: applies one write() (h may be NULL): 0,
+	 * 1 when it held the text back (doc.c), or -errno. */
 	int (*store)(struct mfs_req *c, struct handle *h, const char *buf, size_t size, off_t off);
 	ssize_t (*read)(struct mfs_req *c, struct fuse_file_info *fi, char *buf, size_t size,
 	                off_t off);
@@ -211,20 +212,31 @@ int mfs_rendered_truncate(struct mfs_req *c, uint64_t size);
 unsigned mfs_rendered_poll(struct mfs_req *c, struct fuse_file_info *fi,
                            struct fuse_pollhandle *ph);
 void mfs_rendered_release(struct mfs_req *c, struct fuse_file_info *fi);
-/* config.ini and config keys: the document an open file has written so far.
- * One write() is one document (or value); a write at the offset where the
- * last one ended extends it. *ret (malloc'd) is what to apply now: with
- * lines, up to the last complete line (NULL when nothing new is complete);
- * else all of it. *ret_gen tells mfs_rendered_doc_done which document it
- * was. The caller applies it holding no lock of fs/. */
-int mfs_rendered_doc(struct handle *h, const char *buf, size_t size, off_t off, bool lines,
-                     char **ret, size_t *ret_len, uint64_t *ret_gen);
-/* At close: the whole document (malloc'd) when its end was not applied
- * yet (a last line without a newline), else NULL. */
-int mfs_rendered_doc_rest(struct handle *h, char **ret, size_t *ret_len, uint64_t *ret_gen);
-/* The document of generation gen was applied (or refused) up to len: it is
- * never applied again, not even at close. */
-void mfs_rendered_doc_done(struct handle *h, uint64_t gen, size_t len);
+/* doc.c: documents, what one open file writes to config.ini, a config key
+ * or a registry entry over several writes, applied whole or not at all. */
+struct mfs_doc_ops {
+	/* Whether the whole text written so far (len bytes) may be the start
+	 * of a document (NULL: any text). */
+	int (*check)(struct mfs_req *c, const char *text, size_t len);
+	/* Applies the document's first len bytes (up to a line's end, or all
+	 * of it at close); *state is the kind's record of what to undo. */
+	int (*apply)(struct mfs_req *c, void **state, const char *text, size_t len);
+	/* Undoes what the earlier applies did, where nobody changed it since. */
+	void (*undo)(struct mfs_req *c, void *state);
+	void (*free)(void *state);
+};
+/* A write() to the open file h: 0 when it applied something, 1 when all of
+ * the document waits for the end of its line, or -errno (the document is
+ * refused, its earlier parts undone). */
+int mfs_doc_write(struct mfs_req *c, struct handle *h, const struct mfs_doc_ops *ops,
+                  const char *buf, size_t size, off_t off);
+/* close(): applies what waits (the last line had no newline); a created
+ * entry (MK_PENDING) becomes real, or goes when refused. */
+int mfs_doc_flush(struct mfs_req *c, struct fuse_file_info *fi, const struct mfs_doc_ops *ops);
+
+/* kind_service.c: a config document's undo (config.ini and config keys). */
+void mfs_config_undo(struct mfs_req *c, void *state);
+void mfs_config_undo_free(void *state);
 
 /* r and the text a service's render gave: -ENOENT, and no text, when the
  * service went while rendering. */

@@ -171,23 +171,34 @@ static int skey_render(struct mfs_req *c, char **ret, size_t *ret_len)
 	return mfs_rendered_svc(c, key_text(c->svc, c->pname, c->name, ret, ret_len), ret, ret_len);
 }
 
-/* Each write() is the whole value so far (one trailing newline dropped by
- * core): a value written in several writes is applied as it grows. */
+/* The value is the document (doc.c): each part sets the key to the value
+ * so far (one trailing newline dropped by core), a refused part puts back
+ * the value it had before the first. */
+static int skey_apply(struct mfs_req *c, void **state, const char *text, size_t len)
+{
+	struct mallafs_reason why = {{0}};
+	if (!*state && !(*state = msvc_undo_new()))
+		return -ENOMEM;
+	return msvc_config_set_undo(c->svc, c->pname, c->name, text, len, *state, &why);
+}
+
+static const struct mfs_doc_ops skey_doc = {
+        .apply = skey_apply,
+        .undo = mfs_config_undo,
+        .free = mfs_config_undo_free,
+};
+
 static int skey_store(struct mfs_req *c, struct handle *h, const char *buf, size_t size, off_t off)
 {
 	struct mallafs_reason why = {{0}};
 	if (!h)
 		return msvc_config_set(c->svc, c->pname, c->name, buf, size, &why);
-	char *doc;
-	size_t len;
-	uint64_t gen;
-	int r = mfs_rendered_doc(h, buf, size, off, false, &doc, &len, &gen);
-	if (r == 0) {
-		r = msvc_config_set(c->svc, c->pname, c->name, doc, len, &why);
-		mfs_rendered_doc_done(h, gen, len);
-	}
-	free(doc);
-	return r;
+	return mfs_doc_write(c, h, &skey_doc, buf, size, off);
+}
+
+static int skey_flush(struct mfs_req *c, struct fuse_file_info *fi)
+{
+	return mfs_doc_flush(c, fi, &skey_doc);
 }
 
 const struct mfs_kind mfs_kind_skey = {
@@ -197,4 +208,5 @@ const struct mfs_kind mfs_kind_skey = {
         .render = skey_render,
         .store = skey_store,
         .write = mfs_rendered_write,
+        .flush = skey_flush,
 };

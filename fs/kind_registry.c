@@ -4,6 +4,8 @@
  * close removes); the writer's uid is what the PID rules check. */
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kind.h"
 #include "registry.h"
@@ -109,11 +111,97 @@ static int regname_render(struct mfs_req *c, char **ret, size_t *ret_len)
 	return mreg_render(registry(c), c->name, ret, ret_len);
 }
 
-static int regname_store(struct mfs_req *c, struct handle *h, const char *buf, size_t size,
-                         off_t off)
+/* ---- what one open file writes to a name or a member (doc.c) ---- */
+
+/* What cat printed before the writer's first change and after its last. */
+struct entry_undo {
+	char *before; /* NULL: there was no entry */
+	char *wrote;
+	bool recorded;
+};
+
+static int entry_render(struct mfs_req *c, const char *pool, char **ret)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(c->req);
-	return mreg_register_text(registry(c), c->name, buf, size, ctx->uid);
+	size_t len;
+	int r = pool ? mreg_pool_render(registry(c), pool, c->name, ret, &len)
+	             : mreg_render(registry(c), c->name, ret, &len);
+	if (r == -ENOENT) {
+		*ret = NULL;
+		r = 0;
+	}
+	return r;
+}
+
+/* An entry is one line: a second one refuses the document, before it
+ * registers anything when it comes in the same write. */
+static int entry_check(struct mfs_req *c, const char *text, size_t len)
+{
+	const char *nl = memchr(text, '\n', len);
+	return nl && nl != text + len - 1 ? -EINVAL : 0;
+}
+
+static int entry_apply(struct mfs_req *c, void **state, const char *text, size_t len)
+{
+	const char *pool = c->kind == &mfs_kind_member ? c->pname : NULL;
+	uid_t uid = fuse_req_ctx(c->req)->uid;
+	struct entry_undo *u = *state;
+	char *before = NULL;
+	if (!u && !(u = *state = calloc(1, sizeof(*u))))
+		return -ENOMEM;
+	int r = u->recorded ? 0 : entry_render(c, pool, &before);
+	if (r == 0)
+		r = pool ? mreg_pool_store(registry(c), pool, c->name, text, len, uid)
+		         : mreg_register_text(registry(c), c->name, text, len, uid);
+	if (r == 0 && !u->recorded) {
+		u->before = before;
+		before = NULL;
+		u->recorded = true;
+	}
+	if (r == 0) {
+		free(u->wrote);
+		if (entry_render(c, pool, &u->wrote) < 0)
+			u->wrote = NULL; /* not undoable, as if changed since */
+	}
+	free(before);
+	return r;
+}
+
+static void entry_undo_free(void *state)
+{
+	struct entry_undo *u = state;
+	free(u->before);
+	free(u->wrote);
+	free(u);
+}
+
+static void entry_undo(struct mfs_req *c, void *state)
+{
+	struct entry_undo *u = state;
+	if (u->recorded && u->wrote)
+		mreg_revert(registry(c), c->kind == &mfs_kind_member ? c->pname : NULL, c->name,
+		            u->wrote, u->before);
+	free(u->before);
+	free(u->wrote);
+	*u = (struct entry_undo){0};
+}
+
+static const struct mfs_doc_ops entry_doc = {
+        .check = entry_check,
+        .apply = entry_apply,
+        .undo = entry_undo,
+        .free = entry_undo_free,
+};
+
+static int entry_store(struct mfs_req *c, struct handle *h, const char *buf, size_t size, off_t off)
+{
+	if (!h)
+		return -EBADF;
+	return mfs_doc_write(c, h, &entry_doc, buf, size, off);
+}
+
+static int entry_flush(struct mfs_req *c, struct fuse_file_info *fi)
+{
+	return mfs_doc_flush(c, fi, &entry_doc);
 }
 
 static uint64_t regname_id(struct mfs_req *c)
@@ -128,8 +216,9 @@ const struct mfs_kind mfs_kind_regname = {
         MFS_RENDERED_OPS,
         .stat = regname_stat,
         .render = regname_render,
-        .store = regname_store,
+        .store = entry_store,
         .write = mfs_rendered_write,
+        .flush = entry_flush,
         .id = regname_id,
 };
 
@@ -204,13 +293,6 @@ static int member_render(struct mfs_req *c, char **ret, size_t *ret_len)
 	return mreg_pool_render(registry(c), c->pname, c->name, ret, ret_len);
 }
 
-static int member_store(struct mfs_req *c, struct handle *h, const char *buf, size_t size,
-                        off_t off)
-{
-	const struct fuse_ctx *ctx = fuse_req_ctx(c->req);
-	return mreg_pool_store(registry(c), c->pname, c->name, buf, size, ctx->uid);
-}
-
 static uint64_t member_id(struct mfs_req *c)
 {
 	struct mreg_entry re;
@@ -223,7 +305,8 @@ const struct mfs_kind mfs_kind_member = {
         MFS_RENDERED_OPS,
         .stat = member_stat,
         .render = member_render,
-        .store = member_store,
+        .store = entry_store,
         .write = mfs_rendered_write,
+        .flush = entry_flush,
         .id = member_id,
 };

@@ -105,41 +105,44 @@ static int ini_render(struct mfs_req *c, char **ret, size_t *ret_len)
 	return mfs_rendered_svc(c, msvc_config_render(c->svc, ret, ret_len), ret, ret_len);
 }
 
-/* One reconfiguration per document; a document written a line a write
- * is applied as its lines come (a deep merge applied twice is applied
- * once), the last line when its newline comes or at close. */
+/* A document is one change (doc.c): each part reconfigures with what it
+ * adds, and a refused part undoes the earlier ones (service_undo.c). */
+static int ini_apply(struct mfs_req *c, void **state, const char *text, size_t len)
+{
+	struct mallafs_reason why = {{0}};
+	if (!*state && !(*state = msvc_undo_new()))
+		return -ENOMEM;
+	return msvc_config_apply_ini_undo(c->svc, text, len, *state, &why);
+}
+
+/* Shared with config keys (kind_config.c). */
+void mfs_config_undo(struct mfs_req *c, void *state)
+{
+	msvc_undo_apply(c->svc, state);
+}
+
+void mfs_config_undo_free(void *state)
+{
+	msvc_undo_free(state);
+}
+
+static const struct mfs_doc_ops ini_doc = {
+        .apply = ini_apply,
+        .undo = mfs_config_undo,
+        .free = mfs_config_undo_free,
+};
+
 static int ini_store(struct mfs_req *c, struct handle *h, const char *buf, size_t size, off_t off)
 {
 	struct mallafs_reason why = {{0}};
 	if (!h)
 		return msvc_config_apply_ini(c->svc, buf, size, &why);
-	char *doc;
-	size_t len;
-	uint64_t gen;
-	int r = mfs_rendered_doc(h, buf, size, off, true, &doc, &len, &gen);
-	if (r == 0 && doc) {
-		r = msvc_config_apply_ini(c->svc, doc, len, &why);
-		mfs_rendered_doc_done(h, gen, len);
-	}
-	free(doc);
-	return r;
+	return mfs_doc_write(c, h, &ini_doc, buf, size, off);
 }
 
-/* A document whose last line had no newline is applied now; its error can
- * only go to status and the log. */
-static void ini_release(struct mfs_req *c, struct fuse_file_info *fi)
+static int ini_flush(struct mfs_req *c, struct fuse_file_info *fi)
 {
-	struct handle *h = mfs_handle_get(c->fs, fi);
-	char *doc = NULL;
-	size_t len;
-	uint64_t gen;
-	if (h && c->svc && mfs_rendered_doc_rest(h, &doc, &len, &gen) == 0 && doc) {
-		msvc_config_apply_ini(c->svc, doc, len, NULL);
-		mfs_rendered_doc_done(h, gen, len);
-	}
-	free(doc);
-	mfs_handle_put(c->fs, h);
-	mfs_rendered_release(c, fi);
+	return mfs_doc_flush(c, fi, &ini_doc);
 }
 
 const struct mfs_kind mfs_kind_config_ini = {
@@ -153,7 +156,8 @@ const struct mfs_kind mfs_kind_config_ini = {
         .render = ini_render,
         .store = ini_store,
         .write = mfs_rendered_write,
-        .release = ini_release,
+        .flush = ini_flush,
+        .release = mfs_rendered_release,
 };
 
 /* ---- files published by plugins (trace, metrics, ...) ---- */

@@ -2,7 +2,8 @@
  * and plugins' files. Their text is rendered from core state: at open, and
  * again at every read from offset 0 (as sysfs does), into the open file's
  * handle, which the reads of that open file are served from. Their writes
- * are commands (the row's store), applied before write() returns. poll()
+ * are commands (the row's store), applied before write() returns, or
+ * documents applied a line at a time and whole (doc.c). poll()
  * reports POLLPRI|POLLERR once the text differs from what the open file
  * last read. */
 #include <errno.h>
@@ -37,7 +38,8 @@ int mfs_rendered_open(struct mfs_req *c, struct fuse_file_info *fi)
 	}
 	mfs_handle_register(c->fs, h, fi);
 	fi->direct_io = 1;
-	fi->noflush = 1;
+	/* A document's last line may wait for close() (doc.c). */
+	fi->noflush = !(c->kind->flush && (fi->flags & O_ACCMODE) != O_RDONLY);
 	return 0;
 }
 
@@ -92,6 +94,7 @@ ssize_t mfs_rendered_write(struct mfs_req *c, struct fuse_file_info *fi, const c
 		/* A refused first write leaves no entry behind. */
 		mfs_node_unhash_self(c->fs, c->node);
 	} else if (r == 0 && pending) {
+		/* (r 1: held back, the entry stays pending until close) */
 		/* What the first write made, by its core id if it has one. */
 		mfs_node_made_real(c->fs, c->node, c->kind->id ? c->kind->id(c) : 0);
 	}
@@ -142,70 +145,6 @@ void mfs_rendered_release(struct mfs_req *c, struct fuse_file_info *fi)
 	/* Created and closed without a write that made it real: gone. */
 	if ((c->kind->flags & MK_PENDING) && mfs_node_pending(c->fs, c->node))
 		mfs_node_unhash_self(c->fs, c->node);
-}
-
-int mfs_rendered_doc(struct handle *h, const char *buf, size_t size, off_t off, bool lines,
-                     char **ret, size_t *ret_len, uint64_t *ret_gen)
-{
-	*ret = NULL;
-	*ret_len = 0;
-	pthread_mutex_lock(&h->lock);
-	if (off == 0 || (size_t)off != h->doc.len) {
-		h->doc.len = 0;
-		h->applied = 0;
-		h->doc_gen++;
-	}
-	*ret_gen = h->doc_gen;
-	int r = mu_buf_append(&h->doc, buf, size);
-	size_t len = h->doc.len;
-	bool apply = true;
-	if (r == 0 && lines) {
-		const char *nl = memrchr(h->doc.data, '\n', len);
-		if (nl)
-			len = (size_t)(nl - h->doc.data) + 1;
-		else if (off != 0)
-			len = h->applied; /* still inside one line: wait for its end */
-		apply = len > h->applied || off == 0;
-	}
-	if (r == 0 && apply) {
-		*ret = malloc(len ? len : 1);
-		if (*ret) {
-			memcpy(*ret, h->doc.data, len);
-			*ret_len = len;
-		} else {
-			r = -ENOMEM;
-		}
-	}
-	pthread_mutex_unlock(&h->lock);
-	return r;
-}
-
-int mfs_rendered_doc_rest(struct handle *h, char **ret, size_t *ret_len, uint64_t *ret_gen)
-{
-	int r = 0;
-	*ret = NULL;
-	*ret_len = 0;
-	pthread_mutex_lock(&h->lock);
-	if (h->doc.len > h->applied) {
-		*ret = malloc(h->doc.len);
-		if (*ret) {
-			memcpy(*ret, h->doc.data, h->doc.len);
-			*ret_len = h->doc.len;
-		} else {
-			r = -ENOMEM;
-		}
-	}
-	*ret_gen = h->doc_gen;
-	pthread_mutex_unlock(&h->lock);
-	return r;
-}
-
-void mfs_rendered_doc_done(struct handle *h, uint64_t gen, size_t len)
-{
-	pthread_mutex_lock(&h->lock);
-	if (h->doc_gen == gen && len > h->applied)
-		h->applied = len;
-	pthread_mutex_unlock(&h->lock);
 }
 
 int mfs_rendered_svc(struct mfs_req *c, int r, char **ret, size_t *ret_len)

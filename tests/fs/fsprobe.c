@@ -289,11 +289,16 @@ static int cmd_write(int argc, char **argv)
 		printf("open:%s\n", errno_name(errno));
 		return 0;
 	}
-	if (write(fd, argv[1], strlen(argv[1])) < 0)
+	/* A document's last line without a newline is applied at close(),
+	 * which then has its error. */
+	if (write(fd, argv[1], strlen(argv[1])) < 0) {
 		puts(errno_name(errno));
-	else
+		close(fd);
+	} else if (close(fd) < 0) {
+		puts(errno_name(errno));
+	} else {
 		puts("OK");
-	close(fd);
+	}
 	return 0;
 }
 

@@ -41,15 +41,17 @@ assert_file "$R/web" "$P1 v2"$'\n'
 assert_write OK "$R/web" "$P1"
 assert_file "$R/web" "$P1"$'\n'
 assert_size "$R/web"
-# A control file: O_TRUNC wipes nothing, each write() is applied at once.
+# O_TRUNC wipes nothing; a line is applied when its newline is written.
+# What one open file writes is one entry: a second line refuses it, and
+# undoes what the first did.
 assert_errno OK open "$R/web" wt
 assert_ok bash -c ": > '$R/web'"
 assert_file "$R/web" "$P1"$'\n'
 if exec 3>"$R/web"; then
 	echo "$P1 first" >&3
 	assert_file "$R/web" "$P1 first"$'\n'
-	echo "$P1 second" >&3
-	assert_file "$R/web" "$P1 second"$'\n'
+	assert_fails_with EINVAL eval 'echo "$P1 second" >&3'
+	assert_file "$R/web" "$P1"$'\n'
 	exec 3>&-
 else
 	fail "open registry/web for writing"
