@@ -6,11 +6,13 @@
  * timer never runs one: it sleeps until the earliest pending try is due and
  * hands it to a worker thread of its own, started for it. A slow try holds
  * its worker, not the timer nor another service's try. Workers are bounded
- * (RETRY_THREADS): past that, due tries wait in a ready list, in the order
- * they came due, for the first worker that finishes; a worker takes the
- * next ready try, or ends when there is none, and the timer joins it. Each
- * service has at most one pending try, so pending tries are bounded by the
- * services.
+ * (RETRY_THREADS), and so are those running the tries of one owner's
+ * services (RETRY_PER_OWNER: hooks run as the owner, and may take up to an
+ * hour), so that one user's slow hooks never hold every worker. A due try
+ * past either bound waits in a ready list, in the order it came due; a
+ * worker that finishes takes the first ready try it may run, or ends when
+ * there is none, and the timer joins it. Each service has at most one
+ * pending try, so pending tries are bounded by the services.
  *
  * The timer thread starts with the first schedule (a runtime whose services
  * all start never has one). Stopping (unmount, mrt_free): pending and ready
@@ -35,6 +37,7 @@
 #include "util.h"
 
 #define RETRY_THREADS 16
+#define RETRY_PER_OWNER 4
 /* A worker that could not be started: the try is due again this much later. */
 #define RETRY_SPAWN_AGAIN_MS 1000u
 
@@ -42,12 +45,14 @@ struct rentry {
 	struct rentry *next;
 	struct mallafs_svc *svc; /* referenced */
 	uint64_t due;            /* mu_now_ms() */
+	uid_t owner;             /* the service's, when it came due */
 };
 
 struct rworker {
 	struct rworker *next;
 	struct mretry *q;
 	struct rentry *first; /* its first try; then the ready list's */
+	uid_t owner;          /* of the service whose try it runs */
 	pthread_t thread;
 	bool done; /* its function is returning: join it */
 };
@@ -117,6 +122,34 @@ static void entries_free(struct rentry *e)
 	}
 }
 
+/* Workers running tries of owner's services, but for self; lock held. */
+static unsigned owner_busy(const struct mretry *q, uid_t owner, const struct rworker *self)
+{
+	unsigned n = 0;
+	for (const struct rworker *w = q->workers; w; w = w->next)
+		if (w != self && !w->done && w->owner == owner)
+			n++;
+	return n;
+}
+
+/* The first ready try self may run (its owner under RETRY_PER_OWNER),
+ * unlinked; lock held. */
+static struct rentry *take_ready(struct mretry *q, const struct rworker *self)
+{
+	struct rentry *prev = NULL;
+	for (struct rentry **p = &q->ready; *p; prev = *p, p = &(*p)->next) {
+		struct rentry *e = *p;
+		if (owner_busy(q, e->owner, self) >= RETRY_PER_OWNER)
+			continue;
+		*p = e->next;
+		if (q->ready_tail == e)
+			q->ready_tail = prev;
+		e->next = NULL;
+		return e;
+	}
+	return NULL;
+}
+
 static void *worker_main(void *arg)
 {
 	struct rworker *w = arg;
@@ -126,12 +159,9 @@ static void *worker_main(void *arg)
 		msvc_retry(e->svc);
 		entries_free(e);
 		pthread_mutex_lock(&q->lock);
-		e = q->ready;
+		e = take_ready(q, w);
 		if (e) {
-			q->ready = e->next;
-			if (!q->ready)
-				q->ready_tail = NULL;
-			e->next = NULL;
+			w->owner = e->owner;
 		} else {
 			w->done = true;
 			q->nworkers--;
@@ -170,7 +200,8 @@ static void pending_insert(struct mretry *q, struct rentry *e)
 static void dispatch(struct mretry *q, struct rentry *e)
 {
 	e->next = NULL;
-	if (q->nworkers >= RETRY_THREADS) {
+	mallafs_svc_owner(e->svc, &e->owner, NULL);
+	if (q->nworkers >= RETRY_THREADS || owner_busy(q, e->owner, NULL) >= RETRY_PER_OWNER) {
 		if (q->ready_tail)
 			q->ready_tail->next = e;
 		else
@@ -183,6 +214,7 @@ static void dispatch(struct mretry *q, struct rentry *e)
 	if (w) {
 		w->q = q;
 		w->first = e;
+		w->owner = e->owner;
 		r = thread_start(&w->thread, "mallafs-retry", worker_main, w);
 	}
 	if (r < 0) {

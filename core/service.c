@@ -360,7 +360,18 @@ static int start_chain(struct mallafs_svc *svc, struct mallafs_reason *why)
 		}
 	}
 	svc->started = true;
-	set_state(svc, running_state(svc));
+	/* Running ends the retries, in the same change of status. */
+	enum msvc_state run = running_state(svc);
+	pthread_mutex_lock(&svc->state_lock);
+	uint64_t n = svc->st.retries;
+	svc->st.state = run;
+	svc->st.retries = 0;
+	strcpy(svc->st.next_retry, "-");
+	pthread_mutex_unlock(&svc->state_lock);
+	if (n > 0)
+		mu_log(MU_LOG_INFO, "service %s: running again after %llu retries", svc->name,
+		       (unsigned long long)n);
+	emit_status(svc);
 	return 0;
 }
 
@@ -386,9 +397,6 @@ void msvc_after_start(struct mallafs_svc *svc, int r)
 	uint64_t n = svc->st.retries;
 	bool active = svc->st.admin == MSVC_ADMIN_ACTIVE;
 	pthread_mutex_unlock(&svc->state_lock);
-	if (r == 0 && n > 0)
-		mu_log(MU_LOG_INFO, "service %s: running again after %llu retries", svc->name,
-		       (unsigned long long)n);
 	if (r == 0 || !active || svc->dead || !svc->env.retry) {
 		retries_end(svc);
 		return;

@@ -6,8 +6,9 @@
  *
  * Locks: msvc_reconfigure(), msvc_config_apply_ini() and the msvc_config_*()
  * changes take op_lock and hold it across the merge and update callbacks
- * and a restart they ask for; under it the committed configuration is
- * swapped with state_lock. msvc_config_effective() and msvc_config_render()
+ * and a restart they ask for (and the restart back to the old
+ * configuration when that one fails to start); under it the committed
+ * configuration is swapped with state_lock. msvc_config_effective() and msvc_config_render()
  * only read, under store_lock then state_lock. */
 #include "service_i.h"
 

@@ -37,7 +37,8 @@ struct behave {
 	uint64_t at[16];       /* mu_now_ms() of the first starts */
 };
 
-static struct behave behaviours[4];
+static struct behave behaviours[12];
+static atomic_int nholding; /* starts waiting, all services */
 
 static struct behave *behave_of(const char *svc)
 {
@@ -93,8 +94,10 @@ static int f_start(void *state, const struct mallafs_cfg *cfg, struct mallafs_re
 		b->at[n] = mu_now_ms();
 	if (atomic_load(&b->hold)) {
 		atomic_store(&b->holding, true);
+		atomic_fetch_add(&nholding, 1);
 		for (int i = 0; i < 500 && atomic_load(&b->hold); i++)
 			sleep_ms(10);
+		atomic_fetch_sub(&nholding, 1);
 		atomic_store(&b->holding, false);
 	}
 	const char *v = mallafs_cfg_get(cfg, "t", "v");
@@ -421,6 +424,44 @@ static void test_slow_try_holds_no_other(void **state)
 	gone(slow);
 }
 
+/* One owner's slow tries hold at most 4 workers; another's run meanwhile. */
+static void test_one_owner_holds_few_workers(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const names[] = {"o0", "o1", "o2", "o3", "o4", "o5", "o6", "o7"};
+	struct mallafs_svc *svcs[MU_ARRAY_SIZE(names)];
+	for (size_t i = 0; i < MU_ARRAY_SIZE(names); i++) {
+		svcs[i] = flaky_service(f, names[i]);
+		msvc_set_owner(svcs[i], 4242, 4242);
+		struct behave *b = behave_of(names[i]);
+		atomic_store(&b->broken, true);
+		assert_int_equal(msvc_set_admin(svcs[i], MSVC_ADMIN_ACTIVE), -EIO);
+		atomic_store(&b->hold, true);
+	}
+	for (int i = 0; i < 1000 && atomic_load(&nholding) < 4; i++)
+		sleep_ms(5);
+	assert_int_equal(atomic_load(&nholding), 4);
+	sleep_ms(100);
+	assert_int_equal(atomic_load(&nholding), 4);
+
+	struct mallafs_svc *other = flaky_service(f, "other");
+	atomic_store(&behave_of("other")->fails_left, 2);
+	assert_int_equal(msvc_set_admin(other, MSVC_ADMIN_ACTIVE), -EIO);
+	assert_true(wait_state(other, MSVC_RUNNING, 3000));
+	assert_int_equal(atomic_load(&nholding), 4);
+
+	for (size_t i = 0; i < MU_ARRAY_SIZE(names); i++) {
+		atomic_store(&behave_of(names[i])->broken, false);
+		atomic_store(&behave_of(names[i])->hold, false);
+	}
+	/* Every one's try comes, in fours, and each runs. */
+	for (size_t i = 0; i < MU_ARRAY_SIZE(names); i++)
+		assert_true(wait_state(svcs[i], MSVC_RUNNING, 5000));
+	for (size_t i = 0; i < MU_ARRAY_SIZE(names); i++)
+		gone(svcs[i]);
+	gone(other);
+}
+
 static void test_destroy_with_try_pending_or_under_way(void **state)
 {
 	struct fixture *f = *state;
@@ -492,6 +533,7 @@ int main(void)
 	        T(test_status_between_tries),
 	        T(test_restart_failure_rolled_back),
 	        T(test_slow_try_holds_no_other),
+	        T(test_one_owner_holds_few_workers),
 	        T(test_destroy_with_try_pending_or_under_way),
 	        T(test_runtime_free_stops_retries),
 	};
