@@ -10,6 +10,7 @@
 #include "nodecfg.h"
 #include "plugin.h"
 #include "registry.h"
+#include "retry.h"
 #include "service.h"
 #include "tree.h"
 #include "util.h"
@@ -26,6 +27,7 @@ struct mrt {
 	struct mreg *reg;
 	struct mnodecfg *nodecfg;
 	struct mplugreg *plugins;
+	struct mretry *retry;
 	struct msvc_env env;
 	char *mountpoint;
 	/* The node's memory: every store and the node config charge it. */
@@ -38,6 +40,23 @@ struct mrt {
 	uint64_t next_id;
 };
 
+/* A delay of the environment (tests make retries quick): name's value in
+ * ms, or 0 (the default) when unset or not a number of 1 ms to 1 hour. */
+static unsigned env_ms(const char *name)
+{
+	const char *v = getenv(name);
+	if (!v || !*v)
+		return 0;
+	char *end;
+	errno = 0;
+	unsigned long ms = strtoul(v, &end, 10);
+	if (errno || *end || ms < 1 || ms > 3600000ul || *v == '-') {
+		mu_log(MU_LOG_WARNING, "%s=%s is not a delay of 1 to 3600000 ms: ignored", name, v);
+		return 0;
+	}
+	return (unsigned)ms;
+}
+
 struct mrt *mrt_new(const struct mrt_options *opts)
 {
 	struct mrt *rt = calloc(1, sizeof(*rt));
@@ -49,9 +68,12 @@ struct mrt *mrt_new(const struct mrt_options *opts)
 	rt->plugins = mplugreg_new(opts->builtins, opts->plugin_dir);
 	rt->nodecfg = rt->events ? mnodecfg_new(rt->events) : NULL;
 	rt->reg = rt->events ? mreg_new(rt->events) : NULL;
+	rt->retry = mretry_new(
+	        opts->retry_base_ms ? opts->retry_base_ms : env_ms("MALLAFS_RETRY_BASE_MS"),
+	        opts->retry_max_ms ? opts->retry_max_ms : env_ms("MALLAFS_RETRY_MAX_MS"));
 	if (opts->mountpoint)
 		rt->mountpoint = strdup(opts->mountpoint);
-	if (!rt->events || !rt->plugins || !rt->nodecfg || !rt->reg ||
+	if (!rt->events || !rt->plugins || !rt->nodecfg || !rt->reg || !rt->retry ||
 	    (opts->mountpoint && !rt->mountpoint)) {
 		int e = errno ? errno : ENOMEM;
 		mrt_free(rt);
@@ -64,7 +86,8 @@ struct mrt *mrt_new(const struct mrt_options *opts)
 	rt->env = (struct msvc_env){.plugins = rt->plugins,
 	                            .events = rt->events,
 	                            .mountpoint = rt->mountpoint,
-	                            .account = &rt->account};
+	                            .account = &rt->account,
+	                            .retry = rt->retry};
 	return rt;
 }
 
@@ -81,6 +104,8 @@ void mrt_free(struct mrt *rt)
 		free(n);
 		n = next;
 	}
+	/* After the services: msvc_destroy cancels their tries. */
+	mretry_free(rt->retry);
 	mreg_free(rt->reg);
 	mnodecfg_free(rt->nodecfg);
 	mplugreg_free(rt->plugins);
@@ -244,6 +269,9 @@ int mrt_service_list(struct mrt *rt, uint64_t after_id,
 
 void mrt_stop_all(struct mrt *rt)
 {
+	/* No try may start a service being stopped, nor outlive the runtime. */
+	if (rt->retry)
+		mretry_stop(rt->retry);
 	/* Newest first, each outside the list lock (stopping may run hooks). */
 	for (;;) {
 		struct mallafs_svc *svc = NULL;

@@ -1,6 +1,9 @@
 /* The runtime: every service, the registry, the node-wide config store and
  * the change events, as one object the filesystem holds. Thread-safe.
  *
+ * Failed services are retried by retry.c's threads (retry.h), stopped and
+ * joined by mrt_stop_all and mrt_free before the services go.
+ *
  * Locks: one mutex guards the list of services and the id counter. It comes
  * before a service's state_lock (mrt_stop_all reads each status under it)
  * and is never held across a service's op_lock or a plugin callback:
@@ -28,6 +31,10 @@ struct mrt_options {
 	/* Bytes of keys and values all stores and the node config may hold
 	 * together (-o max_memory); 0: no limit. */
 	uint64_t max_memory;
+	/* A failed, active service is tried again after retry_base_ms,
+	 * doubling up to retry_max_ms (0: 5 s and 5 min; the environment's
+	 * MALLAFS_RETRY_BASE_MS and MALLAFS_RETRY_MAX_MS, for tests, else). */
+	unsigned retry_base_ms, retry_max_ms;
 };
 
 struct mrt;
@@ -59,7 +66,8 @@ struct mallafs_svc *mrt_service_get(struct mrt *rt, const char *name);
 /* Services with id > after_id, in id (creation) order. */
 int mrt_service_list(struct mrt *rt, uint64_t after_id,
                      int (*fn)(const char *name, uint64_t id, void *arg), void *arg);
-/* Stops every service (on unmount); they stay listed. */
+/* Stops the retries of failed services (joining their threads), then
+ * every service (on unmount); they stay listed. */
 void mrt_stop_all(struct mrt *rt);
 
 #endif

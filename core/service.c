@@ -13,6 +13,7 @@
 #include "cfg.h"
 #include "events.h"
 #include "plugin.h"
+#include "retry.h"
 #include "tree.h"
 #include "util.h"
 
@@ -59,15 +60,22 @@ void msvc_path(const struct mallafs_svc *svc, char *buf, size_t len, const char 
 	mtree_join(buf, len, mtree_name(MTREE_SERVICES), svc->name, sub, name, NULL);
 }
 
-static void stamp(char *dst, size_t len, const char *reason)
+/* The time, after_ms from now, as status shows times. */
+static void when_from_now(char *dst, size_t len, unsigned after_ms)
 {
 	struct timespec ts;
 	struct tm tm;
-	char when[32];
 
 	mu_now_real(&ts);
+	ts.tv_sec += (time_t)((after_ms + (unsigned)(ts.tv_nsec / 1000000)) / 1000);
 	gmtime_r(&ts.tv_sec, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	strftime(dst, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void stamp(char *dst, size_t len, const char *reason)
+{
+	char when[32];
+	when_from_now(when, sizeof(when), 0);
 	snprintf(dst, len, "%s %s", when, reason);
 }
 
@@ -204,6 +212,7 @@ int msvc_new(const struct msvc_env *env, const char *name, struct mallafs_svc **
 	svc->st.admin = MSVC_ADMIN_INACTIVE;
 	strcpy(svc->st.last_restart, "-");
 	strcpy(svc->st.last_error, "-");
+	strcpy(svc->st.next_retry, "-");
 
 	svc->name = strdup(name);
 	svc->kv = mkv_new();
@@ -332,27 +341,104 @@ static enum msvc_state running_state(struct mallafs_svc *svc)
 	return ad == MSVC_ADMIN_PAUSE ? MSVC_PAUSED : MSVC_RUNNING;
 }
 
-/* Bottom to top; a failure stops what started and leaves the service failed. */
-static int start_chain(struct mallafs_svc *svc)
+/* Bottom to top; a failure stops what started and leaves the service
+ * failed, with the reason in last_error and in *why (may be NULL). */
+static int start_chain(struct mallafs_svc *svc, struct mallafs_reason *why)
 {
-	struct mallafs_reason why = {{0}};
+	struct mallafs_reason local = {{0}};
+	if (!why)
+		why = &local;
 	set_state(svc, MSVC_STARTING);
 	for (size_t i = svc->nchain; i-- > 0;) {
-		int r = msvc_start_one(svc, svc->chain[i], &why);
+		int r = msvc_start_one(svc, svc->chain[i], why);
 		if (r < 0) {
 			for (size_t j = i + 1; j < svc->nchain; j++)
 				msvc_stop_one(svc, svc->chain[j]);
-			msvc_set_error(svc, why.text);
+			msvc_set_error(svc, why->text);
 			set_state(svc, MSVC_FAILED);
 			return r;
 		}
 	}
 	svc->started = true;
-	set_state(svc, running_state(svc));
+	/* Running ends the retries, in the same change of status. */
+	enum msvc_state run = running_state(svc);
+	pthread_mutex_lock(&svc->state_lock);
+	uint64_t n = svc->st.retries;
+	svc->st.state = run;
+	svc->st.retries = 0;
+	strcpy(svc->st.next_retry, "-");
+	pthread_mutex_unlock(&svc->state_lock);
+	if (n > 0)
+		mu_log(MU_LOG_INFO, "service %s: running again after %llu retries", svc->name,
+		       (unsigned long long)n);
+	emit_status(svc);
 	return 0;
 }
 
-void msvc_restart(struct mallafs_svc *svc, const char *reason)
+/* ---- retries (retry.h does the timing) ---- */
+
+/* No try pending, none counted; op_lock held. */
+static void retries_end(struct mallafs_svc *svc)
+{
+	if (svc->env.retry)
+		mretry_cancel(svc->env.retry, svc);
+	pthread_mutex_lock(&svc->state_lock);
+	bool changed = svc->st.retries != 0 || strcmp(svc->st.next_retry, "-") != 0;
+	svc->st.retries = 0;
+	strcpy(svc->st.next_retry, "-");
+	pthread_mutex_unlock(&svc->state_lock);
+	if (changed)
+		emit_status(svc);
+}
+
+void msvc_after_start(struct mallafs_svc *svc, int r)
+{
+	pthread_mutex_lock(&svc->state_lock);
+	uint64_t n = svc->st.retries;
+	bool active = svc->st.admin == MSVC_ADMIN_ACTIVE;
+	pthread_mutex_unlock(&svc->state_lock);
+	if (r == 0 || !active || svc->dead || !svc->env.retry) {
+		retries_end(svc);
+		return;
+	}
+	unsigned delay = mretry_delay_ms(svc->env.retry, n);
+	int e = mretry_schedule(svc->env.retry, svc, delay);
+	char when[sizeof(svc->st.next_retry)] = "-";
+	if (e == 0)
+		when_from_now(when, sizeof(when), delay);
+	else if (e != -ESHUTDOWN)
+		mu_log(MU_LOG_WARNING, "service %s: cannot schedule a retry: %s", svc->name,
+		       strerror(-e));
+	pthread_mutex_lock(&svc->state_lock);
+	strcpy(svc->st.next_retry, when);
+	pthread_mutex_unlock(&svc->state_lock);
+	if (e == 0)
+		mu_log(MU_LOG_INFO, "service %s: failed; retry %llu in %u ms, at %s", svc->name,
+		       (unsigned long long)n + 1, delay, when);
+	emit_status(svc);
+}
+
+void msvc_retry(struct mallafs_svc *svc)
+{
+	pthread_mutex_lock(&svc->op_lock);
+	pthread_mutex_lock(&svc->state_lock);
+	/* Whoever changed the service since this try was scheduled decided
+	 * already. */
+	bool wanted = !svc->dead && !svc->started && svc->st.state == MSVC_FAILED &&
+	              svc->st.admin == MSVC_ADMIN_ACTIVE;
+	uint64_t n = wanted ? ++svc->st.retries : 0;
+	if (wanted)
+		strcpy(svc->st.next_retry, "-");
+	pthread_mutex_unlock(&svc->state_lock);
+	if (wanted) {
+		mu_log(MU_LOG_INFO, "service %s: retry %llu: starting", svc->name,
+		       (unsigned long long)n);
+		msvc_after_start(svc, start_chain(svc, NULL));
+	}
+	pthread_mutex_unlock(&svc->op_lock);
+}
+
+int msvc_restart(struct mallafs_svc *svc, const char *reason, struct mallafs_reason *why)
 {
 	char path[MTREE_PATH_MAX];
 	msvc_path(svc, path, sizeof(path), NULL, NULL);
@@ -363,7 +449,7 @@ void msvc_restart(struct mallafs_svc *svc, const char *reason)
 	stamp(svc->st.last_restart, sizeof(svc->st.last_restart), reason);
 	pthread_mutex_unlock(&svc->state_lock);
 	mev_emit(svc->env.events, MEV_RESTART, path, reason);
-	start_chain(svc);
+	return start_chain(svc, why);
 }
 
 int msvc_set_admin(struct mallafs_svc *svc, enum msvc_admin admin)
@@ -384,8 +470,12 @@ int msvc_set_admin(struct mallafs_svc *svc, enum msvc_admin admin)
 			stop_chain(svc, MSVC_STOPPED);
 		else
 			set_state(svc, MSVC_STOPPED);
+		retries_end(svc);
 	} else if (!svc->started) {
-		r = start_chain(svc);
+		/* The writer's try: the retries start over after it. */
+		retries_end(svc);
+		r = start_chain(svc, NULL);
+		msvc_after_start(svc, r);
 		if (r < 0)
 			r = -EIO;
 	} else {
@@ -425,6 +515,8 @@ void msvc_destroy(struct mallafs_svc *svc)
 		pthread_rwlock_wrlock(&svc->store_lock);
 		svc->dead = true;
 		pthread_rwlock_unlock(&svc->store_lock);
+		if (svc->env.retry)
+			mretry_cancel(svc->env.retry, svc);
 	}
 	pthread_mutex_unlock(&svc->op_lock);
 }
@@ -443,9 +535,10 @@ int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len
 	msvc_status(svc, &st);
 	int r = mu_buf_printf(&b,
 	                      "state: %s\nadmin: %s\nrestarts: %llu\nlast_restart: %s\n"
-	                      "last_error: %s\n",
+	                      "last_error: %s\nretries: %llu\nnext_retry: %s\n",
 	                      msvc_state_name(st.state), msvc_admin_name(st.admin),
-	                      (unsigned long long)st.restarts, st.last_restart, st.last_error);
+	                      (unsigned long long)st.restarts, st.last_restart, st.last_error,
+	                      (unsigned long long)st.retries, st.next_retry);
 	if (r < 0) {
 		mu_buf_free(&b);
 		return r;

@@ -12,8 +12,9 @@
  *    fields, for readers; held only for copies.
  * Lock order: op_lock, then store_lock, then state_lock. Events are emitted
  * with at most these held (listeners never call back into core). Under
- * op_lock come the plugin registry's lock (chains are planned with it held)
- * and whatever start, stop and update callbacks take; under store_lock, the
+ * op_lock come the plugin registry's lock (chains are planned with it held),
+ * the retry scheduler's (retry.h: tries are scheduled and cancelled with it
+ * held) and whatever start, stop and update callbacks take; under store_lock, the
  * locks a plugin's store hooks take, so a plugin thread calls into the store
  * (mallafs_svc_store_op, mallafs_store_foreach) with its own locks released.
  * The store and published files live in service_store.c, the plugin chain
@@ -35,6 +36,7 @@
 
 struct mev_ring;
 struct mplugreg;
+struct mretry;
 
 enum msvc_state {
 	MSVC_STARTING = 0,
@@ -63,6 +65,7 @@ struct msvc_env {
 	struct mev_ring *events;     /* may be NULL */
 	const char *mountpoint;      /* may be NULL; handed to plugins that ask */
 	struct mkv_account *account; /* may be NULL; every store is charged to it */
+	struct mretry *retry;        /* may be NULL: a failed service is not retried */
 };
 
 struct msvc_status {
@@ -71,6 +74,8 @@ struct msvc_status {
 	uint64_t restarts;
 	char last_restart[MALLAFS_REASON_MAX + 32]; /* "-" or "TIME REASON" */
 	char last_error[MALLAFS_REASON_MAX + 32];   /* "-" or "TIME REASON" */
+	uint64_t retries;                           /* tries since it last ran */
+	char next_retry[32];                        /* "-" or "TIME" */
 };
 
 /* A new, stopped service with the chain "base" and an empty configuration.
@@ -96,10 +101,19 @@ int msvc_setup(struct mallafs_svc *svc, const char *const *plugins, size_t nplug
 /* Lifecycle. set_admin moves the service to the admin status (starting or
  * stopping plugins as needed). A plugin failing to start leaves the service
  * `failed` with the reason in last_error and returns -EIO (or the plugin's
- * error). msvc_destroy stops the service (top to bottom) and marks it gone. */
+ * error). msvc_destroy stops the service (top to bottom) and marks it gone.
+ *
+ * A failed service whose admin status is active is tried again (env.retry):
+ * after mretry_delay_ms(retries), retries counting the tries since it last
+ * ran; a try that starts it ends the retries. Writing the admin status
+ * starts them over (a failed `active` write schedules the first try again);
+ * `pause`, `inactive` and msvc_destroy cancel them. msvc_retry is the try,
+ * run by retry.c: it does nothing unless the service is still failed, alive
+ * and active. */
 int msvc_set_admin(struct mallafs_svc *svc, enum msvc_admin admin);
 int msvc_set_admin_text(struct mallafs_svc *svc, const char *text, size_t len);
 void msvc_destroy(struct mallafs_svc *svc);
+void msvc_retry(struct mallafs_svc *svc);
 void msvc_status(struct mallafs_svc *svc, struct msvc_status *ret);
 /* A refused or failed operation: the reason goes to status (last_error)
  * and the log. Takes state_lock: call it with store_lock released. */
@@ -115,8 +129,10 @@ bool msvc_has_plugin(struct mallafs_svc *svc, const char *name);
 int msvc_chain_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len);
 
 /* Configuration. All changes run a reconfiguration: -EINVAL rejected (merge
- * phase), -EIO rolled back (update phase); why (may be NULL) gets the reason,
- * which also goes to last_error and the log. */
+ * phase), -EIO rolled back (update phase, or a restart it asked for failed
+ * to start: the old configuration is committed back and the service
+ * restarted with it, failed and retried if that fails too); why (may be
+ * NULL) gets the reason, which also goes to last_error and the log. */
 int msvc_reconfigure(struct mallafs_svc *svc, const struct mallafs_cfg *update,
                      struct mallafs_reason *why);
 int msvc_config_apply_ini(struct mallafs_svc *svc, const char *text, size_t len,

@@ -6,8 +6,9 @@
  *
  * Locks: msvc_reconfigure(), msvc_config_apply_ini() and the msvc_config_*()
  * changes take op_lock and hold it across the merge and update callbacks
- * and a restart they ask for; under it the committed configuration is
- * swapped with state_lock. msvc_config_effective() and msvc_config_render()
+ * and a restart they ask for (and the restart back to the old
+ * configuration when that one fails to start); under it the committed
+ * configuration is swapped with state_lock. msvc_config_effective() and msvc_config_render()
  * only read, under store_lock then state_lock. */
 #include "service_i.h"
 
@@ -120,6 +121,53 @@ void msvc_emit_reconfigure(struct mallafs_svc *svc)
 	mev_emit(svc->env.events, MEV_RECONFIGURE, path, NULL);
 }
 
+/* Tells the active plugins from chain[from] down, which were told of the
+ * change from old to new, of the change back (top to bottom, the reverse of
+ * the update phase); op_lock held. */
+static void tell_back(struct mallafs_svc *svc, size_t from, const struct mallafs_cfg *new,
+                      const struct mallafs_cfg *old)
+{
+	for (size_t j = from; j < svc->nchain; j++) {
+		struct minst *t = svc->chain[j];
+		if (!t->active || !t->desc->updated)
+			continue;
+		struct mallafs_reason br = {{0}};
+		if (t->desc->updated(t->state, new, old, &br) != MALLAFS_UPDATE_OK)
+			mu_log(MU_LOG_WARNING, "service %s: %s: rolling back: %s", svc->name,
+			       t->desc->name, br.text[0] ? br.text : "not ok");
+	}
+}
+
+/* The restart the update phase asked for, new committed in place of old; op_lock
+ * held. If it fails to start, the change is rolled back: old is committed
+ * again, the plugins still active are told (those the failed start stopped
+ * get old from their start callback), and the service restarts with old; if
+ * that fails too, it stays failed and is retried (msvc_after_start). 0, or
+ * -EIO with the failed start's reason in why. */
+static int restart_or_roll_back(struct mallafs_svc *svc, struct mallafs_cfg *old,
+                                const struct mallafs_cfg *new, const char *reason,
+                                struct mallafs_reason *why)
+{
+	struct mallafs_reason failed = {{0}}, again = {{0}};
+	if (msvc_restart(svc, reason, &failed) == 0)
+		return 0;
+	msvc_commit_cfg(svc, old);
+	msvc_emit_reconfigure(svc);
+	tell_back(svc, 0, new, old);
+	char back[MALLAFS_REASON_MAX + 32];
+	snprintf(back, sizeof(back), "rolling back: %s", failed.text);
+	int r = msvc_restart(svc, back, &again);
+	msvc_after_start(svc, r);
+	if (r == 0)
+		mallafs_reason_set(why, "restart failed, rolled back: %s", failed.text);
+	else
+		mallafs_reason_set(why,
+		                   "restart failed, rolled back: %s; the old configuration "
+		                   "failed to start too: %s",
+		                   failed.text, again.text);
+	return -EIO;
+}
+
 /* Reconfiguration, op_lock held. */
 static int reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg *update,
                               struct mallafs_reason *why)
@@ -174,25 +222,21 @@ static int reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg 
 			/* Roll back: the configuration first, then tell the
 			 * plugins already told, in the reverse order. */
 			msvc_commit_cfg(svc, old);
-			for (size_t j = i + 1; j < svc->nchain; j++) {
-				struct minst *t = svc->chain[j];
-				if (!t->active || !t->desc->updated)
-					continue;
-				struct mallafs_reason br = {{0}};
-				if (t->desc->updated(t->state, new, old, &br) != MALLAFS_UPDATE_OK)
-					mu_log(MU_LOG_WARNING, "service %s: %s: rolling back: %s",
-					       svc->name, t->desc->name,
-					       br.text[0] ? br.text : "not ok");
-			}
+			tell_back(svc, i + 1, new, old);
 			mcfg_free(new);
 			r = -EIO;
 			goto refused_committed;
 		}
 	}
-	mcfg_free(old);
 	msvc_emit_reconfigure(svc);
-	if (want_restart && svc->started)
-		msvc_restart(svc, restart_reason);
+	if (want_restart && svc->started) {
+		r = restart_or_roll_back(svc, old, new, restart_reason, why);
+		if (r < 0) {
+			mcfg_free(new);
+			goto refused_committed;
+		}
+	}
+	mcfg_free(old);
 	r = 0;
 	goto out;
 

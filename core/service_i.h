@@ -71,8 +71,14 @@ struct minst *msvc_chain_find(struct mallafs_svc *svc, const char *name);
  * the instance's active flag, and call the plugin with it released. */
 int msvc_start_one(struct mallafs_svc *svc, struct minst *in, struct mallafs_reason *why);
 void msvc_stop_one(struct mallafs_svc *svc, struct minst *in);
-/* Stops and starts a started chain, counting the restart; op_lock held. */
-void msvc_restart(struct mallafs_svc *svc, const char *reason);
+/* Stops and starts a started chain, counting the restart; op_lock held.
+ * A failed start leaves the service failed (0 or its error, the reason in
+ * *why, may be NULL); the caller then calls msvc_after_start. */
+int msvc_restart(struct mallafs_svc *svc, const char *reason, struct mallafs_reason *why);
+/* After a try to start the chain that returned r, op_lock held: running
+ * ends the retries; failed with admin active schedules the next try (the
+ * delay grows with status' retries), else none. */
+void msvc_after_start(struct mallafs_svc *svc, int r);
 
 /* service_config.c, for the chain: */
 

@@ -58,9 +58,11 @@ assert_ok mkdir "$S2/config/persist"
 assert_ok bash -c "echo '$SHARED/good.store' > '$S2/config/persist/path'"
 assert_ok mkdir "$S2/plugins/persist"
 assert_ok bash -c "echo mine > '$S2/store/k'"
-# A new path restarts the service; the start refuses the link.
-echo "$SHARED/other.store" >"$S2/config/persist/path" 2>/dev/null
-assert_eq "the service fails to start" failed "$(status_field "$S2" state)"
+# A new path restarts the service; the start refuses the link, and the
+# change is rolled back.
+assert_write EIO "$S2/config/persist/path" "$SHARED/other.store"
+assert_eq "the failed restart is rolled back: running" running "$(status_field "$S2" state)"
+assert_file "$S2/config/persist/path" "$SHARED/good.store"$'\n'
 assert_reason "a link at the name" "$S2" "it is a symbolic link (persist follows none)"
 victim_untouched "a link at the store's name"
 assert_file "$S2/store/k" $'mine\n'

@@ -5,7 +5,7 @@
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-RUNNING=$'state: running\nadmin: active\nrestarts: 0\nlast_restart: -\nlast_error: -\n'
+RUNNING=$'state: running\nadmin: active\nrestarts: 0\nlast_restart: -\nlast_error: -\nretries: 0\nnext_retry: -\n'
 
 mfs_mount
 SV=$MNT/services

@@ -24,8 +24,8 @@ mfs_mount
 assert_ok mkdir "$MNT/services/svc"
 S=$MNT/services/svc
 
-# The format: exactly five lines.
-assert_file "$S/status" $'state: running\nadmin: active\nrestarts: 0\nlast_restart: -\nlast_error: -\n'
+# The format: exactly seven lines.
+assert_file "$S/status" $'state: running\nadmin: active\nrestarts: 0\nlast_restart: -\nlast_error: -\nretries: 0\nnext_retry: -\n'
 assert_size "$S/status"
 assert_file "$S/chain" $'base\n'
 assert_size "$S/chain"
@@ -33,7 +33,7 @@ assert_size "$S/chain"
 # The admin states; the store stays readable and writable in each.
 assert_ok bash -c "echo pause > '$S/status'"
 status_is paused pause
-assert_eq "status still has five lines" 5 "$(wc -l <"$S/status")"
+assert_eq "status still has seven lines" 7 "$(wc -l <"$S/status")"
 assert_size "$S/status"
 assert_ok bash -c "echo paused-value > '$S/store/k'"
 assert_file "$S/store/k" $'paused-value\n'
@@ -67,7 +67,7 @@ for bad in "Active" "active extra" $'active\n\n' " pause" "paused" "running"; do
 	assert_write EINVAL "$S/status" "$bad"
 done
 status_is running active
-assert_eq "status still has five lines" 5 "$(wc -l <"$S/status")"
+assert_eq "status still has seven lines" 7 "$(wc -l <"$S/status")"
 assert_ne "last_error is set after a refused write" - "$(status_field last_error)"
 assert_size "$S/status"
 

@@ -15,6 +15,7 @@
 #include <sys/fsuid.h>
 #include <sys/syscall.h>
 
+#include "cfg.h"
 #include "persist_fixture.h"
 #include "persist_i.h"
 
@@ -142,9 +143,13 @@ static void test_no_file_where_owner_cannot_write(void **state)
 	char etc[128];
 	snprintf(etc, sizeof(etc), "/etc/mallafs-persist-test-%ld.store", (long)getpid());
 	struct mallafs_reason why = {{0}};
-	msvc_config_set(svc, "persist", "path", etc, strlen(etc), &why);
-	assert_int_equal(status_of(svc).state, MSVC_FAILED);
+	/* The restart fails: rolled back to the old path, running. */
+	assert_int_equal(msvc_config_set(svc, "persist", "path", etc, strlen(etc), &why), -EIO);
+	assert_int_equal(status_of(svc).state, MSVC_RUNNING);
 	assert_non_null(strstr(status_of(svc).last_error, "Permission denied"));
+	struct mallafs_cfg *eff = msvc_config_effective(svc);
+	assert_string_equal(mallafs_cfg_get(eff, "persist", "path"), upath);
+	mcfg_free(eff);
 	assert_int_equal(access(etc, F_OK), -1);
 	assert_int_equal(errno, ENOENT);
 	svc_gone(svc);
