@@ -223,8 +223,13 @@ struct handle {
 	struct mu_buf doc;
 	size_t applied;
 	uint64_t doc_gen; /* counts documents begun */
-	/* The events feed: the next event this open file reads (feed.c's lock). */
+	/* The events feed: the next event this open file reads, and text
+	 * rendered for it that its reads have not taken yet, kept[kept_off..
+	 * kept_len) (a read smaller than a line, a resume's overflow line):
+	 * feed.c's lock. */
 	uint64_t cursor;
+	char *kept;
+	size_t kept_len, kept_off;
 	bool nonblock;
 	/* fs->lock guards these. Requests find a handle by its id and hold a
 	 * reference, so a release racing a read never frees it under the read. */
@@ -322,6 +327,9 @@ void mfs_feed_read(struct mfs *fs, fuse_req_t req, struct handle *h, bool nonblo
 unsigned mfs_feed_poll(struct mfs *fs, struct handle *h, struct fuse_pollhandle *ph);
 /* The open file is closed: its poll handle goes. */
 void mfs_feed_forget(struct mfs *fs, struct handle *h);
+/* A write of "SEQ\n" to an open feed: its reads go on after event SEQ
+ * (mev_ring_resume). Returns size, or -EINVAL for anything else. */
+ssize_t mfs_feed_resume(struct mfs *fs, struct handle *h, const char *buf, size_t size);
 
 /* Starts a thread of fs/ with every signal blocked (signals are main()'s,
  * through libfuse's handlers) and a name that ps and gdb show. */
