@@ -27,10 +27,10 @@
  *     nothing another service needs.
  *  2. struct handle's lock guards the handle's text, have, doc and applied:
  *     held only to copy or swap them, never across core or a reply.
- *  3. mfeed's lock guards the parked reads, the feed's pollers and the
- *     events cursors; held across fuse_reply_buf to a parked read (a reply
- *     never waits on the mount) and across mev_ring_read (the ring's lock,
- *     a leaf).
+ *  3. mfeed's lock guards the parked reads, the feed's pollers and each
+ *     open events file's cursor and kept text; held across fuse_reply_buf
+ *     to a parked read (a reply never waits on the mount) and across
+ *     mev_ring_read and mev_ring_resume (the ring's lock, a leaf).
  *  4. mnotifier's lock guards its queue, its held items and its pending
  *     set; mfs_echoes's lock the echo under way; mfs_defer's lock its
  *     queues and threads (defer.c). Leaves: the notifier asks defer.c
