@@ -179,7 +179,8 @@ MFS_CHILDREN+=("$tail_pid")
 mfs_poll 10000 eval "echo s >>'$S/store/s1' && grep -q ' $R/store/s1' '$out'" ||
 	fail "events-tail.sh --state shows the first event" "$(cat "$out" "$out.err")"
 echo x >>"$S/store/s2"
-mfs_poll 10000 grep -q " $R/store/s2" "$out" || fail "events-tail.sh --state shows store/s2"
+mfs_poll 10000 eval "[[ \$(grep -c ' $R/store/s2' '$out') == 2 ]]" ||
+	fail "events-tail.sh --state shows store/s2 (create, write)" "$(cat "$out")"
 kill -TERM "$tail_pid"
 mfs_poll 5000 eval "! mfs_alive $tail_pid" || fail "events-tail.sh ends on SIGTERM"
 wait "$tail_pid"
