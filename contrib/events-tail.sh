@@ -1,20 +1,94 @@
 #!/usr/bin/env bash
 # Follows the events feed and prints each change with a readable time:
-#   contrib/events-tail.sh MOUNTPOINT [OP...]
-# With OPs (write, delete, restart, ...), prints only those. Each read of
-# MOUNTPOINT/events blocks until there is something new; a reader that falls
-# far behind gets one "SEQ overflow" line and goes on from the newest.
+#   contrib/events-tail.sh [--after SEQ | --state FILE] MOUNTPOINT [OP...]
+# With OPs (write, delete, restart, ...), prints only those.
+#
+# Each read of MOUNTPOINT/events blocks until there is something new. The
+# feed is a stream (lseek fails with ESPIPE), so bash's `read` takes it a byte
+# at a time and nothing is lost between two reads. A reader that falls far
+# behind gets one "SEQ overflow" line and goes on from the newest; this
+# script tells it on stderr.
+#
+# Resuming (it writes SEQ to its open events file: the mount's owner only):
+#   --after SEQ   start after event SEQ, the last one you handled (0: from the
+#                 oldest event the feed still keeps)
+#   --state FILE  resume after the event saved in FILE, and save there the
+#                 last event read whenever the feed has nothing more for now,
+#                 and at exit (SIGINT, SIGTERM): a run killed harder repeats
+#                 what it read since, it never skips. Without FILE, start from
+#                 now. Event numbers start again at 1 with each run of the
+#                 daemon: a FILE saved under an earlier run resumes from the
+#                 oldest event the feed keeps.
+# When the events after SEQ were already dropped from the feed (it keeps the
+# last 4096, or mallafs -o events=N), the feed says "SEQ overflow" (SEQ: the
+# first one lost) and goes on from the oldest it keeps.
 set -euo pipefail
-[ $# -ge 1 ] || { echo "usage: $0 MOUNTPOINT [OP...]" >&2; exit 2; }
+usage()
+{
+	echo "usage: $0 [--after SEQ | --state FILE] MOUNTPOINT [OP...]" >&2
+	exit 2
+}
+after='' state=''
+while [ $# -gt 0 ]; do
+	case $1 in
+	--after) [ $# -ge 2 ] || usage; after=$2; shift 2 ;;
+	--state) [ $# -ge 2 ] || usage; state=$2; shift 2 ;;
+	--) shift; break ;;
+	-*) usage ;;
+	*) break ;;
+	esac
+done
+[ $# -ge 1 ] || usage
+[[ -z $after || $after =~ ^[0-9]+$ ]] || { echo "$0: --after $after: not an event number" >&2; exit 2; }
+[[ -z $after || -z $state ]] || usage
 mnt=$1
 shift
 want=" $* "
 
-while read -r seq op path detail; do
+# Which run of the daemon numbered the events: the time it started, which
+# every file of the mount shows as its mtime.
+born=$(stat -c %.9Y "$mnt/events")
+last=''
+if [ -n "$state" ] && [ -e "$state" ]; then
+	read -r saved saved_born <"$state" || true
+	if ! [[ ${saved:-} =~ ^[0-9]+$ ]]; then
+		echo "$0: $state holds no event number: remove it to start from now" >&2
+		exit 1
+	fi
+	if [ "${saved_born:-}" = "$born" ]; then
+		after=$saved
+	else
+		echo "$0: the daemon restarted since $state was saved: from its oldest event kept" >&2
+		after=0
+	fi
+fi
+
+save()
+{
+	[ -n "$state" ] && [ -n "$last" ] || return 0
+	printf '%s %s\n' "$last" "$born" >"$state.tmp" && mv -f "$state.tmp" "$state"
+}
+
+if [ -n "$after" ]; then
+	exec 3<>"$mnt/events"
+	printf '%s\n' "$after" >&3
+else
+	exec 3<"$mnt/events"
+fi
+if [ -n "$state" ]; then
+	trap 'save; exit 0' INT TERM
+	trap save EXIT
+fi
+
+while read -r -u 3 seq op path detail; do
 	if [ "$op" = overflow ]; then
-		printf '%s events were lost (the reader fell behind)\n' "$(date +%T)" >&2
+		printf '%(%T)T events from #%s on were lost (dropped from the feed)\n' -1 "$seq" >&2
 		continue
 	fi
-	[ $# -eq 0 ] || [[ $want == *" $op "* ]] || continue
-	printf '%s #%s %-11s %s%s\n' "$(date +%T)" "$seq" "$op" "$path" "${detail:+ ($detail)}"
-done <"$mnt/events"
+	if [ $# -eq 0 ] || [[ $want == *" $op "* ]]; then
+		printf '%(%T)T #%s %-11s %s%s\n' -1 "$seq" "$op" "$path" "${detail:+ ($detail)}"
+	fi
+	last=$seq
+	# Nothing more for now: a good time to save where we are.
+	[ -z "$state" ] || read -r -t 0 -u 3 || save
+done

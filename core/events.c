@@ -354,6 +354,27 @@ out:
 	return r;
 }
 
+ssize_t mev_ring_resume(struct mev_ring *ring, uint64_t seq, uint64_t *cursor, char *buf,
+                        size_t len)
+{
+	if (!ring || !cursor || (!buf && len) || seq == UINT64_MAX)
+		return -EINVAL;
+	size_t pos = 0;
+	ssize_t r = 0;
+	pthread_mutex_lock(&ring->lock);
+	uint64_t oldest = oldest_seq(ring);
+	if (seq + 1 >= oldest) {
+		*cursor = seq + 1;
+	} else if (put_line(buf, len, &pos, seq + 1, "overflow", NULL, 0, NULL, 0)) {
+		*cursor = oldest;
+		r = (ssize_t)pos;
+	} else {
+		r = -ENOSPC;
+	}
+	pthread_mutex_unlock(&ring->lock);
+	return r;
+}
+
 int mev_ring_wait(struct mev_ring *ring, uint64_t cursor, int timeout_ms)
 {
 	if (!ring)

@@ -75,6 +75,16 @@ uint64_t mev_ring_next_seq(struct mev_ring *ring);
  * when nothing is new, -ENOSPC when even the first line does not fit in len. */
 ssize_t mev_ring_read(struct mev_ring *ring, uint64_t *cursor, char *buf, size_t len);
 
+/* A reader that handled every event up to seq (0: none) resumes after it:
+ * *cursor becomes seq + 1, and 0 is returned, when that event is still kept
+ * or is yet to come (reads then wait for it). When it was dropped already,
+ * the "SEQ overflow\n" line (SEQ being seq + 1, the first event lost) is
+ * written to buf, *cursor becomes the oldest event kept, so that the reader
+ * loses no more than it must, and the line's length is returned; -ENOSPC
+ * when it does not fit in len, -EINVAL when seq + 1 would not be a seq. */
+ssize_t mev_ring_resume(struct mev_ring *ring, uint64_t seq, uint64_t *cursor, char *buf,
+                        size_t len);
+
 /* Waits until an event with seq >= cursor exists, or timeout_ms passes
  * (negative: no limit). 1 when there is something to read, 0 on timeout. */
 int mev_ring_wait(struct mev_ring *ring, uint64_t cursor, int timeout_ms);

@@ -31,10 +31,10 @@
  *     other lock of fs/, with only core's under it. struct handle's lock
  *     guards the handle's text, have and doc pointer: held only to copy or
  *     swap them, never across core or a reply.
- *  3. mfeed's lock guards the parked reads, the feed's pollers and the
- *     events cursors; held across fuse_reply_buf to a parked read (a reply
- *     never waits on the mount) and across mev_ring_read (the ring's lock,
- *     a leaf).
+ *  3. mfeed's lock guards the parked reads, the feed's pollers and each
+ *     open events file's cursor and kept text; held across fuse_reply_buf
+ *     to a parked read (a reply never waits on the mount) and across
+ *     mev_ring_read and mev_ring_resume (the ring's lock, a leaf).
  *  4. mnotifier's lock guards its queue, its held items and its pending
  *     set; mfs_echoes's lock the echo under way; mfs_defer's lock its
  *     queues and threads (defer.c). Leaves: the notifier asks defer.c
@@ -228,8 +228,13 @@ struct handle {
 	/* config.ini, config keys, registry entries: the document this open
 	 * file writes (doc.c), made by its first write and kept to the end. */
 	struct mfs_doc *doc;
-	/* The events feed: the next event this open file reads (feed.c's lock). */
+	/* The events feed: the next event this open file reads, and text
+	 * rendered for it that its reads have not taken yet, kept[kept_off..
+	 * kept_len) (a read smaller than a line, a resume's overflow line):
+	 * feed.c's lock. */
 	uint64_t cursor;
+	char *kept;
+	size_t kept_len, kept_off;
 	bool nonblock;
 	/* fs->lock guards these. Requests find a handle by its id and hold a
 	 * reference, so a release racing a read never frees it under the read. */
@@ -333,6 +338,9 @@ void mfs_feed_read(struct mfs *fs, fuse_req_t req, struct handle *h, bool nonblo
 unsigned mfs_feed_poll(struct mfs *fs, struct handle *h, struct fuse_pollhandle *ph);
 /* The open file is closed: its poll handle goes. */
 void mfs_feed_forget(struct mfs *fs, struct handle *h);
+/* A write of "SEQ\n" to an open feed: its reads go on after event SEQ
+ * (mev_ring_resume). Returns size, or -EINVAL for anything else. */
+ssize_t mfs_feed_resume(struct mfs *fs, struct handle *h, const char *buf, size_t size);
 
 /* Starts a thread of fs/ with every signal blocked (signals are main()'s,
  * through libfuse's handlers) and a name that ps and gdb show. */

@@ -35,6 +35,7 @@ static void handle_destroy(struct mfs *fs, struct handle *h)
 	pthread_mutex_destroy(&h->lock);
 	mfs_doc_free(h->doc);
 	free(h->text);
+	free(h->kept);
 	free(h);
 }
 

@@ -26,6 +26,8 @@ enum mfs_kflag {
 	MK_VALUE = 1u << 3,    /* a byte-exact value, served from the page cache */
 	MK_IN_SVC = 1u << 4,   /* inside services/NAME/ (or it): gone with the service */
 	MK_PENDING = 1u << 5,  /* may exist, empty, from create() until its first write */
+	MK_CURSOR = 1u << 6,   /* its writes move the open file's own place, and change
+	                        * nothing else: allowed on a read-only mount (events) */
 };
 
 /* One request, as its prologue (req.c) set it up: everything a worker

@@ -98,6 +98,9 @@ static int events_open(struct mfs_req *c, struct fuse_file_info *fi)
 	h->nonblock = (fi->flags & O_NONBLOCK) != 0;
 	mfs_handle_register(c->fs, h, fi);
 	fi->direct_io = 1;
+	/* A stream: lseek gets ESPIPE, so a shell's read loop takes it byte
+	 * by byte rather than reading ahead and seeking back (feed.c). */
+	fi->nonseekable = 1;
 	fi->noflush = 1;
 	return 0;
 }
@@ -111,6 +114,18 @@ static void events_read(struct mfs_req *c, struct fuse_file_info *fi, size_t siz
 	}
 	/* The feed keeps the reference while the read is parked. */
 	mfs_feed_read(c->fs, c->req, h, h->nonblock || (fi->flags & O_NONBLOCK), size);
+}
+
+/* "SEQ\n": this open file's reads go on after event SEQ. */
+static ssize_t events_write(struct mfs_req *c, struct fuse_file_info *fi, const char *buf,
+                            size_t size, off_t off)
+{
+	struct handle *h = mfs_handle_get(c->fs, fi);
+	if (!h)
+		return -EBADF;
+	ssize_t r = mfs_feed_resume(c->fs, h, buf, size);
+	mfs_handle_put(c->fs, h);
+	return r;
 }
 
 static unsigned events_poll(struct mfs_req *c, struct fuse_file_info *fi,
@@ -137,12 +152,13 @@ static void events_release(struct mfs_req *c, struct fuse_file_info *fi)
 
 const struct mfs_kind mfs_kind_events = {
         .what = "events",
-        .flags = MK_RDONLY,
-        .mode = 0400, /* every change of every service: the mount's owner's */
+        .flags = MK_CURSOR,
+        .mode = 0600, /* every change of every service: the mount's owner's */
         .entry_timeout = MFS_LONG_TIMEOUT,
         .attr_timeout = MFS_LONG_TIMEOUT,
         .open = events_open,
         .read_reply = events_read,
+        .write = events_write,
         .poll = events_poll,
         .release = events_release,
 };

@@ -84,7 +84,9 @@ static bool op_changes(enum mfs_op op, int acc)
 /* The policy, for each operation, in the order it is checked:
  *  - on a read-only mount (-o ro), whatever would change something: EROFS,
  *    before anything else (as the kernel's own read-only check comes
- *    first). The notifier's echoes never get here (echo.c);
+ *    first); a MK_CURSOR file's open and write change nothing (a reader
+ *    resuming the events feed). The notifier's echoes never get here
+ *    (echo.c);
  *  - an entry operation on a file: ENOTDIR; a file operation on a folder:
  *    EISDIR (lookup and listing of a folder without entries: ENOENT, empty);
  *  - a write, a truncation or an open for writing of a MK_RDONLY file: EACCES;
@@ -103,7 +105,8 @@ int mfs_refuse(struct mfs_req *c, enum mfs_op op, const char *name, int acc)
 	const struct mfs_kind *k = c->kind;
 	bool dir = k->flags & MK_DIR;
 
-	if (c->fs->rdonly && op_changes(op, acc))
+	if (c->fs->rdonly && op_changes(op, acc) &&
+	    !((k->flags & MK_CURSOR) && (op == MFS_OP_OPEN || op == MFS_OP_WRITE)))
 		return -EROFS;
 	switch (op) {
 	case MFS_OP_LOOKUP:

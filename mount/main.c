@@ -38,10 +38,14 @@
  * with many busy services, and idle threads cost little. */
 #define MALLAFS_MAX_THREADS 64
 
+/* -o events=N: each kept event costs a slot and its text. */
+#define MALLAFS_MAX_EVENTS (1 << 24)
+
 struct mopts {
 	char *config;
 	char *plugin_dir;
 	char *max_memory;
+	char *events;
 	int show_help;
 	int show_version;
 	int named;           /* -o fsname= or -o subtype= given */
@@ -65,6 +69,7 @@ static const struct fuse_opt mopt_table[] = {
         {"--plugin-dir=%s", offsetof(struct mopts, plugin_dir), 0},
         {"plugin_dir=%s", offsetof(struct mopts, plugin_dir), 0},
         {"max_memory=%s", offsetof(struct mopts, max_memory), 0},
+        {"events=%s", offsetof(struct mopts, events), 0},
         {"-h", offsetof(struct mopts, show_help), 1},
         {"--help", offsetof(struct mopts, show_help), 1},
         {"-V", offsetof(struct mopts, show_version), 1},
@@ -166,9 +171,12 @@ static void print_help(const char *prog)
 	       "                           expiry) still reach watchers. The kernel's mount\n"
 	       "                           stays rw: findmnt and statfs show rw\n"
 	       "    -o rw                  the default; the last of ro and rw given wins\n"
+	       "    -o events=N            the events feed keeps the last N events, 1 to %d\n"
+	       "                           (default: 4096); a reader further behind, or\n"
+	       "                           resuming after one older, gets a SEQ overflow line\n"
 	       "\n"
 	       "built-in plugins:",
-	       MALLAFS_MAX_THREADS);
+	       MALLAFS_MAX_THREADS, MALLAFS_MAX_EVENTS);
 	for (const struct mallafs_plugin *const *p = mallafs_builtin_plugins; *p; p++)
 		printf(" %s", (*p)->name);
 	printf("\n\n");
@@ -328,6 +336,13 @@ int main(int argc, char *argv[])
 		        prog, mo.max_memory);
 		goto out_args;
 	}
+	uint64_t events = 0;
+	if (mo.events &&
+	    (mu_parse_u64(mo.events, &events) < 0 || events < 1 || events > MALLAFS_MAX_EVENTS)) {
+		fprintf(stderr, "%s: events=%s: expected a count of events from 1 to %d\n", prog,
+		        mo.events, MALLAFS_MAX_EVENTS);
+		goto out_args;
+	}
 	/* "mallafs on /mnt type fuse.mallafs" in /proc/mounts, unless told otherwise. */
 	if (!mo.named && fuse_opt_add_arg(&args, "-ofsname=mallafs,subtype=mallafs") < 0)
 		goto out_args;
@@ -374,6 +389,7 @@ int main(int argc, char *argv[])
 	        .plugin_dir = plugin_dir,
 	        .mountpoint = mountpoint,
 	        .max_memory = max_memory,
+	        .event_capacity = (size_t)events,
 	};
 	rt = mrt_new(&ro);
 	if (!rt) {
@@ -460,6 +476,7 @@ out_args:
 	free(mo.config);
 	free(mo.plugin_dir);
 	free(mo.max_memory);
+	free(mo.events);
 	fuse_opt_free_args(&args);
 	return ret;
 }

@@ -10,6 +10,7 @@
  *         read PATH                    open(O_RDONLY), read() to EOF
  *         pread PATH OFF LEN           one pread() of LEN bytes at OFF
  *         pwrite PATH DATA OFF         open(O_WRONLY), one pwrite() at OFF
+ *         lseek PATH OFF               open(O_RDONLY), lseek() to OFF (SEEK_SET)
  *         mkdir PATH | rmdir PATH | unlink PATH | stat PATH
  *         rename PATH NEWPATH | truncate PATH SIZE
  *         mknod PATH reg|fifo          mknod() of a regular file or a FIFO
@@ -223,6 +224,17 @@ static int probe_op(const char *op, int argc, char **argv)
 			if (n < 0)
 				rc = -errno;
 		}
+		close(fd);
+		return rc;
+	}
+	if (strcmp(op, "lseek") == 0) {
+		if (argc < 2 || !parse_u64(argv[1], &a))
+			return -EINVAL;
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			return -errno;
+		if (lseek(fd, (off_t)a, SEEK_SET) < 0)
+			rc = -errno;
 		close(fd);
 		return rc;
 	}

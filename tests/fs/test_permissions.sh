@@ -60,7 +60,7 @@ assert_owner "$MNT" 0 0 755
 assert_owner "$S" 0 0 755
 assert_owner "$MNT/config" 0 0 755
 assert_owner "$R" 0 0 1777
-assert_owner "$MNT/events" 0 0 400
+assert_owner "$MNT/events" 0 0 600
 assert_ok mkdir "$S/core" "$S/core/plugins/ttl" "$MNT/config/app"
 assert_ok sh -c "echo secret > '$S/core/store/k' && echo 1 > '$MNT/config/app/key'"
 assert_owner "$S/core" 0 0 755

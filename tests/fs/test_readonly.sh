@@ -149,7 +149,10 @@ assert_errno EROFS pwrite "$K/store/v" x 0
 assert_errno EROFS truncate "$K/store/v" 0
 assert_errno EROFS rename "$K/store/v" "$S/exp/store/v"
 assert_errno EROFS mknod "$K/store/n" reg
-assert_errno EROFS open "$MNT/events" w
+# Resuming the feed moves only the reader's own place: allowed.
+assert_errno OK open "$MNT/events" w
+assert_true "a reader resumes the feed (writes SEQ to its open file)" \
+	bash -c "exec 3<>'$MNT/events'; echo 1 >&3"
 
 # The other user, in the service they own (a service of root's gives them
 # EACCES first: the kernel checks the modes before mallafs sees a request).

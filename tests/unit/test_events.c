@@ -185,6 +185,57 @@ static void test_wraparound_overflow(void **state)
 	mev_ring_free(ring);
 }
 
+/* A reader that saved the last seq it handled resumes after it. */
+static void test_resume(void **state)
+{
+	struct mev_ring *ring = mev_ring_new(4);
+	assert_non_null(ring);
+	char buf[64], path[32];
+	uint64_t cursor = 0;
+
+	/* Nothing emitted yet: after 0 is seq 1, after 5 waits for 6. */
+	assert_int_equal(mev_ring_resume(ring, 0, &cursor, buf, sizeof(buf)), 0);
+	assert_int_equal(cursor, 1);
+	assert_int_equal(mev_ring_resume(ring, 5, &cursor, buf, sizeof(buf)), 0);
+	assert_int_equal(cursor, 6);
+	for (int i = 1; i <= 6; i++) {
+		snprintf(path, sizeof(path), "p%d", i);
+		mev_emit(ring, MEV_WRITE, path, NULL);
+	}
+	assert_string_equal(read_all(ring, &cursor), "6 write p6\n");
+
+	/* Kept (3..6): the events after the one handled, exactly. */
+	assert_int_equal(mev_ring_resume(ring, 4, &cursor, buf, sizeof(buf)), 0);
+	assert_string_equal(read_all(ring, &cursor), "5 write p5\n6 write p6\n");
+	/* The oldest kept is 3: resuming after 2 loses nothing. */
+	assert_int_equal(mev_ring_resume(ring, 2, &cursor, buf, sizeof(buf)), 0);
+	assert_string_equal(read_all(ring, &cursor), "3 write p3\n4 write p4\n5 write p5\n"
+	                                             "6 write p6\n");
+	/* The newest handled: nothing to read until the next event. */
+	assert_int_equal(mev_ring_resume(ring, 6, &cursor, buf, sizeof(buf)), 0);
+	assert_string_equal(read_all(ring, &cursor), "");
+
+	/* After 1: event 2 is gone. The overflow line names it, then the
+	 * reader goes on from the oldest kept (3), not the newest. */
+	assert_int_equal(mev_ring_resume(ring, 1, &cursor, buf, 7), -ENOSPC);
+	assert_int_equal(cursor, 7);
+	memset(buf, '#', sizeof(buf));
+	assert_int_equal(mev_ring_resume(ring, 1, &cursor, buf, sizeof(buf)), 11);
+	assert_memory_equal(buf, "2 overflow\n", 11);
+	assert_int_equal(cursor, 3);
+	assert_string_equal(read_all(ring, &cursor), "3 write p3\n4 write p4\n5 write p5\n"
+	                                             "6 write p6\n");
+	/* After 0, with 1 and 2 gone. */
+	assert_int_equal(mev_ring_resume(ring, 0, &cursor, buf, sizeof(buf)), 11);
+	assert_memory_equal(buf, "1 overflow\n", 11);
+	assert_int_equal(cursor, 3);
+
+	assert_int_equal(mev_ring_resume(ring, UINT64_MAX, &cursor, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(mev_ring_resume(NULL, 1, &cursor, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(cursor, 3);
+	mev_ring_free(ring);
+}
+
 static void test_capacity_one(void **state)
 {
 	struct mev_ring *ring = mev_ring_new(1);
@@ -568,6 +619,7 @@ int main(void)
 	        cmocka_unit_test(test_line_format),
 	        cmocka_unit_test(test_partial_and_enospc),
 	        cmocka_unit_test(test_wraparound_overflow),
+	        cmocka_unit_test(test_resume),
 	        cmocka_unit_test(test_capacity_one),
 	        cmocka_unit_test(test_wait),
 	        cmocka_unit_test(test_listeners),
