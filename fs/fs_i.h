@@ -25,7 +25,8 @@
  *     is run by a thread of defer.c, never by a FUSE worker thread: a hook
  *     that waits holds that service's op_lock and one thread of defer.c,
  *     nothing another service needs.
- *  2. struct handle's lock guards the handle's text, have, doc and applied:
+ *  2. struct handle's lock guards the handle's text, have, doc, applied,
+ *     held, flushes, seen_id and seen_ver:
  *     held only to copy or swap them, never across core or a reply.
  *  3. mfeed's lock guards the parked reads, the feed's pollers and the
  *     events cursors; held across fuse_reply_buf to a parked read (a reply
@@ -38,7 +39,8 @@
  *     holding neither.
  *  5. mfs.lock guards the table (by_ino, by_name, count, next_ino), every
  *     field of every node below (name, parent, nlookup, refs, obj_id, svc,
- *     hashed, pending, cache_ok, cache_mtime, polls), and the handle table
+ *     hashed, pending, cache_ok, cache_mtime, polls, held_trunc, trunc_ms), and the
+ *     handle table
  *     with each handle's id, refs, hnext, ph, node and poll_next. A leaf:
  *     never held across core, a reply or a notification to the kernel.
  *     Read a node's mutable fields through node.c's accessors or under it.
@@ -120,6 +122,10 @@ struct mnode {
 	bool cache_ok;
 	struct timespec cache_mtime;
 	struct handle *polls; /* open files polling it (handle.c) */
+	/* A value's open files that hold an O_TRUNC truncation back, and when
+	 * (mu_now_ms) the last such open came (value_file.c). */
+	unsigned held_trunc;
+	uint64_t trunc_ms;
 	struct mnode *ino_next, *name_next;
 };
 
@@ -156,6 +162,9 @@ struct mfs {
 	/* Open files that have a handle, by id (fi->fh). */
 	struct handle *handles[MFS_HANDLE_BUCKETS];
 	uint64_t next_fh;
+	/* Handles on a node's poll list: while none, the notifier finds no
+	 * value's pollers to wake (read without the lock). */
+	_Atomic unsigned long polling;
 };
 
 /* ---- node.c: the table. Every function takes fs->lock itself. ---- */
@@ -226,6 +235,12 @@ struct handle {
 	/* The events feed: the next event this open file reads (feed.c's lock). */
 	uint64_t cursor;
 	bool nonblock;
+	/* A value (value_file.c): its O_TRUNC truncation is held back until
+	 * its first write or its close; the value's id and version it last
+	 * saw, that poll() compares with. */
+	bool held;
+	unsigned flushes; /* close()s of the open file (flush) so far */
+	uint64_t seen_id, seen_ver;
 	/* fs->lock guards these. Requests find a handle by its id and hold a
 	 * reference, so a release racing a read never frees it under the read. */
 	uint64_t id;

@@ -27,6 +27,7 @@ static void handle_destroy(struct mfs *fs, struct handle *h)
 			*pp = h->poll_next;
 		ph = h->ph;
 		h->ph = NULL;
+		fs->polling--;
 		pthread_mutex_unlock(&fs->lock);
 		mfs_node_put(fs, h->node);
 	}
@@ -110,6 +111,7 @@ void mfs_handle_poll(struct mfs *fs, struct handle *h, struct mnode *n, struct f
 		n->refs++; /* kept until the handle goes */
 		h->poll_next = n->polls;
 		n->polls = h;
+		fs->polling++;
 	}
 	pthread_mutex_unlock(&fs->lock);
 	if (old)
