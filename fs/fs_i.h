@@ -263,6 +263,10 @@ void mfs_handle_release(struct mfs *fs, uint64_t id);
 void mfs_handles_fini(struct mfs *fs);
 /* poll(): keeps ph (replacing an older one) and puts h on n's poll list. */
 void mfs_handle_poll(struct mfs *fs, struct handle *h, struct mnode *n, struct fuse_pollhandle *ph);
+/* poll() on an open file: its handle (referenced), on n's poll list with
+ * ph; NULL, and ph dropped, for a file without one (always ready). */
+struct handle *mfs_handle_poll_open(struct mfs *fs, const struct fuse_file_info *fi,
+                                    struct mnode *n, struct fuse_pollhandle *ph);
 /* Wakes the poll() waiters on a node (notifier thread only). */
 void mfs_poll_wake(struct mfs *fs, struct mnode *n);
 

@@ -118,6 +118,17 @@ void mfs_handle_poll(struct mfs *fs, struct handle *h, struct mnode *n, struct f
 		fuse_pollhandle_destroy(old);
 }
 
+struct handle *mfs_handle_poll_open(struct mfs *fs, const struct fuse_file_info *fi,
+                                    struct mnode *n, struct fuse_pollhandle *ph)
+{
+	struct handle *h = mfs_handle_get(fs, fi);
+	if (h)
+		mfs_handle_poll(fs, h, n, ph);
+	else if (ph)
+		fuse_pollhandle_destroy(ph);
+	return h;
+}
+
 /* The poll handles are taken off their handles under the lock and used
  * after it: a notification is a write to /dev/fuse, never made holding
  * fs->lock. The kernel polls again after a wake-up, with a new handle. */

@@ -299,14 +299,10 @@ void mfs_value_release(struct mfs_req *c, struct fuse_file_info *fi)
 unsigned mfs_value_poll(struct mfs_req *c, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
 {
 	unsigned revents = POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
-	struct handle *h = mfs_handle_get(c->fs, fi);
-	if (!h) {
-		if (ph)
-			fuse_pollhandle_destroy(ph);
-		return revents;
-	}
 	/* On the node's list before looking: a change from now on wakes it. */
-	mfs_handle_poll(c->fs, h, c->node, ph);
+	struct handle *h = mfs_handle_poll_open(c->fs, fi, c->node, ph);
+	if (!h)
+		return revents;
 	struct mkv_stat ks;
 	int r = value_kstat(c, &ks);
 	pthread_mutex_lock(&h->lock);
