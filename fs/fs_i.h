@@ -26,7 +26,7 @@
  *     that waits holds that service's op_lock and one thread of defer.c,
  *     nothing another service needs.
  *  2. struct handle's lock guards the handle's text, have, doc, applied,
- *     held, flushes, seen_id and seen_ver:
+ *     held, held_node, flushes, seen_id and seen_ver:
  *     held only to copy or swap them, never across core or a reply.
  *  3. mfeed's lock guards the parked reads, the feed's pollers and the
  *     events cursors; held across fuse_reply_buf to a parked read (a reply
@@ -239,7 +239,8 @@ struct handle {
 	 * its first write or its close; the value's id and version it last
 	 * saw, that poll() compares with. */
 	bool held;
-	unsigned flushes; /* close()s of the open file (flush) so far */
+	struct mnode *held_node; /* referenced while held (its held_trunc counts it) */
+	unsigned flushes;        /* close()s of the open file (flush) so far */
 	uint64_t seen_id, seen_ver;
 	/* fs->lock guards these. Requests find a handle by its id and hold a
 	 * reference, so a release racing a read never frees it under the read. */

@@ -33,6 +33,14 @@ static void handle_destroy(struct mfs *fs, struct handle *h)
 	}
 	if (ph)
 		fuse_pollhandle_destroy(ph);
+	if (h->held_node) {
+		/* A value's open file that went with its truncation still held
+		 * (an open whose reply failed, the daemon's exit): not applied. */
+		pthread_mutex_lock(&fs->lock);
+		h->held_node->held_trunc--;
+		pthread_mutex_unlock(&fs->lock);
+		mfs_node_put(fs, h->held_node);
+	}
 	pthread_mutex_destroy(&h->lock);
 	mu_buf_free(&h->doc);
 	free(h->text);

@@ -91,12 +91,15 @@ static bool take_held(struct mfs_req *c, struct handle *h)
 	if (!h)
 		return false;
 	pthread_mutex_lock(&h->lock);
-	bool held = h->held;
+	struct mnode *n = h->held_node;
 	h->held = false;
+	h->held_node = NULL;
 	pthread_mutex_unlock(&h->lock);
-	if (held)
-		held_count(c->fs, c->node, -1);
-	return held;
+	if (n) {
+		held_count(c->fs, n, -1);
+		mfs_node_put(c->fs, n);
+	}
+	return n != NULL;
 }
 
 static bool is_held(struct handle *h)
@@ -170,8 +173,11 @@ int mfs_value_open(struct mfs_req *c, struct fuse_file_info *fi)
 	h->held = trunc;
 	h->seen_id = ks.id;
 	h->seen_ver = ks.ver;
-	if (trunc)
+	if (trunc) {
+		mfs_node_ref(c->fs, c->node);
+		h->held_node = c->node;
 		held_count(c->fs, c->node, 1);
+	}
 	mfs_handle_register(c->fs, h, fi);
 	fi->keep_cache = !trunc && mfs_node_cache_valid(c->fs, c->node, &ks.mtime);
 	fi->direct_io = acc == O_RDONLY && recently_held(c->fs, c->node);
