@@ -5,21 +5,30 @@
  * whether the truncation would pass (the store's chain may refuse it, and
  * then the open fails as it always did) and holds it back. The first write
  * on the open file replaces the value in one step (zeros up to its offset,
- * then its data: one put through the chain, under the store's lock); a
- * close (flush) with nothing written applies the truncation then, and its
- * error is close()'s. So readers see the old value or the new one, never
- * the empty one in between, and a refused write (EFBIG, EPERM) leaves the
- * old value whole: the held truncation goes with it. An ftruncate on the
- * open file applies it too (to size 0, or as a put of that many zeros).
- * While it is held, the open file sees what a regular file would: its
- * reads give EOF, and stat gives size 0. The kernel cannot tell us whose
- * fstat it is (FUSE_GETATTR carries a file handle only for its own read
- * paths), so while any open file of the value holds one, a stat without a
- * handle answers size 0 too, and every stat of it is answered uncached so
- * that readers (whose reads fetch attributes with their own handle, and
- * get the real size) and the writer each ask again. With atomic O_TRUNC the
- * kernel sets the size to 0 itself at open and drops the page cache; the
- * next attribute fetch of a reader brings the old size back.
+ * then its data: one put through the chain, under the store's lock). With
+ * nothing written, the truncation is applied at the second close() of the
+ * open file (a shell's redirection closes a duplicate right after the open,
+ * then the file after the command: `: > k`), its error close()'s, or at the
+ * last close (release) of a program that closed its only descriptor, where
+ * an error can only be logged. So readers see the old value or the new one,
+ * never the empty one in between, and a refused write (EFBIG, EPERM) leaves
+ * the old value whole: the held truncation goes with it. An ftruncate on
+ * the open file applies it too (to size 0, or as a put of that many zeros).
+ *
+ * What the writer's descriptor sees is a regular file's: while held, its
+ * reads give EOF and stat gives size 0. The kernel does not say whose fstat
+ * it is (FUSE_GETATTR carries a file handle only on its own read paths), so
+ * while any open file of the value holds one, a stat without a handle
+ * answers size 0 too, and every stat of the value is answered uncached, so
+ * that readers (whose reads fetch the size with their own handle, and get
+ * the real one) and the writer each ask again.
+ *
+ * With atomic O_TRUNC the kernel itself sets the file's size to 0 at the
+ * writer's open, for every descriptor: a reader served from the page cache
+ * could then stop at that size. So a read-only open within MFS_PUT_HOT_MS
+ * of an O_TRUNC open of the value (or while one holds) reads through the
+ * daemon (direct I/O), which answers each open file's view; other readers
+ * keep the page cache, as the benchmarks' `cat` does.
  *
  * poll(). The handle remembers the value it last saw: the value's id (a
  * new one for a new key of that name, or a rename) and its version (kv.h:
