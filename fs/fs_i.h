@@ -7,7 +7,8 @@
  *                       that wait for a service's plugins) -> ops.c (entry points)
  *     ops.c, echo.c  -> req.c (prologue, stat, entry replies, errno policy)
  *     req.c          -> kind.c (one row per node kind) -> kind_*.c (the rows' work)
- *     kind_*.c       -> rendered.c, handle.c, node.c, feed.c, notify.c, core
+ *     kind_*.c       -> rendered.c, value_file.c (values), handle.c, node.c,
+ *                       feed.c, notify.c, core
  *     req.c, ops.c   -> perm.c (owners and modes) -> node.c, notify.c, core
  *     echo.c         -> echoes.c (which echo is under way)
  *     notify.c       -> resync.c -> echoes.c -> echoproc.c, handle.c, node.c
