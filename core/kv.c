@@ -20,6 +20,7 @@ struct kv_entry {
 	char *val;
 	size_t len, cap;
 	struct timespec mtime, ctime;
+	uint64_t ver;
 };
 
 struct mkv {
@@ -28,6 +29,7 @@ struct mkv {
 	size_t count;
 	struct kv_entry *head, *tail;
 	uint64_t last_id;
+	uint64_t last_ver;
 	uint64_t bytes;           /* keys' and values' lengths, all charged to acct */
 	struct mkv_account *acct; /* may be NULL */
 };
@@ -188,6 +190,7 @@ static void insert(struct mkv *kv, struct kv_entry *e)
 	maybe_grow(kv);
 	hash_link(kv, e);
 	list_append(kv, e);
+	e->ver = ++kv->last_ver;
 	kv->count++;
 }
 
@@ -278,10 +281,12 @@ static void value_trim(struct kv_entry *e)
 	}
 }
 
-static void touch(struct kv_entry *e)
+/* The value changed: new times, a new version. */
+static void touch(struct mkv *kv, struct kv_entry *e)
 {
 	mu_now_real(&e->mtime);
 	e->ctime = e->mtime;
+	e->ver = ++kv->last_ver;
 }
 
 static void fill_stat(const struct kv_entry *e, struct mkv_stat *st)
@@ -290,6 +295,7 @@ static void fill_stat(const struct kv_entry *e, struct mkv_stat *st)
 	st->size = e->len;
 	st->mtime = e->mtime;
 	st->ctime = e->ctime;
+	st->ver = e->ver;
 }
 
 struct mkv *mkv_new(void)
@@ -404,13 +410,13 @@ ssize_t mkv_write(struct mkv *kv, const char *key, uint64_t off, const void *dat
 	struct kv_entry *e = find(kv, key, hash);
 	bool replace = flags & MKV_REPLACE;
 	uint64_t cur = e ? e->len : 0;
-	uint64_t start = replace ? 0 : (flags & MKV_APPEND) ? cur : off;
+	uint64_t start = (flags & MKV_APPEND) && !replace ? cur : off;
 	if (start > MKV_MAX_VALUE - len)
 		return -EFBIG;
 	uint64_t end = start + len;
 	uint64_t new_len;
 	if (replace)
-		new_len = len;
+		new_len = end;
 	else if (len == 0)
 		new_len = cur; /* as pwrite(fd, buf, 0, off): no extension, no change */
 	else
@@ -443,17 +449,19 @@ ssize_t mkv_write(struct mkv *kv, const char *key, uint64_t off, const void *dat
 		release(kv, cur - new_len);
 
 	if (replace) {
+		if (start)
+			memset(e->val, 0, (size_t)start);
 		if (len)
-			memcpy(e->val, data, len);
-		e->len = len;
+			memcpy(e->val + start, data, len);
+		e->len = (size_t)new_len;
 		value_trim(e);
-		touch(e);
+		touch(kv, e);
 	} else if (len) {
 		if (start > e->len)
 			memset(e->val + e->len, 0, (size_t)(start - e->len));
 		memcpy(e->val + start, data, len);
 		e->len = (size_t)new_len;
-		touch(e);
+		touch(kv, e);
 	}
 	return (ssize_t)len;
 }
@@ -501,7 +509,7 @@ int mkv_truncate(struct mkv *kv, const char *key, uint64_t size)
 		value_trim(e);
 	}
 	/* Like ftruncate(2) on Linux: the times move even when the size does not. */
-	touch(e);
+	touch(kv, e);
 	return 0;
 }
 

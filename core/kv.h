@@ -19,8 +19,10 @@
  * allocate: 64 MiB, far above any state a service keeps in a file. */
 #define MKV_MAX_VALUE ((uint64_t)64 << 20)
 
-#define MKV_APPEND 0x1  /* mkv_write: at the end, offset ignored */
-#define MKV_REPLACE 0x2 /* mkv_write: the value becomes exactly data (offset ignored) */
+#define MKV_APPEND 0x1 /* mkv_write: at the end, offset ignored */
+/* mkv_write: the value becomes exactly off zero bytes, then data (off 0: a
+ * put), in one step: nobody sees it emptied in between. */
+#define MKV_REPLACE 0x2
 
 struct mkv;
 
@@ -45,6 +47,11 @@ struct mkv_stat {
 	uint64_t size;
 	struct timespec mtime; /* last change of the value */
 	struct timespec ctime; /* last change of the value or the name */
+	/* The value's version: taken from a counter of the table at every
+	 * change of the value (write, truncate, create, rename; not a change of
+	 * mtime alone), so no two states of the table's entries share one.
+	 * What poll() compares, as touch can set any mtime. */
+	uint64_t ver;
 };
 
 struct mkv *mkv_new(void);

@@ -139,8 +139,11 @@ enum mallafs_store_opcode {
 };
 
 /** Flags of a WRITE. */
-#define MALLAFS_OPF_APPEND 0x1  /**< write at the end, whatever @c offset says */
-#define MALLAFS_OPF_REPLACE 0x2 /**< the value becomes exactly @c data (a put) */
+#define MALLAFS_OPF_APPEND 0x1 /**< write at the end, whatever @c offset says */
+/** The value becomes @c offset zero bytes, then @c data, in one step (a put
+ * at offset 0: `>` through the mount, whose truncation is held back until
+ * its first write, comes as one). */
+#define MALLAFS_OPF_REPLACE 0x2
 /** Issued by a plugin for its own ends (an expiry): a refusal goes back to
  * the caller only, not to the service's last_error. */
 #define MALLAFS_OPF_QUIET 0x4
@@ -150,6 +153,13 @@ enum mallafs_store_opcode {
 #define MALLAFS_OPF_OPEN 0x8
 /** GET: a later part of a value that an OPEN get already got. */
 #define MALLAFS_OPF_PAGE 0x10
+/** TRUNCATE: a question, not a change. An open with O_TRUNC holds its
+ * truncation back until its first write (one REPLACE) or its close (a real
+ * TRUNCATE); it asks first whether the chain would let the truncation
+ * pass, so that a refusal still fails the open. Plugins that refuse judge
+ * it as any TRUNCATE; those that count or record changes skip it. The
+ * store is not changed and no event is emitted. */
+#define MALLAFS_OPF_PROBE 0x20
 
 /** Name of an opcode ("get", "put", ...) for logs and traces. */
 const char *mallafs_store_opname(enum mallafs_store_opcode code);

@@ -97,8 +97,12 @@ int64_t mallafs_store_exec(struct mallafs_svc *svc, struct mallafs_store_op *op)
 		break;
 	}
 	case MALLAFS_OP_TRUNCATE:
-		r = mkv_truncate(kv, op->key, op->offset);
-		if (r == 0) {
+		/* A probe asks whether the chain lets it pass: nothing changes. */
+		if (op->flags & MALLAFS_OPF_PROBE)
+			r = mkv_stat(kv, op->key, NULL);
+		else
+			r = mkv_truncate(kv, op->key, op->offset);
+		if (r == 0 && !(op->flags & MALLAFS_OPF_PROBE)) {
 			snprintf(detail, sizeof(detail), "%llu", (unsigned long long)op->offset);
 			store_emit(svc, MEV_WRITE, op->key, detail);
 		}
@@ -136,9 +140,7 @@ static int check_size(const struct mallafs_store_op *op, struct mallafs_reason *
 		end = op->offset;
 	else if (op->code != MALLAFS_OP_WRITE)
 		return 0;
-	else if (op->flags & MALLAFS_OPF_REPLACE)
-		end = op->size;
-	else if (op->flags & MALLAFS_OPF_APPEND)
+	else if ((op->flags & MALLAFS_OPF_APPEND) && !(op->flags & MALLAFS_OPF_REPLACE))
 		end = (op->old_size > 0 ? (uint64_t)op->old_size : 0) + op->size;
 	else if (op->offset > UINT64_MAX - op->size)
 		end = UINT64_MAX;

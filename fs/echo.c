@@ -79,7 +79,7 @@ static void echo_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 		mfs_standin_stat(c.fs, c.node, &st);
 		fuse_reply_attr(req, &st, 0);
 	} else if (r == 0) {
-		fuse_reply_attr(req, &st, c.kind->attr_timeout);
+		fuse_reply_attr(req, &st, mfs_attr_timeout(&c));
 	} else {
 		fuse_reply_err(req, -r);
 	}

@@ -7,7 +7,8 @@
  *                       that wait for a service's plugins) -> ops.c (entry points)
  *     ops.c, echo.c  -> req.c (prologue, stat, entry replies, errno policy)
  *     req.c          -> kind.c (one row per node kind) -> kind_*.c (the rows' work)
- *     kind_*.c       -> rendered.c, handle.c, node.c, feed.c, notify.c, core
+ *     kind_*.c       -> rendered.c, value_file.c (values), handle.c, node.c,
+ *                       feed.c, notify.c, core
  *     req.c, ops.c   -> perm.c (owners and modes) -> node.c, notify.c, core
  *     echo.c         -> echoes.c (which echo is under way)
  *     notify.c       -> resync.c -> echoes.c -> echoproc.c, handle.c, node.c
@@ -29,8 +30,9 @@
  *     config.ini, a config key or a registry entry, and is held across
  *     applying it (core calls, which may wait for a hook): taken holding no
  *     other lock of fs/, with only core's under it. struct handle's lock
- *     guards the handle's text, have and doc pointer: held only to copy or
- *     swap them, never across core or a reply.
+ *     guards the handle's text, have, doc pointer, held, held_node,
+ *     flushes, seen_id and seen_ver: held only to copy or swap them, never
+ *     across core or a reply.
  *  3. mfeed's lock guards the parked reads, the feed's pollers and each
  *     open events file's cursor and kept text; held across fuse_reply_buf
  *     to a parked read (a reply never waits on the mount) and across
@@ -42,7 +44,8 @@
  *     holding neither.
  *  5. mfs.lock guards the table (by_ino, by_name, count, next_ino), every
  *     field of every node below (name, parent, nlookup, refs, obj_id, svc,
- *     hashed, pending, cache_ok, cache_mtime, polls), and the handle table
+ *     hashed, pending, cache_ok, cache_mtime, polls, held_trunc, trunc_ms), and the
+ *     handle table
  *     with each handle's id, refs, hnext, ph, node and poll_next. A leaf:
  *     never held across core, a reply or a notification to the kernel.
  *     Read a node's mutable fields through node.c's accessors or under it.
@@ -124,6 +127,10 @@ struct mnode {
 	bool cache_ok;
 	struct timespec cache_mtime;
 	struct handle *polls; /* open files polling it (handle.c) */
+	/* A value's open files that hold an O_TRUNC truncation back, and when
+	 * (mu_now_ms) the last such open came (value_file.c). */
+	unsigned held_trunc;
+	uint64_t trunc_ms;
 	struct mnode *ino_next, *name_next;
 };
 
@@ -164,6 +171,9 @@ struct mfs {
 	/* Open files that have a handle, by id (fi->fh). */
 	struct handle *handles[MFS_HANDLE_BUCKETS];
 	uint64_t next_fh;
+	/* Handles on a node's poll list: while none, the notifier finds no
+	 * value's pollers to wake (read without the lock). */
+	_Atomic unsigned long polling;
 };
 
 /* ---- node.c: the table. Every function takes fs->lock itself. ---- */
@@ -236,6 +246,13 @@ struct handle {
 	char *kept;
 	size_t kept_len, kept_off;
 	bool nonblock;
+	/* A value (value_file.c): its O_TRUNC truncation is held back until
+	 * its first write or its close; the value's id and version it last
+	 * saw, that poll() compares with. */
+	bool held;
+	struct mnode *held_node; /* referenced while held (its held_trunc counts it) */
+	unsigned flushes;        /* close()s of the open file (flush) so far */
+	uint64_t seen_id, seen_ver;
 	/* fs->lock guards these. Requests find a handle by its id and hold a
 	 * reference, so a release racing a read never frees it under the read. */
 	uint64_t id;
@@ -264,6 +281,10 @@ void mfs_handle_release(struct mfs *fs, uint64_t id);
 void mfs_handles_fini(struct mfs *fs);
 /* poll(): keeps ph (replacing an older one) and puts h on n's poll list. */
 void mfs_handle_poll(struct mfs *fs, struct handle *h, struct mnode *n, struct fuse_pollhandle *ph);
+/* poll() on an open file: its handle (referenced), on n's poll list with
+ * ph; NULL, and ph dropped, for a file without one (always ready). */
+struct handle *mfs_handle_poll_open(struct mfs *fs, const struct fuse_file_info *fi,
+                                    struct mnode *n, struct fuse_pollhandle *ph);
 /* Wakes the poll() waiters on a node (notifier thread only). */
 void mfs_poll_wake(struct mfs *fs, struct mnode *n);
 

@@ -27,11 +27,20 @@ static void handle_destroy(struct mfs *fs, struct handle *h)
 			*pp = h->poll_next;
 		ph = h->ph;
 		h->ph = NULL;
+		fs->polling--;
 		pthread_mutex_unlock(&fs->lock);
 		mfs_node_put(fs, h->node);
 	}
 	if (ph)
 		fuse_pollhandle_destroy(ph);
+	if (h->held_node) {
+		/* A value's open file that went with its truncation still held
+		 * (an open whose reply failed, the daemon's exit): not applied. */
+		pthread_mutex_lock(&fs->lock);
+		h->held_node->held_trunc--;
+		pthread_mutex_unlock(&fs->lock);
+		mfs_node_put(fs, h->held_node);
+	}
 	pthread_mutex_destroy(&h->lock);
 	mfs_doc_free(h->doc);
 	free(h->text);
@@ -111,10 +120,22 @@ void mfs_handle_poll(struct mfs *fs, struct handle *h, struct mnode *n, struct f
 		n->refs++; /* kept until the handle goes */
 		h->poll_next = n->polls;
 		n->polls = h;
+		fs->polling++;
 	}
 	pthread_mutex_unlock(&fs->lock);
 	if (old)
 		fuse_pollhandle_destroy(old);
+}
+
+struct handle *mfs_handle_poll_open(struct mfs *fs, const struct fuse_file_info *fi,
+                                    struct mnode *n, struct fuse_pollhandle *ph)
+{
+	struct handle *h = mfs_handle_get(fs, fi);
+	if (h)
+		mfs_handle_poll(fs, h, n, ph);
+	else if (ph)
+		fuse_pollhandle_destroy(ph);
+	return h;
 }
 
 /* The poll handles are taken off their handles under the lock and used

@@ -40,6 +40,10 @@ struct mfs_req {
 	struct mallafs_svc *svc;     /* its service, referenced; NULL outside services */
 	char name[MU_NAME_MAX + 1];  /* the node's name */
 	char pname[MU_NAME_MAX + 1]; /* its parent's name (a leaf's section, app or pool) */
+	/* getattr and setattr: the open file they came with, or NULL. */
+	const struct fuse_file_info *fi;
+	/* Set by the kind's stat: its answer must not be cached (attr timeout 0). */
+	bool attr_uncached;
 };
 
 /* What an entry is, as a folder's lookup finds it. */
@@ -158,6 +162,8 @@ void mfs_req_finish(struct mfs_req *c);
 int mfs_refuse(struct mfs_req *c, enum mfs_op op, const char *name, int acc);
 int mfs_refuse_rename(struct mfs_req *from, struct mfs_req *to);
 int mfs_stat(struct mfs_req *c, struct stat *st);
+/* How long the kernel may keep the attributes mfs_stat gave for c. */
+double mfs_attr_timeout(const struct mfs_req *c);
 /* The entry name of folder c, if it exists. */
 int mfs_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret);
 /* Makes (or finds) the node of an existing entry and replies with it. */

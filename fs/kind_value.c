@@ -14,32 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "kind.h"
+#include "value.h"
 #include "nodecfg.h"
 #include "runtime.h"
 #include "service.h"
-
-struct value_backend {
-	enum mnode_kind key_kind; /* what its folder holds */
-	int (*stat)(struct mfs_req *c, const char *app, const char *key, struct mkv_stat *ret);
-	ssize_t (*read)(struct mfs_req *c, const char *app, const char *key, char *buf, size_t size,
-	                off_t off);
-	/* *exact: what was written is exactly what the value became there. */
-	ssize_t (*write)(struct mfs_req *c, const char *app, const char *key, const char *buf,
-	                 size_t size, off_t off, bool *exact);
-	int (*truncate)(struct mfs_req *c, const char *app, const char *key, uint64_t size);
-	int (*set_mtime)(struct mfs_req *c, const char *app, const char *key,
-	                 const struct timespec *mtime);
-	int (*create)(struct mfs_req *c, const char *app, const char *key);
-	int (*unlink)(struct mfs_req *c, const char *app, const char *key);
-	int (*rename)(struct mfs_req *c, const char *app, const char *key, struct mfs_req *to,
-	              const char *to_app, const char *to_key);
-	int (*list)(struct mfs_req *c, const char *app, uint64_t after,
-	            int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
-	/* An open for reading: the store's get passes the chain even when the
-	 * data then comes from the kernel's cache. NULL: nothing to do. */
-	int (*get)(struct mfs_req *c, const char *app, const char *key);
-};
 
 static const struct value_backend *backend(const struct mfs_req *c)
 {
@@ -67,13 +45,14 @@ static ssize_t store_read(struct mfs_req *c, const char *app, const char *key, c
 
 /* A plugin may change what is written, or where. */
 static ssize_t store_write(struct mfs_req *c, const char *app, const char *key, const char *buf,
-                           size_t size, off_t off, bool *exact)
+                           size_t size, off_t off, bool replace, bool *exact)
 {
 	struct mallafs_store_op op = {.code = MALLAFS_OP_WRITE,
 	                              .key = key,
 	                              .data = buf,
 	                              .size = size,
-	                              .offset = (uint64_t)off};
+	                              .offset = (uint64_t)off,
+	                              .flags = replace ? MALLAFS_OPF_REPLACE : 0};
 	ssize_t r = (ssize_t)msvc_store_op(c->svc, &op);
 	*exact = op.data == buf && op.size == size && op.offset == (uint64_t)off &&
 	         (r < 0 || (size_t)r == size);
@@ -83,6 +62,13 @@ static ssize_t store_write(struct mfs_req *c, const char *app, const char *key, 
 static int store_truncate(struct mfs_req *c, const char *app, const char *key, uint64_t size)
 {
 	return msvc_store_truncate(c->svc, key, size);
+}
+
+static int store_probe_truncate(struct mfs_req *c, const char *app, const char *key)
+{
+	struct mallafs_store_op op = {
+	        .code = MALLAFS_OP_TRUNCATE, .key = key, .flags = MALLAFS_OPF_PROBE};
+	return (int)msvc_store_op(c->svc, &op);
 }
 
 static int store_set_mtime(struct mfs_req *c, const char *app, const char *key,
@@ -128,6 +114,7 @@ static const struct value_backend store_backend = {
         .read = store_read,
         .write = store_write,
         .truncate = store_truncate,
+        .probe_truncate = store_probe_truncate,
         .set_mtime = store_set_mtime,
         .create = store_create,
         .unlink = store_unlink,
@@ -155,10 +142,11 @@ static ssize_t app_read(struct mfs_req *c, const char *app, const char *key, cha
 }
 
 static ssize_t app_write(struct mfs_req *c, const char *app, const char *key, const char *buf,
-                         size_t size, off_t off, bool *exact)
+                         size_t size, off_t off, bool replace, bool *exact)
 {
 	*exact = true;
-	return mnodecfg_write(nodecfg(c), app, key, (uint64_t)off, buf, size, 0);
+	return mnodecfg_write(nodecfg(c), app, key, (uint64_t)off, buf, size,
+	                      replace ? MKV_REPLACE : 0);
 }
 
 static int app_truncate(struct mfs_req *c, const char *app, const char *key, uint64_t size)
@@ -292,90 +280,7 @@ const struct mfs_kind mfs_kind_app = {
         .data = &app_backend,
 };
 
-/* ---- a value ---- */
-
-static int value_stat(struct mfs_req *c, struct stat *st)
-{
-	struct mkv_stat ks;
-	int r = backend(c)->stat(c, c->pname, c->name, &ks);
-	if (r == 0) {
-		st->st_size = (off_t)ks.size;
-		st->st_mtim = st->st_atim = ks.mtime;
-		st->st_ctim = ks.ctime;
-	}
-	return r;
-}
-
-/* Decides whether the kernel's page cache of the value still holds. */
-static int value_open(struct mfs_req *c, struct fuse_file_info *fi)
-{
-	const struct value_backend *be = backend(c);
-	int acc = fi->flags & O_ACCMODE;
-	int r;
-	if (fi->flags & O_TRUNC) {
-		r = be->truncate(c, c->pname, c->name, 0);
-		if (r < 0)
-			return r;
-	}
-	if (be->get && acc != O_WRONLY) {
-		r = be->get(c, c->pname, c->name);
-		if (r < 0)
-			return r;
-	}
-	struct mkv_stat ks;
-	r = be->stat(c, c->pname, c->name, &ks);
-	if (r < 0)
-		return r;
-	fi->keep_cache = !(fi->flags & O_TRUNC) && mfs_node_cache_valid(c->fs, c->node, &ks.mtime);
-	/* Opened without keep_cache, the kernel drops what it had. */
-	mfs_node_cache_set(c->fs, c->node, true, &ks.mtime);
-	fi->noflush = 1;
-	return 0;
-}
-
-static ssize_t value_read(struct mfs_req *c, struct fuse_file_info *fi, char *buf, size_t size,
-                          off_t off)
-{
-	return backend(c)->read(c, c->pname, c->name, buf, size, off);
-}
-
-/* When a plugin changed what was written (or where), the kernel's page
- * cache no longer matches: it is told to drop it. */
-static ssize_t value_write(struct mfs_req *c, struct fuse_file_info *fi, const char *buf,
-                           size_t size, off_t off)
-{
-	bool exact = true;
-	ssize_t r = backend(c)->write(c, c->pname, c->name, buf, size, off, &exact);
-	struct mkv_stat ks;
-	if (r >= 0 && backend(c)->stat(c, c->pname, c->name, &ks) == 0) {
-		mfs_node_cache_wrote(c->fs, c->node, exact, &ks.mtime);
-		if (!exact)
-			mfs_notify_inval_inode(c->fs, c->node->ino);
-	}
-	return r;
-}
-
-static int value_truncate(struct mfs_req *c, uint64_t size)
-{
-	return backend(c)->truncate(c, c->pname, c->name, size);
-}
-
-static int value_set_mtime(struct mfs_req *c, const struct timespec *mtime)
-{
-	return backend(c)->set_mtime(c, c->pname, c->name, mtime);
-}
-
-/* A plain file: always ready. */
-static unsigned value_poll(struct mfs_req *c, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
-{
-	if (ph)
-		fuse_pollhandle_destroy(ph);
-	return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
-}
-
-#define VALUE_OPS                                                                         \
-	.stat = value_stat, .open = value_open, .read = value_read, .write = value_write, \
-	.truncate = value_truncate, .set_mtime = value_set_mtime, .poll = value_poll
+/* ---- a value: its file operations are value_file.c's ---- */
 
 const struct mfs_kind mfs_kind_key = {
         .what = "a store key",

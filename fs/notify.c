@@ -45,6 +45,7 @@ enum item_kind {
 	IT_EVENT,  /* a core event */
 	IT_INVAL,  /* drop the kernel's cache of ino */
 	IT_RESYNC, /* compare a service's derived files with what was seen */
+	IT_WAKE,   /* wake the poll() waiters of ino */
 };
 
 struct item {
@@ -173,6 +174,55 @@ static bool service_of(const char *path, char *buf, size_t len)
 	return true;
 }
 
+/* "config/APP/KEY" or "services/NAME/store/KEY". */
+static bool is_value_path(const char *path)
+{
+	char svc[MU_NAME_MAX + 1];
+	const char *top = mtree_name(MTREE_CONFIG), *rest;
+	size_t tl = strlen(top);
+	if (strncmp(path, top, tl) == 0 && path[tl] == '/') {
+		rest = strchr(path + tl + 1, '/');
+		return rest && !strchr(rest + 1, '/');
+	}
+	if (!service_of(path, svc, sizeof(svc)))
+		return false;
+	rest = path + strlen(mtree_name(MTREE_SERVICES)) + 1 + strlen(svc);
+	const char *store = mtree_name(MTREE_STORE);
+	size_t sl = strlen(store);
+	return rest[0] == '/' && strncmp(rest + 1, store, sl) == 0 && rest[1 + sl] == '/' &&
+	       !strchr(rest + 2 + sl, '/');
+}
+
+/* A value's poll() waiters hear of every change to it, whoever made it: a
+ * request on the value itself too (the kernel saw that change, but poll()
+ * waiters on other open files did not). The node is found now, in the
+ * changing thread, before a request that removes or replaces the entry
+ * unhashes it; the notifier thread wakes it. */
+static void wake_value(struct mfs *fs, const char *path)
+{
+	if (!path || fs->polling == 0 || !is_value_path(path))
+		return;
+	struct resolved r;
+	uint64_t ino = 0;
+	mfs_resolve(fs, path, &r);
+	if (r.node) {
+		pthread_mutex_lock(&fs->lock);
+		if (r.node->polls)
+			ino = r.node->ino;
+		pthread_mutex_unlock(&fs->lock);
+	}
+	mfs_resolved_put(fs, &r);
+	if (!ino)
+		return;
+	char key[32];
+	snprintf(key, sizeof(key), "W:%llu", (unsigned long long)ino);
+	struct item *it = item_new(IT_WAKE, MEV_WRITE, NULL, key);
+	if (!it)
+		return;
+	it->ino = ino;
+	enqueue(fs->notifier, it);
+}
+
 static void listener(const struct mev *ev, void *arg)
 {
 	struct mfs *fs = arg;
@@ -199,6 +249,15 @@ static void listener(const struct mev *ev, void *arg)
 			}
 		}
 		return;
+	case MEV_WRITE:
+	case MEV_CREATE:
+	case MEV_DELETE:
+		wake_value(fs, ev->path);
+		break;
+	case MEV_RENAME:
+		wake_value(fs, ev->path);
+		wake_value(fs, ev->detail);
+		break;
 	default:
 		break;
 	}
@@ -400,6 +459,13 @@ static void *run(void *arg)
 		case IT_RESYNC:
 			mfs_resync(fs, &nt->snaps, it->path, &it->target);
 			break;
+		case IT_WAKE: {
+			struct mnode *n = mfs_node_get(fs, it->ino);
+			if (n)
+				mfs_poll_wake(fs, n);
+			mfs_node_put(fs, n);
+			break;
+		}
 		case IT_EVENT:
 			apply_event(fs, it);
 			break;

@@ -82,10 +82,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	mfs_req_begin(ino, 0, NULL, 0, NULL);
 	int r = mfs_req_start(&c, req, ino, true);
+	c.fi = fi; /* FUSE_GETATTR_FH: that open file's view */
 	if (r == 0)
 		r = mfs_stat(&c, &st);
 	if (r == 0)
-		fuse_reply_attr(req, &st, c.kind->attr_timeout);
+		fuse_reply_attr(req, &st, mfs_attr_timeout(&c));
 	else
 		reply_status(&c, r);
 	done(&c);
@@ -128,10 +129,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct stat st;
 	int r = mfs_req_start(&c, req, ino, true);
 	mfs_req_begin(ino, 0, c.name, 0, NULL);
+	c.fi = fi; /* ftruncate: the open file's */
 	if (r == 0)
 		r = do_setattr(&c, attr, to_set, &st);
 	if (r == 0)
-		fuse_reply_attr(req, &st, c.kind->attr_timeout);
+		fuse_reply_attr(req, &st, mfs_attr_timeout(&c));
 	else
 		reply_status(&c, r);
 	done(&c);
@@ -261,8 +263,9 @@ static int do_create(struct mfs_req *c, const char *name, struct fuse_file_info 
 	int r = mfs_refuse(c, MFS_OP_CREATE, name, 0);
 	if (r == 0)
 		r = c->kind->create(c, name, &kind, &pending);
-	if (r == -EEXIST && !(fi->flags & O_EXCL))
-		r = 0; /* lost a race with another creator: open theirs */
+	bool existed = r == -EEXIST;
+	if (existed && !(fi->flags & O_EXCL))
+		r = 0; /* lost a race with another creator: open theirs, as open() would */
 	if (r < 0)
 		return r;
 
@@ -283,7 +286,8 @@ static int do_create(struct mfs_req *c, const char *name, struct fuse_file_info 
 	struct mfs_req cc;
 	mfs_req_child(c, n, NULL, &cc);
 	mfs_node_put(c->fs, n);
-	fi->flags &= ~O_TRUNC; /* just made, or opened as O_CREAT alone asks */
+	if (!existed)
+		fi->flags &= ~O_TRUNC; /* just made: nothing to truncate */
 	r = do_open(&cc, fi);
 	mfs_req_finish(&cc);
 	if (r == 0) {
@@ -435,7 +439,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	/* O_TRUNC arrives with open: a rendered file can then ignore it, and
-	 * a value is truncated through the chain in the same request. */
+	 * a value holds it back until its first write or close (value_file.c). */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* Plain readdir: readdirplus would look up every entry of a big store. */

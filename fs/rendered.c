@@ -117,14 +117,10 @@ int mfs_rendered_truncate(struct mfs_req *c, uint64_t size)
 unsigned mfs_rendered_poll(struct mfs_req *c, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
 {
 	unsigned revents = POLLIN | POLLRDNORM;
-	struct handle *h = mfs_handle_get(c->fs, fi);
-	if (!h) {
-		/* The notifier's opens have no handle: always ready. */
-		if (ph)
-			fuse_pollhandle_destroy(ph);
+	/* The notifier's opens have no handle: always ready. */
+	struct handle *h = mfs_handle_poll_open(c->fs, fi, c->node, ph);
+	if (!h)
 		return revents;
-	}
-	mfs_handle_poll(c->fs, h, c->node, ph);
 
 	char *text = NULL;
 	size_t len = 0;

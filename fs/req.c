@@ -209,6 +209,11 @@ int mfs_stat(struct mfs_req *c, struct stat *st)
 	return r;
 }
 
+double mfs_attr_timeout(const struct mfs_req *c)
+{
+	return c->attr_uncached ? 0 : c->kind->attr_timeout;
+}
+
 /* ---- entries ---- */
 
 int mfs_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret)
@@ -247,7 +252,7 @@ int mfs_reply_entry(struct mfs_req *c, const char *name, const struct mfs_child 
 		e.ino = n->ino;
 		e.generation = 0;
 		e.entry_timeout = cc.kind->entry_timeout;
-		e.attr_timeout = cc.kind->attr_timeout;
+		e.attr_timeout = mfs_attr_timeout(&cc);
 		mfs_node_lookup_inc(c->fs, n);
 		int sent = create_fi ? fuse_reply_create(c->req, &e, create_fi)
 		                     : fuse_reply_entry(c->req, &e);

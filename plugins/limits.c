@@ -145,16 +145,14 @@ static bool size_after_write(const struct mallafs_store_op *op, uint64_t *ret)
 {
 	uint64_t old = op->old_size < 0 ? 0 : (uint64_t)op->old_size;
 	uint64_t start = op->offset;
-	if (op->flags & MALLAFS_OPF_REPLACE) {
-		*ret = op->size;
-		return true;
-	}
-	if (op->flags & MALLAFS_OPF_APPEND)
+	bool replace = op->flags & MALLAFS_OPF_REPLACE;
+	if ((op->flags & MALLAFS_OPF_APPEND) && !replace)
 		start = old;
 	if (start > UINT64_MAX - op->size)
 		return false;
 	uint64_t end = start + op->size;
-	*ret = end > old ? end : old;
+	/* A put (zeros up to offset, then data) leaves exactly its end. */
+	*ret = replace || end > old ? end : old;
 	return true;
 }
 

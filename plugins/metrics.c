@@ -163,6 +163,10 @@ static void metrics_after(void *state, const struct mallafs_store_op *op)
 	int64_t r = op->result;
 	uint64_t keys = op->nkeys;
 
+	/* A probe that passed changed nothing; one refused is a refusal. */
+	if ((op->flags & MALLAFS_OPF_PROBE) && r >= 0)
+		return;
+
 	switch (op->code) {
 	case MALLAFS_OP_GET:
 		/* A get is one read of a value: its opening, or a read at offset

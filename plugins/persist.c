@@ -547,7 +547,8 @@ static enum mallafs_update persist_updated(void *state, const struct mallafs_cfg
 static void persist_store_after(void *state, const struct mallafs_store_op *op)
 {
 	struct persist *p = state;
-	if (!p->path || op->code == MALLAFS_OP_GET || op->code == MALLAFS_OP_LIST || op->result < 0)
+	if (!p->path || op->code == MALLAFS_OP_GET || op->code == MALLAFS_OP_LIST ||
+	    op->result < 0 || (op->flags & MALLAFS_OPF_PROBE))
 		return;
 	pthread_mutex_lock(&p->lock);
 	/* One wake-up per write cycle: later changes find the flag set. */

@@ -516,6 +516,9 @@ static void trace_after(void *state, const struct mallafs_store_op *op)
 	/* One line a read: its opening; the pages that follow add nothing. */
 	if (op->code == MALLAFS_OP_GET && (op->flags & MALLAFS_OPF_PAGE) && op->result >= 0)
 		return;
+	/* A probe that passed changed nothing; one refused shows its refusal. */
+	if ((op->flags & MALLAFS_OPF_PROBE) && op->result >= 0)
+		return;
 	line_str(&l, mallafs_store_opname(op->code));
 	if (op->code != MALLAFS_OP_LIST) {
 		line_str(&l, " ");

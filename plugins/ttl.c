@@ -634,7 +634,8 @@ static int ttl_store_before(void *state, struct mallafs_store_op *op)
 static void ttl_store_after(void *state, const struct mallafs_store_op *op)
 {
 	struct ttl *t = state;
-	if (op->code == MALLAFS_OP_GET || op->code == MALLAFS_OP_LIST || op->result < 0)
+	if (op->code == MALLAFS_OP_GET || op->code == MALLAFS_OP_LIST || op->result < 0 ||
+	    (op->flags & MALLAFS_OPF_PROBE))
 		return;
 	pthread_mutex_lock(&t->lock);
 	/* Mutating operations run one at a time under the store lock, each

@@ -96,7 +96,7 @@ static void write_op(struct mnodecfg *nc, const struct fuzz_op *o, unsigned flag
 	if (flags & MKV_APPEND)
 		off = before;
 	/* As pwrite: an empty write extends nothing. */
-	uint64_t want = flags & MKV_REPLACE               ? t->len
+	uint64_t want = flags & MKV_REPLACE               ? off + t->len
 	                : t->len && off + t->len > before ? off + t->len
 	                                                  : before;
 	check_size(nc, a[0].s, a[1].s, want);

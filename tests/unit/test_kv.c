@@ -227,7 +227,7 @@ static void test_replace(void **state)
 	memset(big, 'b', sizeof(big));
 
 	assert_int_equal(mkv_write(kv, "r", 0, big, sizeof(big), 0), sizeof(big));
-	assert_int_equal(mkv_write(kv, "r", 500, "short", 5, MKV_REPLACE), 5);
+	assert_int_equal(mkv_write(kv, "r", 0, "short", 5, MKV_REPLACE), 5);
 	assert_value(kv, "r", "short", 5);
 	assert_int_equal(mkv_write(kv, "r", 0, big, 300, MKV_REPLACE), 300);
 	assert_value(kv, "r", big, 300);
@@ -235,9 +235,47 @@ static void test_replace(void **state)
 	assert_value(kv, "r", "", 0);
 	assert_int_equal(mkv_write(kv, "r", 0, "a\0b", 3, MKV_REPLACE), 3);
 	assert_value(kv, "r", "a\0b", 3);
+	/* At an offset: zeros, then the data, and nothing of the old value. */
+	assert_int_equal(mkv_write(kv, "r", 0, big, 300, MKV_REPLACE), 300);
+	assert_int_equal(mkv_write(kv, "r", 3, "xy", 2, MKV_REPLACE), 2);
+	assert_value(kv, "r", "\0\0\0xy", 5);
+	assert_int_equal(mkv_write(kv, "r", 7, "", 0, MKV_REPLACE), 0);
+	assert_value(kv, "r", "\0\0\0\0\0\0\0", 7);
+	assert_int_equal(mkv_write(kv, "r", MKV_MAX_VALUE, "z", 1, MKV_REPLACE), -EFBIG);
+	assert_value(kv, "r", "\0\0\0\0\0\0\0", 7);
 	/* A replace creates an absent key too. */
-	assert_int_equal(mkv_write(kv, "r2", 9, "v", 1, MKV_REPLACE), 1);
+	assert_int_equal(mkv_write(kv, "r2", 0, "v", 1, MKV_REPLACE), 1);
 	assert_value(kv, "r2", "v", 1);
+}
+
+/* Every change of a value gives it a version no state of the table had;
+ * a change of mtime alone (touch) does not. */
+static void test_version(void **state)
+{
+	struct mkv *kv = *state;
+	struct mkv_stat a, b;
+	assert_int_equal(mkv_create(kv, "v"), 0);
+	assert_int_equal(mkv_stat(kv, "v", &a), 0);
+	assert_int_equal(mkv_write(kv, "v", 0, "x", 1, 0), 1);
+	assert_int_equal(mkv_stat(kv, "v", &b), 0);
+	assert_true(b.ver > a.ver);
+	a = b;
+	assert_int_equal(mkv_truncate(kv, "v", 0), 0);
+	assert_int_equal(mkv_stat(kv, "v", &b), 0);
+	assert_true(b.ver > a.ver);
+	a = b;
+	struct timespec t = {.tv_sec = 12345};
+	assert_int_equal(mkv_set_mtime(kv, "v", &t), 0);
+	assert_int_equal(mkv_stat(kv, "v", &b), 0);
+	assert_true(b.ver == a.ver);
+	/* An empty write that replaces nothing changes nothing. */
+	assert_int_equal(mkv_write(kv, "v", 0, "", 0, 0), 0);
+	assert_int_equal(mkv_stat(kv, "v", &b), 0);
+	assert_true(b.ver == a.ver);
+	assert_int_equal(mkv_write(kv, "w", 0, "y", 1, MKV_REPLACE), 1);
+	assert_int_equal(mkv_rename(kv, "w", "v"), 0);
+	assert_int_equal(mkv_stat(kv, "v", &b), 0);
+	assert_true(b.ver > a.ver && b.id != a.id);
 }
 
 static void test_truncate(void **state)
@@ -711,6 +749,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_empty_write, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_append, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_version, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_truncate, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_efbig, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_create_delete, setup, teardown),

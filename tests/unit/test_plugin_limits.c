@@ -501,6 +501,35 @@ static void test_live_update_under_load(void **state)
 	assert_int_equal(put(f, "fresh", "v"), n >= 1 ? -ENOSPC : 1);
 }
 
+/* A put at an offset (what the first write of an O_TRUNC open at an offset
+ * becomes) is judged by its end, whatever the old value was; a refused one
+ * changes nothing. A probe of a truncation changes nothing either. */
+static void test_put_at_offset_and_probe(void **state)
+{
+	struct fixture *f = *state;
+	struct mallafs_reason why = {{0}};
+	start_with(f, NULL);
+	assert_int_equal(set(f, "max_value_bytes", "10", &why), 0);
+	assert_int_equal(put(f, "k", "0123456789"), 10);
+	assert_int_equal(msvc_store_write(f->svc, "k", 8, "abc", 3, MALLAFS_OPF_REPLACE), -EFBIG);
+	assert_string_equal(value_of(f->svc, "k"), "0123456789");
+	assert_int_equal(msvc_store_write(f->svc, "k", 3, "abc", 3, MALLAFS_OPF_REPLACE), 3);
+	char got[16];
+	assert_int_equal(msvc_store_read(f->svc, "k", 0, got, sizeof(got)), 6);
+	assert_memory_equal(got, "\0\0\0abc", 6);
+
+	struct mallafs_store_op probe = {
+	        .code = MALLAFS_OP_TRUNCATE, .key = "k", .flags = MALLAFS_OPF_PROBE};
+	assert_int_equal(msvc_store_op(f->svc, &probe), 0);
+	struct mkv_stat st;
+	assert_int_equal(msvc_store_stat(f->svc, "k", &st), 0);
+	assert_int_equal(st.size, 6);
+	struct mallafs_store_op gone = {
+	        .code = MALLAFS_OP_TRUNCATE, .key = "nokey", .flags = MALLAFS_OPF_PROBE};
+	assert_int_equal(msvc_store_op(f->svc, &gone), -ENOENT);
+	assert_null(value_of(f->svc, "nokey"));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -516,6 +545,7 @@ int main(void)
 	        T(test_inactive_then_active),
 	        T(test_added_at_run_time),
 	        T(test_live_update_under_load),
+	        T(test_put_at_offset_and_probe),
 	};
 	mu_log_set_sink(NULL, NULL, MU_LOG_ERR);
 	return cmocka_run_group_tests_name("plugin_limits", tests, NULL, NULL);
