@@ -320,7 +320,6 @@ static void *watcher_main(void *arg)
 struct mreg *mreg_new(struct mev_ring *ring)
 {
 	struct mreg *reg;
-	sigset_t all, old;
 	int r;
 
 	reg = calloc(1, sizeof(*reg));
@@ -353,14 +352,10 @@ struct mreg *mreg_new(struct mev_ring *ring)
 		goto fail;
 	}
 	/* Signals meant for the daemon must not land on the watcher. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = -pthread_create(&reg->thread, NULL, watcher_main, reg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = mu_thread_start(&reg->thread, "mallafs-reg", watcher_main, reg);
 	if (r < 0)
 		goto fail;
 	reg->thread_started = true;
-	pthread_setname_np(reg->thread, "mallafs-reg");
 	return reg;
 fail:
 	mreg_free(reg);

@@ -27,7 +27,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,19 +171,6 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static int thread_start(pthread_t *ret, const char *name, void *(*fn)(void *), void *arg)
-{
-	sigset_t all, old;
-	/* Signals are the FUSE loop's: the thread starts with all blocked. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int r = -pthread_create(ret, NULL, fn, arg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r == 0)
-		pthread_setname_np(*ret, name);
-	return r;
-}
-
 /* Inserts e by due time; lock held. */
 static void pending_insert(struct mretry *q, struct rentry *e)
 {
@@ -215,7 +201,7 @@ static void dispatch(struct mretry *q, struct rentry *e)
 		w->q = q;
 		w->first = e;
 		w->owner = e->owner;
-		r = thread_start(&w->thread, "mallafs-retry", worker_main, w);
+		r = mu_thread_start(&w->thread, "mallafs-retry", worker_main, w);
 	}
 	if (r < 0) {
 		mu_log(MU_LOG_WARNING, "service %s: cannot start a retry thread: %s",
@@ -306,7 +292,7 @@ int mretry_schedule(struct mretry *q, struct mallafs_svc *svc, unsigned delay_ms
 		return -ESHUTDOWN;
 	}
 	if (!q->timer_started) {
-		int r = thread_start(&q->timer, "mallafs-retryt", timer_main, q);
+		int r = mu_thread_start(&q->timer, "mallafs-retryt", timer_main, q);
 		if (r < 0) {
 			pthread_mutex_unlock(&q->lock);
 			free(e);

@@ -2,6 +2,7 @@
 #ifndef MALLAFS_CORE_UTIL_H
 #define MALLAFS_CORE_UTIL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -73,5 +74,10 @@ enum mu_log_level { MU_LOG_ERR = 3, MU_LOG_WARNING = 4, MU_LOG_INFO = 6, MU_LOG_
 typedef void (*mu_log_sink)(enum mu_log_level level, const char *line, void *arg);
 void mu_log_set_sink(mu_log_sink sink, void *arg, enum mu_log_level max_level);
 void mu_log(enum mu_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Starts a thread with every signal blocked (signals are the daemon's main
+ * thread's, through libfuse's handlers) and a name that ps and gdb show.
+ * 0 or -errno. */
+int mu_thread_start(pthread_t *ret, const char *name, void *(*fn)(void *), void *arg);
 
 #endif

@@ -69,7 +69,6 @@
 #define MALLAFS_FS_I_H
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -363,18 +362,7 @@ void mfs_feed_forget(struct mfs *fs, struct handle *h);
  * (mev_ring_resume). Returns size, or -EINVAL for anything else. */
 ssize_t mfs_feed_resume(struct mfs *fs, struct handle *h, const char *buf, size_t size);
 
-/* Starts a thread of fs/ with every signal blocked (signals are main()'s,
- * through libfuse's handlers) and a name that ps and gdb show. */
-static inline int mfs_thread_start(pthread_t *ret, const char *name, void *(*fn)(void *), void *arg)
-{
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int r = -pthread_create(ret, NULL, fn, arg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r == 0)
-		pthread_setname_np(*ret, name);
-	return r;
-}
+/* Starts a thread of fs/ with every signal blocked (util.h). */
+#define mfs_thread_start mu_thread_start
 
 #endif
