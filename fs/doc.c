@@ -12,7 +12,9 @@
  * the kind's undo takes back what the earlier parts did (only where no
  * other writer changed it since), and the document is refused whole: every
  * later write to it gets the same error, and close() applies nothing.
- * Between the parts, watchers may see the document half applied.
+ * Between the parts, watchers may see the document half applied. A
+ * document is at most its kind's max bytes (EFBIG past it): the text is
+ * held until the open file closes.
  *
  * Locks: struct mfs_doc's lock serialises one open file's document and is
  * held across applying it, that is across core calls (a reconfiguration
@@ -102,6 +104,15 @@ int mfs_doc_write(struct mfs_req *c, struct handle *h, const struct mfs_doc_ops 
 		doc_reset(d);
 	size_t before = d->text.len;
 	int r = d->err;
+	if (r == 0 && size > ops->max - d->text.len) {
+		/* What an open file holds is bounded (anyone may write a
+		 * registry entry): too long, the document is refused. */
+		mu_log(MU_LOG_WARNING, "%s: a document of more than %zu bytes is refused",
+		       c->kind->what, ops->max);
+		if (d->state && ops->undo)
+			ops->undo(c, d->state);
+		r = d->err = -EFBIG;
+	}
 	if (r == 0)
 		r = mu_buf_append(&d->text, buf, size);
 	if (r == 0) {

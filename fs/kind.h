@@ -223,6 +223,8 @@ void mfs_rendered_release(struct mfs_req *c, struct fuse_file_info *fi);
 /* doc.c: documents, what one open file writes to config.ini, a config key
  * or a registry entry over several writes, applied whole or not at all. */
 struct mfs_doc_ops {
+	/* The longest document: past it, the write gets EFBIG (refused). */
+	size_t max;
 	/* Whether the whole text written so far (len bytes) may be the start
 	 * of a document (NULL: any text). */
 	int (*check)(struct mfs_req *c, const char *text, size_t len);
@@ -241,6 +243,9 @@ int mfs_doc_write(struct mfs_req *c, struct handle *h, const struct mfs_doc_ops 
 /* close(): applies what waits (the last line had no newline); a created
  * entry (MK_PENDING) becomes real, or goes when refused. */
 int mfs_doc_flush(struct mfs_req *c, struct fuse_file_info *fi, const struct mfs_doc_ops *ops);
+
+/* The longest config.ini or config key document one open file may write. */
+#define MFS_CONFIG_DOC_MAX (16u << 20)
 
 /* kind_service.c: a config document's undo (config.ini and config keys). */
 void mfs_config_undo(struct mfs_req *c, void *state);

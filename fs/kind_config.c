@@ -183,6 +183,7 @@ static int skey_apply(struct mfs_req *c, void **state, const char *text, size_t 
 }
 
 static const struct mfs_doc_ops skey_doc = {
+        .max = MFS_CONFIG_DOC_MAX,
         .apply = skey_apply,
         .undo = mfs_config_undo,
         .free = mfs_config_undo_free,

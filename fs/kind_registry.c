@@ -125,11 +125,11 @@ static int entry_render(struct mfs_req *c, const char *pool, char **ret)
 	size_t len;
 	int r = pool ? mreg_pool_render(registry(c), pool, c->name, ret, &len)
 	             : mreg_render(registry(c), c->name, ret, &len);
-	if (r == -ENOENT) {
-		*ret = NULL;
-		r = 0;
-	}
-	return r;
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		*ret = NULL; /* no entry (a pool by that name: registering says EEXIST) */
+	return 0;
 }
 
 /* An entry is one line: a second one refuses the document, before it
@@ -186,6 +186,7 @@ static void entry_undo(struct mfs_req *c, void *state)
 }
 
 static const struct mfs_doc_ops entry_doc = {
+        .max = (64u << 10),
         .check = entry_check,
         .apply = entry_apply,
         .undo = entry_undo,

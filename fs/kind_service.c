@@ -127,6 +127,7 @@ void mfs_config_undo_free(void *state)
 }
 
 static const struct mfs_doc_ops ini_doc = {
+        .max = MFS_CONFIG_DOC_MAX,
         .apply = ini_apply,
         .undo = mfs_config_undo,
         .free = mfs_config_undo_free,

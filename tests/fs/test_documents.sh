@@ -114,6 +114,9 @@ assert_write OK "$R/nonl" "$P v"
 assert_file "$R/nonl" "$P v"$'\n'
 assert_write EINVAL "$R/nonl2" "not-a-pid"
 assert_absent "$R/nonl2"
+# What an open file holds is bounded: an entry of more than 64 KiB is EFBIG.
+assert_fails_with EFBIG bash -c "{ printf '$P '; head -c 70000 /dev/zero | tr '\\0' x; echo; } > '$R/huge'"
+assert_absent "$R/huge"
 # Pools: a member is one line too.
 assert_ok mkdir "$R/pool"
 assert_fails_with EINVAL bash -c "{ echo one; echo two; } > '$R/pool/$P'"
