@@ -251,6 +251,7 @@ struct handle {
 	bool held;
 	struct mnode *held_node; /* referenced while held (its held_trunc counts it) */
 	unsigned flushes;        /* close()s of the open file (flush) so far */
+	int acc;                 /* the open's access mode (O_ACCMODE) */
 	uint64_t seen_id, seen_ver;
 	/* fs->lock guards these. Requests find a handle by its id and hold a
 	 * reference, so a release racing a read never frees it under the read. */
@@ -286,6 +287,11 @@ struct handle *mfs_handle_poll_open(struct mfs *fs, const struct fuse_file_info 
                                     struct mnode *n, struct fuse_pollhandle *ph);
 /* Wakes the poll() waiters on a node (notifier thread only). */
 void mfs_poll_wake(struct mfs *fs, struct mnode *n);
+
+/* procfd.c: whether process pid may still hold a duplicate of a
+ * descriptor it closes, one on inode ino opened with access mode acc,
+ * nothing written through it (/proc; true when it cannot tell). */
+bool mfs_proc_may_dup(pid_t pid, uint64_t ino, int acc);
 
 /* ---- notify.c: the notifier ---- */
 

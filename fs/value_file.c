@@ -6,11 +6,11 @@
  * then the open fails as it always did) and holds it back. The first write
  * on the open file replaces the value in one step (zeros up to its offset,
  * then its data: one put through the chain, under the store's lock). With
- * nothing written, the truncation is applied at the second close() of the
- * open file (a shell's redirection closes a duplicate right after the open,
- * then the file after the command: `: > k`), its error close()'s, or at the
- * last close (release) of a program that closed its only descriptor, where
- * an error can only be logged. So readers see the old value or the new one,
+ * nothing written, the truncation is applied at close(), its error
+ * close()'s: at the first, unless the closing process may still hold a
+ * duplicate of the descriptor (a shell's redirection closes the one it
+ * opened right after dup2(), before the command writes: procfd.c), else at
+ * the next (`: > k`), or at the release. So readers see the old value or the new one,
  * never the empty one in between, and a refused write (EFBIG, EPERM) leaves
  * the old value whole: the held truncation goes with it. An ftruncate on
  * the open file applies it too (to size 0, or as a put of that many zeros).
@@ -180,6 +180,7 @@ int mfs_value_open(struct mfs_req *c, struct fuse_file_info *fi)
 	if (!h)
 		return -ENOMEM;
 	h->held = trunc;
+	h->acc = acc;
 	h->seen_id = ks.id;
 	h->seen_ver = ks.ver;
 	if (trunc) {
@@ -281,9 +282,11 @@ static int apply_held(struct mfs_req *c, struct handle *h)
 
 /* close(). A shell's redirection opens the file, dup2()s it to its place and
  * closes the first descriptor (a flush) before anything is written, then
- * closes the second after the command: so the first flush waits, and the
- * second applies a truncation still held (`: > k`), its error close()'s. A
- * program that closes its only descriptor gets it at release. */
+ * closes the second after the command. So a flush applies a truncation
+ * still held unless it is the open file's first and the closing process
+ * may still hold a duplicate (procfd.c); then the next close applies it
+ * (`: > k`), or the release. Its error is close()'s. A program that opens
+ * with O_TRUNC and closes without writing sees the value empty at once. */
 int mfs_value_flush(struct mfs_req *c, struct fuse_file_info *fi)
 {
 	struct handle *h = mfs_handle_get(c->fs, fi);
@@ -291,8 +294,11 @@ int mfs_value_flush(struct mfs_req *c, struct fuse_file_info *fi)
 	if (h) {
 		pthread_mutex_lock(&h->lock);
 		bool first = h->flushes++ == 0;
+		bool held = h->held;
+		int acc = h->acc;
 		pthread_mutex_unlock(&h->lock);
-		if (!first)
+		if (held &&
+		    (!first || !mfs_proc_may_dup(fuse_req_ctx(c->req)->pid, c->node->ino, acc)))
 			r = apply_held(c, h);
 	}
 	mfs_handle_put(c->fs, h);
