@@ -87,6 +87,20 @@ retries_at_least()
 export MALLAFS_RETRY_BASE_MS=200 MALLAFS_RETRY_MAX_MS=800
 mfs_mount
 
+
+# runs_again WHAT SERVICE_DIR: the service becomes `running` by itself
+# within 5 s, with its retries counted back to 0 and no try pending.
+runs_again()
+{
+	if mfs_poll 5000 state_is "$2" running; then
+		pass "$1 runs again by itself"
+	else
+		fail "$1 runs again by itself" "$(cat "$2/status")"
+	fi
+	assert_eq "$1: running, retries 0, next_retry -" "0 -" \
+		"$(field "$2" retries) $(field "$2" next_retry)"
+}
+
 # == a restart that fails to start is rolled back ===============================
 exec_service roll
 R=$MNT/services/roll
@@ -119,13 +133,7 @@ assert_reason "both failed" "$R" "the old configuration failed to start too: exe
 retry_pending "both failed" "$R"
 assert_file "$R/config/app/mode" $'good\n'
 rm -f "$MFS_TMP/broken.roll"
-if mfs_poll 5000 state_is "$R" running; then
-	pass "both failed: the old configuration runs again by itself"
-else
-	fail "both failed: the old configuration runs again by itself" "$(cat "$R/status")"
-fi
-assert_eq "running: retries and next_retry reset" "0 -" \
-	"$(field "$R" retries) $(field "$R" next_retry)"
+runs_again "both failed: the old configuration" "$R"
 assert_file "$R/config/app/mode" $'good\n'
 
 # == a failed service is retried until it runs =================================
@@ -150,13 +158,7 @@ backoff=$(sed -n 's/.*service back: failed; retry \([0-9]*\) in \([0-9]*\) ms.*/
 assert_eq "the backoff doubles to its cap" "1:200 2:400 3:800 4:800 " "$backoff"
 assert_match "the log tells each try" "service back: retry 2: starting" "$(cat "$MFS_LOG")"
 rm -f "$MFS_TMP/broken.back"
-if mfs_poll 5000 state_is "$B" running; then
-	pass "the service runs again by itself once its hook succeeds"
-else
-	fail "the service runs again by itself once its hook succeeds" "$(cat "$B/status")"
-fi
-assert_eq "running: retries 0, next_retry -" "0 -" \
-	"$(field "$B" retries) $(field "$B" next_retry)"
+runs_again "once its hook succeeds, the service" "$B"
 assert_eq "admin stays active" active "$(field "$B" admin)"
 assert_match "the log says it runs again" "service back: running again after [0-9]+ retries" \
 	"$(cat "$MFS_LOG")"
