@@ -267,7 +267,19 @@ int mreg_unregister(struct mreg *reg, const char *name)
 	return r;
 }
 
-int mreg_render(struct mreg *reg, const char *name, char **ret_text, size_t *ret_len)
+/* What cat prints of a name or a member; the lock is held. */
+static int ent_text(const struct ent *e, struct mu_buf *b)
+{
+	if (e->kind == 'm')
+		return mu_buf_printf(b, "%s\n", e->value);
+	if (e->value)
+		return mu_buf_printf(b, "%d %s\n", (int)e->pid, e->value);
+	return mu_buf_printf(b, "%d\n", (int)e->pid);
+}
+
+/* What cat prints of registry/NAME (pool NULL) or registry/POOL/NAME. */
+static int render(struct mreg *reg, const char *pool, const char *name, char **ret_text,
+                  size_t *ret_len)
 {
 	struct mu_buf b = {0};
 	struct ent *e;
@@ -276,13 +288,9 @@ int mreg_render(struct mreg *reg, const char *name, char **ret_text, size_t *ret
 	if (!reg)
 		return -EINVAL;
 	pthread_mutex_lock(&reg->lock);
-	r = find_name(reg, name, &e);
-	if (r == 0) {
-		if (e->value)
-			r = mu_buf_printf(&b, "%d %s\n", (int)e->pid, e->value);
-		else
-			r = mu_buf_printf(&b, "%d\n", (int)e->pid);
-	}
+	r = pool ? find_member(reg, pool, name, &e) : find_name(reg, name, &e);
+	if (r == 0)
+		r = ent_text(e, &b);
 	pthread_mutex_unlock(&reg->lock);
 	if (r < 0) {
 		mu_buf_free(&b);
@@ -290,6 +298,11 @@ int mreg_render(struct mreg *reg, const char *name, char **ret_text, size_t *ret
 	}
 	*ret_text = mu_buf_steal(&b, ret_len);
 	return 0;
+}
+
+int mreg_render(struct mreg *reg, const char *name, char **ret_text, size_t *ret_len)
+{
+	return render(reg, NULL, name, ret_text, ret_len);
 }
 
 int mreg_lookup(struct mreg *reg, const char *name, pid_t *ret_pid, char **ret_value)
@@ -431,23 +444,7 @@ int mreg_pool_unstore(struct mreg *reg, const char *pool, const char *member)
 int mreg_pool_render(struct mreg *reg, const char *pool, const char *member, char **ret_text,
                      size_t *ret_len)
 {
-	struct mu_buf b = {0};
-	struct ent *m;
-	int r;
-
-	if (!reg)
-		return -EINVAL;
-	pthread_mutex_lock(&reg->lock);
-	r = find_member(reg, pool, member, &m);
-	if (r == 0)
-		r = mu_buf_printf(&b, "%s\n", m->value);
-	pthread_mutex_unlock(&reg->lock);
-	if (r < 0) {
-		mu_buf_free(&b);
-		return r;
-	}
-	*ret_text = mu_buf_steal(&b, ret_len);
-	return 0;
+	return render(reg, pool, member, ret_text, ret_len);
 }
 
 static void to_entry(const struct ent *e, struct mreg_entry *ret)
@@ -530,16 +527,6 @@ int mreg_stat(struct mreg *reg, const char *name, const char *member, struct mre
 	}
 	pthread_mutex_unlock(&reg->lock);
 	return r;
-}
-
-/* What cat prints of a name or a member; the lock is held. */
-static int ent_text(const struct ent *e, struct mu_buf *b)
-{
-	if (e->kind == 'm')
-		return mu_buf_printf(b, "%s\n", e->value);
-	if (e->value)
-		return mu_buf_printf(b, "%d %s\n", (int)e->pid, e->value);
-	return mu_buf_printf(b, "%d\n", (int)e->pid);
 }
 
 int mreg_revert(struct mreg *reg, const char *pool, const char *name, const char *wrote,
