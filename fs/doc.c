@@ -74,6 +74,15 @@ static void doc_reset(struct mfs_doc *d)
 	d->err = 0;
 }
 
+/* The document is refused: what its earlier parts did is undone, and every
+ * later part gets r. */
+static void doc_refuse(struct mfs_req *c, struct mfs_doc *d, int r)
+{
+	if (d->state && d->ops->undo)
+		d->ops->undo(c, d->state);
+	d->err = r;
+}
+
 /* Applies the document up to len; a refusal undoes the earlier parts. */
 static int doc_apply(struct mfs_req *c, struct mfs_doc *d, size_t len)
 {
@@ -85,11 +94,8 @@ static int doc_apply(struct mfs_req *c, struct mfs_doc *d, size_t len)
 		if (r == 0)
 			d->applied = len;
 	}
-	if (r < 0) {
-		if (d->state && d->ops->undo)
-			d->ops->undo(c, d->state);
-		d->err = r;
-	}
+	if (r < 0)
+		doc_refuse(c, d, r);
 	return r;
 }
 
@@ -109,9 +115,8 @@ int mfs_doc_write(struct mfs_req *c, struct handle *h, const struct mfs_doc_ops 
 		 * registry entry): too long, the document is refused. */
 		mu_log(MU_LOG_WARNING, "%s: a document of more than %zu bytes is refused",
 		       c->kind->what, ops->max);
-		if (d->state && ops->undo)
-			ops->undo(c, d->state);
-		r = d->err = -EFBIG;
+		r = -EFBIG;
+		doc_refuse(c, d, r);
 	}
 	if (r == 0)
 		r = mu_buf_append(&d->text, buf, size);
