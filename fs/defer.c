@@ -514,9 +514,14 @@ static void defer_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 {
 	struct mfs *fs = fuse_req_userdata(req);
 	struct mnode *n = NULL;
-	struct mallafs_svc *svc = fi->fh && mfs_doc_waiting(fs, fi)
-	                                  ? waits_for(fs, req, ino, NULL, D_FLUSH, &n)
-	                                  : NULL;
+	struct mallafs_svc *svc = fi->fh ? waits_for(fs, req, ino, NULL, D_FLUSH, &n) : NULL;
+	/* Asked only of config.ini and config keys: a value's close (every
+	 * `echo >`) looks up no document. */
+	if (svc && !mfs_doc_waiting(fs, fi)) {
+		msvc_unref(svc);
+		mfs_node_put(fs, n);
+		svc = NULL;
+	}
 	if (!svc || !hand_over(fs, svc, n, item_new(D_FLUSH, req, ino, n, NULL, 0, 0, fi, 0)))
 		next->flush(req, ino, fi);
 }
