@@ -166,26 +166,26 @@ assert_same()
 	fi
 }
 
-assert_exists()
+# assert_stat_is ERRNO|OK WHAT PATH: stat(PATH) gives that.
+assert_stat_is()
 {
 	local got
-	got=$("$FSPROBE" errno stat "$1")
-	if [[ $got == OK ]]; then
-		pass "$(mfs_rel "$1") exists"
+	got=$("$FSPROBE" errno stat "$3")
+	if [[ $got == "$1" ]]; then
+		pass "$2"
 	else
-		fail "$(mfs_rel "$1") exists" "stat: $got"
+		fail "$2" "stat: $got"
 	fi
+}
+
+assert_exists()
+{
+	assert_stat_is OK "$(mfs_rel "$1") exists" "$1"
 }
 
 assert_absent()
 {
-	local got
-	got=$("$FSPROBE" errno stat "$1")
-	if [[ $got == ENOENT ]]; then
-		pass "$(mfs_rel "$1") does not exist"
-	else
-		fail "$(mfs_rel "$1") does not exist" "stat: $got"
-	fi
+	assert_stat_is ENOENT "$(mfs_rel "$1") does not exist" "$1"
 }
 
 # assert_ls DIR [NAME...]: `ls -A DIR` lists exactly these names (any order).
