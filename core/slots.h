@@ -44,8 +44,11 @@ void *mslots_del(struct mslots *s, uint32_t pos);
 /* The item's lifelong name: its generation and position, never 0, never
  * the same for two items of one table. 0 when pos is free. */
 uint64_t mslots_id(const struct mslots *s, uint32_t pos);
-/* The item at pos gets a new id (its generation moves on), keeping pos. */
-void mslots_bump(struct mslots *s, uint32_t pos);
+/* The item at pos gets a new id (its generation moves on), keeping pos: 0,
+ * -ENOENT when pos is free, or -EOVERFLOW when the position's generations
+ * are spent (after about 4 billion bumps: the id stays; the caller may move
+ * the item to a new position instead). */
+int mslots_bump(struct mslots *s, uint32_t pos);
 /* The position an id names, if that item is still there: true and *ret_pos. */
 bool mslots_find_id(const struct mslots *s, uint64_t id, uint32_t *ret_pos);
 
@@ -54,6 +57,11 @@ bool mslots_find_id(const struct mslots *s, uint64_t id, uint32_t *ret_pos);
  * and O(1) per 64 free ones, at most O(count / 4096) to skip empty
  * chunks: a listing is linear in what it returns. */
 bool mslots_next(const struct mslots *s, uint32_t from, uint32_t *ret_pos);
+
+/* Words of bitmaps this thread's calls have looked at so far: a
+ * deterministic measure of the cost of mslots_next and mslots_add, for
+ * tests. */
+uint64_t mslots_steps(void);
 
 /* A listing's cookie (readdir offset) for the item at pos: where the next
  * call resumes to return the items after it. Cookies start at 1, so 0
