@@ -1,3 +1,7 @@
+/* A key-value table (kv.h): entries of one allocation each at the positions
+ * of an mslots table, found through the hash index of kv_index.c. The
+ * layout is in kv_i.h. Every change that adds or removes an entry moves a
+ * resize of the index on by a bounded step. */
 #include "kv.h"
 
 #include <errno.h>
@@ -5,34 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv_i.h"
 #include "util.h"
 
-#define KV_MIN_BUCKETS 16
-#define KV_MIN_VALUE_CAP 16
+/* An out-of-line value's first block: its growth goes on by doubling. */
+#define KV_MIN_OUTLINE_CAP (2 * KV_INLINE_MAX)
+#define NS_PER_SEC 1000000000LL
 
-struct kv_entry {
-	struct kv_entry *hnext;       /* hash chain */
-	struct kv_entry *prev, *next; /* id order */
-	uint64_t hash;
-	uint64_t id;
-	char *key;
-	size_t klen; /* strlen(key) */
-	char *val;
-	size_t len, cap;
-	struct timespec mtime, ctime;
-	uint64_t ver;
-};
-
-struct mkv {
-	struct kv_entry **buckets;
-	size_t nbuckets; /* a power of two, so the hash is masked instead of divided */
-	size_t count;
-	struct kv_entry *head, *tail;
-	uint64_t last_id;
-	uint64_t last_ver;
-	uint64_t bytes;           /* keys' and values' lengths, all charged to acct */
-	struct mkv_account *acct; /* may be NULL */
-};
+_Static_assert(KV_HDR <= 35, "a 9-byte name and a 12-byte value fit one 64-byte malloc chunk");
 
 int mkv_account_charge(struct mkv_account *a, uint64_t n)
 {
@@ -79,172 +63,154 @@ static void release(struct mkv *kv, uint64_t n)
 	kv->bytes -= n;
 }
 
-static uint64_t entry_bytes(const struct kv_entry *e)
+/* ---- entries ---- */
+
+/* A time as ns since the epoch, or as seconds (setting flag) when it is
+ * outside what 64 bits of ns hold (touch can set any time). */
+static int64_t time_pack(const struct timespec *ts, uint8_t *flags, uint8_t flag)
+{
+	if (ts->tv_sec >= INT64_MAX / NS_PER_SEC || ts->tv_sec <= INT64_MIN / NS_PER_SEC ||
+	    ts->tv_nsec < 0 || ts->tv_nsec >= NS_PER_SEC) {
+		*flags |= flag;
+		return ts->tv_sec;
+	}
+	*flags &= (uint8_t)~flag;
+	return (int64_t)ts->tv_sec * NS_PER_SEC + ts->tv_nsec;
+}
+
+static struct timespec time_unpack(int64_t t, uint8_t flags, uint8_t flag)
+{
+	struct timespec ts = {.tv_sec = t, .tv_nsec = 0};
+	if (flags & flag)
+		return ts;
+	ts.tv_sec = t / NS_PER_SEC;
+	ts.tv_nsec = t % NS_PER_SEC;
+	if (ts.tv_nsec < 0) {
+		ts.tv_nsec += NS_PER_SEC;
+		ts.tv_sec--;
+	}
+	return ts;
+}
+
+static void set_ctime_now(struct kv_ent *e)
+{
+	struct timespec now;
+	mu_now_real(&now);
+	e->ctime = time_pack(&now, &e->flags, KV_CTIME_SEC);
+}
+
+static void set_times_now(struct kv_ent *e)
+{
+	struct timespec now;
+	mu_now_real(&now);
+	e->mtime = time_pack(&now, &e->flags, KV_MTIME_SEC);
+	e->ctime = time_pack(&now, &e->flags, KV_CTIME_SEC);
+}
+
+static size_t ent_size(size_t klen, size_t vpart)
+{
+	return KV_HDR + klen + 1 + vpart;
+}
+
+/* What follows the name: the inline value, or the outline. */
+static size_t ent_vpart(const struct kv_ent *e)
+{
+	return e->flags & KV_OUTLINE ? sizeof(struct kv_outline) : e->len;
+}
+
+static void set_outline(struct kv_ent *e, struct kv_outline o)
+{
+	memcpy(e->data + e->klen + 1, &o, sizeof(o));
+}
+
+/* A new entry named key with room for an inline value of room bytes (its
+ * length stays 0) and times now. */
+static struct kv_ent *ent_new(const char *key, size_t klen, size_t room)
+{
+	struct kv_ent *e = malloc(ent_size(klen, room));
+	if (!e)
+		return NULL;
+	memset(e, 0, KV_HDR);
+	e->klen = (uint16_t)klen;
+	memcpy(e->data, key, klen);
+	e->data[klen] = '\0';
+	set_times_now(e);
+	return e;
+}
+
+static void ent_free(struct kv_ent *e)
+{
+	if (!e)
+		return;
+	if (e->flags & KV_OUTLINE)
+		free(kv_outline(e).p);
+	free(e);
+}
+
+static uint64_t ent_bytes(const struct kv_ent *e)
 {
 	return (uint64_t)e->klen + e->len;
 }
 
-static uint64_t key_hash(const char *key)
+static int outline_alloc(struct kv_outline *o, size_t need)
 {
-	return mu_hash(key, strlen(key));
-}
-
-static struct kv_entry **bucket_of(const struct mkv *kv, uint64_t hash)
-{
-	return &kv->buckets[hash & (kv->nbuckets - 1)];
-}
-
-static struct kv_entry *find(const struct mkv *kv, const char *key, uint64_t hash)
-{
-	for (struct kv_entry *e = *bucket_of(kv, hash); e; e = e->hnext)
-		if (e->hash == hash && strcmp(e->key, key) == 0)
-			return e;
-	return NULL;
-}
-
-static struct kv_entry *lookup(const struct mkv *kv, const char *key)
-{
-	if (!kv || !key)
-		return NULL;
-	return find(kv, key, key_hash(key));
-}
-
-/* Failure is harmless: chains only get longer, so callers ignore it. */
-static void rehash(struct mkv *kv, size_t nbuckets)
-{
-	struct kv_entry **nb = calloc(nbuckets, sizeof(*nb));
-	if (!nb)
-		return;
-	for (size_t i = 0; i < kv->nbuckets; i++) {
-		struct kv_entry *e = kv->buckets[i];
-		while (e) {
-			struct kv_entry *next = e->hnext;
-			struct kv_entry **b = &nb[e->hash & (nbuckets - 1)];
-			e->hnext = *b;
-			*b = e;
-			e = next;
-		}
+	size_t cap = KV_MIN_OUTLINE_CAP;
+	while (cap < need)
+		cap *= 2;
+	o->p = malloc(cap);
+	if (!o->p) {
+		/* Near the size limit doubling may overshoot what memory allows. */
+		cap = need;
+		o->p = malloc(cap);
 	}
-	free(kv->buckets);
-	kv->buckets = nb;
-	kv->nbuckets = nbuckets;
+	o->cap = cap;
+	return o->p ? 0 : -ENOMEM;
 }
 
-static void maybe_grow(struct mkv *kv)
+/* Room for need bytes of value. The entry may move: *ep is set to it on
+ * success, and stays (unchanged) on failure. keep=false skips copying bytes
+ * the caller is about to overwrite. Bytes past the length are the caller's
+ * to fill. */
+static int value_reserve(struct kv_ent **ep, size_t need, bool keep)
 {
-	if (kv->count >= kv->nbuckets && kv->nbuckets <= SIZE_MAX / 2 / sizeof(*kv->buckets))
-		rehash(kv, kv->nbuckets * 2);
-}
-
-static void maybe_shrink(struct mkv *kv)
-{
-	/* Shrinking only below 1/8 load leaves room before the next grow. */
-	if (kv->nbuckets > KV_MIN_BUCKETS && kv->count < kv->nbuckets / 8)
-		rehash(kv, kv->nbuckets / 2);
-}
-
-static void hash_unlink(struct mkv *kv, struct kv_entry *e)
-{
-	struct kv_entry **p = bucket_of(kv, e->hash);
-	while (*p != e)
-		p = &(*p)->hnext;
-	*p = e->hnext;
-	e->hnext = NULL;
-}
-
-static void hash_link(struct mkv *kv, struct kv_entry *e)
-{
-	struct kv_entry **b = bucket_of(kv, e->hash);
-	e->hnext = *b;
-	*b = e;
-}
-
-static void list_unlink(struct mkv *kv, struct kv_entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		kv->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		kv->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-/* Ids grow with every append, so the list stays sorted by id. */
-static void list_append(struct mkv *kv, struct kv_entry *e)
-{
-	e->id = ++kv->last_id;
-	e->prev = kv->tail;
-	e->next = NULL;
-	if (kv->tail)
-		kv->tail->next = e;
-	else
-		kv->head = e;
-	kv->tail = e;
-}
-
-static void insert(struct mkv *kv, struct kv_entry *e)
-{
-	maybe_grow(kv);
-	hash_link(kv, e);
-	list_append(kv, e);
-	e->ver = ++kv->last_ver;
-	kv->count++;
-}
-
-static void entry_free(struct kv_entry *e)
-{
-	if (!e)
-		return;
-	free(e->val);
-	free(e->key);
-	free(e);
-}
-
-static void remove_entry(struct mkv *kv, struct kv_entry *e)
-{
-	hash_unlink(kv, e);
-	list_unlink(kv, e);
-	kv->count--;
-	release(kv, entry_bytes(e));
-	entry_free(e);
-}
-
-static struct kv_entry *entry_new(const char *key, uint64_t hash)
-{
-	struct kv_entry *e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	e->key = strdup(key);
-	if (!e->key) {
-		free(e);
-		return NULL;
-	}
-	e->klen = strlen(key);
-	e->hash = hash;
-	mu_now_real(&e->mtime);
-	e->ctime = e->mtime;
-	return e;
-}
-
-/* Doubling keeps repeated appends amortised O(1). keep=false skips copying
- * bytes the caller is about to overwrite anyway. */
-static int value_reserve(struct kv_entry *e, size_t need, bool keep)
-{
-	if (need <= e->cap)
+	struct kv_ent *e = *ep;
+	if (!(e->flags & KV_OUTLINE) && need <= KV_INLINE_MAX) {
+		if (need <= e->len)
+			return 0;
+		struct kv_ent *ne = realloc(e, ent_size(e->klen, need));
+		if (!ne)
+			return -ENOMEM;
+		*ep = ne;
 		return 0;
-	size_t cap = e->cap ? e->cap : KV_MIN_VALUE_CAP;
+	}
+	if (!(e->flags & KV_OUTLINE)) {
+		struct kv_outline o;
+		if (outline_alloc(&o, need) < 0)
+			return -ENOMEM;
+		if (keep)
+			memcpy(o.p, kv_val(e), e->len);
+		struct kv_ent *ne = realloc(e, ent_size(e->klen, sizeof(o)));
+		if (!ne) {
+			free(o.p);
+			return -ENOMEM;
+		}
+		ne->flags |= KV_OUTLINE;
+		set_outline(ne, o);
+		*ep = ne;
+		return 0;
+	}
+	struct kv_outline o = kv_outline(e);
+	if (need <= o.cap)
+		return 0;
+	size_t cap = o.cap;
 	while (cap < need)
 		cap *= 2;
 	char *p;
 	if (keep) {
-		p = realloc(e->val, cap);
+		p = realloc(o.p, cap);
 		if (!p) {
-			/* Near the size limit doubling may overshoot what memory allows. */
 			cap = need;
-			p = realloc(e->val, cap);
+			p = realloc(o.p, cap);
 		}
 	} else {
 		p = malloc(cap);
@@ -253,49 +219,100 @@ static int value_reserve(struct kv_entry *e, size_t need, bool keep)
 			p = malloc(cap);
 		}
 		if (p)
-			free(e->val);
+			free(o.p);
 	}
 	if (!p)
 		return -ENOMEM;
-	e->val = p;
-	e->cap = cap;
+	o.p = p;
+	o.cap = cap;
+	set_outline(e, o);
 	return 0;
 }
 
-/* Gives memory back after a large shrink, keeping room to grow again. */
-static void value_trim(struct kv_entry *e)
+/* Gives memory back after the value shrank (its length is set already): a
+ * value that fits comes back inline. Returns the entry, which may have
+ * moved; failing to allocate keeps it as it was. */
+static struct kv_ent *value_trim(struct kv_ent *e)
 {
-	if (e->len == 0) {
-		free(e->val);
-		e->val = NULL;
-		e->cap = 0;
-		return;
+	if (!(e->flags & KV_OUTLINE)) {
+		struct kv_ent *ne = realloc(e, ent_size(e->klen, e->len));
+		return ne ? ne : e;
 	}
-	if (e->cap <= 4 * KV_MIN_VALUE_CAP || e->len >= e->cap / 4)
-		return;
-	size_t cap = e->len * 2;
-	char *p = realloc(e->val, cap);
-	if (p) {
-		e->val = p;
-		e->cap = cap;
+	struct kv_outline o = kv_outline(e);
+	if (e->len <= KV_INLINE_MAX) {
+		struct kv_ent *ne = malloc(ent_size(e->klen, e->len));
+		if (!ne)
+			return e;
+		memcpy(ne, e, ent_size(e->klen, 0));
+		ne->flags &= (uint8_t)~KV_OUTLINE;
+		memcpy(ne->data + ne->klen + 1, o.p, e->len);
+		free(o.p);
+		free(e);
+		return ne;
 	}
+	if (o.cap > 4 * KV_MIN_OUTLINE_CAP && e->len < o.cap / 4) {
+		char *p = realloc(o.p, (size_t)e->len * 2);
+		if (p) {
+			o.p = p;
+			o.cap = (size_t)e->len * 2;
+			set_outline(e, o);
+		}
+	}
+	return e;
 }
 
 /* The value changed: new times, a new version. */
-static void touch(struct mkv *kv, struct kv_entry *e)
+static void touch(struct mkv *kv, struct kv_ent *e)
 {
-	mu_now_real(&e->mtime);
-	e->ctime = e->mtime;
+	set_times_now(e);
 	e->ver = ++kv->last_ver;
 }
 
-static void fill_stat(const struct kv_entry *e, struct mkv_stat *st)
+static void fill_stat(const struct mkv *kv, uint32_t pos, const struct kv_ent *e,
+                      struct mkv_stat *st)
 {
-	st->id = e->id;
+	st->id = mslots_id(kv->slots, pos);
+	st->cookie = mslots_cookie(pos);
 	st->size = e->len;
-	st->mtime = e->mtime;
-	st->ctime = e->ctime;
+	st->mtime = time_unpack(e->mtime, e->flags, KV_MTIME_SEC);
+	st->ctime = time_unpack(e->ctime, e->flags, KV_CTIME_SEC);
 	st->ver = e->ver;
+}
+
+/* ---- the table ---- */
+
+/* Puts e (named, hash h) in the table: 0 and *ret_pos, or -ENOMEM, or
+ * -ENOSPC when the table holds all the entries it can. */
+static int insert(struct mkv *kv, struct kv_ent *e, uint64_t h, uint32_t *ret_pos)
+{
+	int r = mslots_add(kv->slots, e, ret_pos);
+	if (r < 0)
+		return r;
+	kv_index_link(kv, *ret_pos, h);
+	e->ver = ++kv->last_ver;
+	kv_index_step(kv);
+	return 0;
+}
+
+static void remove_entry(struct mkv *kv, uint32_t pos)
+{
+	struct kv_ent *e = kv_ent(kv, pos);
+	kv_index_unlink(kv, pos, kv_hash(e->data, e->klen));
+	mslots_del(kv->slots, pos);
+	release(kv, ent_bytes(e));
+	ent_free(e);
+	kv_index_step(kv);
+}
+
+/* The position of key, or UINT32_MAX. */
+static uint32_t lookup(const struct mkv *kv, const char *key)
+{
+	if (!kv || !key)
+		return UINT32_MAX;
+	size_t klen = strlen(key);
+	if (klen > MKV_MAX_KEY)
+		return UINT32_MAX;
+	return kv_index_find(kv, key, klen, kv_hash(key, klen));
 }
 
 struct mkv *mkv_new(void)
@@ -303,12 +320,12 @@ struct mkv *mkv_new(void)
 	struct mkv *kv = calloc(1, sizeof(*kv));
 	if (!kv)
 		return NULL;
-	kv->buckets = calloc(KV_MIN_BUCKETS, sizeof(*kv->buckets));
-	if (!kv->buckets) {
+	kv->slots = mslots_new();
+	if (!kv->slots || kv_index_init(kv) < 0) {
+		mslots_free(kv->slots);
 		free(kv);
 		return NULL;
 	}
-	kv->nbuckets = KV_MIN_BUCKETS;
 	return kv;
 }
 
@@ -316,20 +333,18 @@ void mkv_free(struct mkv *kv)
 {
 	if (!kv)
 		return;
-	struct kv_entry *e = kv->head;
-	while (e) {
-		struct kv_entry *next = e->next;
-		entry_free(e);
-		e = next;
-	}
+	uint32_t pos = 0;
+	while (mslots_next(kv->slots, pos, &pos))
+		ent_free(mslots_del(kv->slots, pos++));
+	mslots_free(kv->slots);
+	kv_index_free(kv);
 	mkv_account_release(kv->acct, kv->bytes);
-	free(kv->buckets);
 	free(kv);
 }
 
 size_t mkv_count(const struct mkv *kv)
 {
-	return kv ? kv->count : 0;
+	return kv ? mslots_count(kv->slots) : 0;
 }
 
 uint64_t mkv_bytes(const struct mkv *kv)
@@ -349,47 +364,41 @@ void mkv_set_account(struct mkv *kv, struct mkv_account *a)
 
 size_t mkv_longest_chain(const struct mkv *kv)
 {
-	size_t longest = 0;
-	for (size_t i = 0; kv && i < kv->nbuckets; i++) {
-		size_t n = 0;
-		for (const struct kv_entry *e = kv->buckets[i]; e; e = e->hnext)
-			n++;
-		if (n > longest)
-			longest = n;
-	}
-	return longest;
+	return kv ? kv_index_longest(kv) : 0;
 }
 
 int mkv_stat(const struct mkv *kv, const char *key, struct mkv_stat *ret)
 {
-	const struct kv_entry *e = lookup(kv, key);
-	if (!e)
+	uint32_t pos = lookup(kv, key);
+	if (pos == UINT32_MAX)
 		return -ENOENT;
 	if (ret)
-		fill_stat(e, ret);
+		fill_stat(kv, pos, kv_ent(kv, pos), ret);
 	return 0;
 }
 
 ssize_t mkv_read(const struct mkv *kv, const char *key, uint64_t off, void *buf, size_t len)
 {
-	const struct kv_entry *e = lookup(kv, key);
-	if (!e)
+	uint32_t pos = lookup(kv, key);
+	if (pos == UINT32_MAX)
 		return -ENOENT;
+	const struct kv_ent *e = kv_ent(kv, pos);
 	if (off >= e->len || len == 0)
 		return 0;
 	size_t n = e->len - (size_t)off;
 	if (n > len)
 		n = len;
-	memcpy(buf, e->val + off, n);
+	memcpy(buf, kv_val(e) + off, n);
 	return (ssize_t)n;
 }
 
 int mkv_get(const struct mkv *kv, const char *key, char **ret, size_t *ret_len)
 {
-	const struct kv_entry *e = lookup(kv, key);
-	if (!e)
+	uint32_t pos = lookup(kv, key);
+	if (pos == UINT32_MAX)
 		return -ENOENT;
-	char *p = mu_memdup0(e->val, e->len);
+	const struct kv_ent *e = kv_ent(kv, pos);
+	char *p = mu_memdup0(kv_val(e), e->len);
 	if (!p)
 		return -ENOMEM;
 	*ret = p;
@@ -405,9 +414,13 @@ ssize_t mkv_write(struct mkv *kv, const char *key, uint64_t off, const void *dat
 		return -EINVAL;
 	if (len > MKV_MAX_VALUE)
 		return -EFBIG;
+	size_t klen = strlen(key);
+	if (klen > MKV_MAX_KEY)
+		return -ENAMETOOLONG;
 
-	uint64_t hash = key_hash(key);
-	struct kv_entry *e = find(kv, key, hash);
+	uint64_t h = kv_hash(key, klen);
+	uint32_t pos = kv_index_find(kv, key, klen, h);
+	struct kv_ent *e = pos == UINT32_MAX ? NULL : kv_ent(kv, pos);
 	bool replace = flags & MKV_REPLACE;
 	uint64_t cur = e ? e->len : 0;
 	uint64_t start = (flags & MKV_APPEND) && !replace ? cur : off;
@@ -424,43 +437,50 @@ ssize_t mkv_write(struct mkv *kv, const char *key, uint64_t off, const void *dat
 
 	/* What the write adds is charged before anything is allocated; what
 	 * it gives back (a shorter put) is released once it is done. */
-	uint64_t grow = (e ? 0 : strlen(key)) + (new_len > cur ? new_len - cur : 0);
+	uint64_t grow = (e ? 0 : klen) + (new_len > cur ? new_len - cur : 0);
 	int r = charge(kv, grow);
 	if (r < 0)
 		return r;
-	bool created = false;
 	if (!e) {
-		e = entry_new(key, hash);
-		if (!e) {
+		/* A small value is made in place: one allocation. */
+		e = ent_new(key, klen, new_len <= KV_INLINE_MAX ? (size_t)new_len : 0);
+		if (e && new_len > KV_INLINE_MAX && value_reserve(&e, (size_t)new_len, false) < 0) {
+			ent_free(e);
+			e = NULL;
+		}
+		r = e ? insert(kv, e, h, &pos) : -ENOMEM;
+		if (r < 0) {
+			ent_free(e);
+			release(kv, grow);
+			return r;
+		}
+	} else {
+		if (value_reserve(&e, (size_t)new_len, !replace) < 0) {
 			release(kv, grow);
 			return -ENOMEM;
 		}
-		created = true;
+		mslots_set(kv->slots, pos, e);
 	}
-	if (value_reserve(e, (size_t)new_len, !replace) < 0) {
-		if (created)
-			entry_free(e);
-		release(kv, grow);
-		return -ENOMEM;
-	}
-	if (created)
-		insert(kv, e);
 	if (new_len < cur)
 		release(kv, cur - new_len);
 
+	char *val = kv_val(e);
 	if (replace) {
 		if (start)
-			memset(e->val, 0, (size_t)start);
+			memset(val, 0, (size_t)start);
 		if (len)
-			memcpy(e->val + start, data, len);
-		e->len = (size_t)new_len;
-		value_trim(e);
+			memcpy(val + start, data, len);
+		e->len = (uint32_t)new_len;
+		if (new_len < cur) {
+			e = value_trim(e);
+			mslots_set(kv->slots, pos, e);
+		}
 		touch(kv, e);
 	} else if (len) {
 		if (start > e->len)
-			memset(e->val + e->len, 0, (size_t)(start - e->len));
-		memcpy(e->val + start, data, len);
-		e->len = (size_t)new_len;
+			memset(val + e->len, 0, (size_t)(start - e->len));
+		memcpy(val + start, data, len);
+		e->len = (uint32_t)new_len;
 		touch(kv, e);
 	}
 	return (ssize_t)len;
@@ -470,44 +490,50 @@ int mkv_create(struct mkv *kv, const char *key)
 {
 	if (!kv || !key)
 		return -EINVAL;
-	uint64_t hash = key_hash(key);
-	if (find(kv, key, hash))
+	size_t klen = strlen(key);
+	if (klen > MKV_MAX_KEY)
+		return -ENAMETOOLONG;
+	uint64_t h = kv_hash(key, klen);
+	if (kv_index_find(kv, key, klen, h) != UINT32_MAX)
 		return -EEXIST;
-	int r = charge(kv, strlen(key));
+	int r = charge(kv, klen);
 	if (r < 0)
 		return r;
-	struct kv_entry *e = entry_new(key, hash);
-	if (!e) {
-		release(kv, strlen(key));
-		return -ENOMEM;
+	struct kv_ent *e = ent_new(key, klen, 0);
+	uint32_t pos;
+	r = e ? insert(kv, e, h, &pos) : -ENOMEM;
+	if (r < 0) {
+		ent_free(e);
+		release(kv, klen);
 	}
-	insert(kv, e);
-	return 0;
+	return r;
 }
 
 int mkv_truncate(struct mkv *kv, const char *key, uint64_t size)
 {
-	struct kv_entry *e = lookup(kv, key);
-	if (!e)
+	uint32_t pos = lookup(kv, key);
+	if (pos == UINT32_MAX)
 		return -ENOENT;
 	if (size > MKV_MAX_VALUE)
 		return -EFBIG;
+	struct kv_ent *e = kv_ent(kv, pos);
 	if (size > e->len) {
 		int r = charge(kv, size - e->len);
 		if (r < 0)
 			return r;
-		r = value_reserve(e, (size_t)size, true);
+		r = value_reserve(&e, (size_t)size, true);
 		if (r < 0) {
 			release(kv, size - e->len);
 			return r;
 		}
-		memset(e->val + e->len, 0, (size_t)size - e->len);
-		e->len = (size_t)size;
-	} else {
+		memset(kv_val(e) + e->len, 0, (size_t)size - e->len);
+		e->len = (uint32_t)size;
+	} else if (size < e->len) {
 		release(kv, e->len - size);
-		e->len = (size_t)size;
-		value_trim(e);
+		e->len = (uint32_t)size;
+		e = value_trim(e);
 	}
+	mslots_set(kv->slots, pos, e);
 	/* Like ftruncate(2) on Linux: the times move even when the size does not. */
 	touch(kv, e);
 	return 0;
@@ -515,154 +541,142 @@ int mkv_truncate(struct mkv *kv, const char *key, uint64_t size)
 
 int mkv_delete(struct mkv *kv, const char *key)
 {
-	struct kv_entry *e = lookup(kv, key);
-	if (!e)
+	uint32_t pos = lookup(kv, key);
+	if (pos == UINT32_MAX)
 		return -ENOENT;
-	remove_entry(kv, e);
-	maybe_shrink(kv);
+	remove_entry(kv, pos);
 	return 0;
 }
 
-/* Gives e the name to (key owned by the caller, hash precomputed), moves it
- * into to_kv (which may be its own table) at the end of the id order, and
- * drops what to_kv held under that name. Only the charge can fail, and then
- * nothing changed (the key is still the caller's). */
-static int relink(struct mkv *from_kv, struct kv_entry *e, struct mkv *to_kv, char *key,
-                  uint64_t hash)
+/* Gives the entry at from_pos the name key (klen bytes, hash h) and puts it
+ * in to_kv (which may be its own table: there it keeps its position and
+ * gets a new id), dropping what to_kv held under that name. What can fail
+ * (memory, a position, the charge) happens first: then nothing changed. */
+static int relink(struct mkv *from_kv, uint32_t from_pos, struct mkv *to_kv, const char *key,
+                  size_t klen, uint64_t h)
 {
-	struct kv_entry *old = find(to_kv, key, hash);
-	size_t klen = strlen(key);
-	uint64_t in = (uint64_t)klen + e->len;      /* what to_kv gains */
-	uint64_t gone = old ? entry_bytes(old) : 0; /* what to_kv drops */
-	uint64_t left = entry_bytes(e);             /* what from_kv gives up */
+	struct kv_ent *e = kv_ent(from_kv, from_pos);
+	uint32_t old_pos = kv_index_find(to_kv, key, klen, h);
+	struct kv_ent *old = old_pos == UINT32_MAX ? NULL : kv_ent(to_kv, old_pos);
+	uint64_t in = (uint64_t)klen + e->len;    /* what to_kv gains */
+	uint64_t gone = old ? ent_bytes(old) : 0; /* what to_kv drops */
+	uint64_t left = ent_bytes(e);             /* what from_kv gives up */
+
+	/* The entry under its new name: the header, the name, the value (or
+	 * the outline, whose block it takes over). */
+	struct kv_ent *ne = malloc(ent_size(klen, ent_vpart(e)));
+	if (!ne)
+		return -ENOMEM;
+	memcpy(ne, e, KV_HDR);
+	ne->klen = (uint16_t)klen;
+	ne->hnext = 0;
+	memcpy(ne->data, key, klen);
+	ne->data[klen] = '\0';
+	memcpy(ne->data + klen + 1, e->data + e->klen + 1, ent_vpart(e));
+	bool keep_pos = from_kv == to_kv && mslots_can_bump(from_kv->slots, from_pos);
+	uint32_t pos = from_pos;
+	int r = keep_pos ? 0 : mslots_add(to_kv->slots, ne, &pos);
+	if (r < 0) {
+		free(ne);
+		return r;
+	}
 	/* One account: only the net growth is charged, so a rename that
 	 * replaces or keeps the size always fits. Two: to_kv's takes it all
 	 * before the other gives anything back. */
 	if (from_kv->acct == to_kv->acct) {
-		if (in > gone + left) {
-			int r = mkv_account_charge(to_kv->acct, in - gone - left);
-			if (r < 0)
-				return r;
-		} else {
+		if (in > gone + left)
+			r = mkv_account_charge(to_kv->acct, in - gone - left);
+		else
 			mkv_account_release(to_kv->acct, gone + left - in);
-		}
 	} else {
-		int r = mkv_account_charge(to_kv->acct, in);
-		if (r < 0)
-			return r;
-		mkv_account_release(to_kv->acct, gone);
-		mkv_account_release(from_kv->acct, left);
+		r = mkv_account_charge(to_kv->acct, in);
+		if (r == 0) {
+			mkv_account_release(to_kv->acct, gone);
+			mkv_account_release(from_kv->acct, left);
+		}
 	}
+	if (r < 0) {
+		if (!keep_pos)
+			mslots_del(to_kv->slots, pos);
+		free(ne);
+		return r;
+	}
+
 	if (old) {
-		hash_unlink(to_kv, old);
-		list_unlink(to_kv, old);
-		to_kv->count--;
+		kv_index_unlink(to_kv, old_pos, h);
+		mslots_del(to_kv->slots, old_pos);
 		to_kv->bytes -= gone;
-		entry_free(old);
+		ent_free(old);
 	}
-	hash_unlink(from_kv, e);
-	list_unlink(from_kv, e);
-	from_kv->count--;
+	kv_index_unlink(from_kv, from_pos, kv_hash(e->data, e->klen));
+	if (keep_pos) {
+		mslots_set(from_kv->slots, from_pos, ne);
+		mslots_bump(from_kv->slots, from_pos);
+	} else {
+		mslots_del(from_kv->slots, from_pos);
+	}
 	from_kv->bytes -= left;
-	free(e->key);
-	e->key = key;
-	e->klen = klen;
-	e->hash = hash;
-	insert(to_kv, e);
+	free(e); /* not its value: ne has it */
+	kv_index_link(to_kv, pos, h);
+	ne->ver = ++to_kv->last_ver;
 	to_kv->bytes += in;
-	mu_now_real(&e->ctime);
+	set_ctime_now(ne);
+	kv_index_step(to_kv);
 	if (from_kv != to_kv)
-		maybe_shrink(from_kv);
+		kv_index_step(from_kv);
 	return 0;
-}
-
-static int relink_or_free(struct mkv *from_kv, struct kv_entry *e, struct mkv *to_kv, char *key)
-{
-	int r = relink(from_kv, e, to_kv, key, key_hash(key));
-	if (r < 0)
-		free(key);
-	return r;
-}
-
-int mkv_rename(struct mkv *kv, const char *from, const char *to)
-{
-	if (!kv || !from || !to)
-		return -EINVAL;
-	struct kv_entry *e = lookup(kv, from);
-	if (!e)
-		return -ENOENT;
-	if (strcmp(from, to) == 0)
-		return 0;
-	char *key = strdup(to);
-	if (!key)
-		return -ENOMEM;
-	return relink_or_free(kv, e, kv, key);
 }
 
 int mkv_move(struct mkv *from_kv, const char *from, struct mkv *to_kv, const char *to)
 {
 	if (!from_kv || !to_kv || !from || !to)
 		return -EINVAL;
-	if (from_kv == to_kv)
-		return mkv_rename(from_kv, from, to);
-	struct kv_entry *e = lookup(from_kv, from);
-	if (!e)
+	size_t klen = strlen(to);
+	if (klen > MKV_MAX_KEY)
+		return -ENAMETOOLONG;
+	uint32_t pos = lookup(from_kv, from);
+	if (pos == UINT32_MAX)
 		return -ENOENT;
-	char *key = strdup(to);
-	if (!key)
-		return -ENOMEM;
-	return relink_or_free(from_kv, e, to_kv, key);
+	if (from_kv == to_kv && strcmp(from, to) == 0)
+		return 0;
+	return relink(from_kv, pos, to_kv, to, klen, kv_hash(to, klen));
 }
 
-/* The first entry with id > after_id. The list is sorted by id, so walking
- * in from both ends at once costs the distance to the nearer end: readdir
- * cursors near the start or the end of a large table stay cheap. */
-static const struct kv_entry *first_after(const struct mkv *kv, uint64_t after_id)
+int mkv_rename(struct mkv *kv, const char *from, const char *to)
 {
-	const struct kv_entry *f = kv->head, *b = kv->tail;
-	if (!b || b->id <= after_id)
-		return NULL;
-	for (;;) {
-		if (f->id > after_id)
-			return f;
-		if (!b->prev || b->prev->id <= after_id)
-			return b;
-		f = f->next;
-		b = b->prev;
-	}
+	return mkv_move(kv, from, kv, to);
 }
 
-int mkv_list(const struct mkv *kv, uint64_t after_id,
+int mkv_list(const struct mkv *kv, uint64_t after,
              int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg)
 {
 	if (!kv || !fn)
 		return -EINVAL;
-	/* next is taken before the call so that fn may delete the entry it is
-	 * given (a cleanup pass); any other change to kv during the walk is not
-	 * allowed. */
-	const struct kv_entry *e = first_after(kv, after_id);
-	while (e) {
-		const struct kv_entry *next = e->next;
+	/* The next position is looked for after the call, from the one past
+	 * the entry given: fn may delete it (a cleanup pass). */
+	uint32_t pos;
+	for (uint32_t from = mslots_resume(after); mslots_next(kv->slots, from, &pos);
+	     from = pos + 1) {
+		const struct kv_ent *e = kv_ent(kv, pos);
 		struct mkv_stat st;
-		fill_stat(e, &st);
-		int r = fn(e->key, &st, arg);
+		fill_stat(kv, pos, e, &st);
+		int r = fn(e->data, &st, arg);
 		if (r)
 			return r;
-		e = next;
 	}
 	return 0;
 }
 
 int mkv_set_mtime(struct mkv *kv, const char *key, const struct timespec *mtime)
 {
-	struct kv_entry *e = lookup(kv, key);
-	if (!e)
+	uint32_t pos = lookup(kv, key);
+	if (pos == UINT32_MAX)
 		return -ENOENT;
-	if (mtime)
-		e->mtime = *mtime;
-	else
-		mu_now_real(&e->mtime);
-	mu_now_real(&e->ctime);
+	struct kv_ent *e = kv_ent(kv, pos);
+	struct timespec now;
+	mu_now_real(&now);
+	e->mtime = time_pack(mtime ? mtime : &now, &e->flags, KV_MTIME_SEC);
+	e->ctime = time_pack(&now, &e->flags, KV_CTIME_SEC);
 	return 0;
 }
 
@@ -671,10 +685,12 @@ int mkv_foreach(const struct mkv *kv,
                           void *arg),
                 void *arg)
 {
-	for (const struct kv_entry *e = first_after(kv, 0); e; e = e->next) {
+	uint32_t pos;
+	for (uint32_t from = 0; kv && mslots_next(kv->slots, from, &pos); from = pos + 1) {
+		const struct kv_ent *e = kv_ent(kv, pos);
 		struct mkv_stat st;
-		fill_stat(e, &st);
-		int r = fn(e->key, e->val ? e->val : "", e->len, &st, arg);
+		fill_stat(kv, pos, e, &st);
+		int r = fn(e->data, kv_val(e), e->len, &st, arg);
 		if (r)
 			return r;
 	}

@@ -1,8 +1,13 @@
 /* A binary-safe key-value table with the byte ranges a regular file needs.
- * O(1) average get/put/delete; listing in insertion order with cursors that
- * stay valid while entries come and go (for readdir offsets). Not
- * thread-safe: the owner locks. Used by services' stores and by the node-wide
- * config store. */
+ * O(1) average get/put/delete, with no pause proportional to the table (its
+ * hash index resizes a few buckets at a time); listing resumes at a cookie
+ * in O(1), so listing a folder is linear in what it returns, and an entry
+ * that is there throughout a listing is returned exactly once whatever
+ * comes and goes meanwhile (for readdir offsets). Listing order is the
+ * order of the entries' positions: a new entry takes the lowest free one,
+ * so it is not creation order. About 80 bytes an entry of a short name and
+ * value (core/kv_i.h). Not thread-safe: the owner locks. Used by services'
+ * stores, by the node-wide config store and by the fs layer's tables. */
 #ifndef MALLAFS_CORE_KV_H
 #define MALLAFS_CORE_KV_H
 
@@ -18,6 +23,10 @@
  * it, so the bound is what one write at a far offset may make the daemon
  * allocate: 64 MiB, far above any state a service keeps in a file. */
 #define MKV_MAX_VALUE ((uint64_t)64 << 20)
+
+/* The longest key: -ENAMETOOLONG past it. Store and config names are at
+ * most MU_NAME_MAX (255) bytes; the fs layer's tables key by path. */
+#define MKV_MAX_KEY 65535
 
 #define MKV_APPEND 0x1 /* mkv_write: at the end, offset ignored */
 /* mkv_write: the value becomes exactly off zero bytes, then data (off 0: a
@@ -43,7 +52,10 @@ uint64_t mkv_account_used(const struct mkv_account *a);
 uint64_t mkv_account_limit(const struct mkv_account *a);
 
 struct mkv_stat {
-	uint64_t id; /* unique in this table for its lifetime, never reused; grows with insertion */
+	uint64_t id; /* unique in this table for its lifetime, never reused, never 0 */
+	/* Where a listing resumes to return the entries after this one (the
+	 * "after" of mkv_list): the entry's position, stable while it is there. */
+	uint64_t cookie;
 	uint64_t size;
 	struct timespec mtime; /* last change of the value */
 	struct timespec ctime; /* last change of the value or the name */
@@ -80,21 +92,37 @@ int mkv_truncate(struct mkv *kv, const char *key, uint64_t size);
 int mkv_delete(struct mkv *kv, const char *key); /* -ENOENT */
 /* Sets the value's mtime (NULL: now), as touch does; ctime becomes now. */
 int mkv_set_mtime(struct mkv *kv, const char *key, const struct timespec *mtime);
-/* Atomically renames from to to, replacing to. The entry gets a new id.
+/* Atomically renames from to to, replacing to. The entry gets a new id and
+ * keeps its position (its place in a listing).
  * from == to is a no-op returning 0; -ENOENT when from is absent; -ENOSPC
  * when a longer name does not fit in the account. */
 int mkv_rename(struct mkv *kv, const char *from, const char *to);
-/* Moves an entry to another table (replacing a key of that name there). */
+/* Moves an entry to another table (replacing a key of that name there),
+ * where it gets a position and an id. */
 int mkv_move(struct mkv *from_kv, const char *from, struct mkv *to_kv, const char *to);
-/* Calls fn for every entry whose id is greater than after_id, in id order;
- * stops on a non-zero return and returns it. */
-int mkv_list(const struct mkv *kv, uint64_t after_id,
+/* Calls fn for the entries after the one whose cookie is after (0: from
+ * the start) in position order; stops on a non-zero return and returns it.
+ * Resuming costs O(1), whatever the table holds. fn may delete the entry it
+ * is given. */
+int mkv_list(const struct mkv *kv, uint64_t after,
              int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
 
-/* Every entry with its value, in id order; fn must not change the table. */
+/* Every entry with its value, in position order; fn must not change the
+ * table. */
 int mkv_foreach(const struct mkv *kv,
                 int (*fn)(const char *key, const void *value, size_t len, const struct mkv_stat *st,
                           void *arg),
                 void *arg);
+
+/* Work this thread's calls did so far, deterministic measures of cost for
+ * tests: entries looked at in hash chains, buckets and entries a resize
+ * moved, words the position table's searches looked at. */
+struct mkv_work {
+	uint64_t chain;
+	uint64_t buckets;
+	uint64_t moved;
+	uint64_t slots;
+};
+void mkv_work(struct mkv_work *ret);
 
 #endif

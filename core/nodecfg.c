@@ -202,6 +202,7 @@ out:
 static void app_stat(const struct nc_app *a, const struct mkv_stat *index_st, struct mkv_stat *st)
 {
 	st->id = index_st->id;
+	st->cookie = index_st->cookie;
 	st->size = mkv_count(a->keys);
 	st->mtime = a->mtime;
 	st->ctime = a->ctime;
@@ -224,14 +225,14 @@ static int app_list_cb(const char *app, const struct mkv_stat *index_st, void *a
 	return ctx->fn(app, &st, ctx->arg);
 }
 
-int mnodecfg_app_list(struct mnodecfg *nc, uint64_t after_id,
+int mnodecfg_app_list(struct mnodecfg *nc, uint64_t after,
                       int (*fn)(const char *app, const struct mkv_stat *st, void *arg), void *arg)
 {
 	if (!fn)
 		return -EINVAL;
 	struct app_list_ctx ctx = {nc, fn, arg};
 	pthread_rwlock_rdlock(&nc->lock);
-	int r = mkv_list(nc->apps, after_id, app_list_cb, &ctx);
+	int r = mkv_list(nc->apps, after, app_list_cb, &ctx);
 	pthread_rwlock_unlock(&nc->lock);
 	return r;
 }
@@ -399,14 +400,14 @@ out:
 }
 
 /* fn runs under the read lock: it must not call back into this store. */
-int mnodecfg_list(struct mnodecfg *nc, const char *app, uint64_t after_id,
+int mnodecfg_list(struct mnodecfg *nc, const char *app, uint64_t after,
                   int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg)
 {
 	if (!fn)
 		return -EINVAL;
 	pthread_rwlock_rdlock(&nc->lock);
 	struct nc_app *a = find_app(nc, app);
-	int r = a ? mkv_list(a->keys, after_id, fn, arg) : -ENOENT;
+	int r = a ? mkv_list(a->keys, after, fn, arg) : -ENOENT;
 	pthread_rwlock_unlock(&nc->lock);
 	return r;
 }

@@ -26,8 +26,9 @@ void mnodecfg_set_account(struct mnodecfg *nc, struct mkv_account *a);
 
 int mnodecfg_app_create(struct mnodecfg *nc, const char *app);  /* -EINVAL, -EEXIST */
 int mnodecfg_app_destroy(struct mnodecfg *nc, const char *app); /* -ENOENT, -ENOTEMPTY */
-/* Apps with id > after_id in id order (st.size is the number of keys). */
-int mnodecfg_app_list(struct mnodecfg *nc, uint64_t after_id,
+/* The apps after the one whose cookie is after (0: from the start), as
+ * mkv_list lists (st.size is the number of keys). */
+int mnodecfg_app_list(struct mnodecfg *nc, uint64_t after,
                       int (*fn)(const char *app, const struct mkv_stat *st, void *arg), void *arg);
 int mnodecfg_app_stat(struct mnodecfg *nc, const char *app, struct mkv_stat *ret);
 
@@ -46,7 +47,8 @@ int mnodecfg_set_mtime(struct mnodecfg *nc, const char *app, const char *key,
 /* Renames within an app or across apps, replacing the target. */
 int mnodecfg_rename(struct mnodecfg *nc, const char *app, const char *key, const char *to_app,
                     const char *to_key);
-int mnodecfg_list(struct mnodecfg *nc, const char *app, uint64_t after_id,
+/* The keys after the one whose cookie is after (0: from the start). */
+int mnodecfg_list(struct mnodecfg *nc, const char *app, uint64_t after,
                   int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
 
 #endif

@@ -188,8 +188,10 @@ int msvc_store_rename(struct mallafs_svc *svc, const char *from, const char *to)
 int msvc_store_stat(struct mallafs_svc *svc, const char *key, struct mkv_stat *ret);
 /* Sets a value's mtime (NULL: now), as touch does: metadata, not a store operation. */
 int msvc_store_set_mtime(struct mallafs_svc *svc, const char *key, const struct timespec *mtime);
-/* Listing passes the chain's hooks as a LIST operation, then lists. */
-int msvc_store_list(struct mallafs_svc *svc, uint64_t after_id,
+/* Listing passes the chain's hooks as a LIST operation, then lists the
+ * keys after the one whose cookie (struct mkv_stat) is after, 0: from the
+ * start, as mkv_list does. */
+int msvc_store_list(struct mallafs_svc *svc, uint64_t after,
                     int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
 
 /* Files published by the chain's plugins (trace, metrics, ...). */

@@ -213,7 +213,7 @@ static const char *full_reason(struct mallafs_svc *svc, struct mallafs_store_op 
 
 static int64_t store_op(struct mallafs_svc *svc, struct mallafs_store_op *op,
                         int (*list_fn)(const char *key, const struct mkv_stat *st, void *arg),
-                        void *list_arg, uint64_t after_id)
+                        void *list_arg, uint64_t after)
 {
 	struct mallafs_reason local = {{0}};
 	if (!op->why)
@@ -243,7 +243,7 @@ static int64_t store_op(struct mallafs_svc *svc, struct mallafs_store_op *op,
 		else if (op->result == -ENOSPC)
 			refuser = full_reason(svc, op);
 		if (op->code == MALLAFS_OP_LIST && op->result == 0)
-			op->result = mkv_list(svc->kv, after_id, list_fn, list_arg);
+			op->result = mkv_list(svc->kv, after, list_fn, list_arg);
 	}
 	pthread_rwlock_unlock(&svc->store_lock);
 
@@ -331,11 +331,11 @@ int msvc_store_set_mtime(struct mallafs_svc *svc, const char *key, const struct 
 	return r;
 }
 
-int msvc_store_list(struct mallafs_svc *svc, uint64_t after_id,
+int msvc_store_list(struct mallafs_svc *svc, uint64_t after,
                     int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg)
 {
 	struct mallafs_store_op op = {.code = MALLAFS_OP_LIST};
-	return (int)store_op(svc, &op, fn, arg, after_id);
+	return (int)store_op(svc, &op, fn, arg, after);
 }
 
 struct foreach_ctx {

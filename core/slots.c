@@ -303,17 +303,22 @@ uint64_t mslots_id(const struct mslots *s, uint32_t pos)
 	return ((uint64_t)c->gen[off] << 30 | pos) + 1;
 }
 
-int mslots_bump(struct mslots *s, uint32_t pos)
+bool mslots_can_bump(const struct mslots *s, uint32_t pos)
 {
-	struct chunk *c = chunk_of(s, pos);
+	const struct chunk *c = chunk_of(s, pos);
 	uint32_t off = pos & (CHUNK_SIZE - 1);
-	if (!c || !bit_test(c->occ, off))
-		return -ENOENT;
 	/* An occupied position's generation stays below GEN_SPENT: its del
 	 * moves it on once more. */
-	if (c->gen[off] >= GEN_SPENT - 1)
+	return c && bit_test(c->occ, off) && c->gen[off] < GEN_SPENT - 1;
+}
+
+int mslots_bump(struct mslots *s, uint32_t pos)
+{
+	if (!mslots_get(s, pos))
+		return -ENOENT;
+	if (!mslots_can_bump(s, pos))
 		return -EOVERFLOW;
-	gen_next(c, off);
+	gen_next(chunk_of(s, pos), pos & (CHUNK_SIZE - 1));
 	return 0;
 }
 

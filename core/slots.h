@@ -49,6 +49,9 @@ uint64_t mslots_id(const struct mslots *s, uint32_t pos);
  * are spent (after about 4 billion bumps: the id stays; the caller may move
  * the item to a new position instead). */
 int mslots_bump(struct mslots *s, uint32_t pos);
+/* Whether mslots_bump(s, pos) would succeed: pos is occupied and its
+ * generations are not spent. */
+bool mslots_can_bump(const struct mslots *s, uint32_t pos);
 /* The position an id names, if that item is still there: true and *ret_pos. */
 bool mslots_find_id(const struct mslots *s, uint64_t id, uint32_t *ret_pos);
 

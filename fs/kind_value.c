@@ -208,7 +208,7 @@ static int folder_lookup(struct mfs_req *c, const char *name, struct mfs_child *
 
 static int list_value(const char *key, const struct mkv_stat *st, void *arg)
 {
-	return mfs_dir_add(arg, key, false, mfs_dir_id_off(st->id));
+	return mfs_dir_add(arg, key, false, mfs_dir_id_off(st->cookie));
 }
 
 static int folder_list(struct mfs_req *c, struct mfs_dirbuf *db)
@@ -313,7 +313,7 @@ static int nodecfg_lookup(struct mfs_req *c, const char *name, struct mfs_child 
 
 static int list_app(const char *app, const struct mkv_stat *st, void *arg)
 {
-	return mfs_dir_add(arg, app, true, mfs_dir_id_off(st->id));
+	return mfs_dir_add(arg, app, true, mfs_dir_id_off(st->cookie));
 }
 
 static int nodecfg_list(struct mfs_req *c, struct mfs_dirbuf *db)

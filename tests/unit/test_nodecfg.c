@@ -88,6 +88,7 @@ static void tick(void)
 struct collect {
 	char names[2048];
 	uint64_t ids[32];
+	uint64_t cookies[32];
 	uint64_t sizes[32];
 	size_t n;
 };
@@ -99,6 +100,7 @@ static int collect_cb(const char *name, const struct mkv_stat *st, void *arg)
 	strcat(c->names, ",");
 	if (c->n < 32) {
 		c->ids[c->n] = st->id;
+		c->cookies[c->n] = st->cookie;
 		c->sizes[c->n] = st->size;
 	}
 	c->n++;
@@ -163,25 +165,28 @@ static void test_app_list_stat(void **state)
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(mnodecfg_app_list(nc, 0, collect_cb, &c), 0);
 	assert_string_equal(c.names, "a,b,c,");
-	assert_true(c.ids[0] < c.ids[1] && c.ids[1] < c.ids[2]);
+	assert_true(c.ids[0] != c.ids[1] && c.ids[1] != c.ids[2] && c.ids[0] != c.ids[2]);
 	assert_int_equal(c.sizes[0], 0);
 	assert_int_equal(c.sizes[1], 2);
 	assert_int_equal(c.sizes[2], 0);
-	uint64_t id_a = c.ids[0], id_c = c.ids[2];
+	uint64_t id_a = c.ids[0], cookie_a = c.cookies[0], cookie_b = c.cookies[1];
 
+	/* A listing resumes after the app whose cookie it is given. */
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(mnodecfg_app_list(nc, id_a, collect_cb, &c), 0);
+	assert_int_equal(mnodecfg_app_list(nc, cookie_a, collect_cb, &c), 0);
 	assert_string_equal(c.names, "b,c,");
 
-	/* Ids are never reused: a re-created app gets a new, larger one. */
+	/* Ids are never reused: a re-created app gets a new one, at the
+	 * lowest free place of the listing (a's own). */
 	assert_int_equal(mnodecfg_app_destroy(nc, "a"), 0);
 	assert_int_equal(mnodecfg_app_create(nc, "a"), 0);
 	assert_int_equal(mnodecfg_app_stat(nc, "a", &st), 0);
-	assert_true(st.id > id_c);
+	assert_true(st.id != id_a && st.id != c.ids[0] && st.id != c.ids[1]);
+	assert_int_equal(st.cookie, cookie_a);
 	assert_int_equal(st.size, 0);
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(mnodecfg_app_list(nc, id_a, collect_cb, &c), 0);
-	assert_string_equal(c.names, "b,c,a,");
+	assert_int_equal(mnodecfg_app_list(nc, cookie_b, collect_cb, &c), 0);
+	assert_string_equal(c.names, "c,");
 
 	/* The app's times move when its key set changes, not when a value does. */
 	assert_int_equal(mnodecfg_app_stat(nc, "b", &st), 0);
@@ -333,7 +338,7 @@ static void test_values_and_events(void **state)
 	assert_string_equal(c.names, "api_key,empty,a\nb,");
 	assert_int_equal(c.sizes[0], 4);
 	assert_int_equal(c.sizes[1], 0);
-	uint64_t first = c.ids[0];
+	uint64_t first = c.cookies[0];
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(mnodecfg_list(nc, "my_app", first, collect_cb, &c), 0);
 	assert_string_equal(c.names, "empty,a\nb,");
