@@ -17,11 +17,12 @@
 
 #include "kv_i.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
+/* A sanitizer's allocator, which mallinfo2 does not see. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZER_MALLOC 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZER_MALLOC 1
 #endif
 #endif
 
@@ -30,7 +31,7 @@
 #define VALUE "twelve bytes" /* 12 bytes */
 
 static struct mkv *big, *small;
-static size_t big_malloc_bytes; /* what building big took from malloc; 0 under ASan */
+static size_t big_malloc_bytes; /* what building big took from malloc (mallinfo2) */
 
 static uint64_t work_total(const struct mkv_work *w)
 {
@@ -97,7 +98,7 @@ static int group_teardown(void **state)
 }
 
 /* A glibc chunk for a request: what malloc_usable_size reports plus its
- * size word, at least 32 bytes, a multiple of 16 (ASan reports the
+ * size word, at least 32 bytes, a multiple of 16 (a sanitizer reports the
  * request itself: the same rounding gives what glibc would take). */
 static size_t chunk_of(size_t usable)
 {
@@ -127,7 +128,7 @@ static void test_memory_per_entry(void **state)
 	       (double)entries / BIG, (double)mslots_bytes(big->slots) / BIG,
 	       (double)kv_index_bytes(big) / BIG);
 	assert_true(per_key <= 85);
-#ifndef UNDER_ASAN
+#ifndef SANITIZER_MALLOC
 	/* What malloc itself says building it took. */
 	printf("1M keys: malloc says %.1f bytes a key\n", (double)big_malloc_bytes / BIG);
 	assert_true(big_malloc_bytes <= (size_t)85 * BIG);
