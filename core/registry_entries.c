@@ -27,61 +27,110 @@
 
 int mreg_htab_init(struct htab *t, size_t nb)
 {
+	*t = (struct htab){0};
 	t->b = calloc(nb, sizeof(*t->b));
 	if (!t->b)
 		return -ENOMEM;
 	t->nb = nb;
-	t->n = 0;
 	return 0;
 }
 
-static void htab_fini(struct htab *t)
+void mreg_htab_fini(struct htab *t)
 {
 	free(t->b);
+	free(t->old);
 	*t = (struct htab){0};
 }
 
-static void htab_grow(struct htab *t)
+/* Buckets of the old array one call moves, and empty ones it may pass. */
+#define HTAB_STEP 4
+#define HTAB_EMPTY_VISITS 64
+
+/* Moves a few of the old buckets into the new array; the last one moved
+ * frees the old array. */
+static void htab_step(struct htab *t)
 {
-	if (t->nb > SIZE_MAX / 2 / sizeof(*t->b))
-		return;
-	size_t nb = t->nb * 2;
-	struct hnode **b = calloc(nb, sizeof(*b));
-	if (!b)
-		return;
-	for (size_t i = 0; i < t->nb; i++) {
-		struct hnode *n = t->b[i];
+	size_t full = 0, visits = 0;
+	while (t->old && full < HTAB_STEP && visits < HTAB_EMPTY_VISITS) {
+		struct hnode *n = t->old[t->moved];
+		t->old[t->moved] = NULL;
+		if (n)
+			full++;
+		else
+			visits++;
 		while (n) {
 			struct hnode *next = n->next;
-			n->next = b[n->hash & (nb - 1)];
-			b[n->hash & (nb - 1)] = n;
+			n->next = t->b[n->hash & (t->nb - 1)];
+			t->b[n->hash & (t->nb - 1)] = n;
 			n = next;
 		}
+		if (++t->moved == t->onb) {
+			free(t->old);
+			t->old = NULL;
+			t->onb = t->moved = 0;
+		}
 	}
-	free(t->b);
+}
+
+/* Starts growing: a new array twice the size takes new nodes at once, the
+ * old one's move over step by step. An array of that size that cannot be
+ * had leaves the table as it is (longer chains, still right). */
+static void htab_grow(struct htab *t)
+{
+	if (t->old || t->nb > SIZE_MAX / 2 / sizeof(*t->b))
+		return;
+	struct hnode **b = calloc(t->nb * 2, sizeof(*b));
+	if (!b)
+		return;
+	t->old = t->b;
+	t->onb = t->nb;
+	t->moved = 0;
 	t->b = b;
-	t->nb = nb;
+	t->nb *= 2;
+}
+
+/* The bucket that holds (or takes) a node of hash: the old array's until
+ * that bucket has moved. */
+static struct hnode **htab_bucket(const struct htab *t, uint64_t hash)
+{
+	if (t->old && (hash & (t->onb - 1)) >= t->moved)
+		return &t->old[hash & (t->onb - 1)];
+	return &t->b[hash & (t->nb - 1)];
 }
 
 void mreg_htab_insert(struct htab *t, struct hnode *n, uint64_t hash)
 {
 	if (t->n >= t->nb)
 		htab_grow(t);
+	htab_step(t);
+	/* Where lookups will look: an old bucket not moved yet moves it later. */
+	struct hnode **b = htab_bucket(t, hash);
 	n->hash = hash;
-	n->next = t->b[hash & (t->nb - 1)];
-	t->b[hash & (t->nb - 1)] = n;
+	n->next = *b;
+	*b = n;
 	t->n++;
 }
 
 void mreg_htab_remove(struct htab *t, struct hnode *n)
 {
-	for (struct hnode **p = &t->b[n->hash & (t->nb - 1)]; *p; p = &(*p)->next) {
+	htab_step(t);
+	for (struct hnode **p = htab_bucket(t, n->hash); *p; p = &(*p)->next) {
 		if (*p == n) {
 			*p = n->next;
 			t->n--;
 			return;
 		}
 	}
+}
+
+struct hnode *mreg_htab_find(struct htab *t, uint64_t hash,
+                             bool (*match)(const struct hnode *n, const void *key), const void *key)
+{
+	htab_step(t);
+	for (struct hnode *n = *htab_bucket(t, hash); n; n = n->next)
+		if (n->hash == hash && match(n, key))
+			return n;
+	return NULL;
 }
 
 uint64_t mreg_name_hash(const char *name)
@@ -94,26 +143,26 @@ static uint64_t pid_hash(pid_t pid)
 	return mu_hash(&pid, sizeof(pid));
 }
 
+static bool name_match(const struct hnode *n, const void *key)
+{
+	return strcmp(container_of(n, struct ent, h)->name, key) == 0;
+}
+
 struct ent *mreg_ent_find(struct htab *t, const char *name)
 {
-	uint64_t hash = mreg_name_hash(name);
-	for (struct hnode *n = t->b[hash & (t->nb - 1)]; n; n = n->next) {
-		struct ent *e = container_of(n, struct ent, h);
-		if (n->hash == hash && strcmp(e->name, name) == 0)
-			return e;
-	}
-	return NULL;
+	struct hnode *n = mreg_htab_find(t, mreg_name_hash(name), name_match, name);
+	return n ? container_of(n, struct ent, h) : NULL;
+}
+
+static bool pid_match(const struct hnode *n, const void *key)
+{
+	return container_of(n, struct pidw, h)->pid == *(const pid_t *)key;
 }
 
 static struct pidw *pidw_find(struct mreg *reg, pid_t pid)
 {
-	uint64_t hash = pid_hash(pid);
-	for (struct hnode *n = reg->pids.b[hash & (reg->pids.nb - 1)]; n; n = n->next) {
-		struct pidw *w = container_of(n, struct pidw, h);
-		if (w->pid == pid)
-			return w;
-	}
-	return NULL;
+	struct hnode *n = mreg_htab_find(&reg->pids, pid_hash(pid), pid_match, &pid);
+	return n ? container_of(n, struct pidw, h) : NULL;
 }
 
 void mreg_list_append(struct ent **first, struct ent **last, struct ent *e)
@@ -144,7 +193,7 @@ void mreg_ent_free(struct ent *e)
 {
 	if (!e)
 		return;
-	htab_fini(&e->members);
+	mreg_htab_fini(&e->members);
 	free(e->name);
 	free(e->value);
 	free(e);
@@ -387,8 +436,8 @@ void mreg_free(struct mreg *reg)
 		mreg_ent_free(e);
 		e = next;
 	}
-	htab_fini(&reg->names);
-	htab_fini(&reg->pids);
+	mreg_htab_fini(&reg->names);
+	mreg_htab_fini(&reg->pids);
 	if (reg->stopfd >= 0)
 		close(reg->stopfd);
 	if (reg->epfd >= 0)

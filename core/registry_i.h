@@ -19,7 +19,10 @@ _Static_assert(sizeof(pid_t) == sizeof(int), "pid_t is assumed to be an int");
 
 /* An intrusive chained hash table. It never fails to insert: growing is
  * best effort, so that once an operation has allocated its entry up front
- * nothing after the point of no return can fail. */
+ * nothing after the point of no return can fail. It grows without a pause:
+ * the new bucket array takes over at once and each insert, remove and find
+ * then moves a few of the old array's buckets into it (as Redis's dict
+ * does), so no call costs more than O(1) buckets, whatever the size. */
 struct hnode {
 	struct hnode *next;
 	uint64_t hash;
@@ -29,6 +32,10 @@ struct htab {
 	struct hnode **b;
 	size_t nb; /* a power of two */
 	size_t n;
+	/* While growing: the old buckets, of which the first moved are
+	 * empty (moved into b); NULL otherwise. */
+	struct hnode **old;
+	size_t onb, moved;
 };
 
 struct pidw;
@@ -82,6 +89,11 @@ int mreg_htab_init(struct htab *t, size_t nb);
 /* Never fails: see struct htab. */
 void mreg_htab_insert(struct htab *t, struct hnode *n, uint64_t hash);
 void mreg_htab_remove(struct htab *t, struct hnode *n);
+void mreg_htab_fini(struct htab *t);
+/* The node of hash that match accepts, or NULL. */
+struct hnode *mreg_htab_find(struct htab *t, uint64_t hash,
+                             bool (*match)(const struct hnode *n, const void *key),
+                             const void *key);
 
 uint64_t mreg_name_hash(const char *name);
 /* The entry called name in t (the names or a pool's members), or NULL. */
