@@ -10,6 +10,7 @@
 
 #include "events.h"
 #include "proc.h"
+#include "slots.h"
 #include "tree.h"
 #include "util.h"
 
@@ -165,28 +166,12 @@ static struct pidw *pidw_find(struct mreg *reg, pid_t pid)
 	return n ? container_of(n, struct pidw, h) : NULL;
 }
 
-void mreg_list_append(struct ent **first, struct ent **last, struct ent *e)
+int mreg_ent_place(struct mreg *reg, struct ent *e)
 {
-	e->prev = *last;
-	e->next = NULL;
-	if (*last)
-		(*last)->next = e;
-	else
-		*first = e;
-	*last = e;
-}
-
-void mreg_list_remove(struct ent **first, struct ent **last, struct ent *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		*first = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		*last = e->prev;
-	e->prev = e->next = NULL;
+	int r = mslots_add(e->pool ? e->pool->slots : reg->top, e, &e->pos);
+	if (r == 0)
+		e->id = ++reg->last_id;
+	return r;
 }
 
 void mreg_ent_free(struct ent *e)
@@ -194,6 +179,7 @@ void mreg_ent_free(struct ent *e)
 	if (!e)
 		return;
 	mreg_htab_fini(&e->members);
+	mslots_free(e->slots);
 	free(e->name);
 	free(e->value);
 	free(e);
@@ -271,7 +257,7 @@ void mreg_remove_name(struct mreg *reg, struct ent *e, const char *detail)
 {
 	char path[MTREE_PATH_MAX];
 	mreg_htab_remove(&reg->names, &e->h);
-	mreg_list_remove(&reg->first, &reg->last, e);
+	mslots_del(reg->top, e->pos);
 	pidw_detach(reg, e);
 	mreg_ent_path(path, sizeof(path), e);
 	mev_emit(reg->ring, MEV_UNREGISTER, path, detail);
@@ -283,7 +269,7 @@ void mreg_remove_member(struct mreg *reg, struct ent *m, const char *detail)
 	char path[MTREE_PATH_MAX];
 	struct ent *p = m->pool;
 	mreg_htab_remove(&p->members, &m->h);
-	mreg_list_remove(&p->first, &p->last, m);
+	mslots_del(p->slots, m->pos);
 	mu_now_real(&p->mtime);
 	pidw_detach(reg, m);
 	mreg_ent_path(path, sizeof(path), m);
@@ -380,7 +366,9 @@ struct mreg *mreg_new(struct mev_ring *ring)
 	reg->epfd = -1;
 	reg->stopfd = -1;
 	pthread_mutex_init(&reg->lock, NULL);
-	if (mreg_htab_init(&reg->names, 16) < 0 || mreg_htab_init(&reg->pids, 16) < 0) {
+	reg->top = mslots_new();
+	if (!reg->top || mreg_htab_init(&reg->names, 16) < 0 ||
+	    mreg_htab_init(&reg->pids, 16) < 0) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -421,21 +409,18 @@ void mreg_free(struct mreg *reg)
 		pthread_join(reg->thread, NULL);
 	}
 	/* No events: the registry is going away, not its processes. */
-	struct ent *e = reg->first;
-	while (e) {
-		struct ent *next = e->next;
-		struct ent *m = e->first;
-		while (m) {
-			struct ent *mnext = m->next;
+	for (uint32_t pos = 0; reg->top && mslots_next(reg->top, pos, &pos); pos++) {
+		struct ent *e = mslots_get(reg->top, pos);
+		for (uint32_t mpos = 0; e->slots && mslots_next(e->slots, mpos, &mpos); mpos++) {
+			struct ent *m = mslots_get(e->slots, mpos);
 			pidw_detach(reg, m);
 			mreg_ent_free(m);
-			m = mnext;
 		}
 		if (e->kind == 'n')
 			pidw_detach(reg, e);
 		mreg_ent_free(e);
-		e = next;
 	}
+	mslots_free(reg->top);
 	mreg_htab_fini(&reg->names);
 	mreg_htab_fini(&reg->pids);
 	if (reg->stopfd >= 0)

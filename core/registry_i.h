@@ -38,6 +38,7 @@ struct htab {
 	size_t onb, moved;
 };
 
+struct mslots;
 struct pidw;
 
 /* One entry: a unique name ('n'), a pool ('p') or a pool member ('m'). */
@@ -46,8 +47,8 @@ struct ent {
 	char kind;
 	char *name; /* a member's name is its PID in canonical decimal */
 	uint64_t id;
+	uint32_t pos; /* in mreg.top ('n', 'p') or the pool's members ('m') */
 	struct timespec mtime;
-	struct ent *prev, *next; /* id order in mreg.top or the pool's list */
 
 	/* 'n' and 'm': the holder. */
 	pid_t pid;
@@ -59,7 +60,7 @@ struct ent {
 
 	/* 'p' */
 	struct htab members;
-	struct ent *first, *last;
+	struct mslots *slots; /* its members, at stable positions (listing) */
 };
 
 /* The watch of one process: its pidfd sits in the epoll set while at least
@@ -75,10 +76,11 @@ struct pidw {
 struct mreg {
 	pthread_mutex_t lock;
 	struct mev_ring *ring;
-	struct htab names; /* unique names and pools share one namespace */
-	struct ent *first, *last;
+	struct htab names;  /* unique names and pools share one namespace */
+	struct mslots *top; /* the same, at stable positions (listing) */
 	struct htab pids;
 	uint64_t last_id;
+	uint64_t list_steps; /* entries the listings looked at (mreg_list_steps) */
 	int epfd;
 	int stopfd;
 	pthread_t thread;
@@ -98,9 +100,9 @@ struct hnode *mreg_htab_find(struct htab *t, uint64_t hash,
 uint64_t mreg_name_hash(const char *name);
 /* The entry called name in t (the names or a pool's members), or NULL. */
 struct ent *mreg_ent_find(struct htab *t, const char *name);
-/* The id-ordered lists of mreg.first/last and a pool's first/last. */
-void mreg_list_append(struct ent **first, struct ent **last, struct ent *e);
-void mreg_list_remove(struct ent **first, struct ent **last, struct ent *e);
+/* Puts a new entry in its table's slots (mreg.top or its pool's) and gives
+ * it an id; -ENOMEM, -ENOSPC, before anything changed. */
+int mreg_ent_place(struct mreg *reg, struct ent *e);
 void mreg_ent_free(struct ent *e);
 void mreg_ent_path(char *buf, size_t len, const struct ent *e);
 void mreg_emit_register(struct mreg *reg, const struct ent *e);
