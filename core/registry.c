@@ -183,7 +183,7 @@ static int hold(struct mreg *reg, const char *pool, const char *name, pid_t pid,
 		goto unlock;
 	r = mreg_pidw_get(reg, pid, &fd, &spare, &w);
 	if (r < 0) {
-		mslots_del(p ? p->slots : reg->top, n->pos);
+		mreg_ent_unplace(reg, n);
 		goto unlock;
 	}
 	mu_now_real(&n->mtime);
@@ -339,8 +339,7 @@ int mreg_pool_create(struct mreg *reg, const char *pool)
 	if (!reg || mu_name_check_str(pool, MU_NAME_STRICT) < 0)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
-	if (!p || !(p->name = strdup(pool)) || mreg_htab_init(&p->members, 8) < 0 ||
-	    !(p->slots = mslots_new())) {
+	if (!p || !(p->name = strdup(pool)) || mreg_htab_init(&p->members, 8) < 0) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -387,10 +386,10 @@ int mreg_pool_destroy(struct mreg *reg, const char *pool)
 	/* Members whose process has exited are gone already, as for names.
 	 * Reaping a member's process removes it and no other member of this
 	 * pool; the first live one ends the walk. */
-	for (uint32_t pos = 0; mslots_next(p->slots, pos, &pos); pos++) {
+	for (uint32_t pos = 0; p->slots && mslots_next(p->slots, pos, &pos); pos++) {
 		struct ent *m = mslots_get(p->slots, pos);
 		mreg_reap_if_exited(reg, m->pid);
-		if (mslots_get(p->slots, pos) == m) {
+		if (p->slots && mslots_get(p->slots, pos) == m) {
 			r = -ENOTEMPTY;
 			goto unlock;
 		}
@@ -501,7 +500,7 @@ int mreg_pool_list(struct mreg *reg, const char *pool, uint64_t cookie,
 		return -EINVAL;
 	pthread_mutex_lock(&reg->lock);
 	r = find_pool(reg, pool, &p);
-	if (r == 0)
+	if (r == 0 && p->slots)
 		r = walk(reg, p->slots, cookie, fn, arg);
 	pthread_mutex_unlock(&reg->lock);
 	return r;

@@ -168,10 +168,33 @@ static struct pidw *pidw_find(struct mreg *reg, pid_t pid)
 
 int mreg_ent_place(struct mreg *reg, struct ent *e)
 {
-	int r = mslots_add(e->pool ? e->pool->slots : reg->top, e, &e->pos);
+	struct ent *p = e->pool;
+	if (p && !p->slots && !(p->slots = mslots_new()))
+		return -ENOMEM;
+	int r = mslots_add(p ? p->slots : reg->top, e, &e->pos);
 	if (r == 0)
 		e->id = ++reg->last_id;
+	else if (p && mslots_count(p->slots) == 0) {
+		mslots_free(p->slots); /* the table just made */
+		p->slots = NULL;
+	}
 	return r;
+}
+
+void mreg_ent_unplace(struct mreg *reg, struct ent *e)
+{
+	struct ent *p = e->pool;
+	if (!p) {
+		mslots_del(reg->top, e->pos);
+		return;
+	}
+	mslots_del(p->slots, e->pos);
+	/* A table holds a chunk of positions (tens of KiB): an empty pool
+	 * keeps none. */
+	if (mslots_count(p->slots) == 0) {
+		mslots_free(p->slots);
+		p->slots = NULL;
+	}
 }
 
 void mreg_ent_free(struct ent *e)
@@ -257,7 +280,7 @@ void mreg_remove_name(struct mreg *reg, struct ent *e, const char *detail)
 {
 	char path[MTREE_PATH_MAX];
 	mreg_htab_remove(&reg->names, &e->h);
-	mslots_del(reg->top, e->pos);
+	mreg_ent_unplace(reg, e);
 	pidw_detach(reg, e);
 	mreg_ent_path(path, sizeof(path), e);
 	mev_emit(reg->ring, MEV_UNREGISTER, path, detail);
@@ -269,7 +292,7 @@ void mreg_remove_member(struct mreg *reg, struct ent *m, const char *detail)
 	char path[MTREE_PATH_MAX];
 	struct ent *p = m->pool;
 	mreg_htab_remove(&p->members, &m->h);
-	mslots_del(p->slots, m->pos);
+	mreg_ent_unplace(reg, m);
 	mu_now_real(&p->mtime);
 	pidw_detach(reg, m);
 	mreg_ent_path(path, sizeof(path), m);

@@ -60,7 +60,7 @@ struct ent {
 
 	/* 'p' */
 	struct htab members;
-	struct mslots *slots; /* its members, at stable positions (listing) */
+	struct mslots *slots; /* its members, at stable positions (listing); NULL: none */
 };
 
 /* The watch of one process: its pidfd sits in the epoll set while at least
@@ -100,9 +100,12 @@ struct hnode *mreg_htab_find(struct htab *t, uint64_t hash,
 uint64_t mreg_name_hash(const char *name);
 /* The entry called name in t (the names or a pool's members), or NULL. */
 struct ent *mreg_ent_find(struct htab *t, const char *name);
-/* Puts a new entry in its table's slots (mreg.top or its pool's) and gives
- * it an id; -ENOMEM, -ENOSPC, before anything changed. */
+/* Puts a new entry in its table's slots (mreg.top or its pool's, made for
+ * the pool's first member) and gives it an id; -ENOMEM, -ENOSPC, before
+ * anything changed. */
 int mreg_ent_place(struct mreg *reg, struct ent *e);
+/* Takes it out of its table's slots; a pool's last member frees them. */
+void mreg_ent_unplace(struct mreg *reg, struct ent *e);
 void mreg_ent_free(struct ent *e);
 void mreg_ent_path(char *buf, size_t len, const struct ent *e);
 void mreg_emit_register(struct mreg *reg, const struct ent *e);

@@ -15,11 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "events.h"
-#include "registry.h"
+#include "registry_i.h"
 #include "slots.h"
 #include "util.h"
 
@@ -170,11 +171,47 @@ static void test_listing_under_churn(void **state)
 	free(seen);
 }
 
+/* A pool's table of positions (a chunk of them: tens of KiB) exists only
+ * while it has members, so that empty pools cost what they did. */
+static void test_empty_pool_holds_no_table(void **state)
+{
+	struct mev_ring *ring = mev_ring_new(16);
+	struct mreg *reg = mreg_new(ring);
+	char me[16];
+	assert_non_null(reg);
+	snprintf(me, sizeof(me), "%d", (int)getpid());
+	assert_int_equal(mreg_pool_create(reg, "p"), 0);
+	struct ent *p = mreg_ent_find(&reg->names, "p");
+	assert_non_null(p);
+	assert_null(p->slots);
+	struct chunk c = {.max = 4};
+	assert_int_equal(mreg_pool_list(reg, "p", 0, take, &c), 0);
+	assert_int_equal(c.n, 0);
+
+	assert_int_equal(mreg_pool_store(reg, "p", me, "v", 1, 0), 0);
+	assert_non_null(p->slots);
+	assert_int_equal(mreg_pool_list(reg, "p", 0, take, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(mreg_pool_unstore(reg, "p", me), 0);
+	assert_null(p->slots);
+	/* And again: a new table, the member listed. */
+	assert_int_equal(mreg_pool_store(reg, "p", me, "w", 1, 0), 0);
+	c.n = 0;
+	assert_int_equal(mreg_pool_list(reg, "p", 0, take, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(mreg_pool_destroy(reg, "p"), -ENOTEMPTY);
+	assert_int_equal(mreg_pool_unstore(reg, "p", me), 0);
+	assert_int_equal(mreg_pool_destroy(reg, "p"), 0);
+	mreg_free(reg);
+	mev_ring_free(ring);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_resume_looks_at_nothing_before),
 	        cmocka_unit_test(test_listing_under_churn),
+	        cmocka_unit_test(test_empty_pool_holds_no_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
