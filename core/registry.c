@@ -9,6 +9,7 @@
 
 #include "events.h"
 #include "proc.h"
+#include "slots.h"
 #include "tree.h"
 #include "util.h"
 
@@ -175,25 +176,24 @@ static int hold(struct mreg *reg, const char *pool, const char *name, pid_t pid,
 		mreg_emit_register(reg, e);
 		goto unlock;
 	}
-	r = mreg_pidw_get(reg, pid, &fd, &spare, &w);
+	n->kind = p ? 'm' : 'n';
+	n->pool = p;
+	r = mreg_ent_place(reg, n);
 	if (r < 0)
 		goto unlock;
-	n->kind = p ? 'm' : 'n';
-	n->id = ++reg->last_id;
+	r = mreg_pidw_get(reg, pid, &fd, &spare, &w);
+	if (r < 0) {
+		mreg_ent_unplace(reg, n);
+		goto unlock;
+	}
 	mu_now_real(&n->mtime);
 	n->pid = pid;
 	n->uid = owner;
 	n->value = val;
 	val = NULL;
-	if (p) {
-		n->pool = p;
+	if (p)
 		p->mtime = n->mtime;
-		mreg_htab_insert(&p->members, &n->h, mreg_name_hash(n->name));
-		mreg_list_append(&p->first, &p->last, n);
-	} else {
-		mreg_htab_insert(&reg->names, &n->h, mreg_name_hash(n->name));
-		mreg_list_append(&reg->first, &reg->last, n);
-	}
+	mreg_htab_insert(p ? &p->members : &reg->names, &n->h, mreg_name_hash(n->name));
 	mreg_pidw_attach(w, n);
 	mreg_emit_register(reg, n);
 	n = NULL;
@@ -355,10 +355,11 @@ int mreg_pool_create(struct mreg *reg, const char *pool)
 		goto unlock;
 	}
 	p->kind = 'p';
-	p->id = ++reg->last_id;
+	r = mreg_ent_place(reg, p);
+	if (r < 0)
+		goto unlock;
 	mu_now_real(&p->mtime);
 	mreg_htab_insert(&reg->names, &p->h, mreg_name_hash(p->name));
-	mreg_list_append(&reg->first, &reg->last, p);
 	char path[MTREE_PATH_MAX];
 	mreg_ent_path(path, sizeof(path), p);
 	mev_emit(reg->ring, MEV_MKDIR, path, NULL);
@@ -382,18 +383,19 @@ int mreg_pool_destroy(struct mreg *reg, const char *pool)
 	r = find_pool(reg, pool, &p);
 	if (r < 0)
 		goto unlock;
-	/* Members whose process has exited are gone already, as for names. */
-	for (struct ent *m = p->first, *next; m; m = next) {
-		/* Reaping m's process removes m and no other member of this pool. */
-		next = m->next;
+	/* Members whose process has exited are gone already, as for names.
+	 * Reaping a member's process removes it and no other member of this
+	 * pool; the first live one ends the walk. */
+	for (uint32_t pos = 0; p->slots && mslots_next(p->slots, pos, &pos); pos++) {
+		struct ent *m = mslots_get(p->slots, pos);
 		mreg_reap_if_exited(reg, m->pid);
-	}
-	if (p->first) {
-		r = -ENOTEMPTY;
-		goto unlock;
+		if (p->slots && mslots_get(p->slots, pos) == m) {
+			r = -ENOTEMPTY;
+			goto unlock;
+		}
 	}
 	mreg_htab_remove(&reg->names, &p->h);
-	mreg_list_remove(&reg->first, &reg->last, p);
+	mslots_del(reg->top, p->pos);
 	char path[MTREE_PATH_MAX];
 	mreg_ent_path(path, sizeof(path), p);
 	mev_emit(reg->ring, MEV_RMDIR, path, NULL);
@@ -452,21 +454,22 @@ static void to_entry(const struct ent *e, struct mreg_entry *ret)
 	ret->name = e->name;
 	ret->kind = e->kind;
 	ret->id = e->id;
+	ret->cookie = mslots_cookie(e->pos);
 	ret->mtime = e->mtime;
 	ret->uid = e->kind == 'p' ? 0 : e->uid;
 }
 
 /* Calls fn under the lock, so fn must not call into the registry; the
  * name it gets lives only for the call. A non-zero return from fn stops
- * the walk and is returned. */
-static int walk(struct ent *first, uint64_t after_id,
+ * the walk and is returned. It starts where cookie says, without looking
+ * at what comes before: O(1) per entry it returns. */
+static int walk(struct mreg *reg, const struct mslots *slots, uint64_t cookie,
                 int (*fn)(const struct mreg_entry *e, void *arg), void *arg)
 {
-	for (struct ent *e = first; e; e = e->next) {
-		if (e->id <= after_id)
-			continue;
+	for (uint32_t pos = mslots_resume(cookie); mslots_next(slots, pos, &pos); pos++) {
 		struct mreg_entry x;
-		to_entry(e, &x);
+		reg->list_steps++;
+		to_entry(mslots_get(slots, pos), &x);
 		int r = fn(&x, arg);
 		if (r)
 			return r;
@@ -474,7 +477,7 @@ static int walk(struct ent *first, uint64_t after_id,
 	return 0;
 }
 
-int mreg_list(struct mreg *reg, uint64_t after_id, int (*fn)(const struct mreg_entry *e, void *arg),
+int mreg_list(struct mreg *reg, uint64_t cookie, int (*fn)(const struct mreg_entry *e, void *arg),
               void *arg)
 {
 	int r;
@@ -482,12 +485,12 @@ int mreg_list(struct mreg *reg, uint64_t after_id, int (*fn)(const struct mreg_e
 	if (!reg || !fn)
 		return -EINVAL;
 	pthread_mutex_lock(&reg->lock);
-	r = walk(reg->first, after_id, fn, arg);
+	r = walk(reg, reg->top, cookie, fn, arg);
 	pthread_mutex_unlock(&reg->lock);
 	return r;
 }
 
-int mreg_pool_list(struct mreg *reg, const char *pool, uint64_t after_id,
+int mreg_pool_list(struct mreg *reg, const char *pool, uint64_t cookie,
                    int (*fn)(const struct mreg_entry *e, void *arg), void *arg)
 {
 	struct ent *p;
@@ -497,10 +500,18 @@ int mreg_pool_list(struct mreg *reg, const char *pool, uint64_t after_id,
 		return -EINVAL;
 	pthread_mutex_lock(&reg->lock);
 	r = find_pool(reg, pool, &p);
-	if (r == 0)
-		r = walk(p->first, after_id, fn, arg);
+	if (r == 0 && p->slots)
+		r = walk(reg, p->slots, cookie, fn, arg);
 	pthread_mutex_unlock(&reg->lock);
 	return r;
+}
+
+uint64_t mreg_list_steps(struct mreg *reg)
+{
+	pthread_mutex_lock(&reg->lock);
+	uint64_t n = reg->list_steps;
+	pthread_mutex_unlock(&reg->lock);
+	return n;
 }
 
 /* ret->name is set to NULL: the entry's own name lives only while the lock

@@ -64,16 +64,25 @@ int mreg_pool_render(struct mreg *reg, const char *pool, const char *member, cha
 struct mreg_entry {
 	const char *name;
 	char kind;
-	uint64_t id; /* unique for the registry's lifetime, grows with creation */
+	uint64_t id;     /* unique for the registry's lifetime, grows with creation */
+	uint64_t cookie; /* where a listing resumes to return what comes after it */
 	struct timespec mtime;
 	uid_t uid; /* the registered process's owner (0 for pools) */
 };
-/* Entries of registry/ (names and pools) with id > after_id, in id order. */
-int mreg_list(struct mreg *reg, uint64_t after_id, int (*fn)(const struct mreg_entry *e, void *arg),
+/* Entries of registry/ (names and pools) after the one whose cookie is
+ * given (0: from the start), in cookie order. A cookie is the entry's
+ * position, which is reused once the entry goes: an entry made during a
+ * listing may come or not, but one there throughout comes exactly once,
+ * however many come and go between two calls. Resuming costs O(1), not the
+ * entries before the cookie. */
+int mreg_list(struct mreg *reg, uint64_t cookie, int (*fn)(const struct mreg_entry *e, void *arg),
               void *arg);
-/* Members of a pool with id > after_id, in id order. -ENOENT when no pool. */
-int mreg_pool_list(struct mreg *reg, const char *pool, uint64_t after_id,
+/* Members of a pool, the same way. -ENOENT when no pool. */
+int mreg_pool_list(struct mreg *reg, const char *pool, uint64_t cookie,
                    int (*fn)(const struct mreg_entry *e, void *arg), void *arg);
+/* How many entries the listings have looked at so far (tests: resuming
+ * looks at none of those before the cookie). */
+uint64_t mreg_list_steps(struct mreg *reg);
 /* One entry (member NULL: registry/NAME or the pool itself). -ENOENT. */
 int mreg_stat(struct mreg *reg, const char *name, const char *member, struct mreg_entry *ret);
 

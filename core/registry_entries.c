@@ -10,6 +10,7 @@
 
 #include "events.h"
 #include "proc.h"
+#include "slots.h"
 #include "tree.h"
 #include "util.h"
 
@@ -27,61 +28,110 @@
 
 int mreg_htab_init(struct htab *t, size_t nb)
 {
+	*t = (struct htab){0};
 	t->b = calloc(nb, sizeof(*t->b));
 	if (!t->b)
 		return -ENOMEM;
 	t->nb = nb;
-	t->n = 0;
 	return 0;
 }
 
-static void htab_fini(struct htab *t)
+void mreg_htab_fini(struct htab *t)
 {
 	free(t->b);
+	free(t->old);
 	*t = (struct htab){0};
 }
 
-static void htab_grow(struct htab *t)
+/* Buckets of the old array one call moves, and empty ones it may pass. */
+#define HTAB_STEP 4
+#define HTAB_EMPTY_VISITS 64
+
+/* Moves a few of the old buckets into the new array; the last one moved
+ * frees the old array. */
+static void htab_step(struct htab *t)
 {
-	if (t->nb > SIZE_MAX / 2 / sizeof(*t->b))
-		return;
-	size_t nb = t->nb * 2;
-	struct hnode **b = calloc(nb, sizeof(*b));
-	if (!b)
-		return;
-	for (size_t i = 0; i < t->nb; i++) {
-		struct hnode *n = t->b[i];
+	size_t full = 0, visits = 0;
+	while (t->old && full < HTAB_STEP && visits < HTAB_EMPTY_VISITS) {
+		struct hnode *n = t->old[t->moved];
+		t->old[t->moved] = NULL;
+		if (n)
+			full++;
+		else
+			visits++;
 		while (n) {
 			struct hnode *next = n->next;
-			n->next = b[n->hash & (nb - 1)];
-			b[n->hash & (nb - 1)] = n;
+			n->next = t->b[n->hash & (t->nb - 1)];
+			t->b[n->hash & (t->nb - 1)] = n;
 			n = next;
 		}
+		if (++t->moved == t->onb) {
+			free(t->old);
+			t->old = NULL;
+			t->onb = t->moved = 0;
+		}
 	}
-	free(t->b);
+}
+
+/* Starts growing: a new array twice the size takes new nodes at once, the
+ * old one's move over step by step. An array of that size that cannot be
+ * had leaves the table as it is (longer chains, still right). */
+static void htab_grow(struct htab *t)
+{
+	if (t->old || t->nb > SIZE_MAX / 2 / sizeof(*t->b))
+		return;
+	struct hnode **b = calloc(t->nb * 2, sizeof(*b));
+	if (!b)
+		return;
+	t->old = t->b;
+	t->onb = t->nb;
+	t->moved = 0;
 	t->b = b;
-	t->nb = nb;
+	t->nb *= 2;
+}
+
+/* The bucket that holds (or takes) a node of hash: the old array's until
+ * that bucket has moved. */
+static struct hnode **htab_bucket(const struct htab *t, uint64_t hash)
+{
+	if (t->old && (hash & (t->onb - 1)) >= t->moved)
+		return &t->old[hash & (t->onb - 1)];
+	return &t->b[hash & (t->nb - 1)];
 }
 
 void mreg_htab_insert(struct htab *t, struct hnode *n, uint64_t hash)
 {
 	if (t->n >= t->nb)
 		htab_grow(t);
+	htab_step(t);
+	/* Where lookups will look: an old bucket not moved yet moves it later. */
+	struct hnode **b = htab_bucket(t, hash);
 	n->hash = hash;
-	n->next = t->b[hash & (t->nb - 1)];
-	t->b[hash & (t->nb - 1)] = n;
+	n->next = *b;
+	*b = n;
 	t->n++;
 }
 
 void mreg_htab_remove(struct htab *t, struct hnode *n)
 {
-	for (struct hnode **p = &t->b[n->hash & (t->nb - 1)]; *p; p = &(*p)->next) {
+	htab_step(t);
+	for (struct hnode **p = htab_bucket(t, n->hash); *p; p = &(*p)->next) {
 		if (*p == n) {
 			*p = n->next;
 			t->n--;
 			return;
 		}
 	}
+}
+
+struct hnode *mreg_htab_find(struct htab *t, uint64_t hash,
+                             bool (*match)(const struct hnode *n, const void *key), const void *key)
+{
+	htab_step(t);
+	for (struct hnode *n = *htab_bucket(t, hash); n; n = n->next)
+		if (n->hash == hash && match(n, key))
+			return n;
+	return NULL;
 }
 
 uint64_t mreg_name_hash(const char *name)
@@ -94,57 +144,65 @@ static uint64_t pid_hash(pid_t pid)
 	return mu_hash(&pid, sizeof(pid));
 }
 
+static bool name_match(const struct hnode *n, const void *key)
+{
+	return strcmp(container_of(n, struct ent, h)->name, key) == 0;
+}
+
 struct ent *mreg_ent_find(struct htab *t, const char *name)
 {
-	uint64_t hash = mreg_name_hash(name);
-	for (struct hnode *n = t->b[hash & (t->nb - 1)]; n; n = n->next) {
-		struct ent *e = container_of(n, struct ent, h);
-		if (n->hash == hash && strcmp(e->name, name) == 0)
-			return e;
-	}
-	return NULL;
+	struct hnode *n = mreg_htab_find(t, mreg_name_hash(name), name_match, name);
+	return n ? container_of(n, struct ent, h) : NULL;
+}
+
+static bool pid_match(const struct hnode *n, const void *key)
+{
+	return container_of(n, struct pidw, h)->pid == *(const pid_t *)key;
 }
 
 static struct pidw *pidw_find(struct mreg *reg, pid_t pid)
 {
-	uint64_t hash = pid_hash(pid);
-	for (struct hnode *n = reg->pids.b[hash & (reg->pids.nb - 1)]; n; n = n->next) {
-		struct pidw *w = container_of(n, struct pidw, h);
-		if (w->pid == pid)
-			return w;
+	struct hnode *n = mreg_htab_find(&reg->pids, pid_hash(pid), pid_match, &pid);
+	return n ? container_of(n, struct pidw, h) : NULL;
+}
+
+int mreg_ent_place(struct mreg *reg, struct ent *e)
+{
+	struct ent *p = e->pool;
+	if (p && !p->slots && !(p->slots = mslots_new()))
+		return -ENOMEM;
+	int r = mslots_add(p ? p->slots : reg->top, e, &e->pos);
+	if (r == 0)
+		e->id = ++reg->last_id;
+	else if (p && mslots_count(p->slots) == 0) {
+		mslots_free(p->slots); /* the table just made */
+		p->slots = NULL;
 	}
-	return NULL;
+	return r;
 }
 
-void mreg_list_append(struct ent **first, struct ent **last, struct ent *e)
+void mreg_ent_unplace(struct mreg *reg, struct ent *e)
 {
-	e->prev = *last;
-	e->next = NULL;
-	if (*last)
-		(*last)->next = e;
-	else
-		*first = e;
-	*last = e;
-}
-
-void mreg_list_remove(struct ent **first, struct ent **last, struct ent *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		*first = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		*last = e->prev;
-	e->prev = e->next = NULL;
+	struct ent *p = e->pool;
+	if (!p) {
+		mslots_del(reg->top, e->pos);
+		return;
+	}
+	mslots_del(p->slots, e->pos);
+	/* A table holds a chunk of positions (tens of KiB): an empty pool
+	 * keeps none. */
+	if (mslots_count(p->slots) == 0) {
+		mslots_free(p->slots);
+		p->slots = NULL;
+	}
 }
 
 void mreg_ent_free(struct ent *e)
 {
 	if (!e)
 		return;
-	htab_fini(&e->members);
+	mreg_htab_fini(&e->members);
+	mslots_free(e->slots);
 	free(e->name);
 	free(e->value);
 	free(e);
@@ -222,7 +280,7 @@ void mreg_remove_name(struct mreg *reg, struct ent *e, const char *detail)
 {
 	char path[MTREE_PATH_MAX];
 	mreg_htab_remove(&reg->names, &e->h);
-	mreg_list_remove(&reg->first, &reg->last, e);
+	mreg_ent_unplace(reg, e);
 	pidw_detach(reg, e);
 	mreg_ent_path(path, sizeof(path), e);
 	mev_emit(reg->ring, MEV_UNREGISTER, path, detail);
@@ -234,7 +292,7 @@ void mreg_remove_member(struct mreg *reg, struct ent *m, const char *detail)
 	char path[MTREE_PATH_MAX];
 	struct ent *p = m->pool;
 	mreg_htab_remove(&p->members, &m->h);
-	mreg_list_remove(&p->first, &p->last, m);
+	mreg_ent_unplace(reg, m);
 	mu_now_real(&p->mtime);
 	pidw_detach(reg, m);
 	mreg_ent_path(path, sizeof(path), m);
@@ -331,7 +389,9 @@ struct mreg *mreg_new(struct mev_ring *ring)
 	reg->epfd = -1;
 	reg->stopfd = -1;
 	pthread_mutex_init(&reg->lock, NULL);
-	if (mreg_htab_init(&reg->names, 16) < 0 || mreg_htab_init(&reg->pids, 16) < 0) {
+	reg->top = mslots_new();
+	if (!reg->top || mreg_htab_init(&reg->names, 16) < 0 ||
+	    mreg_htab_init(&reg->pids, 16) < 0) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -372,23 +432,20 @@ void mreg_free(struct mreg *reg)
 		pthread_join(reg->thread, NULL);
 	}
 	/* No events: the registry is going away, not its processes. */
-	struct ent *e = reg->first;
-	while (e) {
-		struct ent *next = e->next;
-		struct ent *m = e->first;
-		while (m) {
-			struct ent *mnext = m->next;
+	for (uint32_t pos = 0; reg->top && mslots_next(reg->top, pos, &pos); pos++) {
+		struct ent *e = mslots_get(reg->top, pos);
+		for (uint32_t mpos = 0; e->slots && mslots_next(e->slots, mpos, &mpos); mpos++) {
+			struct ent *m = mslots_get(e->slots, mpos);
 			pidw_detach(reg, m);
 			mreg_ent_free(m);
-			m = mnext;
 		}
 		if (e->kind == 'n')
 			pidw_detach(reg, e);
 		mreg_ent_free(e);
-		e = next;
 	}
-	htab_fini(&reg->names);
-	htab_fini(&reg->pids);
+	mslots_free(reg->top);
+	mreg_htab_fini(&reg->names);
+	mreg_htab_fini(&reg->pids);
 	if (reg->stopfd >= 0)
 		close(reg->stopfd);
 	if (reg->epfd >= 0)

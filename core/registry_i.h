@@ -19,7 +19,10 @@ _Static_assert(sizeof(pid_t) == sizeof(int), "pid_t is assumed to be an int");
 
 /* An intrusive chained hash table. It never fails to insert: growing is
  * best effort, so that once an operation has allocated its entry up front
- * nothing after the point of no return can fail. */
+ * nothing after the point of no return can fail. It grows without a pause:
+ * the new bucket array takes over at once and each insert, remove and find
+ * then moves a few of the old array's buckets into it (as Redis's dict
+ * does), so no call costs more than O(1) buckets, whatever the size. */
 struct hnode {
 	struct hnode *next;
 	uint64_t hash;
@@ -29,8 +32,13 @@ struct htab {
 	struct hnode **b;
 	size_t nb; /* a power of two */
 	size_t n;
+	/* While growing: the old buckets, of which the first moved are
+	 * empty (moved into b); NULL otherwise. */
+	struct hnode **old;
+	size_t onb, moved;
 };
 
+struct mslots;
 struct pidw;
 
 /* One entry: a unique name ('n'), a pool ('p') or a pool member ('m'). */
@@ -39,8 +47,8 @@ struct ent {
 	char kind;
 	char *name; /* a member's name is its PID in canonical decimal */
 	uint64_t id;
+	uint32_t pos; /* in mreg.top ('n', 'p') or the pool's members ('m') */
 	struct timespec mtime;
-	struct ent *prev, *next; /* id order in mreg.top or the pool's list */
 
 	/* 'n' and 'm': the holder. */
 	pid_t pid;
@@ -52,7 +60,7 @@ struct ent {
 
 	/* 'p' */
 	struct htab members;
-	struct ent *first, *last;
+	struct mslots *slots; /* its members, at stable positions (listing); NULL: none */
 };
 
 /* The watch of one process: its pidfd sits in the epoll set while at least
@@ -68,10 +76,11 @@ struct pidw {
 struct mreg {
 	pthread_mutex_t lock;
 	struct mev_ring *ring;
-	struct htab names; /* unique names and pools share one namespace */
-	struct ent *first, *last;
+	struct htab names;  /* unique names and pools share one namespace */
+	struct mslots *top; /* the same, at stable positions (listing) */
 	struct htab pids;
 	uint64_t last_id;
+	uint64_t list_steps; /* entries the listings looked at (mreg_list_steps) */
 	int epfd;
 	int stopfd;
 	pthread_t thread;
@@ -82,13 +91,21 @@ int mreg_htab_init(struct htab *t, size_t nb);
 /* Never fails: see struct htab. */
 void mreg_htab_insert(struct htab *t, struct hnode *n, uint64_t hash);
 void mreg_htab_remove(struct htab *t, struct hnode *n);
+void mreg_htab_fini(struct htab *t);
+/* The node of hash that match accepts, or NULL. */
+struct hnode *mreg_htab_find(struct htab *t, uint64_t hash,
+                             bool (*match)(const struct hnode *n, const void *key),
+                             const void *key);
 
 uint64_t mreg_name_hash(const char *name);
 /* The entry called name in t (the names or a pool's members), or NULL. */
 struct ent *mreg_ent_find(struct htab *t, const char *name);
-/* The id-ordered lists of mreg.first/last and a pool's first/last. */
-void mreg_list_append(struct ent **first, struct ent **last, struct ent *e);
-void mreg_list_remove(struct ent **first, struct ent **last, struct ent *e);
+/* Puts a new entry in its table's slots (mreg.top or its pool's, made for
+ * the pool's first member) and gives it an id; -ENOMEM, -ENOSPC, before
+ * anything changed. */
+int mreg_ent_place(struct mreg *reg, struct ent *e);
+/* Takes it out of its table's slots; a pool's last member frees them. */
+void mreg_ent_unplace(struct mreg *reg, struct ent *e);
 void mreg_ent_free(struct ent *e);
 void mreg_ent_path(char *buf, size_t len, const struct ent *e);
 void mreg_emit_register(struct mreg *reg, const struct ent *e);

@@ -12,15 +12,11 @@
 #include "registry.h"
 #include "retry.h"
 #include "service.h"
+#include "slots.h"
 #include "tree.h"
 #include "util.h"
 
 #define MRT_DEFAULT_EVENTS 4096
-
-struct svc_node {
-	struct svc_node *next;
-	struct mallafs_svc *svc;
-};
 
 struct mrt {
 	struct mev_ring *events;
@@ -33,11 +29,12 @@ struct mrt {
 	/* The node's memory: every store and the node config charge it. */
 	struct mkv_account account;
 
-	/* lock: the service list (in id order) and the id counter. Never held
-	 * across a plugin callback: services are started and stopped outside. */
+	/* lock: the services and the id counter. Never held across a plugin
+	 * callback: services are started and stopped outside. */
 	pthread_mutex_t lock;
-	struct svc_node *head, *tail;
+	struct mslots *svcs; /* each service, referenced, at a stable position */
 	uint64_t next_id;
+	uint64_t list_steps; /* services the listings looked at (tests) */
 };
 
 /* A delay of the environment (tests make retries quick): name's value in
@@ -64,6 +61,7 @@ struct mrt *mrt_new(const struct mrt_options *opts)
 		return NULL;
 	pthread_mutex_init(&rt->lock, NULL);
 	rt->next_id = 1;
+	rt->svcs = mslots_new();
 	rt->events = mev_ring_new(opts->event_capacity ? opts->event_capacity : MRT_DEFAULT_EVENTS);
 	rt->plugins = mplugreg_new(opts->builtins, opts->plugin_dir);
 	rt->nodecfg = rt->events ? mnodecfg_new(rt->events) : NULL;
@@ -73,7 +71,7 @@ struct mrt *mrt_new(const struct mrt_options *opts)
 	        opts->retry_max_ms ? opts->retry_max_ms : env_ms("MALLAFS_RETRY_MAX_MS"));
 	if (opts->mountpoint)
 		rt->mountpoint = strdup(opts->mountpoint);
-	if (!rt->events || !rt->plugins || !rt->nodecfg || !rt->reg || !rt->retry ||
+	if (!rt->svcs || !rt->events || !rt->plugins || !rt->nodecfg || !rt->reg || !rt->retry ||
 	    (opts->mountpoint && !rt->mountpoint)) {
 		int e = errno ? errno : ENOMEM;
 		mrt_free(rt);
@@ -96,14 +94,12 @@ void mrt_free(struct mrt *rt)
 	if (!rt)
 		return;
 	mrt_stop_all(rt);
-	struct svc_node *n = rt->head;
-	while (n) {
-		struct svc_node *next = n->next;
-		msvc_destroy(n->svc);
-		msvc_unref(n->svc);
-		free(n);
-		n = next;
+	for (uint32_t pos = 0; rt->svcs && mslots_next(rt->svcs, pos, &pos); pos++) {
+		struct mallafs_svc *svc = mslots_del(rt->svcs, pos);
+		msvc_destroy(svc);
+		msvc_unref(svc);
 	}
+	mslots_free(rt->svcs);
 	/* After the services: msvc_destroy cancels their tries. */
 	mretry_free(rt->retry);
 	mreg_free(rt->reg);
@@ -140,14 +136,16 @@ const struct mkv_account *mrt_account(struct mrt *rt)
 	return &rt->account;
 }
 
-static struct svc_node *find_locked(struct mrt *rt, const char *name, struct svc_node **ret_prev)
+/* The service called name, and its position; the lock is held. A walk of
+ * the services, as few as they are (each is threads and a store). */
+static struct mallafs_svc *find_locked(struct mrt *rt, const char *name, uint32_t *ret_pos)
 {
-	struct svc_node *prev = NULL;
-	for (struct svc_node *n = rt->head; n; prev = n, n = n->next) {
-		if (strcmp(msvc_name(n->svc), name) == 0) {
-			if (ret_prev)
-				*ret_prev = prev;
-			return n;
+	for (uint32_t pos = 0; mslots_next(rt->svcs, pos, &pos); pos++) {
+		struct mallafs_svc *svc = mslots_get(rt->svcs, pos);
+		if (strcmp(msvc_name(svc), name) == 0) {
+			if (ret_pos)
+				*ret_pos = pos;
+			return svc;
 		}
 	}
 	return NULL;
@@ -179,27 +177,22 @@ int mrt_service_create_full(struct mrt *rt, const char *name, const char *const 
 		if (r < 0)
 			goto fail;
 	}
-	struct svc_node *node = calloc(1, sizeof(*node));
-	r = -ENOMEM;
-	if (!node)
-		goto fail;
-
 	/* Claim the name first, so two creators never both start a service. */
+	uint32_t pos;
 	pthread_mutex_lock(&rt->lock);
 	if (find_locked(rt, name, NULL)) {
 		pthread_mutex_unlock(&rt->lock);
-		free(node);
 		mallafs_reason_set(why, "service %s exists", name);
 		r = -EEXIST;
 		goto fail;
 	}
+	r = mslots_add(rt->svcs, svc, &pos);
+	if (r < 0) {
+		pthread_mutex_unlock(&rt->lock);
+		mallafs_reason_set(why, "cannot create service %s: %s", name, strerror(-r));
+		goto fail;
+	}
 	msvc_set_id(svc, rt->next_id++);
-	node->svc = svc;
-	if (rt->tail)
-		rt->tail->next = node;
-	else
-		rt->head = node;
-	rt->tail = node;
 	pthread_mutex_unlock(&rt->lock);
 
 	char path[MTREE_PATH_MAX];
@@ -222,49 +215,53 @@ int mrt_service_create(struct mrt *rt, const char *name, struct mallafs_reason *
 
 int mrt_service_destroy(struct mrt *rt, const char *name)
 {
-	struct svc_node *prev = NULL;
+	uint32_t pos;
 	pthread_mutex_lock(&rt->lock);
-	struct svc_node *n = find_locked(rt, name, &prev);
-	if (!n) {
-		pthread_mutex_unlock(&rt->lock);
-		return -ENOENT;
-	}
-	if (prev)
-		prev->next = n->next;
-	else
-		rt->head = n->next;
-	if (rt->tail == n)
-		rt->tail = prev;
+	struct mallafs_svc *svc = find_locked(rt, name, &pos);
+	if (svc)
+		mslots_del(rt->svcs, pos);
 	pthread_mutex_unlock(&rt->lock);
+	if (!svc)
+		return -ENOENT;
 
-	msvc_destroy(n->svc);
+	msvc_destroy(svc);
 	char path[MTREE_PATH_MAX];
 	mtree_join(path, sizeof(path), mtree_name(MTREE_SERVICES), name, NULL);
 	mev_emit(rt->events, MEV_RMDIR, path, NULL);
-	msvc_unref(n->svc);
-	free(n);
+	msvc_unref(svc);
 	return 0;
 }
 
 struct mallafs_svc *mrt_service_get(struct mrt *rt, const char *name)
 {
 	pthread_mutex_lock(&rt->lock);
-	struct svc_node *n = find_locked(rt, name, NULL);
-	struct mallafs_svc *svc = n ? msvc_ref(n->svc) : NULL;
+	struct mallafs_svc *svc = find_locked(rt, name, NULL);
+	if (svc)
+		msvc_ref(svc);
 	pthread_mutex_unlock(&rt->lock);
 	return svc;
 }
 
-int mrt_service_list(struct mrt *rt, uint64_t after_id,
-                     int (*fn)(const char *name, uint64_t id, void *arg), void *arg)
+int mrt_service_list(struct mrt *rt, uint64_t cookie,
+                     int (*fn)(const char *name, uint64_t cookie, void *arg), void *arg)
 {
 	int r = 0;
 	pthread_mutex_lock(&rt->lock);
-	for (struct svc_node *n = rt->head; n && r == 0; n = n->next)
-		if (msvc_id(n->svc) > after_id)
-			r = fn(msvc_name(n->svc), msvc_id(n->svc), arg);
+	for (uint32_t pos = mslots_resume(cookie); r == 0 && mslots_next(rt->svcs, pos, &pos);
+	     pos++) {
+		rt->list_steps++;
+		r = fn(msvc_name(mslots_get(rt->svcs, pos)), mslots_cookie(pos), arg);
+	}
 	pthread_mutex_unlock(&rt->lock);
 	return r;
+}
+
+uint64_t mrt_service_list_steps(struct mrt *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	uint64_t n = rt->list_steps;
+	pthread_mutex_unlock(&rt->lock);
+	return n;
 }
 
 void mrt_stop_all(struct mrt *rt)
@@ -276,13 +273,14 @@ void mrt_stop_all(struct mrt *rt)
 	for (;;) {
 		struct mallafs_svc *svc = NULL;
 		pthread_mutex_lock(&rt->lock);
-		for (struct svc_node *n = rt->head; n; n = n->next) {
+		for (uint32_t pos = 0; rt->svcs && mslots_next(rt->svcs, pos, &pos); pos++) {
+			struct mallafs_svc *s = mslots_get(rt->svcs, pos);
 			struct msvc_status st;
-			msvc_status(n->svc, &st);
-			if (st.state != MSVC_STOPPED) {
+			msvc_status(s, &st);
+			if (st.state != MSVC_STOPPED && (!svc || msvc_id(s) > msvc_id(svc))) {
 				if (svc)
 					msvc_unref(svc);
-				svc = msvc_ref(n->svc);
+				svc = msvc_ref(s);
 			}
 		}
 		pthread_mutex_unlock(&rt->lock);

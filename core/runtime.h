@@ -4,7 +4,7 @@
  * Failed services are retried by retry.c's threads (retry.h), stopped and
  * joined by mrt_stop_all and mrt_free before the services go.
  *
- * Locks: one mutex guards the list of services and the id counter. It comes
+ * Locks: one mutex guards the table of services and the id counter. It comes
  * before a service's state_lock (mrt_stop_all reads each status under it)
  * and is never held across a service's op_lock or a plugin callback:
  * services are created, started, stopped and destroyed outside it.
@@ -63,9 +63,15 @@ int mrt_service_create_full(struct mrt *rt, const char *name, const char *const 
 int mrt_service_destroy(struct mrt *rt, const char *name);
 /* A new reference (msvc_unref when done), or NULL. */
 struct mallafs_svc *mrt_service_get(struct mrt *rt, const char *name);
-/* Services with id > after_id, in id (creation) order. */
-int mrt_service_list(struct mrt *rt, uint64_t after_id,
-                     int (*fn)(const char *name, uint64_t id, void *arg), void *arg);
+/* Services after the one whose cookie is given (0: from the start), in
+ * cookie order, each with its cookie. As with mreg_list: a service there
+ * throughout comes exactly once, however many come and go between two
+ * calls, and resuming costs O(1), not the services before the cookie.
+ * (msvc_id is another number: the service's identity, never reused.) */
+int mrt_service_list(struct mrt *rt, uint64_t cookie,
+                     int (*fn)(const char *name, uint64_t cookie, void *arg), void *arg);
+/* How many services the listings have looked at so far (tests). */
+uint64_t mrt_service_list_steps(struct mrt *rt);
 /* Stops the retries of failed services (joining their threads), then
  * every service (on unmount); they stay listed. */
 void mrt_stop_all(struct mrt *rt);

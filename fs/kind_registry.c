@@ -35,7 +35,7 @@ static int entry_stat(struct mfs_req *c, const char *name, const char *member, s
 
 static int list_entry(const struct mreg_entry *e, void *arg)
 {
-	return mfs_dir_add(arg, e->name, e->kind == 'p', mfs_dir_id_off(e->id));
+	return mfs_dir_add(arg, e->name, e->kind == 'p', mfs_dir_id_off(e->cookie));
 }
 
 /* ---- registry/ ---- */

@@ -44,9 +44,9 @@ static int services_lookup(struct mfs_req *c, const char *name, struct mfs_child
 	return 0;
 }
 
-static int list_service(const char *name, uint64_t id, void *arg)
+static int list_service(const char *name, uint64_t cookie, void *arg)
 {
-	return mfs_dir_add(arg, name, true, mfs_dir_id_off(id));
+	return mfs_dir_add(arg, name, true, mfs_dir_id_off(cookie));
 }
 
 static int services_list(struct mfs_req *c, struct mfs_dirbuf *db)

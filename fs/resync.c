@@ -221,7 +221,7 @@ void mfs_resync(struct mfs *fs, struct mfs_snaps **snaps, const char *name,
 	snap_free(old);
 }
 
-static int add_service_name(const char *name, uint64_t id, void *arg)
+static int add_service_name(const char *name, uint64_t cookie, void *arg)
 {
 	return mu_buf_printf(arg, "%s\n", name);
 }

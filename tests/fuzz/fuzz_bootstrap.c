@@ -56,7 +56,7 @@ struct names {
 };
 
 /* Runs with the runtime's lock held: only copies the name. */
-static int collect(const char *name, uint64_t id, void *arg)
+static int collect(const char *name, uint64_t cookie, void *arg)
 {
 	struct names *ns = arg;
 	if (ns->n == sizeof(ns->v) / sizeof(ns->v[0]))

@@ -1,7 +1,7 @@
 /* The keyed hash of the tables: SipHash checked against its published
  * vectors, and names chosen to collide under the unkeyed hash mallafs used
  * before (64-bit FNV-1a) spread over the buckets of a store's table and of
- * the registry's. */
+ * the registry's; and the registry's table grows step by step. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -103,17 +103,24 @@ static void test_flood(void **state)
 	free(names);
 }
 
-static size_t longest_htab_chain(const struct htab *t)
+static size_t longest_chain(struct hnode *const *b, size_t nb)
 {
 	size_t longest = 0;
-	for (size_t i = 0; i < t->nb; i++) {
+	for (size_t i = 0; i < nb; i++) {
 		size_t n = 0;
-		for (const struct hnode *h = t->b[i]; h; h = h->next)
+		for (const struct hnode *h = b[i]; h; h = h->next)
 			n++;
 		if (n > longest)
 			longest = n;
 	}
 	return longest;
+}
+
+/* Both arrays while the table grows: a lookup walks one chain of either. */
+static size_t longest_htab_chain(const struct htab *t)
+{
+	size_t a = longest_chain(t->b, t->nb), b = t->old ? longest_chain(t->old, t->onb) : 0;
+	return a > b ? a : b;
 }
 
 /* The registry's names: the same flood, registered by this process. */
@@ -136,6 +143,87 @@ static void test_flood_registry(void **state)
 	free(names);
 }
 
+/* The registry's table grows without a pause: each call moves a bounded
+ * number of the old array's buckets, never the whole table, and every node
+ * is found, and removed, while the buckets move. */
+struct tnode {
+	struct hnode h;
+	uint64_t key;
+};
+
+static bool tnode_match(const struct hnode *n, const void *key)
+{
+	return ((const struct tnode *)(const void *)n)->key == *(const uint64_t *)key;
+}
+
+/* Buckets of the old array a call may have moved: a few full ones and a
+ * bounded run of empty ones (registry_entries.c's HTAB_STEP and
+ * HTAB_EMPTY_VISITS), and at most the whole old array when it is that
+ * small. */
+#define MOVED_MAX (4 + 64)
+
+static size_t moved_by(const struct htab *before, const struct htab *after)
+{
+	if (!before->old)
+		return after->old ? after->moved : 0;
+	if (!after->old || after->old != before->old)
+		return before->onb - before->moved + (after->old ? after->moved : 0);
+	return after->moved - before->moved;
+}
+
+static void test_htab_grows_step_by_step(void **state)
+{
+	enum { N = 200000 };
+	struct tnode *v = calloc(N, sizeof(*v));
+	struct htab t;
+	size_t grows = 0, worst = 0, mid_checks = 0;
+	assert_non_null(v);
+	assert_int_equal(mreg_htab_init(&t, 16), 0);
+	for (uint64_t i = 0; i < N; i++) {
+		struct htab before = t;
+		v[i].key = i;
+		mreg_htab_insert(&t, &v[i].h, mu_hash(&v[i].key, sizeof(v[i].key)));
+		if (t.old && !before.old)
+			grows++;
+		size_t moved = moved_by(&before, &t);
+		worst = moved > worst ? moved : worst;
+		/* While buckets move, the nodes of either array are found. */
+		if (t.old && t.moved > 0 && i % 1009 == 0) {
+			mid_checks++;
+			for (uint64_t k = 0; k <= i; k += 97)
+				assert_ptr_equal(
+				        mreg_htab_find(&t, mu_hash(&k, sizeof(k)), tnode_match, &k),
+				        &v[k].h);
+		}
+	}
+	printf("htab: %d inserts, %zu grows, at most %zu buckets moved by one call\n", N, grows,
+	       worst);
+	assert_true(grows >= 10);
+	assert_true(mid_checks >= 10);
+	assert_true(worst <= MOVED_MAX);
+	assert_int_equal(t.n, N);
+	for (uint64_t k = 0; k < N; k++) {
+		struct htab before = t;
+		assert_ptr_equal(mreg_htab_find(&t, mu_hash(&k, sizeof(k)), tnode_match, &k),
+		                 &v[k].h);
+		assert_true(moved_by(&before, &t) <= MOVED_MAX);
+	}
+	uint64_t missing = N;
+	assert_null(mreg_htab_find(&t, mu_hash(&missing, sizeof(missing)), tnode_match, &missing));
+	for (uint64_t k = 0; k < N; k += 2)
+		mreg_htab_remove(&t, &v[k].h);
+	assert_int_equal(t.n, N / 2);
+	for (uint64_t k = 0; k < N; k++) {
+		struct hnode *n = mreg_htab_find(&t, mu_hash(&k, sizeof(k)), tnode_match, &k);
+		if (k % 2)
+			assert_ptr_equal(n, &v[k].h);
+		else
+			assert_null(n);
+	}
+	mreg_htab_fini(&t);
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -143,6 +231,7 @@ int main(void)
 	        cmocka_unit_test(test_keyed),
 	        cmocka_unit_test(test_flood),
 	        cmocka_unit_test(test_flood_registry),
+	        cmocka_unit_test(test_htab_grows_step_by_step),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

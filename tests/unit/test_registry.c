@@ -305,6 +305,7 @@ struct seen {
 	char names[32][MU_NAME_MAX + 1];
 	char kinds[32];
 	uint64_t ids[32];
+	uint64_t cookies[32];
 	uid_t uids[32];
 	size_t n;
 	size_t stop_after; /* 0: never */
@@ -317,6 +318,7 @@ static int collect(const struct mreg_entry *e, void *arg)
 	snprintf(s->names[s->n], sizeof(s->names[0]), "%s", e->name);
 	s->kinds[s->n] = e->kind;
 	s->ids[s->n] = e->id;
+	s->cookies[s->n] = e->cookie;
 	s->uids[s->n] = e->uid;
 	s->n++;
 	return s->stop_after && s->n == s->stop_after ? 7 : 0;
@@ -793,7 +795,7 @@ static void test_pool_rules(void **state)
 	assert_int_equal(mreg_pool_list(f.reg, "p", 0, collect, &s), 0);
 	assert_int_equal(s.n, 0);
 
-	/* Listing in creation order, with a cursor. */
+	/* Listing in cookie order, resuming after a cookie. */
 	assert_int_equal(mreg_pool_create(f.reg, "a"), 0);
 	assert_int_equal(mreg_list(f.reg, 0, collect, &s), 0);
 	assert_int_equal(s.n, 3);
@@ -801,12 +803,14 @@ static void test_pool_rules(void **state)
 	assert_string_equal(s.names[1], "q");
 	assert_string_equal(s.names[2], "a");
 	assert_true(s.ids[0] < s.ids[1] && s.ids[1] < s.ids[2]);
-	uint64_t id_q = s.ids[1];
+	assert_true(s.cookies[0] < s.cookies[1] && s.cookies[1] < s.cookies[2]);
+	uint64_t id_q = s.ids[1], cookie_q = s.cookies[1];
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(mreg_list(f.reg, id_q, collect, &s), 0);
+	assert_int_equal(mreg_list(f.reg, cookie_q, collect, &s), 0);
 	assert_int_equal(s.n, 1);
 	assert_string_equal(s.names[0], "a");
 
+	/* A pool made again has a new id; its freed position is taken again. */
 	assert_int_equal(mreg_pool_destroy(f.reg, "q"), 0);
 	expect_event("rmdir registry/q");
 	assert_int_equal(mreg_pool_destroy(f.reg, "q"), -ENOENT);
@@ -814,8 +818,9 @@ static void test_pool_rules(void **state)
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(mreg_list(f.reg, 0, collect, &s), 0);
 	assert_int_equal(s.n, 3);
-	assert_string_equal(s.names[2], "q");
-	assert_true(s.ids[2] > id_q + 1);
+	assert_string_equal(s.names[1], "q");
+	assert_int_equal(s.cookies[1], cookie_q);
+	assert_true(s.ids[1] > id_q + 1);
 	/* Live pools are freed with the registry. */
 	fx_free(&f);
 }
@@ -914,14 +919,15 @@ static void test_list_order_and_cursor(void **state)
 	assert_int_equal(s.kinds[2], 'n');
 	assert_true(s.ids[0] < s.ids[1] && s.ids[1] < s.ids[2]);
 	uint64_t id_c = s.ids[0], id_b = s.ids[1], id_a = s.ids[2];
+	uint64_t cookie_c = s.cookies[0], cookie_a = s.cookies[2];
 
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(mreg_list(f.reg, id_c, collect, &s), 0);
+	assert_int_equal(mreg_list(f.reg, cookie_c, collect, &s), 0);
 	assert_int_equal(s.n, 2);
 	assert_string_equal(s.names[0], "b");
 	assert_string_equal(s.names[1], "a");
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(mreg_list(f.reg, id_a, collect, &s), 0);
+	assert_int_equal(mreg_list(f.reg, cookie_a, collect, &s), 0);
 	assert_int_equal(s.n, 0);
 
 	/* fn stops the walk and its value comes back. */
@@ -930,7 +936,8 @@ static void test_list_order_and_cursor(void **state)
 	assert_int_equal(mreg_list(f.reg, 0, collect, &s), 7);
 	assert_int_equal(s.n, 1);
 
-	/* Replacing keeps the id; removing and registering again makes a new one. */
+	/* Replacing keeps the id; removing and registering again makes a new
+	 * one, at the position freed (so a listing past it does not see it). */
 	assert_int_equal(reg_textf(f.reg, "c", 0, "%d again", me), 0);
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(mreg_list(f.reg, 0, collect, &s), 0);
@@ -940,13 +947,14 @@ static void test_list_order_and_cursor(void **state)
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(mreg_list(f.reg, 0, collect, &s), 0);
 	assert_int_equal(s.n, 3);
-	assert_string_equal(s.names[0], "b");
-	assert_string_equal(s.names[1], "a");
-	assert_string_equal(s.names[2], "c");
-	assert_true(s.ids[2] > id_a);
-	assert_int_equal(s.ids[0], id_b);
+	assert_string_equal(s.names[0], "c");
+	assert_string_equal(s.names[1], "b");
+	assert_string_equal(s.names[2], "a");
+	assert_int_equal(s.cookies[0], cookie_c);
+	assert_true(s.ids[0] > id_a);
+	assert_int_equal(s.ids[1], id_b);
 
-	/* Members, in id order, with a cursor. */
+	/* Members, in cookie order, resuming after a cookie. */
 	pid_t k1 = spawn_sleeper(), k2 = spawn_sleeper();
 	assert_int_equal(pool_store(f.reg, "b", k2, "2", 0), 0);
 	assert_int_equal(pool_store(f.reg, "b", me, "me", 0), 0);
@@ -963,9 +971,9 @@ static void test_list_order_and_cursor(void **state)
 	assert_string_equal(s.names[2], want);
 	assert_int_equal(s.kinds[0], 'm');
 	assert_true(s.ids[0] < s.ids[1] && s.ids[1] < s.ids[2]);
-	uint64_t first = s.ids[0];
+	uint64_t first = s.ids[0], first_cookie = s.cookies[0];
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(mreg_pool_list(f.reg, "b", first, collect, &s), 0);
+	assert_int_equal(mreg_pool_list(f.reg, "b", first_cookie, collect, &s), 0);
 	assert_int_equal(s.n, 2);
 	snprintf(want, sizeof(want), "%d", me);
 	assert_string_equal(s.names[0], want);
