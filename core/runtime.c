@@ -70,10 +70,11 @@ struct mrt *mrt_new(const struct mrt_options *opts)
 	rt->plugins = mplugreg_new(opts->builtins, opts->plugin_dir);
 	rt->nodecfg = rt->events ? mnodecfg_new(rt->events) : NULL;
 	rt->reg = rt->events ? mreg_new(rt->events) : NULL;
-	rt->retry = mretry_new(
-	        opts->retry_base_ms ? opts->retry_base_ms : env_ms("MALLAFS_RETRY_BASE_MS"),
-	        opts->retry_max_ms ? opts->retry_max_ms : env_ms("MALLAFS_RETRY_MAX_MS"));
+	unsigned base_ms =
+	        opts->retry_base_ms ? opts->retry_base_ms : env_ms("MALLAFS_RETRY_BASE_MS");
+	unsigned max_ms = opts->retry_max_ms ? opts->retry_max_ms : env_ms("MALLAFS_RETRY_MAX_MS");
 	rt->timers = mtimer_loop_new(0, 0);
+	rt->retry = rt->timers ? mretry_new(base_ms, max_ms, rt->timers) : NULL;
 	if (opts->mountpoint)
 		rt->mountpoint = strdup(opts->mountpoint);
 	if (!rt->events || !rt->plugins || !rt->nodecfg || !rt->reg || !rt->retry || !rt->timers ||
