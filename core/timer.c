@@ -92,6 +92,8 @@ struct mtimer_loop *mtimer_loop_new(unsigned threads, unsigned per_owner)
 	if (!loop)
 		return NULL;
 	loop->max_workers = threads ? threads : MTIMER_THREADS;
+	if (loop->max_workers > MTIMER_THREADS_MAX)
+		loop->max_workers = MTIMER_THREADS_MAX;
 	loop->per_owner = per_owner ? per_owner : MTIMER_PER_OWNER;
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -256,14 +258,36 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* How many ready timers workers could start now: not running, and within
+ * their owner's share, counting those before them in the list. At most
+ * max_workers. */
+static unsigned startable(const struct mtimer_loop *loop)
+{
+	uint64_t owners[MTIMER_THREADS_MAX];
+	unsigned busy[MTIMER_THREADS_MAX], n = 0, want = 0;
+	for (const struct mtimer *t = loop->ready; t && want < loop->max_workers; t = t->rnext) {
+		if (t->runner)
+			continue;
+		unsigned i = 0;
+		while (i < n && owners[i] != t->owner)
+			i++;
+		if (i == n) {
+			owners[n] = t->owner;
+			busy[n++] = owner_busy(loop, t->owner);
+		}
+		if (busy[i] < loop->per_owner) {
+			busy[i]++;
+			want++;
+		}
+	}
+	return want;
+}
+
 /* Wakes idle workers for the ready timers, and starts workers while fewer
- * are idle than ready timers could run, up to the bound. */
+ * are idle than ready timers could start, up to the bound. */
 static void feed(struct mtimer_loop *loop)
 {
-	unsigned want = 0;
-	for (struct mtimer *t = loop->ready; t && want <= loop->max_workers; t = t->rnext)
-		if (runnable(loop, t))
-			want++;
+	unsigned want = startable(loop);
 	if (!want)
 		return;
 	if (loop->idle)

@@ -38,9 +38,11 @@ struct mtimer;
 /* Workers at most, and callbacks of one owner at once, by default. */
 #define MTIMER_THREADS 16
 #define MTIMER_PER_OWNER 4
+/* The most workers a loop may be given. */
+#define MTIMER_THREADS_MAX 64
 
-/* A loop (0: the defaults above); its threads start with the first due
- * timer. NULL with errno set. */
+/* A loop (0: the defaults above; threads at most MTIMER_THREADS_MAX); its
+ * threads start with the first due timer. NULL with errno set. */
 struct mtimer_loop *mtimer_loop_new(unsigned threads, unsigned per_owner);
 /* Stops: pending timers are dropped, callbacks under way finish, every
  * thread is joined; later arms do nothing (-ESHUTDOWN). Idempotent. */

@@ -263,6 +263,10 @@ static void test_slow_owner(void **state)
 		assert_int_equal(mtimer_arm(slow[i], mtimer_now(), 1), 0);
 	}
 	assert_true(wait_for(&s.running, 2, 5000));
+	/* No worker is started for the three that must wait: the timer
+	 * thread and two workers. */
+	sleep_ns(100 * MS);
+	assert_int_equal(mtimer_loop_threads(loop), 1 + 2);
 	/* Owner 2's timer fires on time meanwhile. */
 	assert_int_equal(mtimer_new(loop, count_cb, &c, &fast), 0);
 	int64_t due = mtimer_now() + 20 * MS;
