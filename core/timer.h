@@ -11,14 +11,18 @@
  * persist writing to a slow disk, an expiry waiting for a hook) hold at most
  * that many workers, and another owner's timers still fire on time. A due
  * timer that finds no free worker waits in a ready list, first due first
- * run.
+ * run. The shares bound what one owner holds, not what several do: as many
+ * owners as threads / per_owner (4 by default), each with callbacks that
+ * block for good (persist saving into a filesystem that never answers), hold
+ * every worker, as they would the retries' (retry.c has the same bounds).
  *
  * One timer's callback never runs twice at once: armed again while it runs
  * (by itself or anyone), it runs again after it returns, once due. Arming,
  * re-arming to an earlier or later deadline and cancelling are O(log n).
  * mtimer_cancel() returns only once the callback is not running (unless the
  * callback itself cancels), so an owner that cancels, then frees what the
- * callback uses, never races it.
+ * callback uses, never races it. Two callbacks that cancel each other's
+ * timers would wait for each other: don't.
  *
  * Lock: mtimer_loop.lock guards the heap, the ready list, every timer's
  * state and the workers. A leaf: taken with any plugin or core lock held
