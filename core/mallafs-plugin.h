@@ -289,6 +289,45 @@ const char *mallafs_svc_mountpoint(const struct mallafs_svc *svc);
  */
 int64_t mallafs_svc_store_op(struct mallafs_svc *svc, struct mallafs_store_op *op);
 
+/**
+ * A timer of a plugin instance, kept by the daemon's one timer loop instead
+ * of a thread of the plugin's own: one thread keeps every deadline, and a
+ * bounded pool of worker threads, shared by every service, runs the
+ * callbacks that come due. The callbacks of the services of one owner (the
+ * uid owning the service when it was armed) hold at most a few workers at
+ * once, so a slow callback (a write to a slow disk, a delete waiting for a
+ * hook) never delays another owner's timers; a callback may block, but the
+ * longer it does, the later its owner's other timers run.
+ *
+ * One timer's callback never runs twice at once: armed again while it runs
+ * (by itself too), it runs again after it returned, once due. It runs with
+ * none of the daemon's locks held (it may call mallafs_svc_store_op or
+ * mallafs_store_foreach). Deadlines are mallafs_timer_now() times.
+ */
+struct mallafs_timer;
+
+/** CLOCK_MONOTONIC in nanoseconds: the clock of timers. */
+int64_t mallafs_timer_now(void);
+/** A new, unarmed timer of svc calling fn(arg); in init. 0 or -ENOMEM. */
+int mallafs_timer_new(struct mallafs_svc *svc, void (*fn)(void *arg), void *arg,
+                      struct mallafs_timer **ret);
+/**
+ * Fires at @p deadline (a past one: now), replacing the pending deadline,
+ * earlier or later; O(log timers). Any thread, any lock held, store hooks
+ * included. 0, or -ESHUTDOWN once the daemon is stopping (nothing fires
+ * then), or -errno when the loop could not start its thread.
+ */
+int mallafs_timer_arm(struct mallafs_timer *t, int64_t deadline);
+/**
+ * Drops the pending deadline and, unless called from the callback itself,
+ * waits for a callback under way to return: afterwards nothing of it runs
+ * until the timer is armed again, so stop may then free what it uses. Never
+ * call it with a lock the callback takes.
+ */
+void mallafs_timer_cancel(struct mallafs_timer *t);
+/** Cancels, then frees (accepts NULL); in fini, never from the callback. */
+void mallafs_timer_free(struct mallafs_timer *t);
+
 #ifdef __cplusplus
 }
 #endif

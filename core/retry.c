@@ -1,28 +1,32 @@
-/* Retries of failed services (retry.h): one timer thread that only keeps
- * time, and workers that run the tries.
+/* Retries of failed services (retry.h): one timer of the daemon's timer
+ * loop (timer.h) that only keeps time, and workers that run the tries.
  *
  * A try takes the service's op_lock and runs its plugins' start callbacks,
  * which may wait as long as an exec hook runs (up to its timeout). So the
- * timer never runs one: it sleeps until the earliest pending try is due and
- * hands it to a worker thread of its own, started for it. A slow try holds
+ * timer never runs one: it is armed for the earliest pending try, and its
+ * callback hands what is due to a worker thread of this file, started for
+ * it. The tries do not run on the loop's workers, which the plugins' timers
+ * share: a try may hold its thread for an hour, and four of one owner would
+ * hold that owner's whole share of the loop (its ttl expiries, its persist
+ * saves) as long. A slow try holds
  * its worker, not the timer nor another service's try. Workers are bounded
  * (RETRY_THREADS), and so are those running the tries of one owner's
  * services (RETRY_PER_OWNER: hooks run as the owner, and may take up to an
  * hour), so that one user's slow hooks never hold every worker. A due try
  * past either bound waits in a ready list, in the order it came due; a
  * worker that finishes takes the first ready try it may run, or ends when
- * there is none, and the timer joins it. Each service has at most one
- * pending try, so pending tries are bounded by the services.
+ * there is none, arming the timer so that its callback joins it. Each
+ * service has at most one pending try, so pending tries are bounded by the
+ * services.
  *
- * The timer thread starts with the first schedule (a runtime whose services
- * all start never has one). Stopping (unmount, mrt_free): pending and ready
- * tries are dropped, tries under way finish, and the timer joins every
- * worker before it is joined itself.
+ * Stopping (unmount, mrt_free): the timer is cancelled (a callback under
+ * way finishes), pending and ready tries are dropped, tries under way
+ * finish, and every worker is joined.
  *
- * Lock: mretry.lock guards the pending and ready lists, the workers, the
- * timer's flags and stop. A leaf after a service's op_lock: never held
- * across a try, a join or msvc_unref (a service's last reference may go
- * there). */
+ * Lock: mretry.lock guards the pending and ready lists, the workers and
+ * stop. After a service's op_lock, before the timer loop's (the timer is
+ * armed with it held): never held across a try, a join or msvc_unref (a
+ * service's last reference may go there). */
 #include "retry.h"
 
 #include <errno.h>
@@ -33,12 +37,15 @@
 #include <time.h>
 
 #include "service.h"
+#include "timer.h"
 #include "util.h"
 
 #define RETRY_THREADS 16
 #define RETRY_PER_OWNER 4
 /* A worker that could not be started: the try is due again this much later. */
 #define RETRY_SPAWN_AGAIN_MS 1000u
+/* The retry timer's owner on the loop: no uid (uids are 32 bits). */
+#define RETRY_TIMER_OWNER UINT64_MAX
 
 struct rentry {
 	struct rentry *next;
@@ -58,17 +65,20 @@ struct rworker {
 
 struct mretry {
 	unsigned base_ms, max_ms;
+	struct mtimer_loop *own_loop; /* made when none was given */
+	struct mtimer *timer;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;    /* the timer's: pending changed, a worker ended, stop */
+	pthread_cond_t wake;    /* a worker ended (stop waits for them) */
 	struct rentry *pending; /* by due time */
 	struct rentry *ready, *ready_tail;
 	struct rworker *workers;
 	unsigned nworkers; /* not done */
-	pthread_t timer;
-	bool timer_started, stop;
+	bool stop;
 };
 
-struct mretry *mretry_new(unsigned base_ms, unsigned max_ms)
+static void timer_due(void *arg);
+
+struct mretry *mretry_new(unsigned base_ms, unsigned max_ms, struct mtimer_loop *loop)
 {
 	struct mretry *q = calloc(1, sizeof(*q));
 	if (!q)
@@ -77,11 +87,16 @@ struct mretry *mretry_new(unsigned base_ms, unsigned max_ms)
 	q->max_ms = max_ms ? max_ms : MRETRY_MAX_MS;
 	if (q->max_ms < q->base_ms)
 		q->max_ms = q->base_ms;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->wake, &ca);
-	pthread_condattr_destroy(&ca);
+	if (!loop)
+		loop = q->own_loop = mtimer_loop_new(0, 0);
+	int r = loop ? mtimer_new(loop, timer_due, q, &q->timer) : -ENOMEM;
+	if (r < 0) {
+		mtimer_loop_free(q->own_loop);
+		free(q);
+		errno = -r;
+		return NULL;
+	}
+	pthread_cond_init(&q->wake, NULL);
 	pthread_mutex_init(&q->lock, NULL);
 	return q;
 }
@@ -149,6 +164,14 @@ static struct rentry *take_ready(struct mretry *q, const struct rworker *self)
 	return NULL;
 }
 
+/* Arms the timer for the first pending try; lock held. */
+static void arm(struct mretry *q, uint64_t due_ms)
+{
+	int r = mtimer_arm(q->timer, (int64_t)due_ms * 1000000, RETRY_TIMER_OWNER);
+	if (r < 0 && r != -ESHUTDOWN)
+		mu_log(MU_LOG_WARNING, "retries: cannot arm the timer: %s", strerror(-r));
+}
+
 static void *worker_main(void *arg)
 {
 	struct rworker *w = arg;
@@ -165,6 +188,9 @@ static void *worker_main(void *arg)
 			w->done = true;
 			q->nworkers--;
 			pthread_cond_broadcast(&q->wake);
+			/* The timer's callback joins it. */
+			if (!q->stop)
+				arm(q, 0);
 		}
 		pthread_mutex_unlock(&q->lock);
 	}
@@ -245,39 +271,24 @@ static void reap(struct mretry *q, bool all)
 	pthread_mutex_lock(&q->lock);
 }
 
-static void *timer_main(void *arg)
+/* The timer's callback: joins the workers that ended, hands the due tries
+ * to workers, and arms the timer for the next one. */
+static void timer_due(void *arg)
 {
 	struct mretry *q = arg;
 	pthread_mutex_lock(&q->lock);
-	while (!q->stop) {
+	if (!q->stop) {
 		reap(q, false);
 		uint64_t now = mu_now_ms();
-		while (q->pending && q->pending->due <= now) {
+		while (!q->stop && q->pending && q->pending->due <= now) {
 			struct rentry *e = q->pending;
 			q->pending = e->next;
 			dispatch(q, e);
 		}
-		if (q->stop)
-			break;
-		if (!q->pending) {
-			pthread_cond_wait(&q->wake, &q->lock);
-			continue;
-		}
-		struct timespec ts;
-		uint64_t due = q->pending->due;
-		ts.tv_sec = (time_t)(due / 1000);
-		ts.tv_nsec = (long)(due % 1000) * 1000000L;
-		pthread_cond_timedwait(&q->wake, &q->lock, &ts);
+		if (!q->stop && q->pending)
+			arm(q, q->pending->due);
 	}
-	struct rentry *drop = q->pending, *ready = q->ready;
-	q->pending = q->ready = q->ready_tail = NULL;
 	pthread_mutex_unlock(&q->lock);
-	entries_free(drop);
-	entries_free(ready);
-	pthread_mutex_lock(&q->lock);
-	reap(q, true);
-	pthread_mutex_unlock(&q->lock);
-	return NULL;
 }
 
 int mretry_schedule(struct mretry *q, struct mallafs_svc *svc, unsigned delay_ms)
@@ -291,22 +302,20 @@ int mretry_schedule(struct mretry *q, struct mallafs_svc *svc, unsigned delay_ms
 		free(e);
 		return -ESHUTDOWN;
 	}
-	if (!q->timer_started) {
-		int r = mu_thread_start(&q->timer, "mallafs-retryt", timer_main, q);
+	e->due = mu_now_ms() + delay_ms;
+	if (!q->pending || e->due < q->pending->due) {
+		int r = mtimer_arm(q->timer, (int64_t)e->due * 1000000, RETRY_TIMER_OWNER);
 		if (r < 0) {
 			pthread_mutex_unlock(&q->lock);
 			free(e);
 			return r;
 		}
-		q->timer_started = true;
 	}
 	struct rentry *old = unlink_svc(&q->pending, NULL, svc);
 	if (!old)
 		old = unlink_svc(&q->ready, &q->ready_tail, svc);
 	e->svc = msvc_ref(svc);
-	e->due = mu_now_ms() + delay_ms;
 	pending_insert(q, e);
-	pthread_cond_broadcast(&q->wake);
 	pthread_mutex_unlock(&q->lock);
 	if (old) {
 		old->next = NULL;
@@ -332,12 +341,18 @@ void mretry_stop(struct mretry *q)
 {
 	pthread_mutex_lock(&q->lock);
 	q->stop = true;
-	bool join = q->timer_started;
-	q->timer_started = false;
-	pthread_cond_broadcast(&q->wake);
 	pthread_mutex_unlock(&q->lock);
-	if (join)
-		pthread_join(q->timer, NULL);
+	/* Nothing arms it once stop is set; a callback under way ends. */
+	mtimer_cancel(q->timer);
+	pthread_mutex_lock(&q->lock);
+	struct rentry *drop = q->pending, *ready = q->ready;
+	q->pending = q->ready = q->ready_tail = NULL;
+	pthread_mutex_unlock(&q->lock);
+	entries_free(drop);
+	entries_free(ready);
+	pthread_mutex_lock(&q->lock);
+	reap(q, true);
+	pthread_mutex_unlock(&q->lock);
 }
 
 void mretry_free(struct mretry *q)
@@ -345,6 +360,8 @@ void mretry_free(struct mretry *q)
 	if (!q)
 		return;
 	mretry_stop(q);
+	mtimer_free(q->timer);
+	mtimer_loop_free(q->own_loop);
 	pthread_cond_destroy(&q->wake);
 	pthread_mutex_destroy(&q->lock);
 	free(q);

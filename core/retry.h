@@ -2,10 +2,12 @@
  * fails to start, its next try is scheduled here, after a delay that doubles
  * with each failed try (base, 2 base, 4 base, ... up to max), and runs on a
  * thread of this file (msvc_retry). The service decides, under its op_lock,
- * whether a try is still wanted when it comes; this file only keeps time.
+ * whether a try is still wanted when it comes; this file only keeps time,
+ * with one timer of the daemon's timer loop (timer.h).
  *
- * Lock: one mutex, a leaf after a service's op_lock (services schedule and
- * cancel with op_lock held); never held across a try, a join or an unref. */
+ * Lock: one mutex, after a service's op_lock (services schedule and cancel
+ * with op_lock held) and before the timer loop's; never held across a try,
+ * a join or an unref. */
 #ifndef MALLAFS_CORE_RETRY_H
 #define MALLAFS_CORE_RETRY_H
 
@@ -13,12 +15,14 @@
 
 struct mallafs_svc;
 struct mretry;
+struct mtimer_loop;
 
 #define MRETRY_BASE_MS 5000u
 #define MRETRY_MAX_MS 300000u
 
-/* Delays in ms (0: the defaults above). NULL on failure with errno set. */
-struct mretry *mretry_new(unsigned base_ms, unsigned max_ms);
+/* Delays in ms (0: the defaults above), timed on loop (NULL: a loop of its
+ * own), which must outlive it. NULL on failure with errno set. */
+struct mretry *mretry_new(unsigned base_ms, unsigned max_ms, struct mtimer_loop *loop);
 /* Stops: pending tries are dropped, tries under way finish, every thread
  * is joined; later schedules do nothing. Idempotent. */
 void mretry_stop(struct mretry *q);

@@ -11,6 +11,7 @@
 #include "plugin.h"
 #include "registry.h"
 #include "retry.h"
+#include "timer.h"
 #include "service.h"
 #include "slots.h"
 #include "tree.h"
@@ -24,6 +25,7 @@ struct mrt {
 	struct mnodecfg *nodecfg;
 	struct mplugreg *plugins;
 	struct mretry *retry;
+	struct mtimer_loop *timers;
 	struct msvc_env env;
 	char *mountpoint;
 	/* The node's memory: every store and the node config charge it. */
@@ -66,13 +68,15 @@ struct mrt *mrt_new(const struct mrt_options *opts)
 	rt->plugins = mplugreg_new(opts->builtins, opts->plugin_dir);
 	rt->nodecfg = rt->events ? mnodecfg_new(rt->events) : NULL;
 	rt->reg = rt->events ? mreg_new(rt->events) : NULL;
-	rt->retry = mretry_new(
-	        opts->retry_base_ms ? opts->retry_base_ms : env_ms("MALLAFS_RETRY_BASE_MS"),
-	        opts->retry_max_ms ? opts->retry_max_ms : env_ms("MALLAFS_RETRY_MAX_MS"));
+	unsigned base_ms =
+	        opts->retry_base_ms ? opts->retry_base_ms : env_ms("MALLAFS_RETRY_BASE_MS");
+	unsigned max_ms = opts->retry_max_ms ? opts->retry_max_ms : env_ms("MALLAFS_RETRY_MAX_MS");
+	rt->timers = mtimer_loop_new(0, 0);
+	rt->retry = rt->timers ? mretry_new(base_ms, max_ms, rt->timers) : NULL;
 	if (opts->mountpoint)
 		rt->mountpoint = strdup(opts->mountpoint);
 	if (!rt->svcs || !rt->events || !rt->plugins || !rt->nodecfg || !rt->reg || !rt->retry ||
-	    (opts->mountpoint && !rt->mountpoint)) {
+	    !rt->timers || (opts->mountpoint && !rt->mountpoint)) {
 		int e = errno ? errno : ENOMEM;
 		mrt_free(rt);
 		errno = e;
@@ -85,7 +89,8 @@ struct mrt *mrt_new(const struct mrt_options *opts)
 	                            .events = rt->events,
 	                            .mountpoint = rt->mountpoint,
 	                            .account = &rt->account,
-	                            .retry = rt->retry};
+	                            .retry = rt->retry,
+	                            .timers = rt->timers};
 	return rt;
 }
 
@@ -102,6 +107,9 @@ void mrt_free(struct mrt *rt)
 	mslots_free(rt->svcs);
 	/* After the services: msvc_destroy cancels their tries. */
 	mretry_free(rt->retry);
+	/* After the services too: their plugins' stop callbacks cancel their
+	 * timers and may still want one to run (none does once stopped). */
+	mtimer_loop_free(rt->timers);
 	mreg_free(rt->reg);
 	mnodecfg_free(rt->nodecfg);
 	mplugreg_free(rt->plugins);
@@ -290,4 +298,7 @@ void mrt_stop_all(struct mrt *rt)
 		msvc_destroy(svc);
 		msvc_unref(svc);
 	}
+	/* Every plugin stopped: no timer callback runs after this. */
+	if (rt->timers)
+		mtimer_loop_stop(rt->timers);
 }

@@ -2,7 +2,9 @@
  * the change events, as one object the filesystem holds. Thread-safe.
  *
  * Failed services are retried by retry.c's threads (retry.h), stopped and
- * joined by mrt_stop_all and mrt_free before the services go.
+ * joined by mrt_stop_all and mrt_free before the services go. The plugins'
+ * timers run on one loop (timer.h) for every service, stopped and joined by
+ * mrt_stop_all once the services are.
  *
  * Locks: one mutex guards the table of services and the id counter. It comes
  * before a service's state_lock (mrt_stop_all reads each status under it)
@@ -73,7 +75,7 @@ int mrt_service_list(struct mrt *rt, uint64_t cookie,
 /* How many services the listings have looked at so far (tests). */
 uint64_t mrt_service_list_steps(struct mrt *rt);
 /* Stops the retries of failed services (joining their threads), then
- * every service (on unmount); they stay listed. */
+ * every service (on unmount; they stay listed), then the timer loop. */
 void mrt_stop_all(struct mrt *rt);
 
 #endif

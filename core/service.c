@@ -14,6 +14,7 @@
 #include "events.h"
 #include "plugin.h"
 #include "retry.h"
+#include "timer.h"
 #include "tree.h"
 #include "util.h"
 
@@ -151,6 +152,58 @@ void mallafs_svc_file_changed(struct mallafs_svc *svc, const char *name)
 	mev_emit(svc->env.events, MEV_WRITE, path, NULL);
 }
 
+/* ---- plugins' timers, on the runtime's loop (timer.h) ---- */
+
+/* The service is not referenced: its plugin instances, which own their
+ * timers, are freed before it. */
+struct mallafs_timer {
+	struct mtimer *t;
+	const struct mallafs_svc *svc;
+};
+
+int64_t mallafs_timer_now(void)
+{
+	return mtimer_now();
+}
+
+int mallafs_timer_new(struct mallafs_svc *svc, void (*fn)(void *arg), void *arg,
+                      struct mallafs_timer **ret)
+{
+	struct mallafs_timer *pt = calloc(1, sizeof(*pt));
+	if (!pt)
+		return -ENOMEM;
+	int r = mtimer_new(svc->env.timers, fn, arg, &pt->t);
+	if (r < 0) {
+		free(pt);
+		return r;
+	}
+	pt->svc = svc;
+	*ret = pt;
+	return 0;
+}
+
+int mallafs_timer_arm(struct mallafs_timer *pt, int64_t deadline)
+{
+	/* The owner now: a chown moves the service's next callbacks to the
+	 * new owner's share of the workers. */
+	uid_t uid;
+	mallafs_svc_owner(pt->svc, &uid, NULL);
+	return mtimer_arm(pt->t, deadline, uid);
+}
+
+void mallafs_timer_cancel(struct mallafs_timer *pt)
+{
+	mtimer_cancel(pt->t);
+}
+
+void mallafs_timer_free(struct mallafs_timer *pt)
+{
+	if (!pt)
+		return;
+	mtimer_free(pt->t);
+	free(pt);
+}
+
 /* ---- life of the object ---- */
 
 void msvc_inst_free(struct minst *in)
@@ -203,6 +256,14 @@ int msvc_new(const struct msvc_env *env, const char *name, struct mallafs_svc **
 		return -ENOMEM;
 	r = -ENOMEM;
 	svc->env = *env;
+	if (!svc->env.timers) {
+		svc->own_timers = mtimer_loop_new(0, 0);
+		if (!svc->own_timers) {
+			free(svc);
+			return -ENOMEM;
+		}
+		svc->env.timers = svc->own_timers;
+	}
 	atomic_init(&svc->refs, 1);
 	msvc_set_owner(svc, getuid(), getgid());
 	pthread_mutex_init(&svc->op_lock, NULL);
@@ -245,6 +306,7 @@ void msvc_unref(struct mallafs_svc *svc)
 	for (size_t i = 0; i < svc->nchain; i++)
 		msvc_inst_free(svc->chain[i]);
 	free(svc->chain);
+	mtimer_loop_free(svc->own_timers); /* after the plugins freed their timers */
 	for (size_t i = 0; i < svc->ndeclared; i++)
 		free(svc->declared[i]);
 	free(svc->declared);

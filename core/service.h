@@ -15,8 +15,12 @@
  * op_lock come the plugin registry's lock (chains are planned with it held),
  * the retry scheduler's (retry.h: tries are scheduled and cancelled with it
  * held) and whatever start, stop and update callbacks take; under store_lock, the
- * locks a plugin's store hooks take, so a plugin thread calls into the store
- * (mallafs_svc_store_op, mallafs_store_foreach) with its own locks released.
+ * locks a plugin's store hooks take, so a plugin thread or timer callback
+ * calls into the store (mallafs_svc_store_op, mallafs_store_foreach) with
+ * its own locks released. The timer loop's lock (timer.h) is a leaf under
+ * all of these: plugins arm timers with their own locks held, and a stop
+ * callback cancelling its timer waits for the callback with op_lock held, so
+ * a timer callback never takes op_lock.
  * The store and published files live in service_store.c, the plugin chain
  * (planning it, adding and removing plugins) in service_chain.c, the
  * configuration and reconfigure in service_config.c, the object, its status
@@ -37,6 +41,7 @@
 struct mev_ring;
 struct mplugreg;
 struct mretry;
+struct mtimer_loop;
 
 enum msvc_state {
 	MSVC_STARTING = 0,
@@ -66,6 +71,9 @@ struct msvc_env {
 	const char *mountpoint;      /* may be NULL; handed to plugins that ask */
 	struct mkv_account *account; /* may be NULL; every store is charged to it */
 	struct mretry *retry;        /* may be NULL: a failed service is not retried */
+	/* The loop running its plugins' timers (mallafs_timer_*); NULL: the
+	 * service makes one of its own (tests). */
+	struct mtimer_loop *timers;
 };
 
 struct msvc_status {

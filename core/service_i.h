@@ -30,6 +30,10 @@ struct mallafs_svc {
 	 * pair is read and changed as one (no lock). */
 	_Atomic uint64_t owner;
 
+	/* The loop env.timers points to when the service made it (env gave
+	 * none), freed with the service. */
+	struct mtimer_loop *own_timers;
+
 	pthread_mutex_t op_lock;
 	/* op_lock: the declared plugins (top to bottom, base not included) and
 	 * whether the plugins are started. */

@@ -6,10 +6,14 @@
  * plugin stops, the new one is loaded as it starts.
  *
  * Rights: every access to the file and its folder (load, create, save,
- * rename, fsync, unlink of a failed temporary file) runs in persist's own
- * thread "mallafs-persist", acting as the service's owner: its filesystem
- * uid and gid and its supplementary groups (persist_owner.c), read again
- * before each access, so a chown of the service applies from the next save.
+ * rename, fsync, unlink of a failed temporary file) runs in a thread that
+ * acts as the service's owner: its filesystem uid and gid and its
+ * supplementary groups (persist_owner.c), read again before each access, so
+ * a chown of the service applies from the next save. The load at start and
+ * the last write at stop run in a thread of persist's own, "mallafs-persist",
+ * that lives as long as they do; the saves in between run on a worker of the
+ * daemon's timer loop (mallafs_timer_*), shared with every service, which
+ * takes the owner's identity for the save and gives it back right after.
  * The kernel then allows what the owner may do and no more, and a file
  * persist creates belongs to the owner. No symbolic link is followed, in the
  * folders of the path or at the file's name (persist_file.c).
@@ -37,15 +41,16 @@
  * written out instead.
  *
  * After every successful change (WRITE, CREATE, TRUNCATE, DELETE, RENAME),
- * store_after marks the store dirty and wakes the thread, which waits 50 ms
- * from the first change (and 50 ms since its previous write began) so a
- * burst costs one write, snapshots the whole store under the store's read
+ * store_after marks the store dirty and arms the timer 50 ms after the first
+ * change (and 50 ms after its previous write began) so a burst costs one
+ * write; the callback snapshots the whole store under the store's read
  * lock into memory, and writes it atomically: a temporary file of a random
  * name in the same folder, fsync, rename over PATH, fsync of the folder.
  * Readers of PATH see the old file or the new one, never a mix. A failed
  * write (disk full, folder gone, no permission) is logged and tried again at
  * the next change and at stop; it never stops the service. At stop the
- * thread writes any unsaved change and ends.
+ * timer is cancelled (a write under way finishes first) and any unsaved
+ * change is written.
  *
  * The file is created with mode 0600 (it holds the store's data, which may
  * be secrets), owned by the service's owner; a file that exists keeps its
@@ -73,32 +78,34 @@
 #define PERSIST_KEY_MAX 255
 
 /* Lock order: the store's lock, then p->lock (store_after takes p->lock
- * while the store's lock is held); nothing takes the store's lock while it
- * holds p->lock. p->lock guards the fields marked "lock:"; start and stop
- * hand the rest over to the thread by creating and joining it. */
+ * while the store's lock is held), then the timer loop's (p->timer is armed
+ * with p->lock held); nothing takes the store's lock while it holds p->lock.
+ * p->lock guards the fields marked "lock:"; the rest belongs to whoever
+ * accesses the file: the load thread until start joined it, then the timer's
+ * callback (one at a time) until stop cancelled the timer, then the last
+ * write's thread. */
 struct persist {
 	struct mallafs_svc *svc;
 	const struct mallafs_plugin *self;
 	char *path; /* while started with a path; NULL persists nothing */
 
+	struct mallafs_timer *timer; /* the coalesced saves */
+
 	pthread_mutex_t lock;
-	pthread_cond_t cond;   /* CLOCK_MONOTONIC; the thread waits for work */
-	pthread_cond_t loaded; /* start waits for the thread's load */
 	/* lock: */
 	bool dirty;   /* changes since the last snapshot began */
 	bool unsaved; /* the last write failed */
 	bool stopping;
-	bool load_done;
-	int load_result;
-	struct mallafs_reason load_why;
 	int64_t first_change;
 	int64_t last_write;
 	char last_error[MALLAFS_REASON_MAX]; /* the failure last logged */
 
-	bool thread_started; /* start and stop only */
-	pthread_t thread;
+	bool started; /* start and stop only */
 
-	/* The thread only: */
+	/* Whoever accesses the file (see above): */
+	int load_result;
+	struct mallafs_reason load_why;
+	bool load_dirty;
 	struct persist_as as;
 	/* The file this instance last wrote, to recognise it at the next
 	 * start. */
@@ -117,9 +124,7 @@ static const struct mallafs_setting persist_settings[] = {
 
 static int64_t now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+	return mallafs_timer_now();
 }
 
 /* ---- saving ---- */
@@ -289,82 +294,76 @@ static int load_or_create(struct persist *p, bool *ret_dirty, struct mallafs_rea
 	return r;
 }
 
-/* ---- the thread ---- */
+/* ---- the threads ---- */
 
-static void ns_to_ts(int64_t ns, struct timespec *ts)
+/* The load at start, in a thread of its own: it takes the owner's
+ * identity, and ends with it. */
+static void *load_thread(void *arg)
 {
-	ts->tv_sec = (time_t)(ns / NSEC_PER_SEC);
-	ts->tv_nsec = (long)(ns % NSEC_PER_SEC);
+	struct persist *p = arg;
+	p->load_why = (struct mallafs_reason){{0}};
+	p->load_dirty = false;
+	int r = persist_as_init(&p->as);
+	if (r < 0)
+		mallafs_reason_set(&p->load_why, "cannot read the daemon's groups: %s",
+		                   strerror(-r));
+	else
+		r = load_or_create(p, &p->load_dirty, &p->load_why);
+	if (r < 0)
+		persist_as_free(&p->as);
+	p->load_result = r;
+	return NULL;
 }
 
-/* Loads (telling start how it went), then saves after changes until told
- * to stop, and saves what is left. */
-static void *persist_thread(void *arg)
+/* The last write at stop, in a thread of its own for the same reason. */
+static void *flush_thread(void *arg)
 {
 	struct persist *p = arg;
 	struct mallafs_reason why = {{0}};
-	bool dirty = false;
-	int r = persist_as_init(&p->as);
+	int r = save(p, &why);
 	if (r < 0)
-		mallafs_reason_set(&why, "cannot read the daemon's groups: %s", strerror(-r));
+		mallafs_svc_log(p->svc, LOG_ERR, "persist: cannot save %s at stop: %s", p->path,
+		                why.text);
 	else
-		r = load_or_create(p, &dirty, &why);
-
-	pthread_mutex_lock(&p->lock);
-	p->load_done = true;
-	p->load_result = r;
-	p->load_why = why;
-	if (dirty) {
-		p->dirty = true;
-		p->first_change = now_ns();
-	}
-	pthread_cond_signal(&p->loaded);
-	if (r < 0) {
-		pthread_mutex_unlock(&p->lock);
-		persist_as_free(&p->as);
-		return NULL;
-	}
-	for (;;) {
-		while (!p->dirty && !p->stopping)
-			pthread_cond_wait(&p->cond, &p->lock);
-		if (p->stopping)
-			break;
-		int64_t due = p->first_change;
-		if (p->last_write > due)
-			due = p->last_write;
-		due += PERSIST_COALESCE_NS;
-		struct timespec ts;
-		ns_to_ts(due, &ts);
-		while (!p->stopping && now_ns() < due)
-			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
-		if (p->stopping)
-			break; /* written below */
-		p->dirty = false;
-		p->last_write = now_ns();
-		pthread_mutex_unlock(&p->lock);
-
-		why = (struct mallafs_reason){{0}};
-		r = save(p, &why);
 		report_save(p, r, &why);
-
-		pthread_mutex_lock(&p->lock);
-	}
-	/* Stopping: the hooks are off by now, nothing marks the store dirty
-	 * any more. */
-	bool flush = p->dirty || p->unsaved;
-	p->dirty = false;
-	pthread_mutex_unlock(&p->lock);
-	if (flush) {
-		why = (struct mallafs_reason){{0}};
-		r = save(p, &why);
-		if (r < 0)
-			mallafs_svc_log(p->svc, LOG_ERR, "persist: cannot save %s at stop: %s",
-			                p->path, why.text);
-		else
-			report_save(p, r, &why);
-	}
-	persist_as_free(&p->as);
 	return NULL;
+}
+
+/* Arms the timer for the next write: 50 ms after the first change, and
+ * after the previous write began. p->lock held. */
+static void arm_save(struct persist *p)
+{
+	int64_t due = p->first_change;
+	if (p->last_write > due)
+		due = p->last_write;
+	int r = mallafs_timer_arm(p->timer, due + PERSIST_COALESCE_NS);
+	/* Only a daemon going away (whose stop writes what is left) or one
+	 * that cannot start its timer thread refuses. */
+	if (r < 0 && r != -ESHUTDOWN)
+		mallafs_svc_log(p->svc, LOG_ERR, "persist: cannot arm the writer's timer: %s",
+		                strerror(-r));
+}
+
+/* The timer's callback, on a worker of the daemon's loop: one write of the
+ * whole store, as the owner, then the worker's identity back. */
+static void save_due(void *arg)
+{
+	struct persist *p = arg;
+	pthread_mutex_lock(&p->lock);
+	if (p->stopping || !p->dirty) {
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
+	p->dirty = false;
+	p->last_write = now_ns();
+	pthread_mutex_unlock(&p->lock);
+
+	struct mallafs_reason why = {{0}};
+	int r = save(p, &why);
+	struct mallafs_reason back = {{0}};
+	if (persist_as_daemon(&p->as, &back) < 0)
+		mallafs_svc_log(p->svc, LOG_ERR, "persist: %s", back.text);
+	report_save(p, r, &why);
 }
 
 /* ---- callbacks ---- */
@@ -374,10 +373,9 @@ static void persist_fini(void *state)
 	struct persist *p = state;
 	if (!p)
 		return;
+	mallafs_timer_free(p->timer);
 	free(p->path);
 	free(p->saved_path);
-	pthread_cond_destroy(&p->loaded);
-	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -394,17 +392,12 @@ static int persist_init(struct mallafs_svc *svc, const struct mallafs_plugin *se
 	r = -pthread_mutex_init(&p->lock, NULL);
 	if (r < 0)
 		goto fail_mutex;
-	r = pu_cond_init_monotonic(&p->cond);
+	r = mallafs_timer_new(svc, save_due, p, &p->timer);
 	if (r < 0)
-		goto fail_cond;
-	r = -pthread_cond_init(&p->loaded, NULL);
-	if (r < 0)
-		goto fail_loaded;
+		goto fail_timer;
 	*ret_state = p;
 	return 0;
-fail_loaded:
-	pthread_cond_destroy(&p->cond);
-fail_cond:
+fail_timer:
 	pthread_mutex_destroy(&p->lock);
 fail_mutex:
 	free(p);
@@ -469,31 +462,33 @@ static int persist_start(void *state, const struct mallafs_cfg *cfg, struct mall
 	p->stopping = false;
 	p->dirty = false;
 	p->unsaved = false;
-	p->load_done = false;
 	p->first_change = now_ns();
 	p->last_write = 0;
 	p->last_error[0] = '\0';
 	pthread_mutex_unlock(&p->lock);
 
-	/* The thread loads first: all file access happens there, as the
-	 * owner. */
-	r = pu_thread_start(&p->thread, "mallafs-persist", persist_thread, p);
+	/* The load runs in a thread of its own, as the owner: this thread
+	 * keeps the daemon's identity. */
+	pthread_t thread;
+	r = pu_thread_start(&thread, "mallafs-persist", load_thread, p);
 	if (r < 0) {
-		mallafs_reason_set(why, "cannot start the writer thread: %s", strerror(-r));
+		mallafs_reason_set(why, "cannot start the loading thread: %s", strerror(-r));
+		goto fail;
+	}
+	pthread_join(thread, NULL);
+	r = p->load_result;
+	if (r < 0) {
+		*why = p->load_why;
 		goto fail;
 	}
 	pthread_mutex_lock(&p->lock);
-	while (!p->load_done)
-		pthread_cond_wait(&p->loaded, &p->lock);
-	r = p->load_result;
-	if (r < 0)
-		*why = p->load_why;
-	pthread_mutex_unlock(&p->lock);
-	if (r < 0) {
-		pthread_join(p->thread, NULL);
-		goto fail;
+	if (p->load_dirty) {
+		p->dirty = true;
+		p->first_change = now_ns();
+		arm_save(p);
 	}
-	p->thread_started = true;
+	pthread_mutex_unlock(&p->lock);
+	p->started = true;
 	return 0;
 fail:
 	free(p->path);
@@ -506,13 +501,29 @@ static void persist_stop(void *state)
 	struct persist *p = state;
 	if (!p->path)
 		return;
-	if (p->thread_started) {
+	if (p->started) {
 		pthread_mutex_lock(&p->lock);
 		p->stopping = true;
-		pthread_cond_signal(&p->cond);
 		pthread_mutex_unlock(&p->lock);
-		pthread_join(p->thread, NULL);
-		p->thread_started = false;
+		/* Waits for a write under way; none starts after this. */
+		mallafs_timer_cancel(p->timer);
+		/* The hooks are off by now: nothing marks the store dirty any
+		 * more. */
+		pthread_mutex_lock(&p->lock);
+		bool flush = p->dirty || p->unsaved;
+		p->dirty = false;
+		pthread_mutex_unlock(&p->lock);
+		pthread_t thread;
+		int r = flush ? pu_thread_start(&thread, "mallafs-persist", flush_thread, p) : 0;
+		if (r < 0)
+			mallafs_svc_log(
+			        p->svc, LOG_ERR,
+			        "persist: cannot save %s at stop: cannot start a thread: %s",
+			        p->path, strerror(-r));
+		else if (flush)
+			pthread_join(thread, NULL);
+		persist_as_free(&p->as);
+		p->started = false;
 	}
 	free(p->path);
 	p->path = NULL;
@@ -551,11 +562,11 @@ static void persist_store_after(void *state, const struct mallafs_store_op *op)
 	    op->result < 0 || (op->flags & MALLAFS_OPF_PROBE))
 		return;
 	pthread_mutex_lock(&p->lock);
-	/* One wake-up per write cycle: later changes find the flag set. */
+	/* One arm per write cycle: later changes find the flag set. */
 	if (!p->dirty) {
 		p->dirty = true;
 		p->first_change = now_ns();
-		pthread_cond_signal(&p->cond);
+		arm_save(p);
 	}
 	pthread_mutex_unlock(&p->lock);
 }

@@ -110,6 +110,13 @@ void persist_as_free(struct persist_as *as);
  * the reason, and nothing may be done with the files. */
 int persist_as_owner(struct persist_as *as, struct mallafs_svc *svc, struct mallafs_reason *why);
 
+/* Gives the calling thread the daemon's identity back after
+ * persist_as_owner: its groups as persist_as_init found them, its
+ * filesystem uid and gid those of the process. A worker of the timer loop,
+ * shared with every service, does this after each save. 0, or -EPERM with
+ * the reason when a switch did not take. */
+int persist_as_daemon(struct persist_as *as, struct mallafs_reason *why);
+
 /* The calling thread's filesystem uid: whom persist acts as. */
 uid_t persist_fsuid(void);
 

@@ -1,4 +1,4 @@
-/* The identity persist's thread acts with: the service owner's filesystem
+/* The identity persist's threads act with: the service owner's filesystem
  * uid and gid and supplementary groups, so that the kernel checks each open,
  * create, rename and unlink against the owner's rights, and files persist
  * creates belong to the owner.
@@ -6,8 +6,10 @@
  * Per thread only. setfsuid and setfsgid act on the calling thread (glibc's
  * wrappers are plain system calls). glibc's setgroups() does not: it changes
  * every thread of the process (the set*id broadcast), so the raw system call
- * is used. The thread doing this is persist's own and does nothing else
- * with files; the rest of the daemon keeps its identity.
+ * is used. The threads doing this are persist's own (load, last write),
+ * which do nothing else, and the timer loop's workers, which give the
+ * identity back (persist_as_daemon) as soon as a save ends and before they
+ * run anything else; the rest of the daemon keeps its identity.
  *
  * The owner is read at each call (a chown of the service changes it while
  * it runs), and the identity is applied at each call too: cheap, and right
@@ -178,4 +180,33 @@ uid_t persist_fsuid(void)
 {
 	/* An invalid id changes nothing and returns the current one. */
 	return (uid_t)setfsuid((uid_t)-1);
+}
+
+int persist_as_daemon(struct persist_as *as, struct mallafs_reason *why)
+{
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	/* uid first: back to fsuid 0, a root daemon has its filesystem
+	 * capabilities again. */
+	setfsuid(uid);
+	if ((uid_t)setfsuid(uid) != uid) {
+		mallafs_reason_set(why, "cannot act as the daemon's uid %u again", (unsigned)uid);
+		return -EPERM;
+	}
+	setfsgid(gid);
+	if ((gid_t)setfsgid(gid) != gid) {
+		mallafs_reason_set(why, "cannot act as the daemon's gid %u again", (unsigned)gid);
+		return -EPERM;
+	}
+	gid_t *now = NULL;
+	size_t n = 0;
+	int r = thread_groups(&now, &n);
+	bool same = r == 0 && n == as->nown && memcmp(now, as->own_groups, n * sizeof(*now)) == 0;
+	free(now);
+	if (!same && syscall(PERSIST_SYS_SETGROUPS, as->nown, as->own_groups) < 0) {
+		mallafs_reason_set(why, "cannot take the daemon's groups again: %s",
+		                   strerror(errno));
+		return -EPERM;
+	}
+	return 0;
 }

@@ -43,19 +43,6 @@ int pu_parse_uint(const char *s, uint64_t max, uint64_t *ret)
 	return 0;
 }
 
-int pu_cond_init_monotonic(pthread_cond_t *cond)
-{
-	pthread_condattr_t ca;
-	int r = -pthread_condattr_init(&ca);
-	if (r < 0)
-		return r;
-	r = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	if (r == 0)
-		r = -pthread_cond_init(cond, &ca);
-	pthread_condattr_destroy(&ca);
-	return r;
-}
-
 struct thread_start {
 	void *(*fn)(void *arg);
 	void *arg;

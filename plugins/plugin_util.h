@@ -24,10 +24,6 @@ const char *pu_excerpt(const char *v, char *buf, size_t len);
  * decides which. *ret is left untouched on failure. */
 int pu_parse_uint(const char *s, uint64_t max, uint64_t *ret);
 
-/* pthread_cond_init with a CLOCK_MONOTONIC clock, so that timed waits do not
- * jump with the wall clock. Returns 0 or -errno. */
-int pu_cond_init_monotonic(pthread_cond_t *cond);
-
 /* pthread_create for a plugin's own thread: it starts with every signal
  * blocked, so SIGINT and SIGTERM reach the daemon's threads that handle
  * them and never one that would leave the request loop running, and it is

@@ -13,10 +13,12 @@
  * writes happen one at a time under the store lock and the clock is read
  * under the plugin's lock, so appending a rewritten key at the end keeps the
  * list sorted, every update is O(1), and the next key to expire is always the
- * head whatever `seconds` is. A timer thread sleeps on a CLOCK_MONOTONIC
- * condition variable until the head's deadline (no polling), deletes what is
- * due, and goes back to sleep; it is woken when a key arrives in an empty
- * table, when `seconds` changes and on stop.
+ * head whatever `seconds` is. A timer on the daemon's shared timer loop
+ * (mallafs_timer_*: no thread of the plugin's own) is armed for the head's
+ * deadline (no polling); its callback deletes what is due, at most
+ * TTL_BATCH keys before it lets the owner's other timers run, and arms the
+ * timer again. It is brought forward when a key arrives in an empty table
+ * and when `seconds` changes, and cancelled on stop.
  *
  * Keys the plugin did not see written get "written now" when it first sees
  * them: the keys already in the store at start (their age is unknown; their
@@ -31,11 +33,11 @@
  *
  * Keys added past the chain are found in three ways: at start (a scan of the
  * store); in store_after, which compares the table's size with the store's
- * (op->nkeys) in O(1) and asks the thread for a rescan when they differ; and
+ * (op->nkeys) in O(1) and asks the callback for a rescan when they differ; and
  * by a background rescan one second after start (persist above ttl loads its
  * file right after ttl started) and then every minute while seconds > 0.
  *
- * The thread checks a key's deadline under its own lock, then deletes it
+ * The callback checks a key's deadline under its own lock, then deletes it
  * through the chain. A write landing in between must win: ttl's own
  * store_before recognises its delete (a quiet one, whose refusal stays out
  * of last_error), looks again under the store lock, and refuses it with
@@ -63,6 +65,10 @@
 #define TTL_FIRST_SCAN_NS (1 * NSEC_PER_SEC)
 /* ...and then one this often while keys can expire. */
 #define TTL_SCAN_PERIOD_NS (60 * NSEC_PER_SEC)
+/* Keys one callback expires before it arms the timer again for now, so
+ * that a store where many keys expire at once holds a worker of the loop
+ * for a while, not for the whole sweep. */
+#define TTL_BATCH 256
 
 struct ttl_entry {
 	struct ttl_entry *hnext;       /* hash chain */
@@ -77,8 +83,9 @@ struct ttl {
 	struct mallafs_svc *svc;
 	const struct mallafs_plugin *self;
 
+	struct mallafs_timer *timer; /* armed with lock held: the loop's lock comes after */
+
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* CLOCK_MONOTONIC */
 	/* lock: */
 	struct ttl_entry **buckets;
 	size_t nbuckets; /* a power of two, or 0 */
@@ -88,20 +95,19 @@ struct ttl {
 	uint64_t gen;
 	bool rescan; /* the table may miss keys: scan the store */
 	bool stopping;
-	/* When the sleeping thread wakes by itself (INT64_MAX: only when
-	 * signalled); 0 while it runs, since it looks at everything before it
-	 * sleeps again. */
+	/* When the timer is armed for (INT64_MAX: not armed, it waits to be
+	 * brought forward); 0 while the callback runs or is due now, since it
+	 * looks at everything before it arms the timer again. */
 	int64_t sleep_until;
 	int64_t next_scan; /* background rescan due */
 	int64_t last_scan;
 
-	/* lock: the delete the thread has under way, and the write time it
+	/* lock: the delete the callback has under way, and the write time it
 	 * expires. */
 	const struct mallafs_store_op *expiring;
 	int64_t expiring_written;
 
-	bool thread_started; /* start and stop only */
-	pthread_t thread;
+	bool started; /* start and stop only */
 };
 
 static const struct mallafs_setting ttl_settings[] = {
@@ -111,9 +117,7 @@ static const struct mallafs_setting ttl_settings[] = {
 
 static int64_t now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+	return mallafs_timer_now();
 }
 
 /* ---- the table: a hash of keys threaded on a list in write order ---- */
@@ -218,14 +222,15 @@ static void entry_remove(struct ttl *t, struct ttl_entry *e)
 	free(e);
 }
 
-/* Wakes the thread if it sleeps past when. Hooks call it only on the rare
- * changes that can bring its next wake-up forward (a key in an empty table, a
- * rescan request), so a busy store costs no futex calls. */
+/* Brings the timer forward to when if it is armed for later (lock held).
+ * Hooks call it only on the rare changes that can bring its next run
+ * forward (a key in an empty table, a rescan request), so a busy store costs
+ * no timer calls. The callback looks at everything when it runs. */
 static void wake_before(struct ttl *t, int64_t when)
 {
 	if (t->sleep_until && when < t->sleep_until) {
-		t->sleep_until = 0;
-		pthread_cond_signal(&t->cond);
+		t->sleep_until = when;
+		mallafs_timer_arm(t->timer, when);
 	}
 }
 
@@ -258,7 +263,7 @@ static void table_touch(struct ttl *t, const char *key)
 	e->written = now_ns();
 	e->gen = t->gen;
 	list_append(t, e);
-	/* Any other key's deadline comes after the head's, which the thread
+	/* Any other key's deadline comes after the head's, which the timer
 	 * already waits for. */
 	if (t->count == 1 && t->seconds)
 		wake_before(t, e->written + (int64_t)t->seconds * NSEC_PER_SEC);
@@ -370,17 +375,11 @@ static void rescan(struct ttl *t)
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* ---- the timer thread ---- */
-
-static void ns_to_ts(int64_t ns, struct timespec *ts)
-{
-	ts->tv_sec = (time_t)(ns / NSEC_PER_SEC);
-	ts->tv_nsec = (long)(ns % NSEC_PER_SEC);
-}
+/* ---- the timer's callback ---- */
 
 /* Deletes key through the chain, then settles its entry: gone, or (a plugin
  * refused the delete) postponed by a full period so that a refusing plugin
- * does not make the thread spin. Called and returns with t->lock held. */
+ * does not make the callback spin. Called and returns with t->lock held. */
 static void expire(struct ttl *t, struct ttl_entry *e)
 {
 	int64_t written = e->written;
@@ -433,10 +432,14 @@ static void expire(struct ttl *t, struct ttl_entry *e)
 	pthread_mutex_lock(&t->lock);
 }
 
-static void *ttl_thread(void *arg)
+/* The timer's callback: rescans and expires what is due, then arms the
+ * timer for the next thing due. */
+static void ttl_fire(void *arg)
 {
 	struct ttl *t = arg;
+	unsigned expired = 0;
 	pthread_mutex_lock(&t->lock);
+	t->sleep_until = 0;
 	while (!t->stopping) {
 		int64_t now = now_ns();
 		bool scan_due = (t->rescan && now >= t->last_scan + TTL_RESCAN_GAP_NS) ||
@@ -452,11 +455,15 @@ static void *ttl_thread(void *arg)
 		int64_t wake = INT64_MAX;
 		if (t->seconds && t->oldest) {
 			int64_t deadline = t->oldest->written + (int64_t)t->seconds * NSEC_PER_SEC;
-			if (now >= deadline) {
+			if (now >= deadline && expired == TTL_BATCH) {
+				wake = now; /* the rest on the next run */
+			} else if (now >= deadline) {
 				expire(t, t->oldest);
+				expired++;
 				continue;
+			} else {
+				wake = deadline;
 			}
-			wake = deadline;
 		}
 		if (t->seconds && t->next_scan < wake)
 			wake = t->next_scan;
@@ -464,17 +471,11 @@ static void *ttl_thread(void *arg)
 			wake = t->last_scan + TTL_RESCAN_GAP_NS;
 
 		t->sleep_until = wake;
-		if (wake == INT64_MAX) {
-			pthread_cond_wait(&t->cond, &t->lock);
-		} else {
-			struct timespec ts;
-			ns_to_ts(wake, &ts);
-			pthread_cond_timedwait(&t->cond, &t->lock, &ts);
-		}
-		t->sleep_until = 0;
+		if (wake != INT64_MAX)
+			mallafs_timer_arm(t->timer, wake);
+		break;
 	}
 	pthread_mutex_unlock(&t->lock);
-	return NULL;
 }
 
 /* ---- callbacks ---- */
@@ -484,8 +485,8 @@ static void ttl_fini(void *state)
 	struct ttl *t = state;
 	if (!t)
 		return;
+	mallafs_timer_free(t->timer);
 	table_clear(t);
-	pthread_cond_destroy(&t->cond);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -501,12 +502,12 @@ static int ttl_init(struct mallafs_svc *svc, const struct mallafs_plugin *self, 
 	r = -pthread_mutex_init(&t->lock, NULL);
 	if (r < 0)
 		goto fail_mutex;
-	r = pu_cond_init_monotonic(&t->cond);
+	r = mallafs_timer_new(svc, ttl_fire, t, &t->timer);
 	if (r < 0)
-		goto fail_cond;
+		goto fail_timer;
 	*ret_state = t;
 	return 0;
-fail_cond:
+fail_timer:
 	pthread_mutex_destroy(&t->lock);
 fail_mutex:
 	free(t);
@@ -562,33 +563,35 @@ static int ttl_start(void *state, const struct mallafs_cfg *cfg, struct mallafs_
 	/* Every key already there is "written now": see the top of the file. */
 	rescan(t);
 
+	/* The callback runs now, as the thread did when it started. */
 	pthread_mutex_lock(&t->lock);
 	t->next_scan = now_ns() + TTL_FIRST_SCAN_NS;
-	pthread_mutex_unlock(&t->lock);
-
-	r = pu_thread_start(&t->thread, "mallafs-ttl", ttl_thread, t);
+	r = mallafs_timer_arm(t->timer, now_ns());
 	if (r < 0) {
-		mallafs_reason_set(why, "cannot start the timer thread: %s", strerror(-r));
-		pthread_mutex_lock(&t->lock);
+		t->stopping = true;
 		table_clear(t);
-		pthread_mutex_unlock(&t->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (r < 0) {
+		mallafs_reason_set(why, "cannot arm the expiry timer: %s", strerror(-r));
 		return r;
 	}
-	t->thread_started = true;
+	t->started = true;
 	return 0;
 }
 
 static void ttl_stop(void *state)
 {
 	struct ttl *t = state;
-	if (!t->thread_started)
+	if (!t->started)
 		return;
 	pthread_mutex_lock(&t->lock);
 	t->stopping = true;
-	pthread_cond_signal(&t->cond);
+	t->sleep_until = 0; /* nothing brings the timer forward */
 	pthread_mutex_unlock(&t->lock);
-	pthread_join(t->thread, NULL);
-	t->thread_started = false;
+	/* Waits for a callback under way: none runs after this. */
+	mallafs_timer_cancel(t->timer);
+	t->started = false;
 	/* What the store holds at the next start is all "written" then. */
 	pthread_mutex_lock(&t->lock);
 	table_clear(t);
@@ -604,17 +607,20 @@ static enum mallafs_update ttl_updated(void *state, const struct mallafs_cfg *ol
 		return MALLAFS_UPDATE_ERROR;
 	pthread_mutex_lock(&t->lock);
 	if (t->seconds != seconds) {
-		/* Deadlines are last write + seconds: the thread recomputes them
-		 * from the table as it wakes. */
+		/* Deadlines are last write + seconds: the callback recomputes
+		 * them from the table as it runs (a running one, sleep_until 0,
+		 * reads seconds before it arms the timer again). */
 		t->seconds = seconds;
-		t->sleep_until = 0;
-		pthread_cond_signal(&t->cond);
+		if (t->sleep_until && !t->stopping) {
+			t->sleep_until = 0;
+			mallafs_timer_arm(t->timer, now_ns());
+		}
 	}
 	pthread_mutex_unlock(&t->lock);
 	return MALLAFS_UPDATE_OK;
 }
 
-/* The thread's own delete, checked again now that the store is locked. */
+/* The callback's own delete, checked again now that the store is locked. */
 static int ttl_store_before(void *state, struct mallafs_store_op *op)
 {
 	struct ttl *t = state;

@@ -403,6 +403,43 @@ static void test_switch_checked(void **state)
 	svc_gone(a.svc);
 }
 
+/* A worker of the timer loop acts as the owner for a save, then is the
+ * daemon again: uid, gid and groups as before. */
+static void *as_and_back(void *arg)
+{
+	struct as_arg *a = arg;
+	struct persist_as as;
+	gid_t before[8];
+	int nbefore = getgroups(8, before);
+	assert_int_equal(persist_as_init(&as), 0);
+	assert_int_equal(persist_as_owner(&as, a->svc, &a->why), 0);
+	assert_int_equal(fsuid_of_thread(), t1_uid);
+	a->r = persist_as_daemon(&as, &a->why);
+	persist_as_free(&as);
+	a->ngroups = getgroups(8, a->groups);
+	assert_int_equal(a->ngroups, nbefore);
+	assert_memory_equal(a->groups, before, (size_t)nbefore * sizeof(gid_t));
+	a->fsuid = (uid_t)setfsuid((uid_t)-1);
+	a->fsgid = (gid_t)setfsgid((gid_t)-1);
+	return NULL;
+}
+
+static void test_daemon_again(void **state)
+{
+	struct fixture *f = *state;
+	if (!test_user())
+		skip();
+	struct as_arg a = {.svc = svc_at(f, "api", NULL)};
+	msvc_set_owner(a.svc, t1_uid, t1_gid);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, as_and_back, &a), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(a.r, 0);
+	assert_int_equal(a.fsuid, geteuid());
+	assert_int_equal(a.fsgid, getegid());
+	svc_gone(a.svc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -414,6 +451,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_other_users_file, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_huge_and_odd_files_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_switch_checked, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_daemon_again, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -145,8 +145,8 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	memset(behaviours, 0, sizeof(behaviours));
 	f->reg = mplugreg_new(test_plugins, NULL);
-	f->retry = mretry_new(20, 80);
-	f->slow_retry = mretry_new(60000, 60000);
+	f->retry = mretry_new(20, 80, NULL);
+	f->slow_retry = mretry_new(60000, 60000, NULL);
 	f->env = (struct msvc_env){.plugins = f->reg, .retry = f->retry};
 	f->slow = (struct msvc_env){.plugins = f->reg, .retry = f->slow_retry};
 	*state = f;
@@ -223,19 +223,19 @@ static void gone(struct mallafs_svc *svc)
 
 static void test_delays(void **state)
 {
-	struct mretry *q = mretry_new(0, 0);
+	struct mretry *q = mretry_new(0, 0, NULL);
 	const unsigned want[] = {5000, 10000, 20000, 40000, 80000, 160000, 300000, 300000};
 	for (size_t n = 0; n < MU_ARRAY_SIZE(want); n++)
 		assert_int_equal(mretry_delay_ms(q, n), want[n]);
 	assert_int_equal(mretry_delay_ms(q, UINT64_MAX), 300000);
 	mretry_free(q);
-	q = mretry_new(300, 1000);
+	q = mretry_new(300, 1000, NULL);
 	assert_int_equal(mretry_delay_ms(q, 0), 300);
 	assert_int_equal(mretry_delay_ms(q, 1), 600);
 	assert_int_equal(mretry_delay_ms(q, 2), 1000);
 	mretry_free(q);
 	/* A cap under the base is the base. */
-	q = mretry_new(300, 100);
+	q = mretry_new(300, 100, NULL);
 	assert_int_equal(mretry_delay_ms(q, 5), 300);
 	mretry_free(q);
 }
