@@ -32,6 +32,7 @@
 /* readdir offsets 1 and 2 belong to "." and "..", a file's is its inode + 2 */
 #define NULLFS_DOT_OFFSETS 2
 #define NULLFS_MAX_SIZE ((size_t)1 << 30)
+#define NULLFS_FREE_FILES ((size_t)1 << 20)
 
 struct nfile {
 	fuse_ino_t ino;
@@ -661,9 +662,10 @@ static void nullfs_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_blocks = 1 << 20;
 	sv.f_bfree = sv.f_blocks;
 	sv.f_bavail = sv.f_blocks;
-	sv.f_files = 1 << 20;
+	/* room for as many files again, however many there are */
 	pthread_mutex_lock(&fs->lock);
-	sv.f_ffree = sv.f_files - fs->nfiles;
+	sv.f_ffree = fs->nfiles > NULLFS_FREE_FILES ? fs->nfiles : NULLFS_FREE_FILES;
+	sv.f_files = fs->nfiles + sv.f_ffree;
 	pthread_mutex_unlock(&fs->lock);
 	sv.f_favail = sv.f_ffree;
 	sv.f_namemax = NAME_MAX;
