@@ -8,6 +8,7 @@
 # traps. Mountpoints go in $mounts, FUSE daemons (they exit when unmounted)
 # in $pids, other processes (killed with SIGTERM) in $others.
 
+# shellcheck disable=SC2154 # bench_prog and here: set by the sourcing script
 mount_timeout=10
 # how long a daemon may take to exit once unmounted (it frees every key)
 exit_timeout=120

@@ -8,14 +8,16 @@
 #
 #   scale.sh [--mallafs PATH] [--nullfs PATH] [--scale PATH] [--quick]
 #            [--keys N,N,...] [--ops M] [--ls-runs R] [--ls-budget S]
-#            [--ls-timeout S] [--no-redis]
+#            [--ls-timeout S] [--readdirplus no|yes|auto] [--no-redis]
 #
 # --keys: the N to run (10000,100000,1000000; --quick stops at 100000 and
 # runs each listing once). --ops: random stats and cats per N (10000; 2000
 # with --quick). Each listing runs up to --ls-runs times (3) while the
 # time spent on it stays under --ls-budget seconds (60), and the best is
 # kept; one that takes over --ls-timeout seconds (600) is stopped and shown
-# as over that.
+# as over that. --readdirplus: how nullfs lists (its -o readdirplus; no:
+# readdir alone, as by default): give mallafs's mode to compare like with
+# like.
 #
 # Every target is mounted afresh for each N and unmounted after it. The
 # kernel's dentries and inodes are dropped (drop_caches = 2) before each
@@ -46,13 +48,14 @@ ls_runs=""
 ls_budget=60
 ls_timeout=600
 use_redis=1
+readdirplus=no
 # one create, stat or cat pass; a hung daemon must not hang the run
 op_timeout=3600
 # the first keys, timed against the last ones
 probe=1000
 
 usage() {
-	sed -n '2,31s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 while [ $# -gt 0 ]; do
@@ -69,6 +72,7 @@ while [ $# -gt 0 ]; do
 	--ls-runs) ls_runs=${2:?--ls-runs needs a number}; shift 2 ;;
 	--ls-budget) ls_budget=${2:?--ls-budget needs seconds}; shift 2 ;;
 	--ls-timeout) ls_timeout=${2:?--ls-timeout needs seconds}; shift 2 ;;
+	--readdirplus) readdirplus=${2:?--readdirplus needs no, yes or auto}; shift 2 ;;
 	--no-redis) use_redis=0; shift ;;
 	--quick) quick=1; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -109,6 +113,10 @@ for n in "${wanted[@]}"; do
 	[ "$quick" -eq 0 ] || [ "$n" -le 100000 ] || continue
 	counts+=("$n")
 done
+case "$readdirplus" in
+no | yes | auto) ;;
+*) die "bad --readdirplus: $readdirplus (no, yes or auto)" ;;
+esac
 [ ${#counts[@]} -gt 0 ] || die "no key count left to run (--quick stops at 100000)"
 for v in "$ops" "$ls_runs" "$ls_budget" "$ls_timeout"; do
 	[[ "$v" =~ ^[1-9][0-9]*$ ]] || die "bad number: $v"
@@ -188,6 +196,18 @@ list() {
 	R[$n,$name,${what}_entry]=$(awk -v t="$best" -v n="$n" 'BEGIN { printf "%.2f", t / 1e3 / n }')
 }
 
+# stat_cat N NAME OUT KEYS SUFFIX: random stats, then cats, of the first
+# KEYS keys, each after dropping the caches, into R[N,NAME,stat|cat SUFFIX]
+stat_cat() {
+	local n=$1 name=$2 out=$3 keys=$4 suffix=$5 what
+	for what in stat cat; do
+		drop_caches "$pid"
+		drive "$name" "$out" "$what" --keys "$keys" --ops "$((ops < keys ? ops : keys))" "$dir"
+		R[$n,$name,$what$suffix]=$(field "$out" "$what" median_us)
+	done
+	R[$n,$name,stat_again$suffix]=$(field "$out" stat_again median_us)
+}
+
 # mount_target N NAME: a fresh mount of NAME for N keys; sets $dir, and $pid
 # for a daemon
 mount_target() {
@@ -204,7 +224,8 @@ mount_target() {
 		;;
 	nullfs)
 		# default_permissions, as mallafs always has it
-		start_fuse nullfs "$mnt" "$work/nullfs.log" "$nullfs" -o default_permissions "$mnt"
+		start_fuse nullfs "$mnt" "$work/nullfs.log" "$nullfs" \
+			-o "default_permissions,readdirplus=$readdirplus" "$mnt"
 		pid=$started_pid
 		dir=$mnt
 		;;
@@ -231,12 +252,7 @@ run_target() {
 	R[$n,$name,create_first]=$(field "$out" create_first1k median_us)
 	if [ "$n" -gt "$probe" ]; then
 		# the cost of a stat and a cat while the folder holds 1,000 keys
-		drop_caches "$pid"
-		drive "$name" "$out.1k" stat --keys "$probe" --ops "$((ops < probe ? ops : probe))" "$dir"
-		drop_caches "$pid"
-		drive "$name" "$out.1k" cat --keys "$probe" --ops "$((ops < probe ? ops : probe))" "$dir"
-		R[$n,$name,stat_1k]=$(field "$out.1k" stat median_us)
-		R[$n,$name,cat_1k]=$(field "$out.1k" cat median_us)
+		stat_cat "$n" "$name" "$out.1k" "$probe" _1k
 		drive "$name" "$out" create --from "$probe" --to "$n" "$dir"
 	fi
 	R[$n,$name,create_last]=$(field "$out" create_last1k median_us | tail -n 1)
@@ -257,13 +273,7 @@ run_target() {
 	list "$n" "$name" "$dir" ls_f -f $((n + 2))
 	list "$n" "$name" "$dir" ls_l -l $((n + 1))
 
-	drop_caches "$pid"
-	drive "$name" "$out" stat --keys "$n" --ops "$ops" "$dir"
-	drop_caches "$pid"
-	drive "$name" "$out" cat --keys "$n" --ops "$ops" "$dir"
-	R[$n,$name,stat]=$(field "$out" stat median_us)
-	R[$n,$name,stat_again]=$(field "$out" stat_again median_us)
-	R[$n,$name,cat]=$(field "$out" cat median_us)
+	stat_cat "$n" "$name" "$out" "$n" ""
 
 	if [ -n "$pid" ]; then
 		kill -0 "$pid" 2>/dev/null || die "$name died during the run"
@@ -408,7 +418,8 @@ summary_table() {
 
 echo "mallafs scale benchmark: $(uname -srm), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "keys: ${counts[*]}; $ops random stats and cats; listings: best of up to $ls_runs" \
-	"within ${ls_budget} s; targets: ${targets[*]}${redis:+ and redis-server}"
+	"within ${ls_budget} s; nullfs readdirplus=$readdirplus;" \
+	"targets: ${targets[*]}${redis:+ and redis-server}"
 echo
 
 for n in "${counts[@]}"; do
