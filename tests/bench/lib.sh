@@ -17,6 +17,17 @@ mounts=()
 pids=()
 others=()
 
+# take_path VAR ARG [NEXT]: for an option "--x PATH" or "--x=PATH" in ARG
+# (and NEXT), sets VAR to PATH and $taken to how many arguments it used
+# shellcheck disable=SC2034 # var names the caller's; taken is the caller's
+take_path() {
+	local -n var=$1
+	case "$2" in
+	*=*) var=${2#*=}; taken=1 ;;
+	*) var=${3:?$2 needs a path}; taken=2 ;;
+	esac
+}
+
 die() {
 	echo "$bench_prog: $*" >&2
 	exit 1

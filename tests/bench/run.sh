@@ -42,14 +42,10 @@ usage() {
 
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--mallafs) mallafs=${2:?--mallafs needs a path}; shift 2 ;;
-	--mallafs=*) mallafs=${1#*=}; shift ;;
-	--nullfs) nullfs=${2:?--nullfs needs a path}; shift 2 ;;
-	--nullfs=*) nullfs=${1#*=}; shift ;;
-	--bench) bench=${2:?--bench needs a path}; shift 2 ;;
-	--bench=*) bench=${1#*=}; shift ;;
-	--watchlat) watchlat=${2:?--watchlat needs a path}; shift 2 ;;
-	--watchlat=*) watchlat=${1#*=}; shift ;;
+	--mallafs | --mallafs=*) take_path mallafs "$@"; shift "$taken" ;;
+	--nullfs | --nullfs=*) take_path nullfs "$@"; shift "$taken" ;;
+	--bench | --bench=*) take_path bench "$@"; shift "$taken" ;;
+	--watchlat | --watchlat=*) take_path watchlat "$@"; shift "$taken" ;;
 	--rounds) rounds=${2:?--rounds needs a number}; shift 2 ;;
 	--iterations) iterations=${2:?--iterations needs a number}; shift 2 ;;
 	--keys) keys=${2:?--keys needs a number}; shift 2 ;;

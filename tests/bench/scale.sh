@@ -60,12 +60,9 @@ usage() {
 
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--mallafs) mallafs=${2:?--mallafs needs a path}; shift 2 ;;
-	--mallafs=*) mallafs=${1#*=}; shift ;;
-	--nullfs) nullfs=${2:?--nullfs needs a path}; shift 2 ;;
-	--nullfs=*) nullfs=${1#*=}; shift ;;
-	--scale) scale=${2:?--scale needs a path}; shift 2 ;;
-	--scale=*) scale=${1#*=}; shift ;;
+	--mallafs | --mallafs=*) take_path mallafs "$@"; shift "$taken" ;;
+	--nullfs | --nullfs=*) take_path nullfs "$@"; shift "$taken" ;;
+	--scale | --scale=*) take_path scale "$@"; shift "$taken" ;;
 	--keys) keys_list=${2:?--keys needs N,N,...}; shift 2 ;;
 	--keys=*) keys_list=${1#*=}; shift ;;
 	--ops) ops=${2:?--ops needs a number}; shift 2 ;;
