@@ -15,10 +15,11 @@ cd "$here"
 # libtsan2: gcc's ThreadSanitizer runtime (build-essential brings it on
 # amd64; named because the TSan pass needs it). clang and libclang-rt-14-dev
 # (libFuzzer and clang's sanitizer runtimes, only recommended by clang, so
-# named): the fuzz pass.
+# named): the fuzz pass. redis-server (it brings redis-tools): the memory
+# comparison of the scale benchmark (tests/bench/scale.sh); no test needs it.
 packages=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libinih-dev
 	libcmocka-dev inotify-tools valgrind util-linux procps psmisc libtsan2
-	clang-format git clang libclang-rt-14-dev)
+	clang-format git clang libclang-rt-14-dev redis-server)
 
 install_missing() {
 	local missing=()

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "samples.h"
+
 #define CAT_SIZE 4096
 #define KEY_SIZE 100
 #define ECHO_TEXT "hello\n"
@@ -44,86 +46,6 @@ struct bench {
 	size_t base_entries;
 	char value[CAT_SIZE];
 };
-
-struct samples {
-	const char *op;
-	double *us;
-	size_t n;
-	size_t cap;
-};
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int samples_init(struct samples *s, const char *op, size_t cap)
-{
-	s->op = op;
-	s->n = 0;
-	s->cap = cap;
-	s->us = malloc((cap ? cap : 1) * sizeof(*s->us));
-	return s->us ? 0 : -ENOMEM;
-}
-
-static void samples_add(struct samples *s, uint64_t start, uint64_t end)
-{
-	if (s->n < s->cap)
-		s->us[s->n++] = (double)(end - start) / 1000.0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static void samples_report(struct samples *s)
-{
-	double sum = 0, median, p99;
-	size_t i, k;
-
-	if (s->n == 0)
-		return;
-	qsort(s->us, s->n, sizeof(*s->us), cmp_double);
-	for (i = 0; i < s->n; i++)
-		sum += s->us[i];
-	median = s->n % 2 ? s->us[s->n / 2] : (s->us[s->n / 2 - 1] + s->us[s->n / 2]) / 2;
-	/* nearest rank: the smallest sample with 99% of them at or below it */
-	k = (s->n * 99 + 99) / 100;
-	p99 = s->us[k ? k - 1 : 0];
-	printf("op=%s median_us=%.2f p99_us=%.2f mean_us=%.2f n=%zu\n", s->op, median, p99,
-	       sum / (double)s->n, s->n);
-	fflush(stdout);
-}
-
-static void samples_free(struct samples *s)
-{
-	free(s->us);
-	s->us = NULL;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static int put_file(struct bench *b, const char *name, int flags, const char *buf, size_t len)
 {
@@ -365,21 +287,6 @@ static int clean(struct bench *b, size_t *ret_found)
 	return rc;
 }
 
-static int parse_size(const char *arg, const char *name, size_t min, size_t *ret)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(arg, &end, 10);
-	if (errno || end == arg || *end || arg[0] == '-' || v < min || v > SIZE_MAX / 100) {
-		fprintf(stderr, "mallafs-bench: bad %s: %s\n", name, arg);
-		return -EINVAL;
-	}
-	*ret = (size_t)v;
-	return 0;
-}
-
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: mallafs-bench [--iterations N] [--keys N] [--rounds N] [--lists N] "
@@ -413,16 +320,16 @@ int main(int argc, char *argv[])
 	while ((c = getopt_long(argc, argv, "i:k:r:l:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
-			rc = parse_size(optarg, "--iterations", 1, &b.iterations);
+			rc = parse_size("mallafs-bench", optarg, "--iterations", 1, &b.iterations);
 			break;
 		case 'k':
-			rc = parse_size(optarg, "--keys", 1, &b.keys);
+			rc = parse_size("mallafs-bench", optarg, "--keys", 1, &b.keys);
 			break;
 		case 'r':
-			rc = parse_size(optarg, "--rounds", 1, &b.rounds);
+			rc = parse_size("mallafs-bench", optarg, "--rounds", 1, &b.rounds);
 			break;
 		case 'l':
-			rc = parse_size(optarg, "--lists", 1, &b.lists);
+			rc = parse_size("mallafs-bench", optarg, "--lists", 1, &b.lists);
 			break;
 		case 'h':
 			usage(stdout);

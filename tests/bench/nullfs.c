@@ -8,315 +8,24 @@
  *
  *     nullfs [-s] [-d] [-o OPTION] MOUNTPOINT
  *
- * It always runs in the foreground, until unmounted or SIGINT/SIGTERM.
+ * It always runs in the foreground, until unmounted or SIGINT/SIGTERM. It
+ * answers readdirplus only with -o readdirplus=yes (always) or auto (the
+ * kernel's adaptive mode); by default it lists with readdir alone.
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
-#define NULLFS_TIMEOUT 1.0
-#define NULLFS_MIN_BUCKETS 64
-/* readdir offsets 1 and 2 belong to "." and "..", a file's is its inode + 2 */
-#define NULLFS_DOT_OFFSETS 2
-#define NULLFS_MAX_SIZE ((size_t)1 << 30)
-
-struct nfile {
-	fuse_ino_t ino;
-	char *name;
-	char *data;
-	size_t size;
-	size_t cap;
-	mode_t mode;
-	uid_t uid;
-	gid_t gid;
-	struct timespec atime;
-	struct timespec mtime;
-	struct timespec ctime;
-	uint64_t nlookup;
-	/* keep_cache is safe only if nothing changed since the last open */
-	uint64_t version;
-	uint64_t open_version;
-	bool linked;
-	struct nfile *name_next;
-	struct nfile *ino_next;
-	/* the folder's order is inode order, which gives readdir stable offsets */
-	struct nfile *prev;
-	struct nfile *next;
-};
-
-struct nullfs {
-	pthread_mutex_t lock;
-	/* every file is in by_ino until forgotten, only linked ones in by_name */
-	struct nfile **by_name;
-	struct nfile **by_ino;
-	size_t nbuckets;
-	size_t nfiles;
-	size_t nlinked;
-	struct nfile *head;
-	struct nfile *tail;
-	fuse_ino_t next_ino;
-	uid_t uid;
-	gid_t gid;
-	struct timespec root_mtime;
-};
-
-static size_t name_hash(const char *name)
-{
-	/* FNV-1a */
-	uint64_t h = 14695981039346656037ULL;
-
-	for (; *name; name++) {
-		h ^= (unsigned char)*name;
-		h *= 1099511628211ULL;
-	}
-	return (size_t)h;
-}
-
-static size_t ino_slot(const struct nullfs *fs, fuse_ino_t ino)
-{
-	/* inodes are handed out in sequence, so the low bits spread them evenly */
-	return (size_t)ino & (fs->nbuckets - 1);
-}
-
-static size_t name_slot(const struct nullfs *fs, const char *name)
-{
-	return name_hash(name) & (fs->nbuckets - 1);
-}
-
-static struct nfile *find_ino(struct nullfs *fs, fuse_ino_t ino)
-{
-	struct nfile *f;
-
-	for (f = fs->by_ino[ino_slot(fs, ino)]; f; f = f->ino_next)
-		if (f->ino == ino)
-			return f;
-	return NULL;
-}
-
-static struct nfile *find_name(struct nullfs *fs, const char *name)
-{
-	struct nfile *f;
-
-	for (f = fs->by_name[name_slot(fs, name)]; f; f = f->name_next)
-		if (strcmp(f->name, name) == 0)
-			return f;
-	return NULL;
-}
-
-static int grow(struct nullfs *fs)
-{
-	size_t n = fs->nbuckets * 2, i;
-	struct nfile **by_name, **by_ino, *f, *next;
-	struct nfile **old_name = fs->by_name, **old_ino = fs->by_ino;
-	size_t old_n = fs->nbuckets;
-
-	by_name = calloc(n, sizeof(*by_name));
-	by_ino = calloc(n, sizeof(*by_ino));
-	if (!by_name || !by_ino) {
-		free(by_name);
-		free(by_ino);
-		return -ENOMEM;
-	}
-	fs->by_name = by_name;
-	fs->by_ino = by_ino;
-	fs->nbuckets = n;
-	for (i = 0; i < old_n; i++) {
-		for (f = old_ino[i]; f; f = next) {
-			next = f->ino_next;
-			f->ino_next = by_ino[ino_slot(fs, f->ino)];
-			by_ino[ino_slot(fs, f->ino)] = f;
-		}
-		for (f = old_name[i]; f; f = next) {
-			next = f->name_next;
-			f->name_next = by_name[name_slot(fs, f->name)];
-			by_name[name_slot(fs, f->name)] = f;
-		}
-	}
-	free(old_name);
-	free(old_ino);
-	return 0;
-}
-
-static void now(struct timespec *ts)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-}
-
-static int file_new(struct nullfs *fs, const char *name, mode_t mode, uid_t uid, gid_t gid,
-                    struct nfile **ret_file)
-{
-	struct nfile *f;
-	size_t slot;
-
-	if (fs->nfiles >= fs->nbuckets && grow(fs) < 0)
-		return -ENOMEM;
-	f = calloc(1, sizeof(*f));
-	if (!f)
-		return -ENOMEM;
-	f->name = strdup(name);
-	if (!f->name) {
-		free(f);
-		return -ENOMEM;
-	}
-	f->ino = fs->next_ino++;
-	f->mode = S_IFREG | (mode & 07777);
-	f->uid = uid;
-	f->gid = gid;
-	now(&f->mtime);
-	f->atime = f->ctime = f->mtime;
-	f->linked = true;
-
-	slot = ino_slot(fs, f->ino);
-	f->ino_next = fs->by_ino[slot];
-	fs->by_ino[slot] = f;
-	slot = name_slot(fs, f->name);
-	f->name_next = fs->by_name[slot];
-	fs->by_name[slot] = f;
-	f->prev = fs->tail;
-	if (fs->tail)
-		fs->tail->next = f;
-	else
-		fs->head = f;
-	fs->tail = f;
-	fs->nfiles++;
-	fs->nlinked++;
-	fs->root_mtime = f->mtime;
-	*ret_file = f;
-	return 0;
-}
-
-static void file_unlink(struct nullfs *fs, struct nfile *f)
-{
-	struct nfile **p;
-
-	for (p = &fs->by_name[name_slot(fs, f->name)]; *p != f; p = &(*p)->name_next)
-		;
-	*p = f->name_next;
-	if (f->prev)
-		f->prev->next = f->next;
-	else
-		fs->head = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	else
-		fs->tail = f->prev;
-	f->prev = f->next = f->name_next = NULL;
-	f->linked = false;
-	fs->nlinked--;
-	now(&fs->root_mtime);
-	f->ctime = fs->root_mtime;
-}
-
-static void file_free(struct nfile *f)
-{
-	if (!f)
-		return;
-	free(f->name);
-	free(f->data);
-	free(f);
-}
-
-/* the kernel holds no more references and no folder lists it */
-static void file_drop(struct nullfs *fs, struct nfile *f)
-{
-	struct nfile **p;
-
-	for (p = &fs->by_ino[ino_slot(fs, f->ino)]; *p != f; p = &(*p)->ino_next)
-		;
-	*p = f->ino_next;
-	fs->nfiles--;
-	file_free(f);
-}
-
-static void forget_one(struct nullfs *fs, fuse_ino_t ino, uint64_t nlookup)
-{
-	struct nfile *f = find_ino(fs, ino);
-
-	if (!f)
-		return;
-	f->nlookup -= nlookup < f->nlookup ? nlookup : f->nlookup;
-	if (f->nlookup == 0 && !f->linked)
-		file_drop(fs, f);
-}
-
-static int file_resize(struct nfile *f, size_t size)
-{
-	char *data;
-	size_t cap;
-
-	if (size > NULLFS_MAX_SIZE)
-		return -EFBIG;
-	if (size > f->cap) {
-		/* exact for the first write, so small values cost what they hold */
-		cap = f->cap * 2 > size ? f->cap * 2 : size;
-		data = realloc(f->data, cap);
-		if (!data)
-			return -ENOMEM;
-		f->data = data;
-		f->cap = cap;
-	}
-	if (size > f->size)
-		memset(f->data + f->size, 0, size - f->size);
-	f->size = size;
-	return 0;
-}
-
-static void file_changed(struct nfile *f)
-{
-	f->version++;
-	now(&f->mtime);
-	f->ctime = f->mtime;
-}
-
-static void fill_attr(const struct nullfs *fs, const struct nfile *f, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_blksize = 4096;
-	if (!f) {
-		st->st_ino = FUSE_ROOT_ID;
-		st->st_mode = S_IFDIR | 0755;
-		st->st_nlink = 2;
-		st->st_uid = fs->uid;
-		st->st_gid = fs->gid;
-		st->st_atim = st->st_mtim = st->st_ctim = fs->root_mtime;
-		return;
-	}
-	st->st_ino = f->ino;
-	st->st_mode = f->mode;
-	st->st_nlink = f->linked ? 1 : 0;
-	st->st_uid = f->uid;
-	st->st_gid = f->gid;
-	st->st_size = (off_t)f->size;
-	st->st_blocks = (blkcnt_t)((f->size + 511) / 512);
-	st->st_atim = f->atime;
-	st->st_mtim = f->mtime;
-	st->st_ctim = f->ctime;
-}
-
-/* takes a lookup reference, as the kernel will forget it later */
-static void fill_entry(const struct nullfs *fs, struct nfile *f, struct fuse_entry_param *e)
-{
-	memset(e, 0, sizeof(*e));
-	e->ino = f->ino;
-	e->generation = 1;
-	e->attr_timeout = NULLFS_TIMEOUT;
-	e->entry_timeout = NULLFS_TIMEOUT;
-	fill_attr(fs, f, &e->attr);
-	f->nlookup++;
-}
+#include "nullfs.h"
 
 static struct nullfs *fs_of(fuse_req_t req)
 {
@@ -588,16 +297,31 @@ static void nullfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 	fuse_reply_err(req, 0);
 }
 
-static size_t add_dirent(fuse_req_t req, char *buf, size_t room, const char *name, fuse_ino_t ino,
-                         mode_t mode, off_t next_off)
+/*
+ * One entry into buf, the root's when f is NULL ("." and ".."). With plus,
+ * a file's comes with its attributes and a lookup reference, taken only if
+ * it fits; "." and ".." come with none, as the kernel forgets none for them.
+ */
+static size_t add_dirent(fuse_req_t req, struct nullfs *fs, bool plus, char *buf, size_t room,
+                         const char *name, struct nfile *f, off_t next_off)
 {
-	struct stat st = {.st_ino = ino, .st_mode = mode};
+	struct fuse_entry_param e;
+	size_t len;
 
-	return fuse_add_direntry(req, buf, room, name, &st, next_off);
+	memset(&e, 0, sizeof(e));
+	e.attr.st_ino = f ? f->ino : FUSE_ROOT_ID;
+	e.attr.st_mode = f ? S_IFREG : S_IFDIR;
+	if (!plus)
+		return fuse_add_direntry(req, buf, room, name, &e.attr, next_off);
+	if (f)
+		fill_entry(fs, f, &e);
+	len = fuse_add_direntry_plus(req, buf, room, name, &e, next_off);
+	if (f && len > room)
+		f->nlookup--;
+	return len;
 }
 
-static void nullfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                           struct fuse_file_info *fi)
+static void list_root(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	struct nullfs *fs = fs_of(req);
 	struct nfile *f, *last;
@@ -614,13 +338,13 @@ static void nullfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 		return;
 	}
 	if (off < 1) {
-		len = add_dirent(req, buf + pos, size - pos, ".", FUSE_ROOT_ID, S_IFDIR, 1);
+		len = add_dirent(req, fs, plus, buf + pos, size - pos, ".", NULL, 1);
 		if (len > size - pos)
 			goto reply;
 		pos += len;
 	}
 	if (off < 2) {
-		len = add_dirent(req, buf + pos, size - pos, "..", FUSE_ROOT_ID, S_IFDIR, 2);
+		len = add_dirent(req, fs, plus, buf + pos, size - pos, "..", NULL, 2);
 		if (len > size - pos)
 			goto reply;
 		pos += len;
@@ -638,7 +362,7 @@ static void nullfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 				f = f->next;
 	}
 	for (; f; f = f->next) {
-		len = add_dirent(req, buf + pos, size - pos, f->name, f->ino, S_IFREG,
+		len = add_dirent(req, fs, plus, buf + pos, size - pos, f->name, f,
 		                 (off_t)(f->ino + NULLFS_DOT_OFFSETS));
 		if (len > size - pos)
 			break;
@@ -648,6 +372,31 @@ static void nullfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 reply:
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
+}
+
+static void nullfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+	list_root(req, ino, size, off, false);
+}
+
+static void nullfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                               struct fuse_file_info *fi)
+{
+	list_root(req, ino, size, off, true);
+}
+
+/* readdirplus only when asked for with -o readdirplus=yes or auto */
+static void nullfs_init_conn(void *userdata, struct fuse_conn_info *conn)
+{
+	struct nullfs *fs = userdata;
+	const char *mode = fs->readdirplus ? fs->readdirplus : "no";
+
+	conn->want &= ~(unsigned)(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+	if (strcmp(mode, "yes") == 0 || strcmp(mode, "auto") == 0)
+		conn->want |= FUSE_CAP_READDIRPLUS & conn->capable;
+	if (strcmp(mode, "auto") == 0)
+		conn->want |= FUSE_CAP_READDIRPLUS_AUTO & conn->capable;
 }
 
 static void nullfs_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -661,9 +410,10 @@ static void nullfs_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_blocks = 1 << 20;
 	sv.f_bfree = sv.f_blocks;
 	sv.f_bavail = sv.f_blocks;
-	sv.f_files = 1 << 20;
+	/* room for as many files again, however many there are */
 	pthread_mutex_lock(&fs->lock);
-	sv.f_ffree = sv.f_files - fs->nfiles;
+	sv.f_ffree = fs->nfiles > NULLFS_FREE_FILES ? fs->nfiles : NULLFS_FREE_FILES;
+	sv.f_files = fs->nfiles + sv.f_ffree;
 	pthread_mutex_unlock(&fs->lock);
 	sv.f_favail = sv.f_ffree;
 	sv.f_namemax = NAME_MAX;
@@ -688,43 +438,15 @@ static const struct fuse_lowlevel_ops nullfs_ops = {
         .unlink = nullfs_unlink,
         .release = nullfs_release,
         .readdir = nullfs_readdir,
+        .readdirplus = nullfs_readdirplus,
+        .init = nullfs_init_conn,
         .statfs = nullfs_statfs,
 };
 
-static int nullfs_init(struct nullfs *fs)
-{
-	memset(fs, 0, sizeof(*fs));
-	fs->nbuckets = NULLFS_MIN_BUCKETS;
-	fs->by_name = calloc(fs->nbuckets, sizeof(*fs->by_name));
-	fs->by_ino = calloc(fs->nbuckets, sizeof(*fs->by_ino));
-	if (!fs->by_name || !fs->by_ino) {
-		free(fs->by_name);
-		free(fs->by_ino);
-		return -ENOMEM;
-	}
-	pthread_mutex_init(&fs->lock, NULL);
-	fs->next_ino = FUSE_ROOT_ID + 1;
-	fs->uid = getuid();
-	fs->gid = getgid();
-	now(&fs->root_mtime);
-	return 0;
-}
-
-static void nullfs_fini(struct nullfs *fs)
-{
-	struct nfile *f, *next;
-	size_t i;
-
-	for (i = 0; i < fs->nbuckets; i++) {
-		for (f = fs->by_ino[i]; f; f = next) {
-			next = f->ino_next;
-			file_free(f);
-		}
-	}
-	free(fs->by_name);
-	free(fs->by_ino);
-	pthread_mutex_destroy(&fs->lock);
-}
+static const struct fuse_opt nullfs_opts[] = {
+        {"readdirplus=%s", offsetof(struct nullfs, readdirplus), 0},
+        FUSE_OPT_END,
+};
 
 int main(int argc, char *argv[])
 {
@@ -758,6 +480,14 @@ int main(int argc, char *argv[])
 	if (nullfs_init(&fs) < 0) {
 		fprintf(stderr, "nullfs: out of memory\n");
 		goto out_args;
+	}
+	if (fuse_opt_parse(&args, &fs, nullfs_opts, NULL) != 0)
+		goto out_fs;
+	if (fs.readdirplus && strcmp(fs.readdirplus, "no") != 0 &&
+	    strcmp(fs.readdirplus, "yes") != 0 && strcmp(fs.readdirplus, "auto") != 0) {
+		fprintf(stderr, "nullfs: readdirplus=%s: expected no, yes or auto\n",
+		        fs.readdirplus);
+		goto out_fs;
 	}
 	se = fuse_session_new(&args, &nullfs_ops, sizeof(nullfs_ops), &fs);
 	if (!se)

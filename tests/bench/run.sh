@@ -20,6 +20,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+bench_prog=run.sh
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
 mallafs=""
 nullfs=""
 bench=""
@@ -31,28 +34,18 @@ iterations=""
 keys=""
 mem_keys=10000
 mem_value_size=100
-mount_timeout=10
 bench_timeout=900
 
 usage() {
 	sed -n '2,18s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
-die() {
-	echo "run.sh: $*" >&2
-	exit 1
-}
-
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--mallafs) mallafs=${2:?--mallafs needs a path}; shift 2 ;;
-	--mallafs=*) mallafs=${1#*=}; shift ;;
-	--nullfs) nullfs=${2:?--nullfs needs a path}; shift 2 ;;
-	--nullfs=*) nullfs=${1#*=}; shift ;;
-	--bench) bench=${2:?--bench needs a path}; shift 2 ;;
-	--bench=*) bench=${1#*=}; shift ;;
-	--watchlat) watchlat=${2:?--watchlat needs a path}; shift 2 ;;
-	--watchlat=*) watchlat=${1#*=}; shift ;;
+	--mallafs | --mallafs=*) take_path mallafs "$@"; shift "$taken" ;;
+	--nullfs | --nullfs=*) take_path nullfs "$@"; shift "$taken" ;;
+	--bench | --bench=*) take_path bench "$@"; shift "$taken" ;;
+	--watchlat | --watchlat=*) take_path watchlat "$@"; shift "$taken" ;;
 	--rounds) rounds=${2:?--rounds needs a number}; shift 2 ;;
 	--iterations) iterations=${2:?--iterations needs a number}; shift 2 ;;
 	--keys) keys=${2:?--keys needs a number}; shift 2 ;;
@@ -62,25 +55,6 @@ while [ $# -gt 0 ]; do
 	*) usage >&2; exit 2 ;;
 	esac
 done
-
-# Finds a helper binary: the given path, else next to this script or in the
-# usual meson build folders, else on PATH.
-find_bin() {
-	local given=$1 name=$2 c
-	if [ -n "$given" ]; then
-		[ -x "$given" ] || die "$given: not an executable"
-		realpath "$given"
-		return
-	fi
-	for c in "$here/$name" "$here/../../build/tests/bench/$name" \
-		"$here/../../builddir/tests/bench/$name"; do
-		if [ -x "$c" ]; then
-			realpath "$c"
-			return
-		fi
-	done
-	command -v "$name" || die "$name not found: pass --${name#mallafs-} PATH"
-}
 
 nullfs=$(find_bin "$nullfs" nullfs)
 bench=$(find_bin "$bench" mallafs-bench)
@@ -109,91 +83,7 @@ if [ -z "$rounds" ]; then
 fi
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "bad --rounds: $rounds"
 
-work=$(mktemp -d /tmp/mallafs-bench.XXXXXX)
-mounts=()  # every mountpoint we mounted, in order
-pids=()    # every daemon we started
-
-is_mounted() {
-	# /proc/mounts, not mountpoint(1): a dead FUSE daemon leaves a mount that
-	# stat() fails on
-	awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/mounts
-}
-
-cleanup() {
-	local rc=$? m pid i log
-	trap - EXIT INT TERM
-	set +e
-	if [ "$rc" -ne 0 ]; then
-		for log in "$work"/*.log; do
-			[ -s "$log" ] || continue
-			echo "run.sh: last lines of $(basename "$log" .log)'s stderr:" >&2
-			tail -n 20 "$log" >&2
-		done
-	fi
-	for m in "${mounts[@]}"; do
-		if is_mounted "$m"; then
-			umount "$m" 2>/dev/null || fusermount3 -u "$m" 2>/dev/null ||
-				umount -l "$m" 2>/dev/null ||
-				echo "run.sh: could not unmount $m" >&2
-		fi
-	done
-	for pid in "${pids[@]}"; do
-		# unmounting ends the daemon's loop; give it time to exit cleanly
-		for i in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			echo "run.sh: daemon $pid still running, killing it" >&2
-			kill -TERM "$pid" 2>/dev/null
-			sleep 0.5
-			kill -KILL "$pid" 2>/dev/null
-		fi
-		wait "$pid" 2>/dev/null
-	done
-	for m in "${mounts[@]}"; do
-		if is_mounted "$m"; then
-			echo "run.sh: $m is still mounted, keeping $work" >&2
-			[ "$rc" -ne 0 ] || rc=1
-			exit "$rc"
-		fi
-	done
-	rm -rf --one-file-system "$work"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Starts a FUSE daemon in the foreground, in the background, and waits until
-# its mount is up, failing early if the daemon dies. Sets $started_pid.
-start_fuse() {
-	local name=$1 mnt=$2 log=$3 i
-	shift 3
-	mkdir -p "$mnt"
-	"$@" >"$log" 2>&1 &
-	started_pid=$!
-	pids+=("$started_pid")
-	mounts+=("$mnt")
-	for i in $(seq $((mount_timeout * 20))); do
-		if ! kill -0 "$started_pid" 2>/dev/null; then
-			cat "$log" >&2
-			die "$name exited before mounting $mnt"
-		fi
-		if mountpoint -q "$mnt"; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	cat "$log" >&2
-	die "$name did not mount $mnt within ${mount_timeout}s"
-}
-
-# rss_kib PID FIELD: VmRSS or VmHWM of PID, in KiB
-rss_kib() {
-	awk -v f="$2:" '$1 == f { print $2; found = 1 } END { exit !found }' \
-		"/proc/$1/status" || die "no $2 for process $1"
-}
+bench_setup mallafs-bench
 
 # Measures a daemon's memory: before, and after $mem_keys keys of
 # $mem_value_size bytes, which it then removes, into mem_*[NAME], in KiB.
@@ -293,12 +183,6 @@ median() {
 		sub(/^median_us=/, "", $2)
 		if (best == "" || $2 + 0 < best + 0) best = $2
 	} END { if (best != "") print best }' "$work/$2".*.out
-}
-
-# ratio A B: A/B to two decimals, "-" when either is missing or B is zero
-ratio() {
-	awk -v a="$1" -v b="$2" 'BEGIN {
-		if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'
 }
 
 ops=$(awk -F'[= ]' '/^op=/ { print $2 }' "$work/tmpfs.1.out")

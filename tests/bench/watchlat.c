@@ -40,20 +40,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "samples.h"
+
 #define WARMUP 10
 /* The writer waits this long after the waiter is told to wait, so that the
  * waiter is asleep in poll() when the change comes. */
 #define ARM_NS 1000000L
 /* Silence after the setup before the first round. */
 #define QUIET_MS 100
-
-struct samples {
-	const char *op;
-	double *us;
-	size_t n;
-	size_t cap;
-	size_t missed;
-};
 
 struct lat {
 	const char *mount;
@@ -72,59 +66,14 @@ struct lat {
 	int write_err;
 };
 
-static uint64_t now_ns(void)
+static void report(struct samples *s)
 {
-	struct timespec ts;
+	struct summary sum;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int samples_init(struct samples *s, const char *op, size_t cap)
-{
-	memset(s, 0, sizeof(*s));
-	s->op = op;
-	s->cap = cap;
-	s->us = malloc((cap ? cap : 1) * sizeof(*s->us));
-	return s->us ? 0 : -ENOMEM;
-}
-
-static void samples_add(struct samples *s, uint64_t start, uint64_t end)
-{
-	if (s->n < s->cap)
-		s->us[s->n++] = (double)(end - start) / 1000.0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static void samples_report(struct samples *s)
-{
-	double sum = 0, median = 0, p99 = 0;
-	size_t i, k;
-
-	if (s->n > 0) {
-		qsort(s->us, s->n, sizeof(*s->us), cmp_double);
-		for (i = 0; i < s->n; i++)
-			sum += s->us[i];
-		median = s->n % 2 ? s->us[s->n / 2] : (s->us[s->n / 2 - 1] + s->us[s->n / 2]) / 2;
-		/* nearest rank, as mallafs-bench */
-		k = (s->n * 99 + 99) / 100;
-		p99 = s->us[k ? k - 1 : 0];
-	}
-	printf("op=%s median_us=%.2f p99_us=%.2f mean_us=%.2f n=%zu missed=%zu\n", s->op, median,
-	       p99, s->n ? sum / (double)s->n : 0.0, s->n, s->missed);
+	samples_summary(s, &sum);
+	printf("op=%s median_us=%.2f p99_us=%.2f mean_us=%.2f n=%zu missed=%zu\n", s->op,
+	       sum.median_us, sum.p99_us, sum.mean_us, s->n, s->missed);
 	fflush(stdout);
-}
-
-static void samples_free(struct samples *s)
-{
-	free(s->us);
-	s->us = NULL;
 }
 
 static int path_of(const struct lat *l, const char *rel, char *buf, size_t size)
@@ -469,9 +418,9 @@ int main(int argc, char *argv[])
 	if (rc == 0)
 		rc = bench_poll(&l, &pol);
 	if (rc == 0) {
-		samples_report(&ino);
-		samples_report(&pol);
-		samples_report(&wr);
+		report(&ino);
+		report(&pol);
+		report(&wr);
 	}
 out:
 	if (thread) {
