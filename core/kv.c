@@ -561,15 +561,22 @@ static int relink(struct mkv *from_kv, struct kv_entry *e, struct mkv *to_kv, ch
 		entry_free(old);
 	}
 	hash_unlink(from_kv, e);
-	list_unlink(from_kv, e);
-	from_kv->count--;
-	from_kv->bytes -= left;
 	free(e->key);
 	e->key = key;
 	e->klen = klen;
 	e->hash = hash;
-	insert(to_kv, e);
-	to_kv->bytes += in;
+	if (from_kv == to_kv) {
+		/* A rename keeps the entry's id and place. */
+		hash_link(to_kv, e);
+		e->ver = ++to_kv->last_ver;
+		to_kv->bytes += in - left;
+	} else {
+		list_unlink(from_kv, e);
+		from_kv->count--;
+		from_kv->bytes -= left;
+		insert(to_kv, e);
+		to_kv->bytes += in;
+	}
 	mu_now_real(&e->ctime);
 	if (from_kv != to_kv)
 		maybe_shrink(from_kv);
@@ -679,4 +686,17 @@ int mkv_foreach(const struct mkv *kv,
 			return r;
 	}
 	return 0;
+}
+
+int mkv_name_of(const struct mkv *kv, uint64_t id, char *buf, size_t len)
+{
+	for (const struct kv_entry *e = kv ? kv->head : NULL; e; e = e->next) {
+		if (e->id == id) {
+			if (e->klen >= len)
+				return -ENAMETOOLONG;
+			memcpy(buf, e->key, e->klen + 1);
+			return 0;
+		}
+	}
+	return -ENOENT;
 }

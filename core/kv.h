@@ -42,8 +42,14 @@ void mkv_account_release(struct mkv_account *a, uint64_t n);
 uint64_t mkv_account_used(const struct mkv_account *a);
 uint64_t mkv_account_limit(const struct mkv_account *a);
 
+/* Every id is below 2^MKV_ID_BITS (the filesystem makes inode numbers of
+ * them with room to spare). */
+#define MKV_ID_BITS 45
+
 struct mkv_stat {
-	uint64_t id; /* unique in this table for its lifetime, never reused; grows with insertion */
+	/* Unique in this table for its lifetime, never reused, never 0; kept
+	 * through mkv_rename (not mkv_move). */
+	uint64_t id;
 	uint64_t size;
 	struct timespec mtime; /* last change of the value */
 	struct timespec ctime; /* last change of the value or the name */
@@ -80,7 +86,10 @@ int mkv_truncate(struct mkv *kv, const char *key, uint64_t size);
 int mkv_delete(struct mkv *kv, const char *key); /* -ENOENT */
 /* Sets the value's mtime (NULL: now), as touch does; ctime becomes now. */
 int mkv_set_mtime(struct mkv *kv, const char *key, const struct timespec *mtime);
-/* Atomically renames from to to, replacing to. The entry gets a new id.
+/* The name of the entry of id id, into buf: 0, -ENOENT when there is no
+ * such entry any more, -ENAMETOOLONG when it does not fit len. */
+int mkv_name_of(const struct mkv *kv, uint64_t id, char *buf, size_t len);
+/* Atomically renames from to to, replacing to. The entry keeps its id.
  * from == to is a no-op returning 0; -ENOENT when from is absent; -ENOSPC
  * when a longer name does not fit in the account. */
 int mkv_rename(struct mkv *kv, const char *from, const char *to);
