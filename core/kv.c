@@ -321,7 +321,10 @@ struct mkv *mkv_new(void)
 	if (!kv)
 		return NULL;
 	kv->slots = mslots_new();
-	if (!kv->slots || kv_index_init(kv) < 0) {
+	/* Ids below 2^MKV_ID_BITS: 2^26 positions (64M keys), and a position
+	 * retired after 2^19 uses. */
+	if (!kv->slots || mslots_limit(kv->slots, MKV_POS_BITS, MKV_ID_BITS - MKV_POS_BITS) < 0 ||
+	    kv_index_init(kv) < 0) {
 		mslots_free(kv->slots);
 		free(kv);
 		return NULL;
@@ -549,8 +552,9 @@ int mkv_delete(struct mkv *kv, const char *key)
 }
 
 /* Gives the entry at from_pos the name key (klen bytes, hash h) and puts it
- * in to_kv (which may be its own table: there it keeps its position and
- * gets a new id), dropping what to_kv held under that name. What can fail
+ * in to_kv (which may be its own table: there it keeps its position and its
+ * id, as a file keeps its inode through mv), dropping what to_kv held under
+ * that name. What can fail
  * (memory, a position, the charge) happens first: then nothing changed. */
 static int relink(struct mkv *from_kv, uint32_t from_pos, struct mkv *to_kv, const char *key,
                   size_t klen, uint64_t h)
@@ -573,7 +577,7 @@ static int relink(struct mkv *from_kv, uint32_t from_pos, struct mkv *to_kv, con
 	memcpy(ne->data, key, klen);
 	ne->data[klen] = '\0';
 	memcpy(ne->data + klen + 1, e->data + e->klen + 1, ent_vpart(e));
-	bool keep_pos = from_kv == to_kv && mslots_can_bump(from_kv->slots, from_pos);
+	bool keep_pos = from_kv == to_kv;
 	uint32_t pos = from_pos;
 	int r = keep_pos ? 0 : mslots_add(to_kv->slots, ne, &pos);
 	if (r < 0) {
@@ -611,7 +615,6 @@ static int relink(struct mkv *from_kv, uint32_t from_pos, struct mkv *to_kv, con
 	kv_index_unlink(from_kv, from_pos, kv_hash(e->data, e->klen));
 	if (keep_pos) {
 		mslots_set(from_kv->slots, from_pos, ne);
-		mslots_bump(from_kv->slots, from_pos);
 	} else {
 		mslots_del(from_kv->slots, from_pos);
 	}
@@ -694,5 +697,17 @@ int mkv_foreach(const struct mkv *kv,
 		if (r)
 			return r;
 	}
+	return 0;
+}
+
+int mkv_name_of(const struct mkv *kv, uint64_t id, char *buf, size_t len)
+{
+	uint32_t pos;
+	if (!kv || !mslots_find_id(kv->slots, id, &pos))
+		return -ENOENT;
+	const struct kv_ent *e = kv_ent(kv, pos);
+	if (e->klen >= len)
+		return -ENAMETOOLONG;
+	memcpy(buf, e->data, (size_t)e->klen + 1);
 	return 0;
 }

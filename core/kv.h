@@ -51,8 +51,16 @@ void mkv_account_release(struct mkv_account *a, uint64_t n);
 uint64_t mkv_account_used(const struct mkv_account *a);
 uint64_t mkv_account_limit(const struct mkv_account *a);
 
+/* Every id is below 2^MKV_ID_BITS (the filesystem makes inode numbers of
+ * them with room to spare). */
+#define MKV_ID_BITS 45
+/* A table holds at most 2^MKV_POS_BITS keys (64M): -ENOSPC beyond. */
+#define MKV_POS_BITS 26
+
 struct mkv_stat {
-	uint64_t id; /* unique in this table for its lifetime, never reused, never 0 */
+	/* Unique in this table for its lifetime, never reused, never 0; kept
+	 * through mkv_rename (not mkv_move). */
+	uint64_t id;
 	/* Where a listing resumes to return the entries after this one (the
 	 * "after" of mkv_list): the entry's position, stable while it is there. */
 	uint64_t cookie;
@@ -92,8 +100,11 @@ int mkv_truncate(struct mkv *kv, const char *key, uint64_t size);
 int mkv_delete(struct mkv *kv, const char *key); /* -ENOENT */
 /* Sets the value's mtime (NULL: now), as touch does; ctime becomes now. */
 int mkv_set_mtime(struct mkv *kv, const char *key, const struct timespec *mtime);
-/* Atomically renames from to to, replacing to. The entry gets a new id and
- * keeps its position (its place in a listing).
+/* The name of the entry of id id, into buf: 0, -ENOENT when there is no
+ * such entry any more, -ENAMETOOLONG when it does not fit len. */
+int mkv_name_of(const struct mkv *kv, uint64_t id, char *buf, size_t len);
+/* Atomically renames from to to, replacing to. The entry keeps its id and
+ * its position (its place in a listing).
  * from == to is a no-op returning 0; -ENOENT when from is absent; -ENOSPC
  * when a longer name does not fit in the account. */
 int mkv_rename(struct mkv *kv, const char *from, const char *to);

@@ -194,6 +194,9 @@ int msvc_store_delete(struct mallafs_svc *svc, const char *key);
 int msvc_store_rename(struct mallafs_svc *svc, const char *from, const char *to);
 /* Attributes, not an operation of the chain (stat is the filesystem's, not Malla's). */
 int msvc_store_stat(struct mallafs_svc *svc, const char *key, struct mkv_stat *ret);
+/* The name of the key of id id (kv.h), into buf: -ENOENT when it is gone.
+ * Metadata, not a store operation. */
+int msvc_store_key_name(struct mallafs_svc *svc, uint64_t id, char *buf, size_t len);
 /* Sets a value's mtime (NULL: now), as touch does: metadata, not a store operation. */
 int msvc_store_set_mtime(struct mallafs_svc *svc, const char *key, const struct timespec *mtime);
 /* Listing passes the chain's hooks as a LIST operation, then lists the

@@ -323,6 +323,14 @@ int msvc_store_stat(struct mallafs_svc *svc, const char *key, struct mkv_stat *r
 	return r;
 }
 
+int msvc_store_key_name(struct mallafs_svc *svc, uint64_t id, char *buf, size_t len)
+{
+	pthread_rwlock_rdlock(&svc->store_lock);
+	int r = svc->dead ? -ENOENT : mkv_name_of(svc->kv, id, buf, len);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return r;
+}
+
 int msvc_store_set_mtime(struct mallafs_svc *svc, const char *key, const struct timespec *mtime)
 {
 	pthread_rwlock_wrlock(&svc->store_lock);

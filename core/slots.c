@@ -28,11 +28,9 @@
 #define CHUNK_SHIFT 12
 #define CHUNK_SIZE ((uint32_t)1 << CHUNK_SHIFT)
 #define CHUNK_WORDS (CHUNK_SIZE / 64)
-#define MAX_CHUNKS (MSLOTS_MAX >> CHUNK_SHIFT)
 /* A generation that can no longer move on: the position is retired. */
 #define GEN_SPENT UINT32_MAX
 #define NO_SPARE UINT32_MAX
-#define POS_MASK (MSLOTS_MAX - 1)
 
 struct chunk {
 	void *item[CHUNK_SIZE]; /* valid where occ is set */
@@ -54,6 +52,10 @@ struct mslots {
 	uint32_t spare; /* the one empty chunk kept, or NO_SPARE */
 	uint32_t nchunks;
 	size_t count;
+	/* mslots_limit: positions are below 2^pos_bits, generations below
+	 * gen_spent (which retires a position). */
+	unsigned pos_bits;
+	uint32_t gen_spent;
 };
 
 /* Words of bitmaps looked at, by this thread (mslots_steps). */
@@ -107,9 +109,27 @@ static uint32_t first_bit(const uint64_t *w, uint32_t nbits, uint32_t from, uint
 struct mslots *mslots_new(void)
 {
 	struct mslots *s = calloc(1, sizeof(*s));
-	if (s)
+	if (s) {
 		s->spare = NO_SPARE;
+		s->pos_bits = MSLOTS_POS_BITS;
+		s->gen_spent = GEN_SPENT;
+	}
 	return s;
+}
+
+int mslots_limit(struct mslots *s, unsigned pos_bits, unsigned gen_bits)
+{
+	if (s->len || pos_bits < CHUNK_SHIFT || pos_bits > MSLOTS_POS_BITS || gen_bits < 2 ||
+	    gen_bits > 32)
+		return -EINVAL;
+	s->pos_bits = pos_bits;
+	s->gen_spent = (uint32_t)(((uint64_t)1 << gen_bits) - 1);
+	return 0;
+}
+
+static uint32_t max_chunks(const struct mslots *s)
+{
+	return (uint32_t)1 << (s->pos_bits - CHUNK_SHIFT);
 }
 
 void mslots_free(struct mslots *s)
@@ -140,8 +160,8 @@ size_t mslots_bytes(const struct mslots *s)
 static int grow_dir(struct mslots *s)
 {
 	uint32_t cap = s->cap ? s->cap * 2 : 4;
-	if (cap > MAX_CHUNKS)
-		cap = MAX_CHUNKS;
+	if (cap > max_chunks(s))
+		cap = max_chunks(s);
 	uint32_t ow = words_of(s->cap), nw = words_of(cap);
 	struct chunk **dir = realloc(s->dir, cap * sizeof(*dir));
 	if (!dir)
@@ -184,14 +204,14 @@ static struct chunk *chunk_make(uint32_t base)
 static struct chunk *chunk_of(const struct mslots *s, uint32_t pos)
 {
 	uint32_t ci = pos >> CHUNK_SHIFT;
-	return pos < MSLOTS_MAX && ci < s->len ? s->dir[ci] : NULL;
+	return ci < s->len ? s->dir[ci] : NULL;
 }
 
 int mslots_add(struct mslots *s, void *item, uint32_t *ret_pos)
 {
 	uint32_t ci = first_bit(s->nonfull, s->len, 0, 0);
 	if (ci == UINT32_MAX) {
-		if (s->len == MAX_CHUNKS)
+		if (s->len == max_chunks(s))
 			return -ENOSPC;
 		if (s->len == s->cap && grow_dir(s) < 0)
 			return -ENOMEM;
@@ -240,9 +260,9 @@ void mslots_set(struct mslots *s, uint32_t pos, void *item)
 }
 
 /* The generation at off moves on: false when it is spent. */
-static bool gen_next(struct chunk *c, uint32_t off)
+static bool gen_next(const struct mslots *s, struct chunk *c, uint32_t off)
 {
-	if (c->gen[off] == GEN_SPENT)
+	if (c->gen[off] == s->gen_spent)
 		return false;
 	if (++c->gen[off] > c->maxgen)
 		c->maxgen = c->gen[off];
@@ -265,7 +285,7 @@ static void chunk_emptied(struct mslots *s, uint32_t ci)
 	struct chunk *c = s->dir[victim];
 	/* A chunk whose next base would be spent is kept: it costs memory only
 	 * after 4 billion uses of one position. */
-	if (c->maxgen >= GEN_SPENT - 1)
+	if (c->maxgen >= s->gen_spent - 1)
 		return;
 	s->base[victim] = c->maxgen + 1;
 	free(c);
@@ -284,8 +304,8 @@ void *mslots_del(struct mslots *s, uint32_t pos)
 	s->count--;
 	if (--c->count == 0)
 		bit_clear(s->nonempty, ci);
-	gen_next(c, off);
-	if (c->gen[off] == GEN_SPENT)
+	gen_next(s, c, off);
+	if (c->gen[off] == s->gen_spent)
 		return item; /* retired: stays taken */
 	bit_clear(c->taken, off);
 	bit_set(s->nonfull, ci);
@@ -300,7 +320,7 @@ uint64_t mslots_id(const struct mslots *s, uint32_t pos)
 	uint32_t off = pos & (CHUNK_SIZE - 1);
 	if (!c || !bit_test(c->occ, off))
 		return 0;
-	return ((uint64_t)c->gen[off] << 30 | pos) + 1;
+	return ((uint64_t)c->gen[off] << s->pos_bits | pos) + 1;
 }
 
 bool mslots_can_bump(const struct mslots *s, uint32_t pos)
@@ -309,7 +329,7 @@ bool mslots_can_bump(const struct mslots *s, uint32_t pos)
 	uint32_t off = pos & (CHUNK_SIZE - 1);
 	/* An occupied position's generation stays below GEN_SPENT: its del
 	 * moves it on once more. */
-	return c && bit_test(c->occ, off) && c->gen[off] < GEN_SPENT - 1;
+	return c && bit_test(c->occ, off) && c->gen[off] < s->gen_spent - 1;
 }
 
 int mslots_bump(struct mslots *s, uint32_t pos)
@@ -318,15 +338,15 @@ int mslots_bump(struct mslots *s, uint32_t pos)
 		return -ENOENT;
 	if (!mslots_can_bump(s, pos))
 		return -EOVERFLOW;
-	gen_next(chunk_of(s, pos), pos & (CHUNK_SIZE - 1));
+	gen_next(s, chunk_of(s, pos), pos & (CHUNK_SIZE - 1));
 	return 0;
 }
 
 bool mslots_find_id(const struct mslots *s, uint64_t id, uint32_t *ret_pos)
 {
-	if (id == 0 || (id - 1) >> 30 > GEN_SPENT)
+	if (id == 0 || (id - 1) >> s->pos_bits > s->gen_spent)
 		return false;
-	uint32_t pos = (uint32_t)((id - 1) & POS_MASK);
+	uint32_t pos = (uint32_t)((id - 1) & (((uint64_t)1 << s->pos_bits) - 1));
 	if (mslots_id(s, pos) != id)
 		return false;
 	*ret_pos = pos;
@@ -335,7 +355,7 @@ bool mslots_find_id(const struct mslots *s, uint64_t id, uint32_t *ret_pos)
 
 bool mslots_next(const struct mslots *s, uint32_t from, uint32_t *ret_pos)
 {
-	if (from >= MSLOTS_MAX)
+	if (from >> s->pos_bits)
 		return false;
 	uint32_t ci = from >> CHUNK_SHIFT, off = from & (CHUNK_SIZE - 1);
 	for (;;) {

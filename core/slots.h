@@ -21,7 +21,8 @@
 #include <stdint.h>
 
 /* The most positions one table hands out: positions are below it. */
-#define MSLOTS_MAX ((uint32_t)1 << 30)
+#define MSLOTS_POS_BITS 30
+#define MSLOTS_MAX ((uint32_t)1 << MSLOTS_POS_BITS)
 
 struct mslots;
 
@@ -31,6 +32,10 @@ size_t mslots_count(const struct mslots *s);
 /* Bytes the table itself holds (not its items): tests and memory figures. */
 size_t mslots_bytes(const struct mslots *s);
 
+/* Narrows an empty table: positions below 2^pos_bits (at least 12, at
+ * most MSLOTS_POS_BITS), generations below 2^gen_bits - 1 (2 to 32), so
+ * that every id is below 2^(pos_bits + gen_bits). -EINVAL otherwise. */
+int mslots_limit(struct mslots *s, unsigned pos_bits, unsigned gen_bits);
 /* Puts item (not NULL) at the lowest free position: 0 and *ret_pos, or
  * -ENOMEM, or -ENOSPC when all MSLOTS_MAX positions are taken. */
 int mslots_add(struct mslots *s, void *item, uint32_t *ret_pos);

@@ -93,7 +93,7 @@ enum mfs_echo mfs_echo_for(struct mfs *fs, uint64_t parent, const char *name)
  * knows it; *ret_parent gets its parent's node (referenced) if the kernel
  * knows that, and *ret_last the last component (pointing into path). */
 static struct mnode *walk(struct mfs *fs, char *path, struct mnode **ret_parent,
-                          const char **ret_last)
+                          const char **ret_last, bool held)
 {
 	struct mnode *parent = NULL, *n = mfs_node_get(fs, fs->root->ino);
 	char *save = NULL;
@@ -102,7 +102,9 @@ static struct mnode *walk(struct mfs *fs, char *path, struct mnode **ret_parent,
 		mfs_node_put(fs, parent);
 		parent = n;
 		*ret_last = c;
-		n = parent ? mfs_node_find(fs, parent, c) : NULL;
+		n = !parent ? NULL
+		    : held  ? mfs_node_find_held(fs, parent, c)
+		            : mfs_node_find(fs, parent, c);
 		if (!n) {
 			/* Only the last component may be unknown. */
 			if (strtok_r(NULL, "/", &save)) {
@@ -119,7 +121,13 @@ static struct mnode *walk(struct mfs *fs, char *path, struct mnode **ret_parent,
 void mfs_resolve(struct mfs *fs, const char *path, struct resolved *r)
 {
 	snprintf(r->buf, sizeof(r->buf), "%s", path);
-	r->node = walk(fs, r->buf, &r->parent, &r->last);
+	r->node = walk(fs, r->buf, &r->parent, &r->last, true);
+}
+
+void mfs_resolve_in_table(struct mfs *fs, const char *path, struct resolved *r)
+{
+	snprintf(r->buf, sizeof(r->buf), "%s", path);
+	r->node = walk(fs, r->buf, &r->parent, &r->last, false);
 }
 
 void mfs_resolved_put(struct mfs *fs, struct resolved *r)

@@ -22,6 +22,9 @@ struct resolved {
 	char buf[PATH_MAX];
 };
 void mfs_resolve(struct mfs *fs, const char *path, struct resolved *r);
+/* The same for the nodes in the table only, asking core nothing: what an
+ * event listener may do, in the changing thread, under core's locks. */
+void mfs_resolve_in_table(struct mfs *fs, const char *path, struct resolved *r);
 void mfs_resolved_put(struct mfs *fs, struct resolved *r);
 /* Whether the request recorded in t acted on this entry itself. */
 bool mfs_in_band(const struct mfs_target *t, const struct resolved *r);

@@ -42,9 +42,11 @@
  *     queues and threads (defer.c). Leaves: the notifier asks defer.c
  *     whether a service is busy, and defer.c kicks the notifier, each
  *     holding neither.
- *  5. mfs.lock guards the table (by_ino, by_name, count, next_ino), every
- *     field of every node below (name, parent, nlookup, refs, obj_id, svc,
- *     hashed, pending, cache_ok, cache_mtime, polls, held_trunc, trunc_ms), and the
+ *  5. mfs.lock guards the table (by_ino, by_name, count, next_ino, the
+ *     stores' numbers, the idle key nodes), every field of every node
+ *     below (name, parent, nlookup, refs, obj_id, svc, hashed, pending,
+ *     cache_ok, cache_mtime, polls, held_trunc, trunc_ms, store_no,
+ *     key_lookups, idle and its links), and the
  *     handle table
  *     with each handle's id, refs, hnext, ph, node and poll_next. A leaf:
  *     never held across core, a reply or a notification to the kernel.
@@ -130,6 +132,15 @@ struct mnode {
 	 * (mu_now_ms) the last such open came (value_file.c). */
 	unsigned held_trunc;
 	uint64_t trunc_ms;
+	/* N_STORE: its number in the table of stores, which its keys' inode
+	 * numbers carry (0: none), and the kernel's lookups of those keys,
+	 * all together (a key has no nlookup of its own: see node.c). */
+	uint32_t store_no;
+	uint64_t key_lookups;
+	/* N_KEY: on the list of idle key nodes (no reference, kept for what
+	 * they know of the page cache), in the order they went idle. */
+	bool idle;
+	struct mnode *idle_prev, *idle_next;
 	struct mnode *ino_next, *name_next;
 };
 
@@ -160,6 +171,14 @@ struct mfs {
 	size_t count;
 	uint64_t next_ino;
 	struct mnode *root;
+	/* Store nodes by number (stores[0] unused), the numbers free again. */
+	struct mnode **stores;
+	uint32_t nstores, stores_cap;
+	uint32_t *stores_free;
+	uint32_t nstores_free;
+	/* Idle key nodes, oldest first (node.c). */
+	struct mnode *idle_head, *idle_tail;
+	size_t nidle;
 
 	struct mnotifier *notifier;
 	struct mfs_echoes *echoes; /* the notifier's; NULL before start and after join */
@@ -175,7 +194,18 @@ struct mfs {
 	_Atomic unsigned long polling;
 };
 
-/* ---- node.c: the table. Every function takes fs->lock itself. ---- */
+/* ---- node.c: the table. Every function takes fs->lock itself. ----
+ *
+ * A store's keys have inode numbers made of the store's number and the
+ * key's id in the store (core/kv.h: never reused), so the table needs no
+ * node for a key the kernel merely holds: a key's node is made when a
+ * request names it and goes some time after the last reference (see
+ * node.c), and the kernel's lookups of keys are counted on their store. */
+/* Whether ino is a store key's. */
+bool mfs_ino_is_key(uint64_t ino);
+/* The inode number of the key of id id in the store of node store; 0 when
+ * it cannot have one (the store has no number). */
+uint64_t mfs_key_ino(struct mfs *fs, struct mnode *store, uint64_t id);
 int mfs_nodes_init(struct mfs *fs);
 void mfs_nodes_fini(struct mfs *fs);
 /* A reference to the node of ino, or NULL. */
@@ -188,6 +218,10 @@ struct mnode *mfs_node_child(struct mfs *fs, struct mnode *parent, const char *n
                              enum mnode_kind kind, uint64_t obj_id);
 /* The hashed child, referenced, or NULL. */
 struct mnode *mfs_node_find(struct mfs *fs, struct mnode *parent, const char *name);
+/* The same, or the node of a key the kernel may hold that the table has
+ * no node for (made now). Asks core: never with a lock of core held (an
+ * event listener runs in the changing thread, under the store's lock). */
+struct mnode *mfs_node_find_held(struct mfs *fs, struct mnode *parent, const char *name);
 void mfs_node_unhash(struct mfs *fs, struct mnode *parent, const char *name);
 /* Makes n unfindable by name (it lives on while referenced). */
 void mfs_node_unhash_self(struct mfs *fs, struct mnode *n);

@@ -54,8 +54,18 @@ struct mfs_child {
 };
 
 /* dirbuf.c: a folder listing under way, one readdir reply's buffer;
- * entries are added in offset order. */
+ * entries are added in offset order. A readdirplus listing (plus) only
+ * notes the names while core lists (its locks held); mfs_dirbuf_finish
+ * then looks each up as a lookup would and adds it with its attributes:
+ * every entry added with an inode counts as a lookup the kernel will
+ * forget, and so does each one for the node table. */
+struct mfs_dirent {
+	char *name;
+	bool dir;
+	off_t off;
+};
 struct mfs_dirbuf {
+	struct mfs_req *c; /* the folder's request */
 	fuse_req_t req;
 	char *buf;
 	size_t size, len;
@@ -63,18 +73,33 @@ struct mfs_dirbuf {
 	struct mnode *dir;
 	off_t next; /* counted listings: the offset of the next entry */
 	off_t skip; /* entries up to this offset were returned already */
+	bool plus;
+	/* plus: the entries noted, what they will take of the buffer, and
+	 * the inodes handed to the kernel (one lookup each). */
+	struct mfs_dirent *ents;
+	size_t nents, cap, need;
+	uint64_t *inos;
+	size_t ninos;
 };
-int mfs_dirbuf_init(struct mfs_dirbuf *db, fuse_req_t req, struct mfs *fs, struct mnode *dir,
-                    size_t size, off_t off);
+int mfs_dirbuf_init(struct mfs_dirbuf *db, struct mfs_req *c, size_t size, off_t off, bool plus);
 /* Adds an entry whose offset (where the next readdir resumes) is off.
  * Returns 1 when the buffer is full (stop listing), else 0. */
 int mfs_dir_add(struct mfs_dirbuf *db, const char *name, bool dir, off_t off);
+/* With its d_ino known (0: the node's if the kernel knows it). */
+int mfs_dir_add_ino(struct mfs_dirbuf *db, const char *name, bool dir, off_t off, uint64_t ino);
+/* d_ino for a name the kernel may not know: a stable stand-in. */
+uint64_t mfs_standin_ino(const char *name);
 /* Folders whose entries are counted, not numbered by core ids. */
 int mfs_dir_add_next(struct mfs_dirbuf *db, const char *name, bool dir);
 /* Where a listing numbered by core ids resumes: entries with a larger id. */
 uint64_t mfs_dir_after(const struct mfs_dirbuf *db);
 /* The offset of the entry of core id id. */
 off_t mfs_dir_id_off(uint64_t id);
+/* After the listing: readdirplus's entries get their lookups and attributes. */
+int mfs_dirbuf_finish(struct mfs_dirbuf *db);
+/* The reply did not reach the kernel: the lookups it carried are undone. */
+void mfs_dirbuf_unsent(struct mfs_dirbuf *db);
+void mfs_dirbuf_free(struct mfs_dirbuf *db);
 
 struct mfs_kind {
 	const char *what; /* for the log */
@@ -176,8 +201,12 @@ int mfs_reply_found(struct mfs_req *c, const char *name);
 int mfs_reply_standin(struct mfs_req *c, const char *name, enum mnode_kind kind);
 /* A stand-in's attributes (the mount's owner's, so the notifier may remove it). */
 void mfs_standin_stat(struct mfs *fs, struct mnode *n, struct stat *st);
-/* One readdir reply's buffer (malloc'd) for folder c. */
-int mfs_readdir(struct mfs_req *c, size_t size, off_t off, char **ret, size_t *ret_len);
+/* Makes (or finds) the node of an existing entry and fills what a lookup
+ * answers with it: the kernel's lookup of *ret_ino is counted. */
+int mfs_entry_make(struct mfs_req *c, const char *name, const struct mfs_child *child, bool pending,
+                   struct fuse_entry_param *e, uint64_t *ret_ino);
+/* Answers a readdir (plus: readdirplus) of folder c. */
+void mfs_reply_dir(struct mfs_req *c, size_t size, off_t off, bool plus);
 
 /* perm.c: owners and modes (the rules are at its top). */
 int mfs_perm_init(struct mfs *fs);

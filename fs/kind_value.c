@@ -208,7 +208,10 @@ static int folder_lookup(struct mfs_req *c, const char *name, struct mfs_child *
 
 static int list_value(const char *key, const struct mkv_stat *st, void *arg)
 {
-	return mfs_dir_add(arg, key, false, mfs_dir_id_off(st->cookie));
+	struct mfs_dirbuf *db = arg;
+	/* A key's inode number is known without a node (node.c). */
+	uint64_t ino = db->dir->kind == N_STORE ? mfs_key_ino(db->fs, db->dir, st->id) : 0;
+	return mfs_dir_add_ino(db, key, false, mfs_dir_id_off(st->cookie), ino);
 }
 
 static int folder_list(struct mfs_req *c, struct mfs_dirbuf *db)

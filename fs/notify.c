@@ -204,7 +204,8 @@ static void wake_value(struct mfs *fs, const char *path)
 		return;
 	struct resolved r;
 	uint64_t ino = 0;
-	mfs_resolve(fs, path, &r);
+	/* A polled value's node is in the table: its poll holds it. */
+	mfs_resolve_in_table(fs, path, &r);
 	if (r.node) {
 		pthread_mutex_lock(&fs->lock);
 		if (r.node->polls)

@@ -172,22 +172,30 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	done(&c);
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                       struct fuse_file_info *fi)
+static void reply_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	struct mfs_req c;
-	char *buf = NULL;
-	size_t len = 0;
 	mfs_req_begin(ino, 0, NULL, 0, NULL);
 	int r = mfs_req_start(&c, req, ino, true);
 	if (r == 0)
-		r = mfs_readdir(&c, size, off, &buf, &len);
-	if (r == 0)
-		fuse_reply_buf(req, buf, len);
+		mfs_reply_dir(&c, size, off, plus);
 	else
 		reply_status(&c, r);
-	free(buf);
 	done(&c);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+	reply_dir(req, ino, size, off, false);
+}
+
+/* ls -l, find -size: the attributes come with the names, so the kernel
+ * makes no lookup per entry; each entry given is a lookup it will forget. */
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+	reply_dir(req, ino, size, off, true);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -442,8 +450,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * a value holds it back until its first write or close (value_file.c). */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	/* Plain readdir: readdirplus would look up every entry of a big store. */
-	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS;
+	/* readdirplus when the kernel finds it pays: for the first listing
+	 * of a folder, and while its entries are looked up after a listing
+	 * (ls -l); plain readdir otherwise (ls, find without -size). */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
+		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 }
 
@@ -468,6 +481,7 @@ static const struct fuse_lowlevel_ops ops = {
         .flush = op_flush,
         .release = op_release,
         .readdir = op_readdir,
+        .readdirplus = op_readdirplus,
         .statfs = op_statfs,
         .poll = op_poll,
 };

@@ -231,10 +231,9 @@ int mfs_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret)
 	return 0;
 }
 
-int mfs_reply_entry(struct mfs_req *c, const char *name, const struct mfs_child *child,
-                    struct fuse_file_info *create_fi, bool pending)
+int mfs_entry_make(struct mfs_req *c, const char *name, const struct mfs_child *child, bool pending,
+                   struct fuse_entry_param *e, uint64_t *ret_ino)
 {
-	struct fuse_entry_param e;
 	struct mfs_req cc;
 	struct mnode *n = mfs_node_child(c->fs, c->node, name, child->kind, child->id);
 	if (!n)
@@ -246,24 +245,36 @@ int mfs_reply_entry(struct mfs_req *c, const char *name, const struct mfs_child 
 	mfs_req_child(c, n, child->svc, &cc);
 	mfs_node_put(c->fs, n);
 
-	memset(&e, 0, sizeof(e));
-	int r = mfs_stat(&cc, &e.attr);
+	memset(e, 0, sizeof(*e));
+	int r = mfs_stat(&cc, &e->attr);
 	if (r == 0) {
-		e.ino = n->ino;
-		e.generation = 0;
-		e.entry_timeout = cc.kind->entry_timeout;
-		e.attr_timeout = mfs_attr_timeout(&cc);
+		e->ino = n->ino;
+		e->generation = 0;
+		e->entry_timeout = cc.kind->entry_timeout;
+		e->attr_timeout = mfs_attr_timeout(&cc);
 		mfs_node_lookup_inc(c->fs, n);
-		int sent = create_fi ? fuse_reply_create(c->req, &e, create_fi)
-		                     : fuse_reply_entry(c->req, &e);
-		if (sent != 0) {
-			mfs_node_forget(c->fs, n->ino, 1); /* the kernel never got it */
-			if (create_fi)
-				mfs_handle_release(c->fs, create_fi->fh);
-		}
+		*ret_ino = n->ino;
 	}
 	mfs_req_finish(&cc);
 	return r;
+}
+
+int mfs_reply_entry(struct mfs_req *c, const char *name, const struct mfs_child *child,
+                    struct fuse_file_info *create_fi, bool pending)
+{
+	struct fuse_entry_param e;
+	uint64_t ino;
+	int r = mfs_entry_make(c, name, child, pending, &e, &ino);
+	if (r < 0)
+		return r;
+	int sent =
+	        create_fi ? fuse_reply_create(c->req, &e, create_fi) : fuse_reply_entry(c->req, &e);
+	if (sent != 0) {
+		mfs_node_forget(c->fs, ino, 1); /* the kernel never got it */
+		if (create_fi)
+			mfs_handle_release(c->fs, create_fi->fh);
+	}
+	return 0;
 }
 
 int mfs_reply_found(struct mfs_req *c, const char *name)
@@ -304,14 +315,16 @@ int mfs_reply_standin(struct mfs_req *c, const char *name, enum mnode_kind kind)
 
 /* ---- listings ---- */
 
-int mfs_readdir(struct mfs_req *c, size_t size, off_t off, char **ret, size_t *ret_len)
+void mfs_reply_dir(struct mfs_req *c, size_t size, off_t off, bool plus)
 {
 	struct mfs_dirbuf db;
 	int r = mfs_refuse(c, MFS_OP_LIST, NULL, 0);
 	if (r == 0)
-		r = mfs_dirbuf_init(&db, c->req, c->fs, c->node, size, off);
-	if (r < 0)
-		return r;
+		r = mfs_dirbuf_init(&db, c, size, off, plus);
+	if (r < 0) {
+		fuse_reply_err(c->req, -r);
+		return;
+	}
 	if ((off < 1 && mfs_dir_add(&db, ".", true, 1)) ||
 	    (off < 2 && mfs_dir_add(&db, "..", true, 2)))
 		goto done;
@@ -320,11 +333,11 @@ int mfs_readdir(struct mfs_req *c, size_t size, off_t off, char **ret, size_t *r
 	if (r > 0)
 		r = 0; /* a callback stopped the listing: the buffer is full */
 done:
-	if (r < 0) {
-		free(db.buf);
-		return r;
-	}
-	*ret = db.buf;
-	*ret_len = db.len;
-	return 0;
+	if (r == 0)
+		r = mfs_dirbuf_finish(&db);
+	if (r < 0)
+		fuse_reply_err(c->req, -r);
+	else if (fuse_reply_buf(c->req, db.buf, db.len) != 0)
+		mfs_dirbuf_unsent(&db); /* the kernel never got those entries */
+	mfs_dirbuf_free(&db);
 }

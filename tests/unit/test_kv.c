@@ -363,12 +363,18 @@ static void test_rename(void **state)
 	uint64_t b_id = id_of(kv, "b"), c_id = id_of(kv, "c");
 	tick();
 
-	/* A rename gets a new id, keeps its place in a listing, its value
-	 * and its mtime. */
+	/* A rename keeps the entry's id (as mv keeps a file's inode), its
+	 * place in a listing, its value and its mtime; the name is found by
+	 * the id. */
 	assert_int_equal(mkv_rename(kv, "a", "z"), 0);
 	assert_int_equal(mkv_stat(kv, "a", NULL), -ENOENT);
 	assert_int_equal(mkv_stat(kv, "z", &after), 0);
-	assert_true(after.id != before.id && after.id != b_id && after.id != c_id);
+	assert_true(after.id == before.id && after.id != b_id && after.id != c_id);
+	assert_true(after.ver > before.ver);
+	char name[8];
+	assert_int_equal(mkv_name_of(kv, after.id, name, sizeof(name)), 0);
+	assert_string_equal(name, "z");
+	assert_int_equal(mkv_name_of(kv, after.id, name, 1), -ENAMETOOLONG);
 	assert_int_equal(after.cookie, before.cookie);
 	assert_int_equal(ts_cmp(after.mtime, before.mtime), 0);
 	assert_true(ts_cmp(after.ctime, before.ctime) > 0);
@@ -383,6 +389,7 @@ static void test_rename(void **state)
 	assert_int_equal(mkv_stat(kv, "b", NULL), -ENOENT);
 	list_from(kv, 0, &c);
 	assert_string_equal(c.keys, "z,c,");
+	assert_int_equal(mkv_name_of(kv, c_id, name, sizeof(name)), -ENOENT); /* the old c */
 
 	/* Onto itself: nothing changes, not even the id. */
 	uint64_t z_id = id_of(kv, "z");

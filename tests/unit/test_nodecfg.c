@@ -363,7 +363,7 @@ static void test_rename(void **state)
 	assert_int_equal(mnodecfg_stat(nc, "a", "x", NULL), -ENOENT);
 	assert_value(nc, "a", "x2", "X\0x", 3);
 	assert_int_equal(mnodecfg_stat(nc, "a", "x2", &after), 0);
-	assert_true(after.id > before.id);
+	assert_true(after.id == before.id); /* as mv keeps a file's inode */
 
 	/* Across apps, replacing the target. */
 	assert_int_equal(mnodecfg_rename(nc, "a", "x2", "b", "t"), 0);

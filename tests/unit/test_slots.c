@@ -122,6 +122,47 @@ static void test_ids_unique_across_reuse(void **state)
 	mslots_free(s);
 }
 
+/* A narrowed table: ids stay below 2^(pos_bits + gen_bits), a position
+ * whose generations are spent is retired, and no id repeats. */
+static void test_limits(void **state)
+{
+	struct mslots *s = mslots_new();
+	assert_int_equal(mslots_limit(s, 11, 4), -EINVAL); /* below a chunk */
+	assert_int_equal(mslots_limit(s, 12, 33), -EINVAL);
+	assert_int_equal(mslots_limit(s, 12, 3), 0); /* 4096 positions, generations 0..6 */
+	enum { N = 40 };
+	uint64_t ids[N];
+	size_t n = 0;
+	add(s, 0);
+	uint32_t first = UINT32_MAX;
+	for (int i = 0; i < N; i++) {
+		uint32_t pos = add(s, 1);
+		if (first == UINT32_MAX)
+			first = pos;
+		ids[n] = mslots_id(s, pos);
+		assert_true(ids[n] < (uint64_t)1 << 15);
+		n++;
+		mslots_del(s, pos);
+	}
+	assert_distinct(ids, n);
+	/* Positions 1 to 5 served 7 items each, then retired: the 40 items
+	 * moved on to 6, which has served 5 and takes the next. */
+	assert_int_equal(first, 1);
+	uint32_t pos = add(s, 2);
+	assert_int_equal(pos, 6);
+	assert_int_equal(mslots_get(s, 1), NULL);
+	/* Full: the 4096 positions are taken or retired. */
+	for (uint32_t i = 0; i < 4096; i++) {
+		uint32_t p;
+		if (mslots_add(s, item(3), &p) < 0)
+			break;
+	}
+	uint32_t p;
+	assert_int_equal(mslots_add(s, item(4), &p), -ENOSPC);
+	assert_int_equal(mslots_limit(s, 20, 4), -EINVAL); /* not empty */
+	mslots_free(s);
+}
+
 /* A chunk emptied and freed comes back with generations above all it had:
  * no id repeats, and the memory goes. */
 static void test_ids_unique_across_freed_chunks(void **state)
@@ -322,6 +363,7 @@ int main(void)
 	        cmocka_unit_test(test_add_get_del),
 	        cmocka_unit_test(test_reuse_lowest),
 	        cmocka_unit_test(test_ids_unique_across_reuse),
+	        cmocka_unit_test(test_limits),
 	        cmocka_unit_test(test_ids_unique_across_freed_chunks),
 	        cmocka_unit_test(test_chunk_edge_churn),
 	        cmocka_unit_test(test_next_holes_and_empty_chunks),
