@@ -450,9 +450,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * a value holds it back until its first write or close (value_file.c). */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	/* readdirplus when the kernel finds it pays: for the first listing
-	 * of a folder, and while its entries are looked up after a listing
-	 * (ls -l); plain readdir otherwise (ls, find without -size). */
+	/* readdirplus when the kernel finds it pays (its adaptive mode): for
+	 * a folder's first reply, and for the next while the entries it gave
+	 * are being used (ls -l stats each entry as it reads); plain readdir
+	 * otherwise (ls, ls -f). find reads a whole folder before it stats, so
+	 * only its first reply has the attributes. Always readdirplus would
+	 * make the kernel build an inode for every entry of every listing:
+	 * ls -f of a large store ten times slower. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
