@@ -1,5 +1,14 @@
-/* A table of stable positions (slots.h): chunks of 4096 positions that never
- * move, found through a small directory of chunk pointers that doubles.
+/* A table of stable positions (slots.h): chunks of 4096 positions, found
+ * through a small directory of chunk pointers that doubles.
+ *
+ * A chunk's memory follows what it holds: it is made with room for
+ * CHUNK_MIN positions and doubles (one realloc) when they are all taken, up
+ * to 4096, so a table of one item costs a few hundred bytes, not 50 KiB.
+ * Positions never move: the items are pointers, a chunk's position i is
+ * ci * 4096 + i whatever its room; positions past the room are free, and
+ * the ones a doubling adds start at the chunk's base generation, as if the
+ * chunk had been made whole (they were never handed out). Doubling copies
+ * the room there was, so adding stays O(1) amortized.
  *
  * Each chunk holds its items, a generation per position and two bitmaps:
  * occ (an item is there) and taken (an item is there or the position is
@@ -8,7 +17,7 @@
  * "nonempty" (the chunk has an item) and the generation its positions start
  * at when the chunk is made again (base). So the lowest free position is
  * found by one scan of the nonfull words (a word per 64 chunks) and one of
- * the chunk's 64 taken words, and a listing skips free positions 64 at a
+ * the chunk's taken words (at most 64), and a listing skips free positions 64 at a
  * time and empty chunks 64 at a time.
  *
  * Ids never repeat: a position's generation only moves on (on every del and
@@ -18,7 +27,8 @@
  * (GEN_SPENT) stays taken for good. Of the empty chunks only the lowest is
  * kept (spare), so adding and deleting at a chunk's edge does not make and
  * free a chunk each time: a chunk is made again only after a whole chunk was
- * emptied, so making one (4096 generations to set) is O(1) amortized. */
+ * emptied. Making a chunk, doubling and freeing it cost O(room), and a room
+ * is at most twice the items added to fill it: O(1) amortized. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,19 +37,28 @@
 
 #define CHUNK_SHIFT 12
 #define CHUNK_SIZE ((uint32_t)1 << CHUNK_SHIFT)
-#define CHUNK_WORDS (CHUNK_SIZE / 64)
+/* The room a chunk is made with: a power of two, at least 2. */
+#define CHUNK_MIN ((uint32_t)16)
 /* A generation that can no longer move on: the position is retired. */
 #define GEN_SPENT UINT32_MAX
 #define NO_SPARE UINT32_MAX
 
+/* One allocation: the header, then item[room], gen[room], occ[words(room)]
+ * and taken[words(room)] (chunk_arrays finds them; 12 * room is a multiple
+ * of 8, so the bitmaps are aligned). Bits at or past room are clear. */
 struct chunk {
-	void *item[CHUNK_SIZE]; /* valid where occ is set */
-	uint32_t gen[CHUNK_SIZE];
-	uint64_t occ[CHUNK_WORDS];
-	uint64_t taken[CHUNK_WORDS]; /* occ, and the retired positions */
-	uint32_t count;              /* bits in occ */
-	uint32_t ntaken;             /* bits in taken */
-	uint32_t maxgen;             /* the highest generation any position ever had */
+	uint32_t room;   /* positions it has memory for: CHUNK_MIN to CHUNK_SIZE */
+	uint32_t count;  /* bits in occ */
+	uint32_t ntaken; /* bits in taken */
+	uint32_t maxgen; /* the highest generation any position ever had */
+	void *item[];    /* valid where occ is set */
+};
+
+struct arrays {
+	void **item;
+	uint32_t *gen;
+	uint64_t *occ;
+	uint64_t *taken; /* occ, and the retired positions */
 };
 
 struct mslots {
@@ -50,8 +69,8 @@ struct mslots {
 	uint32_t len;       /* chunk indices ever used */
 	uint32_t cap;
 	uint32_t spare; /* the one empty chunk kept, or NO_SPARE */
-	uint32_t nchunks;
 	size_t count;
+	size_t chunk_bytes; /* what the chunks take, together */
 	/* mslots_limit: positions are below 2^pos_bits, generations below
 	 * gen_spent (which retires a position). */
 	unsigned pos_bits;
@@ -153,7 +172,7 @@ size_t mslots_count(const struct mslots *s)
 size_t mslots_bytes(const struct mslots *s)
 {
 	return sizeof(*s) + (size_t)s->cap * (sizeof(*s->dir) + sizeof(*s->base)) +
-	       2 * sizeof(uint64_t) * words_of(s->cap) + (size_t)s->nchunks * sizeof(struct chunk);
+	       2 * sizeof(uint64_t) * words_of(s->cap) + s->chunk_bytes;
 }
 
 /* One more chunk index in the directory: 0, or -ENOMEM. */
@@ -186,18 +205,78 @@ static int grow_dir(struct mslots *s)
 	return 0;
 }
 
-static struct chunk *chunk_make(uint32_t base)
+static size_t chunk_size(uint32_t room)
 {
-	struct chunk *c = malloc(sizeof(*c));
+	return sizeof(struct chunk) + (size_t)room * (sizeof(void *) + sizeof(uint32_t)) +
+	       2 * sizeof(uint64_t) * words_of(room);
+}
+
+/* Where c's arrays are, were its room room. */
+static struct arrays chunk_arrays(const struct chunk *c, uint32_t room)
+{
+	struct arrays a;
+	a.item = (void **)c->item;
+	a.gen = (uint32_t *)(a.item + room);
+	a.occ = (uint64_t *)(a.gen + room);
+	a.taken = a.occ + words_of(room);
+	return a;
+}
+
+static struct arrays arrays(const struct chunk *c)
+{
+	return chunk_arrays(c, c->room);
+}
+
+/* Whether an item is at off of c (which may be NULL). */
+static bool chunk_occ(const struct chunk *c, uint32_t off)
+{
+	return c && off < c->room && bit_test(arrays(c).occ, off);
+}
+
+/* The room's positions [from, to) start at generation base, free. */
+static void chunk_fresh(struct chunk *c, uint32_t from, uint32_t to, uint32_t base)
+{
+	struct arrays a = arrays(c);
+	for (uint32_t i = from; i < to; i++)
+		a.gen[i] = base;
+	uint32_t w = words_of(from);
+	memset(a.occ + w, 0, (words_of(to) - w) * sizeof(uint64_t));
+	memset(a.taken + w, 0, (words_of(to) - w) * sizeof(uint64_t));
+}
+
+static struct chunk *chunk_make(struct mslots *s, uint32_t base)
+{
+	struct chunk *c = malloc(chunk_size(CHUNK_MIN));
 	if (!c)
 		return NULL;
-	for (uint32_t i = 0; i < CHUNK_SIZE; i++)
-		c->gen[i] = base;
-	memset(c->occ, 0, sizeof(c->occ));
-	memset(c->taken, 0, sizeof(c->taken));
+	c->room = CHUNK_MIN;
+	chunk_fresh(c, 0, CHUNK_MIN, base);
 	c->count = c->ntaken = 0;
 	c->maxgen = base;
+	s->chunk_bytes += chunk_size(CHUNK_MIN);
 	return c;
+}
+
+/* Chunk ci's room doubles, its positions and items staying: 0, or -ENOMEM
+ * (and nothing changed). Copies the room there was: O(1) amortized over
+ * the adds that filled it. */
+static int chunk_grow(struct mslots *s, uint32_t ci)
+{
+	uint32_t old = s->dir[ci]->room, room = old * 2;
+	struct chunk *c = realloc(s->dir[ci], chunk_size(room));
+	if (!c)
+		return -ENOMEM;
+	s->dir[ci] = c;
+	struct arrays from = chunk_arrays(c, old), to = chunk_arrays(c, room);
+	/* Each array moves up; the ones above it have moved already. */
+	memmove(to.taken, from.taken, words_of(old) * sizeof(uint64_t));
+	memmove(to.occ, from.occ, words_of(old) * sizeof(uint64_t));
+	memmove(to.gen, from.gen, old * sizeof(uint32_t));
+	c->room = room;
+	/* Never handed out: they start where the chunk's positions started. */
+	chunk_fresh(c, old, room, s->base[ci]);
+	s->chunk_bytes += chunk_size(room) - chunk_size(old);
+	return 0;
 }
 
 /* The chunk holding pos, or NULL. */
@@ -221,20 +300,26 @@ int mslots_add(struct mslots *s, void *item, uint32_t *ret_pos)
 		bit_set(s->nonfull, ci);
 		s->len++;
 	}
-	struct chunk *c = s->dir[ci];
-	if (!c) {
-		c = chunk_make(s->base[ci]);
-		if (!c)
+	if (!s->dir[ci]) {
+		s->dir[ci] = chunk_make(s, s->base[ci]);
+		if (!s->dir[ci])
 			return -ENOMEM;
-		s->dir[ci] = c;
-		s->nchunks++;
 	}
+	/* The chunk has a free position: in its room, or just past it. */
+	uint32_t from = 0;
+	if (s->dir[ci]->ntaken == s->dir[ci]->room) {
+		from = s->dir[ci]->room;
+		if (chunk_grow(s, ci) < 0)
+			return -ENOMEM;
+	}
+	struct chunk *c = s->dir[ci];
 	if (s->spare == ci)
 		s->spare = NO_SPARE;
-	uint32_t off = first_bit(c->taken, CHUNK_SIZE, 0, ~(uint64_t)0);
-	bit_set(c->taken, off);
-	bit_set(c->occ, off);
-	c->item[off] = item;
+	struct arrays a = arrays(c);
+	uint32_t off = first_bit(a.taken, c->room, from, ~(uint64_t)0);
+	bit_set(a.taken, off);
+	bit_set(a.occ, off);
+	a.item[off] = item;
 	c->count++;
 	if (++c->ntaken == CHUNK_SIZE)
 		bit_clear(s->nonfull, ci);
@@ -248,24 +333,25 @@ void *mslots_get(const struct mslots *s, uint32_t pos)
 {
 	const struct chunk *c = chunk_of(s, pos);
 	uint32_t off = pos & (CHUNK_SIZE - 1);
-	return c && bit_test(c->occ, off) ? c->item[off] : NULL;
+	return chunk_occ(c, off) ? c->item[off] : NULL;
 }
 
 void mslots_set(struct mslots *s, uint32_t pos, void *item)
 {
 	struct chunk *c = chunk_of(s, pos);
 	uint32_t off = pos & (CHUNK_SIZE - 1);
-	if (c && bit_test(c->occ, off))
+	if (chunk_occ(c, off))
 		c->item[off] = item;
 }
 
 /* The generation at off moves on: false when it is spent. */
 static bool gen_next(const struct mslots *s, struct chunk *c, uint32_t off)
 {
-	if (c->gen[off] == s->gen_spent)
+	uint32_t *gen = arrays(c).gen;
+	if (gen[off] == s->gen_spent)
 		return false;
-	if (++c->gen[off] > c->maxgen)
-		c->maxgen = c->gen[off];
+	if (++gen[off] > c->maxgen)
+		c->maxgen = gen[off];
 	return true;
 }
 
@@ -288,26 +374,27 @@ static void chunk_emptied(struct mslots *s, uint32_t ci)
 	if (c->maxgen >= s->gen_spent - 1)
 		return;
 	s->base[victim] = c->maxgen + 1;
+	s->chunk_bytes -= chunk_size(c->room);
 	free(c);
 	s->dir[victim] = NULL;
-	s->nchunks--;
 }
 
 void *mslots_del(struct mslots *s, uint32_t pos)
 {
 	struct chunk *c = chunk_of(s, pos);
 	uint32_t off = pos & (CHUNK_SIZE - 1), ci = pos >> CHUNK_SHIFT;
-	if (!c || !bit_test(c->occ, off))
+	if (!chunk_occ(c, off))
 		return NULL;
-	void *item = c->item[off];
-	bit_clear(c->occ, off);
+	struct arrays a = arrays(c);
+	void *item = a.item[off];
+	bit_clear(a.occ, off);
 	s->count--;
 	if (--c->count == 0)
 		bit_clear(s->nonempty, ci);
 	gen_next(s, c, off);
-	if (c->gen[off] == s->gen_spent)
+	if (a.gen[off] == s->gen_spent)
 		return item; /* retired: stays taken */
-	bit_clear(c->taken, off);
+	bit_clear(a.taken, off);
 	bit_set(s->nonfull, ci);
 	if (--c->ntaken == 0)
 		chunk_emptied(s, ci);
@@ -318,9 +405,9 @@ uint64_t mslots_id(const struct mslots *s, uint32_t pos)
 {
 	const struct chunk *c = chunk_of(s, pos);
 	uint32_t off = pos & (CHUNK_SIZE - 1);
-	if (!c || !bit_test(c->occ, off))
+	if (!chunk_occ(c, off))
 		return 0;
-	return ((uint64_t)c->gen[off] << s->pos_bits | pos) + 1;
+	return ((uint64_t)arrays(c).gen[off] << s->pos_bits | pos) + 1;
 }
 
 bool mslots_can_bump(const struct mslots *s, uint32_t pos)
@@ -329,7 +416,7 @@ bool mslots_can_bump(const struct mslots *s, uint32_t pos)
 	uint32_t off = pos & (CHUNK_SIZE - 1);
 	/* An occupied position's generation stays below GEN_SPENT: its del
 	 * moves it on once more. */
-	return c && bit_test(c->occ, off) && c->gen[off] < s->gen_spent - 1;
+	return chunk_occ(c, off) && arrays(c).gen[off] < s->gen_spent - 1;
 }
 
 int mslots_bump(struct mslots *s, uint32_t pos)
@@ -361,7 +448,7 @@ bool mslots_next(const struct mslots *s, uint32_t from, uint32_t *ret_pos)
 	for (;;) {
 		const struct chunk *c = ci < s->len ? s->dir[ci] : NULL;
 		if (c && c->count) {
-			uint32_t b = first_bit(c->occ, CHUNK_SIZE, off, 0);
+			uint32_t b = first_bit(arrays(c).occ, c->room, off, 0);
 			if (b != UINT32_MAX) {
 				*ret_pos = ci << CHUNK_SHIFT | b;
 				return true;

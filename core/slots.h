@@ -11,8 +11,10 @@
  *
  * Items are the caller's pointers (never NULL): the table never moves,
  * copies or frees them. Memory: about 12 bytes a position (a pointer, a
- * generation) plus an occupancy bitmap, in chunks that never move, so
- * growing never copies the table. Not thread-safe: the owner locks. */
+ * generation) plus two bitmaps, in chunks of up to 4096 positions that
+ * start with room for 16 and double as they fill, so a table costs what it
+ * holds (one item: a few hundred bytes) and growing copies one chunk at
+ * most, never the table. Not thread-safe: the owner locks. */
 #ifndef MALLAFS_CORE_SLOTS_H
 #define MALLAFS_CORE_SLOTS_H
 

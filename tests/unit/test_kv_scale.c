@@ -16,22 +16,14 @@
 #include <cmocka.h>
 
 #include "kv_i.h"
-
-/* A sanitizer's allocator, which mallinfo2 does not see. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZER_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZER_MALLOC 1
-#endif
-#endif
+#include "malloc_held.h"
 
 #define BIG 1000000
 #define SMALL 1000
 #define VALUE "twelve bytes" /* 12 bytes */
 
 static struct mkv *big, *small;
-static size_t big_malloc_bytes; /* what building big took from malloc (mallinfo2) */
+static size_t big_malloc_bytes; /* what building big took from malloc (malloc_held) */
 
 static uint64_t work_total(const struct mkv_work *w)
 {
@@ -82,10 +74,9 @@ static int group_setup(void **state)
 	mu_hash_set_key(key);
 	uint64_t buckets;
 	small = build(SMALL, &buckets);
-	struct mallinfo2 m0 = mallinfo2();
+	size_t held = malloc_held();
 	big = build(BIG, &buckets);
-	struct mallinfo2 m1 = mallinfo2();
-	big_malloc_bytes = (m1.uordblks + m1.hblkhd) - (m0.uordblks + m0.hblkhd);
+	big_malloc_bytes = malloc_held() - held;
 	/* The resizes happened, a few buckets at a time. */
 	return buckets >= (1u << 19) ? 0 : -1;
 }

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "malloc_held.h"
 #include "slots.h"
 
 #define CHUNK 4096u
@@ -357,6 +358,138 @@ static void test_listing_is_linear(void **state)
 	mslots_free(s);
 }
 
+/* A table's memory follows what it holds: one item is a few hundred bytes,
+ * not a whole chunk of 4096 positions; 100 items about 17 bytes each. */
+static void test_small_tables_are_small(void **state)
+{
+	size_t held = malloc_held();
+	struct mslots *s = mslots_new();
+	assert_true(mslots_bytes(s) <= 128);
+	add(s, 0);
+	size_t one = mslots_bytes(s);
+	assert_true(one < 512);
+#ifndef SANITIZER_MALLOC
+	/* malloc agrees: its rounding, headers and 32-byte least chunk add
+	 * at most 24 bytes to each of the table's 6 allocations. */
+	size_t took = malloc_held() - held;
+	assert_true(took <= one + 6 * 24);
+	assert_true(took < 1024);
+#else
+	(void)held;
+#endif
+	for (uintptr_t i = 1; i < 100; i++)
+		add(s, i);
+	assert_true(mslots_bytes(s) < 100 * 20);
+	/* Emptied, it keeps its one chunk but no more than it needed. */
+	for (uint32_t i = 0; i < 100; i++)
+		mslots_del(s, i);
+	assert_true(mslots_bytes(s) < 100 * 20);
+	mslots_free(s);
+	/* 100,000 one-item tables (a pool each, say): under 512 bytes a table. */
+	enum { TABLES = 100000 };
+	struct mslots **t = malloc(TABLES * sizeof(*t));
+	size_t bytes = 0;
+	for (int i = 0; i < TABLES; i++) {
+		t[i] = mslots_new();
+		add(t[i], 0);
+		bytes += mslots_bytes(t[i]);
+	}
+	assert_true(bytes < (size_t)TABLES * 512);
+	for (int i = 0; i < TABLES; i++)
+		mslots_free(t[i]);
+	free(t);
+}
+
+/* A chunk's room doubles from its first few positions up to 4096 as items
+ * come: every item keeps its position and id through each doubling, and a
+ * full table costs what it did (about 12 bytes a position). */
+static void test_growth_keeps_items(void **state)
+{
+	enum { N = 2 * CHUNK + 100 };
+	uint64_t *ids = malloc(N * sizeof(*ids));
+	struct mslots *s = mslots_new();
+	size_t bytes = mslots_bytes(s);
+	for (uintptr_t i = 0; i < N; i++) {
+		assert_int_equal(add(s, i), i);
+		ids[i] = mslots_id(s, (uint32_t)i);
+		assert_true(mslots_bytes(s) >= bytes);
+		bytes = mslots_bytes(s);
+		if (i & (i + 1))
+			continue;
+		/* i + 1 is a power of two: a doubling has just happened or is
+		 * next; everything so far is where it was. */
+		for (uint32_t j = 0; j <= i; j++) {
+			assert_ptr_equal(mslots_get(s, j), item(j));
+			assert_int_equal(mslots_id(s, j), ids[j]);
+		}
+		uint32_t pos;
+		assert_false(mslots_next(s, (uint32_t)i + 1, &pos));
+		assert_null(mslots_get(s, (uint32_t)i + 1));
+		assert_int_equal(mslots_id(s, (uint32_t)i + 1), 0);
+	}
+	/* Two full chunks and one of 100 items: 12 bytes a position and a
+	 * little, the third chunk's room at most twice what it holds. */
+	assert_true(mslots_bytes(s) < 2 * CHUNK * 13 + 2 * 100 * 13 + 1024);
+	/* Past the room of the third chunk: free, out of reach. */
+	for (uint32_t p = N; p < 3 * CHUNK; p += 37) {
+		assert_null(mslots_get(s, p));
+		assert_null(mslots_del(s, p));
+		assert_int_equal(mslots_id(s, p), 0);
+		assert_false(mslots_can_bump(s, p));
+		mslots_set(s, p, item(1));
+		assert_null(mslots_get(s, p));
+	}
+	uint32_t pos = 0, k = 0;
+	while (mslots_next(s, pos, &pos)) {
+		assert_int_equal(pos, k++);
+		assert_int_equal(mslots_id(s, pos), ids[pos]);
+		assert_true(mslots_find_id(s, ids[pos], &pos));
+		pos++;
+	}
+	assert_int_equal(k, N);
+	assert_distinct(ids, N);
+	free(ids);
+	mslots_free(s);
+}
+
+/* Ids never repeat while chunks grow, lose items, are freed and made again
+ * small: a remade chunk's positions, within its first room and past it,
+ * start above everything they named before. */
+static void test_ids_unique_across_growth(void **state)
+{
+	enum { ROUNDS = 4, N = 3 * CHUNK };
+	uint64_t *ids = malloc((size_t)ROUNDS * 2 * N * sizeof(*ids));
+	size_t n = 0;
+	struct mslots *s = mslots_new();
+	for (int round = 0; round < ROUNDS; round++) {
+		/* Grow chunks 0 to 2 to 4096 each, with bumps along the way. */
+		for (uintptr_t i = 0; i < N; i++) {
+			uint32_t pos = add(s, i);
+			ids[n++] = mslots_id(s, pos);
+			if (i % 5 == (uintptr_t)round) {
+				assert_int_equal(mslots_bump(s, pos), 0);
+				ids[n++] = mslots_id(s, pos);
+			}
+		}
+		/* Empty chunk 1 (kept: the lowest empty one) and then chunk 2
+		 * (freed); thin chunk 0 out, one round more than the last. */
+		for (uint32_t i = CHUNK; i < N; i++)
+			mslots_del(s, i);
+		for (uint32_t i = 0; i < CHUNK; i++)
+			if (i % (round + 2))
+				mslots_del(s, i);
+		/* And delete the rest, so the next round refills from 0. */
+		for (uint32_t i = 0; i < CHUNK; i++)
+			mslots_del(s, i);
+		assert_int_equal(mslots_count(s), 0);
+		/* One chunk kept, whole; the others freed. */
+		assert_true(mslots_bytes(s) < CHUNK * 13 + 1024);
+	}
+	assert_distinct(ids, n);
+	mslots_free(s);
+	free(ids);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,6 +503,9 @@ int main(void)
 	        cmocka_unit_test(test_cookies),
 	        cmocka_unit_test(test_resume_is_constant),
 	        cmocka_unit_test(test_listing_is_linear),
+	        cmocka_unit_test(test_small_tables_are_small),
+	        cmocka_unit_test(test_growth_keeps_items),
+	        cmocka_unit_test(test_ids_unique_across_growth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
