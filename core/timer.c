@@ -69,6 +69,9 @@ struct mtimer_loop {
 	struct mtimer *ready, *ready_tail;
 	struct mworker *workers;
 	unsigned nworkers, idle;
+	/* Workers started that have not yet looked for a timer: feed counts
+	 * them as idle, or every arm before they run would start more. */
+	unsigned starting;
 	uint64_t seq;
 	int64_t spawn_again; /* 0, or when to try starting a worker again */
 	pthread_t timer;
@@ -232,6 +235,7 @@ static void *worker_main(void *arg)
 	struct mtimer_loop *loop = w->loop;
 	current = w;
 	pthread_mutex_lock(&loop->lock);
+	loop->starting--;
 	while (!loop->stop) {
 		struct mtimer *t = take_ready(loop);
 		if (!t) {
@@ -292,7 +296,7 @@ static void feed(struct mtimer_loop *loop)
 		return;
 	if (loop->idle)
 		pthread_cond_broadcast(&loop->work);
-	unsigned have = loop->idle;
+	unsigned have = loop->idle + loop->starting;
 	while (have < want && loop->nworkers < loop->max_workers) {
 		struct mworker *w = calloc(1, sizeof(*w));
 		int r = w ? 0 : -ENOMEM;
@@ -311,6 +315,7 @@ static void feed(struct mtimer_loop *loop)
 		w->next = loop->workers;
 		loop->workers = w;
 		loop->nworkers++;
+		loop->starting++;
 		have++;
 	}
 	loop->spawn_again = 0;
