@@ -2,7 +2,7 @@
  *
  * Inode numbers are never reused, so the generation is always 0. Most come
  * from a 64-bit counter. A store key's is made of its store's number and
- * the key's id in the store (KEY_INO below), which core never reuses
+ * the key's id in the store (key_ino_locked below), which core never reuses
  * either: the table needs no node for the keys the kernel holds, so a
  * million keys the kernel has looked up cost the daemon nothing here. The
  * kernel's lookups of a store's keys are counted together on the store's
