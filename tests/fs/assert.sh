@@ -276,7 +276,9 @@ assert_reason()
 		REASON_LOG=$MFS_LOG
 		REASON_MARK=0
 	fi
-	if tail -n +$((REASON_MARK + 1)) "$MFS_LOG" | grep -qF -- "$text"; then
+	# Not grep -q: with pipefail, tail killed by SIGPIPE when grep stops
+	# at the first match would read as not found.
+	if tail -n +$((REASON_MARK + 1)) "$MFS_LOG" | grep -F -- "$text" >/dev/null; then
 		pass "$what: the daemon log gives the reason"
 	else
 		fail "$what: the daemon log gives the reason ($text)" \
