@@ -5,8 +5,9 @@
  * registry entries, apps) use ID_BASE + the entry's listing cookie, so an
  * offset stays valid while entries come and go.
  *
- * readdirplus (ls -l, find -size): the kernel asks for each entry's
- * attributes with the listing, so it makes no lookup per entry. Core lists
+ * readdirplus (ls -l; a folder's first reply, in the kernel's adaptive
+ * mode): the kernel asks for each entry's attributes with the listing, so
+ * it makes no lookup per entry. Core lists
  * holding its locks, so the entries are only noted then (with the room
  * each will take); once it is done, each is looked up as a lookup request
  * would be, and added with its inode and attributes. An entry that went in
@@ -121,9 +122,9 @@ uint64_t mfs_dir_after(const struct mfs_dirbuf *db)
 	return db->skip > ID_BASE ? (uint64_t)(db->skip - ID_BASE) : 0;
 }
 
-off_t mfs_dir_id_off(uint64_t id)
+off_t mfs_dir_id_off(uint64_t cookie)
 {
-	return (off_t)(ID_BASE + id);
+	return (off_t)(ID_BASE + cookie);
 }
 
 /* One noted entry, looked up: its inode and attributes when it is there

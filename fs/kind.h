@@ -91,10 +91,11 @@ int mfs_dir_add_ino(struct mfs_dirbuf *db, const char *name, bool dir, off_t off
 uint64_t mfs_standin_ino(const char *name);
 /* Folders whose entries are counted, not numbered by core ids. */
 int mfs_dir_add_next(struct mfs_dirbuf *db, const char *name, bool dir);
-/* Where a listing numbered by core ids resumes: entries with a larger id. */
+/* Where a listing backed by core resumes: the cookie (kv.h, slots.h) of
+ * the last entry returned, 0 from the start. */
 uint64_t mfs_dir_after(const struct mfs_dirbuf *db);
-/* The offset of the entry of core id id. */
-off_t mfs_dir_id_off(uint64_t id);
+/* The offset of an entry of such a listing, from its cookie. */
+off_t mfs_dir_id_off(uint64_t cookie);
 /* After the listing: readdirplus's entries get their lookups and attributes. */
 int mfs_dirbuf_finish(struct mfs_dirbuf *db);
 /* The reply did not reach the kernel: the lookups it carried are undone. */
