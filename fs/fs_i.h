@@ -45,8 +45,8 @@
  *  5. mfs.lock guards the table (by_ino, by_name, count, next_ino, the
  *     stores' numbers, the idle key nodes), every field of every node
  *     below (name, parent, nlookup, refs, obj_id, svc, hashed, pending,
- *     cache_ok, cache_mtime, polls, held_trunc, trunc_ms, store_no,
- *     key_lookups, idle and its links), and the
+ *     cache_ok, cache_mtime, polls, held_trunc, trunc_ms, key_lookups,
+ *     idle and its links), and the
  *     handle table
  *     with each handle's id, refs, hnext, ph, node and poll_next. A leaf:
  *     never held across core, a reply or a notification to the kernel.
@@ -54,8 +54,8 @@
  *  6. mfs_perm's lock guards the table of owners and modes set by chmod
  *     and chown (perm.c). A leaf, never taken with mfs.lock held (a node's
  *     path is copied first); its event listener takes only it.
- * kind, ino and the root pointer never change after a node is made, and
- * are read without a lock.
+ * kind, ino, a store's store_no and the root pointer never change after a
+ * node is made, and are read without a lock.
  *
  * No thread of the daemon does I/O on its own mount: the notifier's echoes
  * are done by a child process that holds no /dev/fuse descriptor
@@ -232,6 +232,9 @@ void mfs_node_lookup_inc(struct mfs *fs, struct mnode *n);
 void mfs_node_forget(struct mfs *fs, uint64_t ino, uint64_t nlookup);
 /* Gives an N_SVC node its service (a new reference), once. */
 void mfs_node_set_svc(struct mfs *fs, struct mnode *n, struct mallafs_svc *svc);
+/* The service n belongs to (n or an ancestor is its N_SVC node),
+ * referenced, or NULL. fs->lock held. */
+struct mallafs_svc *mfs_node_svc_locked(struct mnode *n);
 /* Copies the node's own name and its parent's (the section, app or pool of
  * a leaf): both change on rename. Either buffer may be NULL. With ret_svc,
  * also the service the node belongs to (a new reference, or NULL): all in

@@ -2,7 +2,7 @@
  *
  * Inode numbers are never reused, so the generation is always 0. Most come
  * from a 64-bit counter. A store key's is made of its store's number and
- * the key's id in the store (key_ino_locked below), which core never reuses
+ * the key's id in the store (key_ino below), which core never reuses
  * either: the table needs no node for the keys the kernel holds, so a
  * million keys the kernel has looked up cost the daemon nothing here. The
  * kernel's lookups of a store's keys are counted together on the store's
@@ -83,7 +83,9 @@ static uint64_t key_id(uint64_t ino)
 	return ino & (((uint64_t)1 << MKV_ID_BITS) - 1);
 }
 
-static uint64_t key_ino_locked(const struct mnode *store, uint64_t id)
+/* A store node's number is set when it is made and never changes: read
+ * without fs->lock, as its kind and ino are (a listing asks per key). */
+static uint64_t key_ino(const struct mnode *store, uint64_t id)
 {
 	if (!store->store_no || id == 0 || id >> MKV_ID_BITS)
 		return 0;
@@ -92,10 +94,13 @@ static uint64_t key_ino_locked(const struct mnode *store, uint64_t id)
 
 uint64_t mfs_key_ino(struct mfs *fs, struct mnode *store, uint64_t id)
 {
-	pthread_mutex_lock(&fs->lock);
-	uint64_t ino = key_ino_locked(store, id);
-	pthread_mutex_unlock(&fs->lock);
-	return ino;
+	return key_ino(store, id);
+}
+
+/* The store node of number no, or NULL (no store has it now). */
+static struct mnode *store_by_no_locked(struct mfs *fs, uint32_t no)
+{
+	return fs->stores && no <= fs->nstores ? fs->stores[no] : NULL;
 }
 
 /* A number for a new store node, or 0 when all are taken (its keys then
@@ -405,14 +410,6 @@ static struct mnode *find_locked(struct mfs *fs, struct mnode *parent, const cha
 	return NULL;
 }
 
-/* The service a node belongs to, referenced, or NULL. */
-static struct mallafs_svc *svc_of_locked(struct mnode *n)
-{
-	while (n && n->kind != N_SVC)
-		n = n->parent;
-	return n && n->svc ? msvc_ref(n->svc) : NULL;
-}
-
 /* The key node of ino (which store's node holds) for the key called name,
  * referenced: the one in the table, or a new one, hashed (a node of an
  * older key of that name is unhashed). NULL when out of memory. */
@@ -451,11 +448,11 @@ static struct mnode *key_node_by_ino(struct mfs *fs, uint64_t ino)
 	struct drops d = {{0}, 0};
 	pthread_mutex_lock(&fs->lock);
 	uint32_t no = key_store_no(ino);
-	struct mnode *store = no < fs->nstores + 1 && fs->stores ? fs->stores[no] : NULL;
+	struct mnode *store = store_by_no_locked(fs, no);
 	struct mallafs_svc *svc = NULL;
 	if (store) {
 		store->refs++;
-		svc = svc_of_locked(store);
+		svc = mfs_node_svc_locked(store);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	if (!store)
@@ -517,7 +514,7 @@ static struct mnode *find(struct mfs *fs, struct mnode *parent, const char *name
 	/* A key has no node just for being held by the kernel: if the kernel
 	 * may hold any of the store's, the key's node is made. */
 	bool ask = may_ask && !n && parent->kind == N_STORE && parent->key_lookups > 0;
-	struct mallafs_svc *svc = ask ? svc_of_locked(parent) : NULL;
+	struct mallafs_svc *svc = ask ? mfs_node_svc_locked(parent) : NULL;
 	pthread_mutex_unlock(&fs->lock);
 	if (!svc)
 		return n;
@@ -545,7 +542,7 @@ struct mnode *mfs_node_child(struct mfs *fs, struct mnode *parent, const char *n
 	pthread_mutex_lock(&fs->lock);
 	/* A key gets its inode number from its id; without one (a stand-in,
 	 * or all stores' numbers taken) a node of its own, as anything else. */
-	uint64_t ino = kind == N_KEY ? key_ino_locked(parent, obj_id) : 0;
+	uint64_t ino = kind == N_KEY ? key_ino(parent, obj_id) : 0;
 	if (ino) {
 		n = key_node_locked(fs, parent, name, ino, &d);
 		pthread_mutex_unlock(&fs->lock);
@@ -641,7 +638,7 @@ void mfs_node_forget(struct mfs *fs, uint64_t ino, uint64_t nlookup)
 	pthread_mutex_lock(&fs->lock);
 	if (mfs_ino_is_key(ino)) {
 		uint32_t no = key_store_no(ino);
-		struct mnode *store = no <= fs->nstores && fs->stores ? fs->stores[no] : NULL;
+		struct mnode *store = store_by_no_locked(fs, no);
 		if (store) {
 			store->key_lookups = minus(store->key_lookups, nlookup);
 			node_free_locked(fs, store, &d);

@@ -10,6 +10,13 @@
 #include "fs_i.h"
 #include "service.h"
 
+struct mallafs_svc *mfs_node_svc_locked(struct mnode *n)
+{
+	while (n && n->kind != N_SVC)
+		n = n->parent;
+	return n && n->svc ? msvc_ref(n->svc) : NULL;
+}
+
 void mfs_node_names(struct mfs *fs, struct mnode *n, char *name, char *pname, size_t len,
                     struct mallafs_svc **ret_svc)
 {
@@ -18,12 +25,8 @@ void mfs_node_names(struct mfs *fs, struct mnode *n, char *name, char *pname, si
 		snprintf(name, len, "%s", n->name);
 	if (pname)
 		snprintf(pname, len, "%s", n->parent ? n->parent->name : "");
-	if (ret_svc) {
-		struct mnode *s = n;
-		while (s && s->kind != N_SVC)
-			s = s->parent;
-		*ret_svc = s && s->svc ? msvc_ref(s->svc) : NULL;
-	}
+	if (ret_svc)
+		*ret_svc = mfs_node_svc_locked(n);
 	pthread_mutex_unlock(&fs->lock);
 }
 
