@@ -17,9 +17,11 @@ cd "$here"
 # (libFuzzer and clang's sanitizer runtimes, only recommended by clang, so
 # named): the fuzz pass. redis-server (it brings redis-tools): the memory
 # comparison of the scale benchmark (tests/bench/scale.sh); no test needs it.
+# libsqlite3-dev: persist's databases and the state database (-o state=);
+# sqlite3, the shell: tests inspect the databases as users do.
 packages=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libinih-dev
 	libcmocka-dev inotify-tools valgrind util-linux procps psmisc libtsan2
-	clang-format git clang libclang-rt-14-dev redis-server)
+	clang-format git clang libclang-rt-14-dev redis-server libsqlite3-dev sqlite3)
 
 install_missing() {
 	local missing=()

@@ -6,6 +6,7 @@
 #define MALLAFS_CORE_PROC_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Opens a pidfd (O_CLOEXEC) on the live process pid and reads its owner,
@@ -17,4 +18,9 @@ int mproc_open(pid_t pid, int *ret_fd, uid_t *ret_uid);
 /* True once the process of pidfd has exited (zombie or reaped). */
 bool mproc_exited(int pidfd);
 
+/* The start time of the process pid (field 22 of /proc/PID/stat, clock
+ * ticks after boot): with the PID, what names one process for good.
+ * -ESRCH when there is no such process, -EIO when the file cannot be
+ * understood. */
+int mproc_starttime(pid_t pid, uint64_t *ret);
 #endif

@@ -86,4 +86,34 @@ uint64_t mreg_list_steps(struct mreg *reg);
 /* One entry (member NULL: registry/NAME or the pool itself). -ENOENT. */
 int mreg_stat(struct mreg *reg, const char *name, const char *member, struct mreg_entry *ret);
 
+/* ---- Saving and restoring (the state database, -o state=) ----
+ * A registration is saved with the identity of its process, PID and start
+ * time (field 22 of /proc/PID/stat, clock ticks since boot), taken when it
+ * registered; it is restored only when a process of that PID with that
+ * start time still lives, so a reused PID never inherits a name. */
+struct mreg_saved {
+	const char *name;   /* registry/NAME, or the pool of a member or a pool */
+	const char *member; /* NULL for a name or a pool; the PID as text for a member */
+	char kind;          /* 'n' a name, 'p' a pool, 'm' a pool member */
+	pid_t pid;          /* 0 for a pool */
+	uint64_t starttime; /* of pid; 0 for a pool */
+	const char *value;  /* NULL: none (names only); members always have one */
+	uid_t uid;          /* the process's owner (0 for pools) */
+};
+/* Calls fn for every pool, then every name and member, under the
+ * registry's lock: fn must not call into the registry. A non-zero return
+ * stops the walk and is returned. */
+int mreg_save_foreach(struct mreg *reg, int (*fn)(const struct mreg_saved *s, void *arg),
+                      void *arg);
+/* The saved form of one entry now (member NULL: registry/NAME or the pool
+ * NAME), to fn under the lock. -ENOENT when it is not there. */
+int mreg_save_get(struct mreg *reg, const char *name, const char *member,
+                  int (*fn)(const struct mreg_saved *s, void *arg), void *arg);
+/* Restores one saved entry: a pool is created (-EEXIST when it is there);
+ * a name or member is registered again only when s->pid is alive with
+ * s->starttime (-ESRCH otherwise: gone, or another process now has the
+ * PID), as if its process had written it, with no check of who asks. A
+ * member's pool must exist (-ENOENT). -EINVAL for a bad name or value. */
+int mreg_restore(struct mreg *reg, const struct mreg_saved *s);
+
 #endif
