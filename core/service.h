@@ -135,6 +135,11 @@ int msvc_del_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_re
 bool msvc_has_plugin(struct mallafs_svc *svc, const char *name);
 /* What `cat chain` prints: one name a line, top to bottom. */
 int msvc_chain_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len);
+/* The declared plugins, top to bottom, base not included (what the state
+ * database saves; the chain adds base and the plugins they need): a
+ * NULL-terminated array of *ret_n copies, freed with each name. -ENOENT once
+ * the service is destroyed, -ENOMEM. */
+int msvc_declared(struct mallafs_svc *svc, char ***ret, size_t *ret_n);
 
 /* Configuration. All changes run a reconfiguration: -EINVAL rejected (merge
  * phase), -EIO rolled back (update phase, or a restart it asked for failed
@@ -179,6 +184,9 @@ int msvc_undo_apply(struct mallafs_svc *svc, struct msvc_undo *u);
 /* The effective configuration (explicit values plus the defaults of the
  * plugins in the chain): a private copy for the caller to free. */
 struct mallafs_cfg *msvc_config_effective(struct mallafs_svc *svc);
+/* The committed explicit configuration (no defaults): a private copy for
+ * the caller to free, NULL when out of memory. */
+struct mallafs_cfg *msvc_config_committed(struct mallafs_svc *svc);
 /* What `cat config.ini` prints. */
 int msvc_config_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len);
 

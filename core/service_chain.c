@@ -191,21 +191,20 @@ static void names_free(char **v, size_t n)
 static void chain_swap(struct mallafs_svc *svc, struct minst ***chain, size_t *n, char ***declared,
                        size_t *ndeclared)
 {
+	char **od = svc->declared;
+	size_t ond = svc->ndeclared;
 	pthread_rwlock_wrlock(&svc->store_lock);
 	struct minst **oc = svc->chain;
 	size_t on = svc->nchain;
 	svc->chain = *chain;
 	svc->nchain = *n;
+	svc->declared = *declared;
+	svc->ndeclared = *ndeclared;
 	pthread_rwlock_unlock(&svc->store_lock);
 	/* Other plugins, other defaults. */
 	msvc_forget_effective(svc);
 	*chain = oc;
 	*n = on;
-
-	char **od = svc->declared;
-	size_t ond = svc->ndeclared;
-	svc->declared = *declared;
-	svc->ndeclared = *ndeclared;
 	*declared = od;
 	*ndeclared = ond;
 }
@@ -439,4 +438,18 @@ int msvc_chain_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len)
 	}
 	*ret_text = mu_buf_steal(&b, ret_len);
 	return *ret_text ? 0 : -ENOMEM;
+}
+
+int msvc_declared(struct mallafs_svc *svc, char ***ret, size_t *ret_n)
+{
+	char **v = NULL;
+	pthread_rwlock_rdlock(&svc->store_lock);
+	int r = svc->dead ? -ENOENT : names_dup(svc->declared, svc->ndeclared, NULL, false, &v);
+	size_t n = svc->ndeclared;
+	pthread_rwlock_unlock(&svc->store_lock);
+	if (r < 0)
+		return r;
+	*ret = v;
+	*ret_n = n;
+	return 0;
 }

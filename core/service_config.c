@@ -531,3 +531,11 @@ int msvc_reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg *u
 {
 	return reconfigure_locked(svc, update, why);
 }
+
+struct mallafs_cfg *msvc_config_committed(struct mallafs_svc *svc)
+{
+	pthread_mutex_lock(&svc->state_lock);
+	struct mallafs_cfg *c = svc->cfg ? mcfg_dup(svc->cfg) : mcfg_new();
+	pthread_mutex_unlock(&svc->state_lock);
+	return c;
+}

@@ -35,8 +35,10 @@ struct mallafs_svc {
 	struct mtimer_loop *own_timers;
 
 	pthread_mutex_t op_lock;
-	/* op_lock: the declared plugins (top to bottom, base not included) and
-	 * whether the plugins are started. */
+	/* op_lock: whether the plugins are started, and the declared plugins
+	 * (top to bottom, base not included), which are also written with
+	 * store_lock held, so that store_lock holders may read them
+	 * (msvc_declared). */
 	char **declared;
 	size_t ndeclared;
 	bool started;
