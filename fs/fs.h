@@ -12,6 +12,9 @@
 #ifndef MALLAFS_FS_H
 #define MALLAFS_FS_H
 
+#include <stdbool.h>
+#include <sys/types.h>
+
 #include <fuse_lowlevel.h>
 
 struct mrt;
@@ -33,5 +36,32 @@ void mfs_set_readonly(struct mfs *fs);
 int mfs_start(struct mfs *fs, struct fuse_session *se, const char *mountpoint);
 /* Stops it; call before unmounting. */
 void mfs_stop(struct mfs *fs);
+
+/* Owners and modes set by chmod and chown (perm.c), for the state
+ * database (-o state=): what is kept for one path of the tree. */
+struct mfs_perm_entry {
+	bool has_owner, has_mode;
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;
+};
+/* path's entry: 0, or -ENOENT when chmod and chown left it to the rules. */
+int mfs_perm_get(struct mfs *fs, const char *path, struct mfs_perm_entry *ret);
+/* Every entry, under the table's lock: fn must not call into fs. A non-zero
+ * return stops the walk and is returned. */
+int mfs_perm_foreach(struct mfs *fs,
+                     int (*fn)(const char *path, const struct mfs_perm_entry *e, void *arg),
+                     void *arg);
+/* Sets path's entry (one with neither field set drops it), as chmod and
+ * chown would have. 0 or -errno. */
+int mfs_perm_import(struct mfs *fs, const char *path, const struct mfs_perm_entry *e);
+/* fn (NULL: none) is told the path of every entry set or dropped, and
+ * "services/S" when the owner of S changes (chown, or its creation by a
+ * user: mfs_perm_owner_changed), in the changing thread with the table's
+ * lock held: it must not block nor call into fs or core (it may enqueue). */
+typedef void (*mfs_perm_listener_fn)(const char *path, void *arg);
+void mfs_perm_set_listener(struct mfs *fs, mfs_perm_listener_fn fn, void *arg);
+/* Tells the listener that the owner of the service at path changed. */
+void mfs_perm_owner_changed(struct mfs *fs, const char *path);
 
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 
 #include "events.h"
 #include "kind.h"
@@ -62,8 +63,12 @@ static int services_mkdir(struct mfs_req *c, const char *name)
 		/* Its creator owns it: its hooks and files act as them. */
 		const struct fuse_ctx *ctx = fuse_req_ctx(c->req);
 		struct mallafs_svc *s = mrt_service_get(c->fs->rt, name);
-		if (s)
+		if (s) {
+			char path[MU_NAME_MAX + 16];
 			msvc_set_owner(s, ctx->uid, ctx->gid);
+			snprintf(path, sizeof(path), "services/%s", name);
+			mfs_perm_owner_changed(c->fs, path);
+		}
 		msvc_unref(s);
 	}
 	return r;

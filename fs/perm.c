@@ -46,18 +46,18 @@
 
 #define PATH_MAX_LEN 1100 /* services/NAME/config/SECTION/KEY: 4 names and a bit */
 
-/* What chmod and chown set on one node: the value of its path in the table. */
-struct ov {
-	bool has_owner, has_mode;
-	uid_t uid;
-	gid_t gid;
-	mode_t mode;
-};
+/* What chmod and chown set on one node: the value of its path in the table
+ * (struct mfs_perm_entry, fs.h). */
+#define ov mfs_perm_entry
 
 struct mfs_perm {
-	pthread_mutex_t lock; /* leaf: guards the table */
+	pthread_mutex_t lock; /* leaf but for listen's own lock: guards the table and listen */
 	struct mkv *table;    /* path (relative to the mount) -> struct ov */
 	_Atomic size_t count; /* read without the lock: 0 skips every lookup */
+	/* Told of every change of the table, and of a service's owner
+	 * (mfs_perm_set_listener), under the lock. */
+	mfs_perm_listener_fn listen;
+	void *listen_arg;
 };
 
 /* ---- the table ---- */
@@ -79,13 +79,15 @@ static int ov_put_locked(struct mfs_perm *p, const char *path, const struct ov *
 {
 	int r = 0;
 	if (!o->has_owner && !o->has_mode) {
-		mkv_delete(p->table, path);
+		r = mkv_delete(p->table, path) == 0 ? 0 : 1;
 	} else {
 		ssize_t n = mkv_write(p->table, path, 0, o, sizeof(*o), MKV_REPLACE);
 		r = n < 0 ? (int)n : 0;
 	}
 	atomic_store(&p->count, mkv_count(p->table));
-	return r;
+	if (r == 0 && p->listen)
+		p->listen(path, p->listen_arg);
+	return r > 0 ? 0 : r;
 }
 
 static int ov_put(struct mfs *fs, const char *path, const struct ov *o)
@@ -401,6 +403,7 @@ int mfs_perm_setattr(struct mfs_req *c, const struct stat *attr, int to_set, con
 	if (kind == N_SVC && (uid != cur->st_uid || gid != cur->st_gid)) {
 		/* Delegation: S and everything in it go to the new owner. */
 		msvc_set_owner(c->svc, uid, gid);
+		mfs_perm_owner_changed(c->fs, path);
 		ov_drop_tree(c->fs, path, true, true);
 		mu_log(MU_LOG_INFO, "%s: owner %u:%u", path, (unsigned)uid, (unsigned)gid);
 	}
@@ -422,4 +425,68 @@ void mfs_perm_created(struct mfs_req *parent, const char *name)
 		return;
 	struct ov o = {.has_owner = true, .uid = ctx->uid, .gid = ctx->gid};
 	ov_put(parent->fs, path, &o);
+}
+
+/* ---- for the state database (fs.h) ---- */
+
+void mfs_perm_owner_changed(struct mfs *fs, const char *path)
+{
+	struct mfs_perm *p = fs->perm;
+	pthread_mutex_lock(&p->lock);
+	if (p->listen)
+		p->listen(path, p->listen_arg);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void mfs_perm_set_listener(struct mfs *fs, mfs_perm_listener_fn fn, void *arg)
+{
+	struct mfs_perm *p = fs->perm;
+	pthread_mutex_lock(&p->lock);
+	p->listen = fn;
+	p->listen_arg = arg;
+	pthread_mutex_unlock(&p->lock);
+}
+
+int mfs_perm_get(struct mfs *fs, const char *path, struct mfs_perm_entry *ret)
+{
+	return ov_get(fs, path, ret) ? 0 : -ENOENT;
+}
+
+struct foreach_ctx {
+	int (*fn)(const char *path, const struct mfs_perm_entry *e, void *arg);
+	void *arg;
+};
+
+static int foreach_one(const char *key, const void *value, size_t len, const struct mkv_stat *st,
+                       void *arg)
+{
+	struct foreach_ctx *f = arg;
+	struct ov o;
+	if (len != sizeof(o))
+		return 0;
+	memcpy(&o, value, sizeof(o));
+	return f->fn(key, &o, f->arg);
+}
+
+int mfs_perm_foreach(struct mfs *fs,
+                     int (*fn)(const char *path, const struct mfs_perm_entry *e, void *arg),
+                     void *arg)
+{
+	struct foreach_ctx f = {.fn = fn, .arg = arg};
+	pthread_mutex_lock(&fs->perm->lock);
+	int r = mkv_foreach(fs->perm->table, foreach_one, &f);
+	pthread_mutex_unlock(&fs->perm->lock);
+	return r;
+}
+
+int mfs_perm_import(struct mfs *fs, const char *path, const struct mfs_perm_entry *e)
+{
+	if (strlen(path) >= PATH_MAX_LEN)
+		return -ENAMETOOLONG;
+	struct ov o = {.has_owner = e->has_owner,
+	               .has_mode = e->has_mode,
+	               .uid = e->uid,
+	               .gid = e->gid,
+	               .mode = e->mode & 07777};
+	return ov_put(fs, path, &o);
 }
