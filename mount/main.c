@@ -23,6 +23,7 @@
 #include "builtin.h"
 #include "fs.h"
 #include "runtime.h"
+#include "state.h"
 #include "util.h"
 
 #ifndef MALLAFS_VERSION
@@ -43,6 +44,7 @@
 
 struct mopts {
 	char *config;
+	char *state;
 	char *plugin_dir;
 	char *max_memory;
 	char *events;
@@ -66,6 +68,8 @@ enum {
 static const struct fuse_opt mopt_table[] = {
         {"--config=%s", offsetof(struct mopts, config), 0},
         {"config=%s", offsetof(struct mopts, config), 0},
+        {"--state=%s", offsetof(struct mopts, state), 0},
+        {"state=%s", offsetof(struct mopts, state), 0},
         {"--plugin-dir=%s", offsetof(struct mopts, plugin_dir), 0},
         {"plugin_dir=%s", offsetof(struct mopts, plugin_dir), 0},
         {"max_memory=%s", offsetof(struct mopts, max_memory), 0},
@@ -145,7 +149,7 @@ static void usage(FILE *out, const char *prog)
 {
 	fprintf(out,
 	        "usage: %s [-f] [-d] [-s] [-o OPTION[,OPTION...]] [--config=FILE]\n"
-	        "       %*s [--plugin-dir=DIR] MOUNTPOINT\n"
+	        "       %*s [--state=FILE] [--plugin-dir=DIR] MOUNTPOINT\n"
 	        "       %s --help | --version\n",
 	        prog, (int)strlen(prog), "", prog);
 }
@@ -158,6 +162,14 @@ static void print_help(const char *prog)
 	       "    --config=FILE, -o config=FILE\n"
 	       "                           create the services and node-wide configuration\n"
 	       "                           this bootstrap INI file names, before mounting\n"
+	       "    --state=FILE, -o state=FILE\n"
+	       "                           keep the tree (services, their chains, admin\n"
+	       "                           status and configuration, config/, owners and\n"
+	       "                           modes, live registrations) in this SQLite\n"
+	       "                           database: restored at start (the bootstrap file\n"
+	       "                           then only seeds a new one), each change committed\n"
+	       "                           within 50 ms. Created 0600; refused when anyone\n"
+	       "                           but the daemon's user can write it\n"
 	       "    --plugin-dir=DIR, -o plugin_dir=DIR\n"
 	       "                           look up external plugins as DIR/NAME.so\n"
 	       "    -o max_threads=N       at most N worker threads (mallafs's default: %d;\n"
@@ -310,6 +322,9 @@ int main(int argc, char *argv[])
 	char *mountpoint = NULL, *plugin_dir = NULL;
 	struct mrt *rt = NULL;
 	struct mfs *fs = NULL;
+	struct mstate *st = NULL;
+	bool fresh = true;
+	char why[1024];
 	struct fuse_session *se = NULL;
 	int ready_fd = -1;
 	int ret = 1, r;
@@ -396,10 +411,24 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: cannot create the runtime: %s\n", prog, strerror(errno));
 		goto out_ready;
 	}
-	if (mo.config) {
-		char err[1024];
-		if (mboot_load(rt, mo.config, err, sizeof(err)) < 0) {
-			fprintf(stderr, "%s\n", err);
+	/* The state comes first: once it exists, it is the tree, and the
+	 * bootstrap file only seeds a new one. */
+	if (mo.state) {
+		if (mstate_open(mo.state, &st, &fresh, why, sizeof(why)) < 0 ||
+		    (!fresh && mstate_restore(st, rt, why, sizeof(why)) < 0)) {
+			fprintf(stderr, "%s: state %s: %s\n", prog, mo.state, why);
+			goto out_rt;
+		}
+		if (!fresh && mo.config)
+			mu_log(MU_LOG_INFO,
+			       "state %s restored; the bootstrap file %s was not applied (it seeds "
+			       "a "
+			       "new state only)",
+			       mo.state, mo.config);
+	}
+	if (mo.config && fresh) {
+		if (mboot_load(rt, mo.config, why, sizeof(why)) < 0) {
+			fprintf(stderr, "%s\n", why);
 			goto out_rt;
 		}
 	}
@@ -415,6 +444,15 @@ int main(int argc, char *argv[])
 	}
 	if (mo.rdonly)
 		mfs_set_readonly(fs);
+	/* Saved in full (what the bootstrap made, or what came back) before
+	 * the mount is announced, then each change. */
+	why[0] = '\0';
+	if (st && ((!fresh && mstate_restore_perms(st, fs) < 0) ||
+	           mstate_start(st, rt, fs, why, sizeof(why)) < 0)) {
+		fprintf(stderr, "%s: state %s: %s\n", prog, mo.state,
+		        why[0] ? why : "cannot read owners and modes");
+		goto out_fs;
+	}
 	se = fuse_session_new(&args, mfs_lowlevel_ops(), sizeof(struct fuse_lowlevel_ops), fs);
 	if (!se)
 		goto out_fs; /* libfuse said why */
@@ -457,11 +495,15 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_fs:
+	/* What changed is committed before the services stop: stopping them
+	 * is no change to the state. */
+	mstate_stop(st);
 	/* Stop callbacks run while the filesystem layer still exists, for
 	 * whatever it listens to; then it goes. */
 	mrt_stop_all(rt);
 	mfs_free(fs);
 out_rt:
+	mstate_close(st);
 	mrt_free(rt);
 out_ready:
 	/* Closing without a word tells a waiting parent that we failed. */
@@ -474,6 +516,7 @@ out_cmdline:
 	free(co.mountpoint);
 out_args:
 	free(mo.config);
+	free(mo.state);
 	free(mo.plugin_dir);
 	free(mo.max_memory);
 	free(mo.events);
