@@ -350,7 +350,9 @@ int mstate_start(struct mstate *st, struct mrt *rt, struct mfs *fs, char *why, s
 			return fail(why, whylen, r, "%s", mwhy.text);
 	}
 	/* Listening first: a change made while the tree is read is marked again. */
-	mst_listen(st);
+	r = mst_listen(st);
+	if (r < 0)
+		return fail(why, whylen, r, "cannot follow the changes: %s", strerror(-r));
 	r = mst_save_all(st);
 	if (r < 0) {
 		mst_unlisten(st);

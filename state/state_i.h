@@ -88,7 +88,7 @@ int mst_save_all(struct mstate *st);
 /* Commits the dirty set in one transaction; on failure it stays marked.
  * 0 or -errno (logged once per distinct reason). */
 int mst_flush_now(struct mstate *st);
-void mst_listen(struct mstate *st);
+int mst_listen(struct mstate *st); /* -ENOSPC: the event ring has no room */
 void mst_unlisten(struct mstate *st);
 void *mst_thread(void *arg);
 

@@ -191,9 +191,9 @@ static void restore_service(struct mstate *st, const struct saved_svc *v, struct
 	}
 	char reason[MALLAFS_REASON_MAX + 512];
 	snprintf(reason, sizeof(reason),
-	         "restored inactive with %s%s%s: %s; the state database keeps its saved chain, "
-	         "configuration and admin status until you change the service",
-	         made, missing[0] ? " (missing: " : "", missing[0] ? ")" : "",
+	         "restored inactive with %s%s%s%s: %s; the state database keeps its saved "
+	         "chain, configuration and admin status until you change the service",
+	         made, missing[0] ? " (missing: " : "", missing, missing[0] ? ")" : "",
 	         why.text[0] ? why.text : strerror(-r));
 	/* The reason goes to last_error and the log. */
 	msvc_set_error(svc, reason);

@@ -130,12 +130,15 @@ static void on_perm(const char *path, void *arg)
 	pthread_mutex_unlock(&st->lock);
 }
 
-void mst_listen(struct mstate *st)
+int mst_listen(struct mstate *st)
 {
-	mev_ring_add_listener(mrt_events(st->rt), on_event, st);
+	int r = mev_ring_add_listener(mrt_events(st->rt), on_event, st);
+	if (r < 0)
+		return r;
 	if (st->fs)
 		mfs_perm_set_listener(st->fs, on_perm, st);
 	st->listening = true;
+	return 0;
 }
 
 void mst_unlisten(struct mstate *st)
