@@ -17,6 +17,7 @@ struct mkv;
 /* What a dirty mark names: its key in the dirty set is the letter, ':'
  * and the path below (or the whole path, for an owner or mode). */
 #define MST_SERVICE 's'  /* NAME: a service's row, chain and configuration */
+#define MST_ADMIN 'A'    /* NAME: a service's row alone (admin status, owner) */
 #define MST_APP 'a'      /* APP: one node-wide config app */
 #define MST_KEY 'k'      /* APP/KEY: one of its keys */
 #define MST_REG 'r'      /* NAME or POOL/PID: a registration, a pool, a member */

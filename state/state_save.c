@@ -73,18 +73,20 @@ static bool starts(const char *s, const char *prefix, const char **rest)
 	return true;
 }
 
-/* A change of a service's chain, configuration or admin status: a
- * service restored not as saved is saved as it is from now on. */
-static void mark_service(struct mstate *st, const char *name, size_t len)
+/* A change of a service's chain, configuration or (letter MST_ADMIN) of
+ * its status: a service restored not as saved is saved whole, as it is,
+ * from now on. */
+static void mark_service(struct mstate *st, char letter, const char *name, size_t len)
 {
 	char key[MU_NAME_MAX + 1];
 	pthread_mutex_lock(&st->lock);
 	if (len < sizeof(key) && mkv_count(st->held)) {
 		memcpy(key, name, len);
 		key[len] = '\0';
-		mkv_delete(st->held, key);
+		if (mkv_delete(st->held, key) == 0)
+			letter = MST_SERVICE;
 	}
-	mark_locked(st, MST_SERVICE, name, len);
+	mark_locked(st, letter, name, len);
 	pthread_mutex_unlock(&st->lock);
 }
 
@@ -100,13 +102,14 @@ static void on_event(const struct mev *ev, void *arg)
 		if (!slash) {
 			/* mkdir, rmdir, reconfigure */
 			if (ev->op != MEV_RESTART)
-				mark_service(st, rest, strlen(rest));
-		} else if ((ev->op == MEV_STATUS && strcmp(slash + 1, "status") == 0) ||
-		           ((ev->op == MEV_PLUGIN_ADD || ev->op == MEV_PLUGIN_DEL) &&
-		            starts(slash + 1, "plugins/", &sub))) {
-			/* A status event says "STATE ADMIN": a change of the state
-			 * alone is no change to save, but is cheap to save again. */
-			mark_service(st, rest, (size_t)(slash - rest));
+				mark_service(st, MST_SERVICE, rest, strlen(rest));
+		} else if (ev->op == MEV_STATUS && strcmp(slash + 1, "status") == 0) {
+			/* The admin status may have changed (or the state alone,
+			 * which is no change, but cheap to save again: one row). */
+			mark_service(st, MST_ADMIN, rest, (size_t)(slash - rest));
+		} else if ((ev->op == MEV_PLUGIN_ADD || ev->op == MEV_PLUGIN_DEL) &&
+		           starts(slash + 1, "plugins/", &sub)) {
+			mark_service(st, MST_SERVICE, rest, (size_t)(slash - rest));
 		}
 	} else if (starts(ev->path, "config/", &rest)) {
 		mst_mark(st, strchr(rest, '/') ? MST_KEY : MST_APP, rest);
@@ -324,6 +327,29 @@ static int walk_section_cb(const char *section, void *arg)
 	int r = mst_step(w->p.st, s, "saving a configuration section", w->p.why, w->p.whylen);
 	w->p.section = section;
 	return r ? r : mallafs_cfg_foreach(w->cfg, section, put_key_cb, &w->p);
+}
+
+/* The service's row alone: its admin status and owner. */
+static int save_admin(struct mstate *st, const char *name, char *why, size_t whylen)
+{
+	struct mallafs_svc *svc = mrt_service_get(st->rt, name);
+	int r = 0;
+	/* Gone: the mark of its rmdir deletes it. Held: its row stays. */
+	if (svc && msvc_alive(svc) && !is_held(st, name)) {
+		struct msvc_status ss;
+		uid_t uid;
+		gid_t gid;
+		msvc_status(svc, &ss);
+		mallafs_svc_owner(svc, &uid, &gid);
+		sqlite3_stmt *s = mst_q(st, Q_SVC_PUT);
+		mst_bind_text(s, 1, name);
+		mst_bind_text(s, 2, msvc_admin_name(ss.admin));
+		sqlite3_bind_int64(s, 3, uid);
+		sqlite3_bind_int64(s, 4, gid);
+		r = mst_step(st, s, "saving a service", why, whylen);
+	}
+	msvc_unref(svc);
+	return r;
 }
 
 static int save_service(struct mstate *st, const char *name, char *why, size_t whylen)
@@ -564,6 +590,8 @@ static int save_one_cb(const char *key, const void *value, size_t len, const str
 	switch (key[0]) {
 	case MST_SERVICE:
 		return save_service(f->st, path, f->why, f->whylen);
+	case MST_ADMIN:
+		return save_admin(f->st, path, f->why, f->whylen);
 	case MST_APP:
 		return save_app(f->st, path, f->why, f->whylen);
 	case MST_KEY:
