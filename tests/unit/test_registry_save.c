@@ -6,7 +6,6 @@
  * one whose command holds spaces and parentheses. */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -114,61 +113,16 @@ static pid_t missing_pid(void)
 	return (pid_t)(max + 1);
 }
 
-/* Events as "OP PATH[ DETAIL]"; the ring calls listeners as it emits, the
- * watcher thread's too, hence the lock. */
-static struct {
-	pthread_mutex_t lock;
-	char lines[64][256];
-	size_t n;
-} rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void record(const struct mev *ev, void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&rec.lock);
-	if (rec.n < MU_ARRAY_SIZE(rec.lines))
-		snprintf(rec.lines[rec.n++], sizeof(rec.lines[0]), "%s %s%s%s", mev_op_name(ev->op),
-		         ev->path, ev->detail ? " " : "", ev->detail ? ev->detail : "");
-	pthread_mutex_unlock(&rec.lock);
-}
-
-static size_t rec_count(const char *line)
-{
-	size_t c = 0;
-	pthread_mutex_lock(&rec.lock);
-	for (size_t i = 0; i < rec.n; i++)
-		c += strcmp(rec.lines[i], line) == 0;
-	pthread_mutex_unlock(&rec.lock);
-	return c;
-}
-
-static void expect_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void expect_event(const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (rec_count(line) != 1)
-		fail_msg("expected exactly one event \"%s\"", line);
-}
-
 struct fixture {
 	struct mev_ring *ring;
 	struct mreg *reg;
 };
 
-/* A registry whose events are recorded afresh. */
 static struct fixture fx_new(void)
 {
 	struct fixture f;
-	pthread_mutex_lock(&rec.lock);
-	rec.n = 0;
-	pthread_mutex_unlock(&rec.lock);
 	f.ring = mev_ring_new(256);
 	assert_non_null(f.ring);
-	assert_int_equal(mev_ring_add_listener(f.ring, record, NULL), 0);
 	f.reg = mreg_new(f.ring);
 	assert_non_null(f.reg);
 	return f;
@@ -178,6 +132,41 @@ static void fx_free(struct fixture *f)
 {
 	mreg_free(f->reg);
 	mev_ring_free(f->ring);
+}
+
+/* How many of the ring's events read "OP PATH[ DETAIL]" (the ring's
+ * lines, "SEQ OP PATH[ DETAIL]", without the SEQ). */
+static size_t events(struct mev_ring *ring, const char *want)
+{
+	char buf[16384];
+	uint64_t cursor = 1;
+	size_t n = 0;
+	ssize_t len = mev_ring_read(ring, &cursor, buf, sizeof(buf) - 1);
+	assert_true(len >= 0);
+	buf[len] = '\0';
+	for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		const char *sp = strchr(line, ' ');
+		n += sp && strcmp(sp + 1, want) == 0;
+	}
+	return n;
+}
+
+static void expect_event(struct mev_ring *ring, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+static void expect_event(struct mev_ring *ring, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* The watcher thread emits exits when it runs: up to 10 s on a loaded
+	 * machine. */
+	for (int i = 0; i < 1000 && events(ring, line) == 0; i++)
+		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+	if (events(ring, line) != 1)
+		fail_msg("expected exactly one event \"%s\"", line);
 }
 
 /* Saved entries copied out of the callbacks (their strings live only for
@@ -411,12 +400,12 @@ static void test_round_trip(void **state)
 	assert_int_equal(count(f.reg, "workers"), 2);
 	assert_int_equal(count(f.reg, "empty"), 0);
 	/* As fresh registrations, with their events. */
-	expect_event("mkdir registry/workers");
-	expect_event("mkdir registry/empty");
-	expect_event("register registry/svc %d hello world", (int)kid);
-	expect_event("register registry/bare %d", (int)kid);
-	expect_event("register registry/workers/%d v1", (int)kid);
-	expect_event("register registry/workers/%d", (int)me);
+	expect_event(f.ring, "mkdir registry/workers");
+	expect_event(f.ring, "mkdir registry/empty");
+	expect_event(f.ring, "register registry/svc %d hello world", (int)kid);
+	expect_event(f.ring, "register registry/bare %d", (int)kid);
+	expect_event(f.ring, "register registry/workers/%d v1", (int)kid);
+	expect_event(f.ring, "register registry/workers/%d", (int)me);
 
 	/* Saved again, the same as before. */
 	struct saved w = {0};
@@ -522,23 +511,13 @@ static void test_restore_refuses(void **state)
 	kill_and_reap(other);
 }
 
-/* Waits (up to 10 s: the watcher thread runs when it can on a loaded
- * machine) for an event. */
-static void wait_event(const char *line)
-{
-	for (int i = 0; i < 1000 && rec_count(line) == 0; i++)
-		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
-	if (rec_count(line) != 1)
-		fail_msg("no event \"%s\"", line);
-}
-
 /* A restored entry goes when its process exits, as any registration. */
 static void test_restored_vanishes_on_exit(void **state)
 {
 	(void)state;
 	struct fixture f = fx_new();
 	pid_t kid = spawn_sleeper();
-	char kids_[16], line[64];
+	char kids_[16];
 	snprintf(kids_, sizeof(kids_), "%d", (int)kid);
 	uint64_t start = starttime(kid);
 
@@ -558,9 +537,8 @@ static void test_restored_vanishes_on_exit(void **state)
 	assert_int_equal(count(f.reg, NULL), 2);
 
 	kill_and_reap(kid);
-	wait_event("unregister registry/svc exit");
-	snprintf(line, sizeof(line), "unregister registry/pool/%d exit", (int)kid);
-	wait_event(line);
+	expect_event(f.ring, "unregister registry/svc exit");
+	expect_event(f.ring, "unregister registry/pool/%d exit", (int)kid);
 	assert_int_equal(mreg_lookup(f.reg, "svc", NULL, NULL), -ENOENT);
 	assert_int_equal(count(f.reg, "pool"), 0);
 	assert_int_equal(count(f.reg, NULL), 1);
