@@ -1,10 +1,11 @@
 /* The registry's operations: unique names and pools, registering,
- * storing, removing, rendering and listing them. The entries, their tables
- * and the watcher thread are in registry_entries.c.
+ * storing, removing, rendering, listing, saving and restoring them. The
+ * entries, their tables and the watcher thread are in registry_entries.c.
  *
  * Locks: each mreg_*() call takes the registry's lock for its lookups and
- * changes; what can fail (opening the process, allocating) is done before
- * taking it, so /proc and pidfd_open are never read with it held. */
+ * changes; what can fail (opening the process, reading its owner and start
+ * time, allocating) is done before taking it, so /proc and pidfd_open are
+ * never read with it held (polling a pidfd, which does not block, is). */
 #include "registry_i.h"
 
 #include "events.h"
