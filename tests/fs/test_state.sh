@@ -144,6 +144,17 @@ assert_eq "nor its pool member" "" "$(ls "$MNT/registry/pool")"
 committed "and its rows go" "SELECT count(*) FROM registry WHERE kind != 'p'" 0
 mfs_unmount
 
+# -- SIGTERM commits what changed before the daemon exits ---------------------
+
+mount_state --state="$STATE"
+assert_write OK "$MNT/config/app/last" "just before SIGTERM"
+assert_ok mkdir "$S/late"
+mfs_signal_unmount TERM
+assert_eq "a change made just before SIGTERM is committed" "just before SIGTERM|1" \
+	"$(sql "SELECT CAST(value AS TEXT) FROM node_config WHERE key = 'last'")|$(sql "SELECT count(*) FROM services WHERE name = 'late'")"
+assert_eq "the services' stop is no change: their admin status stays" "active" \
+	"$(sql "SELECT admin FROM services WHERE name = 'late'")"
+
 # -- refused state files ----------------------------------------------------------
 
 mkdir -p "$MFS_TMP/mnt-refused"

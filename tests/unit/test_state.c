@@ -241,6 +241,30 @@ static void test_commits_by_itself(void **state)
 	shut(st, rt);
 }
 
+/* A commit that fails (here: another connection holds the write lock past
+ * the busy timeout) keeps its marks, and is tried again by itself until it
+ * goes through, with no further change. */
+static void test_failed_commit_retried(void **state)
+{
+	struct mrt *rt = new_rt();
+	struct mallafs_reason why = {{0}};
+	struct mstate *st = open_state(rt, true);
+	sqlite3 *h = NULL;
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(mrt_service_create(rt, "patient", &why), 0);
+	assert_int_equal(mstate_flush(st), -EBUSY);
+	assert_int_equal(sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	uint64_t t0 = mu_now_ms();
+	while (sql_count("SELECT count(*) FROM services WHERE name = 'patient'") != 1) {
+		if (mu_now_ms() - t0 > 5000)
+			fail_msg("not committed 5 s after the lock went");
+		usleep(20000);
+	}
+	shut(st, rt);
+}
+
 static pid_t child(void)
 {
 	pid_t pid = fork();
@@ -448,6 +472,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_commits_by_itself, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_failed_commit_retried, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_missing_plugin, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
