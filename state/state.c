@@ -169,6 +169,10 @@ static int check_folder(const char *path, char *why, size_t whylen)
 	int r = 0;
 	if (lstat(dir, &sb) < 0)
 		r = fail(why, whylen, -errno, "folder %s: %s", dir, strerror(errno));
+	else if (S_ISLNK(sb.st_mode))
+		r = fail(why, whylen, -ELOOP,
+		         "folder %s is a symbolic link (refused: name the folder it leads to)",
+		         dir);
 	else if (!S_ISDIR(sb.st_mode))
 		r = fail(why, whylen, -ENOTDIR, "%s is not a folder", dir);
 	else if (sb.st_uid != geteuid() && sb.st_uid != 0)
