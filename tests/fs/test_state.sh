@@ -35,11 +35,12 @@ sql()
 	sqlite3 "$STATE" "$1" 2>&1
 }
 
-# Waits (1 s at most) until the database says what the tree says.
+# Waits (2 s at most: a loaded machine, sanitizers) until the database says
+# what the tree says.
 committed()
 {
 	local what=$1 query=$2 want=$3
-	if mfs_poll 1000 eval '[[ $(sql "$query") == "$want" ]]'; then
+	if mfs_poll 2000 eval '[[ $(sql "$query") == "$want" ]]'; then
 		pass "$what: committed"
 	else
 		fail "$what: committed" "$query" "expected: $want" "actual:   $(sql "$query")"
