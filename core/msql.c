@@ -22,6 +22,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -261,6 +263,38 @@ static int check_and_set_up(sqlite3 *db, const struct msql_schema *schema, bool 
 	return r;
 }
 
+/* A file whose mode lets nobody write it, or on a read-only filesystem, is
+ * read-only, also for root (whom the kernel would let write it): SQLite
+ * would otherwise open it for writing, or quietly for reading only. */
+static int check_writable(const char *path, struct mallafs_reason *why)
+{
+	int fd = sys_open(path, O_RDONLY | O_NONBLOCK, 0);
+	if (fd < 0) {
+		int e = errno;
+		mallafs_reason_set(why, "%s", strerror(e));
+		return -e;
+	}
+	struct stat st;
+	struct statvfs vfs;
+	int r = 0;
+	if (fstat(fd, &st) < 0 || fstatvfs(fd, &vfs) < 0) {
+		r = -errno;
+		mallafs_reason_set(why, "%s", strerror(-r));
+	} else if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		mallafs_reason_set(why, "not a regular file");
+	} else if (!(st.st_mode & 0222)) {
+		r = -EROFS;
+		mallafs_reason_set(why, "the file is read-only (mode %04o)",
+		                   (unsigned)(st.st_mode & 07777));
+	} else if (vfs.f_flag & ST_RDONLY) {
+		r = -EROFS;
+		mallafs_reason_set(why, "it is on a read-only filesystem");
+	}
+	close(fd);
+	return r;
+}
+
 int msql_open(const char *path, bool create, const struct msql_schema *schema, int busy_ms,
               sqlite3 **ret, bool *ret_new, struct mallafs_reason *why)
 {
@@ -284,6 +318,9 @@ int msql_open(const char *path, bool create, const struct msql_schema *schema, i
 			return r;
 		}
 	}
+	r = check_writable(path, &local);
+	if (r < 0)
+		goto fail;
 	int rc = sqlite3_open_v2(path, &db,
 	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW |
 	                                 SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_EXRESCODE,

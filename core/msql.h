@@ -49,7 +49,11 @@ int msql_init(void);
  *  - user_version newer than ours: -EINVAL "written by a newer mallafs
  *    (schema N; this one reads up to M)";
  *  - PRAGMA quick_check not "ok": -EINVAL "fails quick_check: FIRST LINE";
- *  - a file we may not write: -EROFS / -EACCES with the reason.
+ *  - a file that is not a regular file: -EINVAL;
+ *  - a read-only file: no write bit in its mode (root too is refused, as
+ *    the mode says read-only), a read-only filesystem, or one SQLite can
+ *    open for reading only: -EROFS "the file is read-only (mode 0444)";
+ *    one the thread may not open: -EACCES.
  * Nothing is written to a database that fails a check. The connection is
  * in WAL mode, synchronous FULL (a commit is on disk when it returns),
  * with a busy timeout of busy_ms. why gets "cannot open PATH: REASON".

@@ -213,29 +213,41 @@ static void test_read_only(void **state)
 	path_of(path, sizeof(path), "ro.db");
 	msql_close(open_expect(path, true, 0, NULL));
 	assert_int_equal(chmod(path, 0444), 0);
-	if (geteuid() == 0) {
-		/* Root writes any file: drop the capability by acting as
-		 * another uid for the check, on this thread only. */
-		assert_int_equal(chown(path, 65534, 65534), 0);
-		assert_int_equal(chmod(dir, 0777), 0);
-		pid_t pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			if (setgid(65534) < 0 || setuid(65534) < 0)
-				_exit(2);
-			struct mallafs_reason why = {{0}};
-			sqlite3 *db;
-			bool fresh;
-			int r = msql_open(path, true, &schema, 100, &db, &fresh, &why);
-			_exit(r == -EROFS && strstr(why.text, "read-only") ? 0 : 1);
-		}
-		int status;
-		assert_int_equal(waitpid(pid, &status, 0), pid);
-		assert_true(WIFEXITED(status));
-		assert_int_equal(WEXITSTATUS(status), 0);
-	} else {
-		assert_null(open_expect(path, true, -EROFS, "read-only"));
+	/* Refused by its mode, for root as well. */
+	assert_null(open_expect(path, true, -EROFS, "the file is read-only (mode 0444)"));
+	assert_int_equal(chmod(path, 0644), 0);
+	msql_close(open_expect(path, true, 0, NULL));
+
+	/* Another user's, who may not read it: EACCES (in a child, as that
+	 * user). */
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(chmod(dir, 0755), 0);
+	if (geteuid() != 0)
+		return;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(2);
+		struct mallafs_reason why = {{0}};
+		sqlite3 *db;
+		bool fresh;
+		int r = msql_open(path, true, &schema, 100, &db, &fresh, &why);
+		_exit(r == -EACCES && strstr(why.text, "Permission denied") ? 0 : 1);
 	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_not_a_file(void **state)
+{
+	(void)state;
+	char path[128];
+	path_of(path, sizeof(path), "fifo.db");
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_null(open_expect(path, true, -EINVAL, "not a regular file"));
 }
 
 static void test_errno_mapping(void **state)
@@ -258,6 +270,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_no_symlinks, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_not_a_file, setup, teardown),
 	        cmocka_unit_test(test_errno_mapping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
