@@ -6,7 +6,8 @@
 # owners, node-wide config, chmod and chown, registrations whose process
 # lives; an rmdir survives a restart, a registration whose process died
 # meanwhile does not come back. The sqlite3 shell reads the file while
-# mounted. A state file anyone else can write is refused with the reason.
+# mounted. A state file anyone else can write, a read-only one and one that
+# is not SQLite are refused with the reason.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -173,6 +174,9 @@ refused "a state file chmod 0666" "$BAD" 'writable by others \(mode 0666\)'
 chmod 0600 "$BAD"
 chown 1001 "$BAD"
 refused "a state file of uid 1001" "$BAD" "owned by uid 1001, not by the daemon's uid $(id -u)"
+chown "$(id -u)" "$BAD"
+chmod 0400 "$BAD"
+refused "a read-only state file" "$BAD" 'read-only \(mode 0400\)'
 echo "not a database at all, just text" >"$MFS_TMP/text.db"
 chmod 0600 "$MFS_TMP/text.db"
 refused "a file that is not SQLite" "$MFS_TMP/text.db" "not an SQLite database"
