@@ -555,6 +555,15 @@ out:
 	return r;
 }
 
+void msvc_set_failed(struct mallafs_svc *svc, const char *reason)
+{
+	pthread_mutex_lock(&svc->op_lock);
+	if (!svc->dead && !svc->started)
+		set_state(svc, MSVC_FAILED);
+	msvc_set_error(svc, reason);
+	pthread_mutex_unlock(&svc->op_lock);
+}
+
 int msvc_set_admin_text(struct mallafs_svc *svc, const char *text, size_t len)
 {
 	enum msvc_admin admin;

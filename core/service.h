@@ -126,6 +126,11 @@ void msvc_status(struct mallafs_svc *svc, struct msvc_status *ret);
 /* A refused or failed operation: the reason goes to status (last_error)
  * and the log. Takes state_lock: call it with store_lock released. */
 void msvc_set_error(struct mallafs_svc *svc, const char *reason);
+/* A service that is not started and must not be (the state database
+ * could not make it as saved): `failed` with the reason in last_error and
+ * the log, not tried again (that is for active services: give it admin
+ * inactive first). */
+void msvc_set_failed(struct mallafs_svc *svc, const char *reason);
 /* What `cat status` prints (malloc'd). */
 int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len);
 

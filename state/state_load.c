@@ -9,9 +9,10 @@
  * does: so it starts as it was, and one that fails to start is `failed`
  * with the reason and retried, as any. One that cannot be made as saved (a
  * plugin of its chain no longer exists, or its configuration is refused)
- * comes back inactive with what can be made of it (the plugins that exist,
- * with its configuration, or without it, or base alone), and the reason in
- * its status' last_error. Its rows are "held": the database keeps its
+ * comes back `failed` and inactive (so it is not tried again, nor run in a
+ * shape the user did not make) with what can be made of it (the plugins
+ * that exist, with its configuration, or without it, or base alone), and
+ * the reason in its status' last_error. Its rows are "held": the database keeps its
  * saved chain, configuration and admin status (only its owner follows) until
  * the service is changed (its chain, configuration or admin status, or
  * rmdir), so nothing the user made is dropped for a plugin missing for a
@@ -191,12 +192,12 @@ static void restore_service(struct mstate *st, const struct saved_svc *v, struct
 	}
 	char reason[MALLAFS_REASON_MAX + 512];
 	snprintf(reason, sizeof(reason),
-	         "restored inactive with %s%s%s%s: %s; the state database keeps its saved "
+	         "restored with %s%s%s%s, inactive: %s; the state database keeps its saved "
 	         "chain, configuration and admin status until you change the service",
 	         made, missing[0] ? " (missing: " : "", missing, missing[0] ? ")" : "",
 	         why.text[0] ? why.text : strerror(-r));
-	/* The reason goes to last_error and the log. */
-	msvc_set_error(svc, reason);
+	/* Failed, inactive (not tried again), the reason in last_error and the log. */
+	msvc_set_failed(svc, reason);
 out:
 	msvc_unref(svc);
 	free(kept);

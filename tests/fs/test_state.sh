@@ -146,6 +146,22 @@ assert_eq "nor its pool member" "" "$(ls "$MNT/registry/pool")"
 committed "and its rows go" "SELECT count(*) FROM registry WHERE kind != 'p'" 0
 mfs_unmount
 
+# -- a plugin of a saved chain that no longer exists -------------------------------
+
+sql "INSERT INTO service_plugins VALUES ('web', 5, 'nosuch')" >/dev/null
+mount_state --state="$STATE"
+assert_eq "a service whose plugin is gone comes back failed and inactive" "failed inactive" \
+	"$(status_field "$S/web" state) $(status_field "$S/web" admin)"
+assert_reason "a service whose plugin is gone" "$S/web" "(missing: nosuch)"
+assert_eq "with the plugins that exist and its configuration" $'limits\nttl\nbase|7' \
+	"$(cat "$S/web/chain")|$(cat "$S/web/config/ttl/seconds")"
+assert_eq "its saved chain and admin status stay in the database" "limits ttl nosuch|pause" \
+	"$(sql "SELECT group_concat(plugin, ' ') FROM (SELECT plugin FROM service_plugins WHERE service = 'web' ORDER BY position)")|$(sql "SELECT admin FROM services WHERE name = 'web'")"
+assert_write OK "$S/web/status" active
+committed "until the service is changed" \
+	"SELECT count(*) FROM service_plugins WHERE plugin = 'nosuch'" 0
+mfs_unmount
+
 # -- SIGTERM commits what changed before the daemon exits ---------------------
 
 mount_state --state="$STATE"

@@ -336,8 +336,8 @@ static void test_registry(void **state)
 	reap(other);
 }
 
-/* A plugin of the chain no longer exists: the service comes back
- * inactive, the reason in its status, and its rows stay until it is
+/* A plugin of the chain no longer exists: the service comes back failed
+ * and inactive, the reason in its status, and its rows stay until it is
  * changed. */
 static void test_missing_plugin(void **state)
 {
@@ -358,7 +358,7 @@ static void test_missing_plugin(void **state)
 
 	rt = new_rt();
 	st = open_state(rt, false);
-	assert_service(rt, "api", "trace\nbase\n", MSVC_ADMIN_INACTIVE, MSVC_STOPPED, getuid(),
+	assert_service(rt, "api", "trace\nbase\n", MSVC_ADMIN_INACTIVE, MSVC_FAILED, getuid(),
 	               getgid());
 	struct mallafs_svc *svc = mrt_service_get(rt, "api");
 	struct msvc_status ss;
@@ -366,7 +366,7 @@ static void test_missing_plugin(void **state)
 	assert_non_null(strstr(ss.last_error, "(missing: nosuch)"));
 	msvc_unref(svc);
 	/* A value its plugin refuses: made without its configuration. */
-	assert_service(rt, "bad", "limits\nbase\n", MSVC_ADMIN_INACTIVE, MSVC_STOPPED, getuid(),
+	assert_service(rt, "bad", "limits\nbase\n", MSVC_ADMIN_INACTIVE, MSVC_FAILED, getuid(),
 	               getgid());
 	svc = mrt_service_get(rt, "bad");
 	msvc_status(svc, &ss);
