@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -187,6 +188,9 @@ static int check_folder(const char *path, char *why, size_t whylen)
 	return r;
 }
 
+/* The files SQLite keeps beside a database. */
+static const char *const sidecars[] = {"-wal", "-shm", "-journal"};
+
 /* An existing file must be the daemon's, and writable by it alone. */
 static int check_file(const char *path, bool *ret_exists, char *why, size_t whylen)
 {
@@ -299,6 +303,16 @@ int mstate_open(const char *path, struct mstate **ret, bool *ret_fresh, char *wh
 	r = check_folder(st->path, why, whylen);
 	if (r == 0)
 		r = check_file(st->path, &exists, why, whylen);
+	/* SQLite reads its -wal (and -journal) at open, trusting them as
+	 * much: in a sticky folder (/tmp) anyone could have put one there. */
+	for (size_t i = 0; r == 0 && i < sizeof(sidecars) / sizeof(sidecars[0]); i++) {
+		char side[PATH_MAX + 16], sub[PATH_MAX + 64];
+		bool there = false;
+		snprintf(side, sizeof(side), "%s%s", st->path, sidecars[i]);
+		r = check_file(side, &there, sub, sizeof(sub));
+		if (r < 0)
+			fail(why, whylen, r, "%s: %s", side, sub);
+	}
 	if (r < 0)
 		goto fail;
 	r = msql_init();

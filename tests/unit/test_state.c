@@ -440,12 +440,27 @@ static void test_refused(void **state)
 	shut(st, rt);
 	assert_int_equal(chmod(dir, 0700), 0);
 
+	/* A -wal someone else put beside it (a sticky folder lets them). */
+	char wal[160];
+	snprintf(wal, sizeof(wal), "%s-wal", db);
+	int wfd = open(wal, O_WRONLY | O_CREAT | O_EXCL, 0666);
+	assert_true(wfd >= 0);
+	close(wfd);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(wal, 1001, 1001), 0);
+		expect_refused("a -wal of another uid", "-wal: owned by uid 1001");
+		assert_int_equal(chown(wal, 0, 0), 0);
+	}
+	assert_int_equal(chmod(wal, 0666), 0);
+	expect_refused("a -wal anyone writes", "-wal: writable by others");
+	unlink(wal);
+
 	/* Corrupt. */
 	int fd = open(db, O_WRONLY | O_TRUNC);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "garbage, not SQLite at all\n", 27), 27);
 	close(fd);
-	unlink(strcat(strcpy((char[160]){0}, db), "-wal"));
+	unlink(wal);
 	expect_refused("garbage", "not an SQLite database");
 	/* Refused, and left as it was. */
 	struct stat sb;
