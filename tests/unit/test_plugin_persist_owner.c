@@ -318,11 +318,13 @@ static void test_huge_and_odd_files_refused(void **state)
 	/* Sparse: costs no disk, and must cost no memory either. */
 	int fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	assert_true(fd >= 0);
+	/* An old-format file (those are read whole) over the limit. */
+	assert_int_equal(write(fd, "mallafs-store 1\n", 16), 16);
 	assert_int_equal(ftruncate(fd, (off_t)PERSIST_FILE_MAX + 1), 0);
 	close(fd);
 	struct stat st;
 	struct mallafs_reason why = {{0}};
-	assert_int_equal(persist_open_file(f->path, &fd, &st, &why), -EFBIG);
+	assert_int_equal(persist_open_file(f->path, PERSIST_FILE_MAX, &fd, &st, &why), -EFBIG);
 	assert_non_null(strstr(why.text, "over persist's limit"));
 	struct mallafs_svc *svc = svc_at(f, "api", f->path);
 	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), -EIO);
