@@ -97,9 +97,25 @@ static int step_done(struct pdb *d, sqlite3_stmt *st, const char *what, struct m
 	return r;
 }
 
+long persist_test_max_pages;
+
+/* The test hook: the connection's max_page_count follows
+ * persist_test_max_pages (0: SQLite's default). */
+static void test_limit(struct pdb *d)
+{
+	long want = __atomic_load_n(&persist_test_max_pages, __ATOMIC_RELAXED);
+	if (want == d->max_pages)
+		return;
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %ld", want ? want : 1073741823L);
+	sqlite3_exec(d->db, sql, NULL, NULL, NULL);
+	d->max_pages = want;
+}
+
 int pdb_put(struct pdb *d, const char *key, const void *value, size_t len, int64_t mtime,
             struct mallafs_reason *why)
 {
+	test_limit(d);
 	sqlite3_bind_text(d->put, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_blob64(d->put, 2, value ? value : "", len, SQLITE_STATIC);
 	sqlite3_bind_int64(d->put, 3, mtime);

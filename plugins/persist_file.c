@@ -222,10 +222,19 @@ int persist_tmp_name(const char *path, char *buf, size_t len)
 int persist_swap_in(const char *path, const char *tmp, const char *keep, struct mallafs_reason *why)
 {
 	const char *name, *tname = strrchr(tmp, '/') + 1, *kname = strrchr(keep, '/') + 1;
+	char wal[NAME_MAX + 1];
+	struct stat st;
 	int dfd, r = persist_open_dir(path, false, &dfd, &name, why);
 	if (r < 0)
 		return r;
-	if (renameat(dfd, name, dfd, kname) < 0) {
+	/* SQLite would take a write-ahead log left at the name for the new
+	 * database's and replay it into it. */
+	snprintf(wal, sizeof(wal), "%s-wal", name);
+	if (fstatat(dfd, wal, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		r = -EEXIST;
+		mallafs_reason_set(why, "%s exists (the log of another database): move it away",
+		                   wal);
+	} else if (renameat(dfd, name, dfd, kname) < 0) {
 		r = -errno;
 		mallafs_reason_set(why, "cannot rename %s to %s: %s", name, kname, strerror(-r));
 	} else if (renameat(dfd, tname, dfd, name) < 0) {

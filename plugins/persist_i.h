@@ -85,7 +85,13 @@ extern const struct msql_schema persist_schema;
 struct pdb {
 	sqlite3 *db;
 	sqlite3_stmt *put, *del, *get, *copy;
+	long max_pages; /* what test_limit set */
 };
+
+/* A test hook: when not 0, the largest database in pages that a row may
+ * be written into (PRAGMA max_page_count): a row that needs more fails
+ * with SQLITE_FULL (-ENOSPC), as on a full disk. Read at each row. */
+extern long persist_test_max_pages;
 
 /* Memory freed at once: blocks that never move. */
 struct parena_block {
