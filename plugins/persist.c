@@ -458,7 +458,12 @@ static int open_and_load(struct persist *p, struct mallafs_reason *why)
 	if (r < 0)
 		return r;
 	p->loaded = 0;
-	p->sync_at_start = ours || fresh;
+	p->sync_at_start = ours;
+	if (fresh) {
+		/* A new database gets what the store holds already. */
+		size_t nkeys = 0;
+		p->sync_at_start = mallafs_store_foreach(p->svc, count_one, &nkeys) < 0 || nkeys;
+	}
 	if (!ours && !fresh) {
 		r = pdb_load(&p->d, &recs, &pr);
 		if (r == 0)
