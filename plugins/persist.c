@@ -63,7 +63,11 @@
  *
  * Clean stop (unmount, SIGTERM, removal of the plugin, a restart): the
  * timer is cancelled, what the map holds is committed, the database closed
- * as the owner. */
+ * as the owner.
+ *
+ * Locks: the order and what each guards are written above struct persist
+ * in persist_i.h (the store's lock, then db_lock, then p->lock, then the
+ * timer loop's). */
 #include "builtin.h"
 #include "persist_i.h"
 #include "plugin_util.h"
@@ -82,80 +86,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PERSIST_COALESCE_NS (50 * 1000000LL)
-#define PERSIST_RETRY_MS 1000
-#define PERSIST_RETRY_MAX_MS 5000
-
-/* Lock order: the store's lock, then p->db_lock, then p->lock, then the
- * timer loop's (p->timer is armed with p->lock held). Nothing takes the
- * store's lock while it holds db_lock or p->lock.
- * db_lock guards the connection p->d once start opened it: the timer's
- * callback, always mode's commits (store write lock held) and stop use it
- * in turn. p->lock guards the fields marked "lock:". The store's write lock
- * guards `committed`. The rest belongs to start and stop (and their
- * thread). */
-struct persist {
-	struct mallafs_svc *svc;
-	const struct mallafs_plugin *self;
-	char *path; /* while started with a path; NULL persists nothing */
-	bool always;
-
-	struct mallafs_timer *timer;
-
-	pthread_mutex_t db_lock;
-	struct pdb d;
-
-	pthread_mutex_t lock;
-	/* lock: */
-	bool on; /* started with a path: hooks and status act */
-	bool stopping;
-	struct pdirty dirty;
-	bool armed;   /* a commit of dirty is due */
-	bool syncing; /* the store is to be reconciled (and always records too) */
-	bool failing; /* the last commit failed: a retry is due */
-	int retry_ms;
-	char last_commit[32];                /* "-" or a time */
-	char error[MALLAFS_REASON_MAX + 64]; /* "-" or a time and a reason */
-	char logged[MALLAFS_REASON_MAX];     /* the failure last logged */
-
-	/* store write lock: the operation always mode committed. */
-	const struct mallafs_store_op *committed;
-
-	bool started; /* start and stop only */
-
-	/* start, stop and their thread: */
-	int thread_result;
-	struct mallafs_reason thread_why;
-	bool sync_at_start;
-	size_t loaded;
-	struct persist_as as;
-	/* The database this instance closed last, to recognise it. */
-	bool saved;
-	char *saved_path;
-	struct stat saved_st;
-};
-
 static const struct mallafs_setting persist_settings[] = {
         {.key = "path", .def = "", .restart = 1},
         {.key = "sync", .def = "batch", .restart = 1},
         {.key = NULL},
 };
-
-static int64_t real_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* The time now as status shows times. */
-static void now_text(char *buf, size_t len)
-{
-	struct tm tm;
-	time_t t = time(NULL);
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 /* Acts as the owner, or says why not. */
 static int become_owner(struct persist *p, struct mallafs_reason *why)
@@ -166,214 +101,6 @@ static int become_owner(struct persist *p, struct mallafs_reason *why)
 		mallafs_reason_set(why, "cannot act as the service's owner: %s",
 		                   r_why.text[0] ? r_why.text : strerror(-r));
 	return r;
-}
-
-/* ---- the table's values ---- */
-
-/* The value of key in the table (store lock held): a malloc'd copy, or
- * -ENOENT. guess is a bound on its size, when known. */
-static int table_value(struct mallafs_svc *svc, const char *key, uint64_t guess, char **ret,
-                       size_t *ret_len)
-{
-	size_t cap = guess < (1u << 20) ? (size_t)guess + 1 : (1u << 20);
-	for (;;) {
-		char *buf = malloc(cap);
-		if (!buf)
-			return -ENOMEM;
-		struct mallafs_store_op get = {
-		        .code = MALLAFS_OP_GET, .key = key, .buf = buf, .size = cap};
-		int64_t n = mallafs_store_exec(svc, &get);
-		if (n < 0 || (size_t)n < cap) {
-			if (n < 0)
-				free(buf);
-			else
-				*ret = buf, *ret_len = (size_t)n;
-			return n < 0 ? (int)n : 0;
-		}
-		free(buf);
-		if (cap > SIZE_MAX / 4)
-			return -ENOMEM;
-		cap *= 4;
-	}
-}
-
-/* A bound on the size of op->key's value after op. */
-static uint64_t size_guess(const struct mallafs_store_op *op)
-{
-	uint64_t old = op->old_size > 0 ? (uint64_t)op->old_size : 0;
-	if (op->code == MALLAFS_OP_TRUNCATE)
-		return op->offset;
-	if (op->code != MALLAFS_OP_WRITE)
-		return old;
-	uint64_t end = op->offset + op->size;
-	return (op->flags & MALLAFS_OPF_APPEND) ? old + op->size : (end > old ? end : old);
-}
-
-/* ---- the map and its commits ---- */
-
-/* Records key's state in the table now into the map. p->lock and the store
- * lock held. */
-static int record_key(struct persist *p, const char *key, uint64_t guess)
-{
-	char *v = NULL;
-	size_t len = 0;
-	int r = table_value(p->svc, key, guess, &v, &len);
-	if (r == -ENOENT)
-		return pdirty_put(&p->dirty, key, true, NULL, 0, 0);
-	if (r < 0)
-		return r;
-	r = pdirty_put(&p->dirty, key, false, v, len, real_ns());
-	free(v);
-	return r;
-}
-
-/* Arms the timer for the map, 50 ms from now, unless a commit or a retry
- * is due already. p->lock held. */
-static void arm_commit(struct persist *p)
-{
-	if (p->armed || p->failing || p->stopping)
-		return;
-	p->armed = true;
-	int r = mallafs_timer_arm(p->timer, mallafs_timer_now() + PERSIST_COALESCE_NS);
-	/* Only a daemon going away (whose stop commits what is left) or one
-	 * that cannot start its timer thread refuses. */
-	if (r < 0 && r != -ESHUTDOWN)
-		mallafs_svc_log(p->svc, LOG_ERR, "persist: cannot arm the committer's timer: %s",
-		                strerror(-r));
-}
-
-static int apply_one(const struct pdirty_ent *e, void *arg)
-{
-	void **a = arg;
-	struct persist *p = a[0];
-	struct mallafs_reason *why = a[1];
-	return e->del ? pdb_del(&p->d, e->key, why)
-	              : pdb_put(&p->d, e->key, e->value, e->len, e->mtime, why);
-}
-
-static int copy_one(const char *key, const void *value, size_t len, const struct timespec *mtime,
-                    void *arg)
-{
-	return precs_add(arg, key, strlen(key), value, len,
-	                 (int64_t)mtime->tv_sec * 1000000000 + mtime->tv_nsec);
-}
-
-/* Commits take (and reconciles the whole store first when sync): one
- * transaction each. Takes db_lock; no other lock held. */
-static int commit_map(struct persist *p, struct pdirty *take, bool sync, struct mallafs_reason *why)
-{
-	struct precs snap = {0};
-	int r = 0;
-	if (sync) {
-		r = mallafs_store_foreach(p->svc, copy_one, &snap);
-		if (r < 0) {
-			mallafs_reason_set(why, "cannot copy the store: %s", strerror(-r));
-			precs_free(&snap);
-			return r;
-		}
-		precs_sort(&snap);
-	}
-	pthread_mutex_lock(&p->db_lock);
-	if (sync)
-		r = pdb_sync(&p->d, &snap, NULL, why);
-	if (r == 0 && take->n) {
-		void *a[2] = {p, why};
-		r = pdb_begin(&p->d, why);
-		if (r == 0)
-			r = pdirty_foreach(take, apply_one, a);
-		if (r == 0)
-			r = pdb_commit(&p->d, why);
-		else
-			pdb_rollback(&p->d);
-	}
-	pthread_mutex_unlock(&p->db_lock);
-	precs_free(&snap);
-	return r;
-}
-
-/* Notes a commit's outcome in status and the log (a failure once per
- * distinct reason). p->lock not held. */
-static void note_commit(struct persist *p, int r, const struct mallafs_reason *why, bool retry)
-{
-	char when[32], line[MALLAFS_REASON_MAX];
-	bool log_it = false;
-	now_text(when, sizeof(when));
-	pthread_mutex_lock(&p->lock);
-	if (r < 0) {
-		snprintf(p->error, sizeof(p->error), "%s commit failed: %s%s", when, why->text,
-		         retry ? " (will retry)" : "");
-		if (strcmp(p->logged, why->text) != 0) {
-			snprintf(p->logged, sizeof(p->logged), "%s", why->text);
-			log_it = true;
-		}
-	} else {
-		snprintf(p->last_commit, sizeof(p->last_commit), "%s", when);
-		strcpy(p->error, "-");
-		log_it = p->logged[0] != '\0';
-		p->logged[0] = '\0';
-	}
-	snprintf(line, sizeof(line), "%s", why->text);
-	pthread_mutex_unlock(&p->lock);
-	if (!log_it)
-		return;
-	if (r < 0)
-		mallafs_svc_log(p->svc, LOG_ERR, "persist: cannot commit to %s: %s%s", p->path,
-		                line, retry ? " (trying again)" : "");
-	else
-		mallafs_svc_log(p->svc, LOG_INFO, "persist: committing to %s again", p->path);
-}
-
-/* Takes the map (and the reconciliation) out, commits it; on failure puts
- * it back under the changes made since. */
-static int commit_pending(struct persist *p, bool retry, struct mallafs_reason *why)
-{
-	pthread_mutex_lock(&p->lock);
-	struct pdirty take = p->dirty;
-	bool sync = p->syncing;
-	p->dirty = (struct pdirty){0};
-	p->armed = false;
-	pthread_mutex_unlock(&p->lock);
-	if (!take.n && !sync)
-		return 0;
-	int r = commit_map(p, &take, sync, why);
-	pthread_mutex_lock(&p->lock);
-	if (r < 0)
-		pdirty_merge_older(&p->dirty, &take);
-	else if (sync)
-		p->syncing = false;
-	pthread_mutex_unlock(&p->lock);
-	pdirty_free(&take);
-	note_commit(p, r, why, retry);
-	return r;
-}
-
-/* The timer's callback, on a worker of the daemon's loop. */
-static void commit_due(void *arg)
-{
-	struct persist *p = arg;
-	struct mallafs_reason why = {{0}};
-	pthread_mutex_lock(&p->lock);
-	bool stopping = p->stopping;
-	pthread_mutex_unlock(&p->lock);
-	if (stopping)
-		return;
-	int r = commit_pending(p, true, &why);
-	pthread_mutex_lock(&p->lock);
-	if (r < 0) {
-		p->retry_ms = p->failing ? p->retry_ms * 2 : PERSIST_RETRY_MS;
-		if (p->retry_ms > PERSIST_RETRY_MAX_MS)
-			p->retry_ms = PERSIST_RETRY_MAX_MS;
-		p->failing = true;
-		if (!p->stopping)
-			mallafs_timer_arm(p->timer,
-			                  mallafs_timer_now() + (int64_t)p->retry_ms * 1000000);
-	} else {
-		p->failing = false;
-		/* Changes recorded while this commit ran. */
-		if (p->dirty.n)
-			arm_commit(p);
-	}
-	pthread_mutex_unlock(&p->lock);
 }
 
 /* ---- start and stop, in a thread acting as the owner ---- */
@@ -507,7 +234,7 @@ static void *stop_thread(void *arg)
 {
 	struct persist *p = arg;
 	struct mallafs_reason why = {{0}};
-	int r = commit_pending(p, false, &why);
+	int r = persist_commit_pending(p, false, &why);
 	if (r < 0)
 		mallafs_svc_log(p->svc, LOG_ERR,
 		                "persist: changes since the last commit are lost from %s", p->path);
@@ -570,7 +297,7 @@ static int persist_init(struct mallafs_svc *svc, const struct mallafs_plugin *se
 	r = -pthread_mutex_init(&p->db_lock, NULL);
 	if (r < 0)
 		goto fail_db_mutex;
-	r = mallafs_timer_new(svc, commit_due, p, &p->timer);
+	r = mallafs_timer_new(svc, persist_commit_due, p, &p->timer);
 	if (r < 0)
 		goto fail_timer;
 	strcpy(p->last_commit, "-");
@@ -794,11 +521,11 @@ static int persist_store_commit(void *state, const struct mallafs_store_op *op)
 			pdb_rollback(&p->d);
 		break;
 	default:
-		r = table_value(p->svc, op->key, size_guess(op), &v, &len);
+		r = persist_table_value(p->svc, op->key, persist_size_guess(op), &v, &len);
 		if (r < 0)
 			mallafs_reason_set(&why, "cannot read the new value: %s", strerror(-r));
 		else
-			r = pdb_put(&p->d, op->key, v, len, real_ns(), &why);
+			r = pdb_put(&p->d, op->key, v, len, persist_real_ns(), &why);
 		free(v);
 	}
 	pthread_mutex_unlock(&p->db_lock);
@@ -806,7 +533,7 @@ static int persist_store_commit(void *state, const struct mallafs_store_op *op)
 		mallafs_reason_set(op->why, "cannot commit to %s: %s", p->path, why.text);
 	else
 		p->committed = op;
-	note_commit(p, r, &why, false);
+	persist_note_commit(p, r, &why, false);
 	return r;
 }
 
@@ -827,15 +554,15 @@ static void persist_store_after(void *state, const struct mallafs_store_op *op)
 		if (op->code == MALLAFS_OP_DELETE && !resync)
 			r = pdirty_put(&p->dirty, op->key, true, NULL, 0, 0);
 		else
-			r = record_key(p, op->key, size_guess(op));
+			r = persist_record_key(p, op->key, persist_size_guess(op));
 		if (r == 0 && op->code == MALLAFS_OP_RENAME)
-			r = record_key(p, op->new_key,
-			               op->old_size > 0 ? (uint64_t)op->old_size : 0);
+			r = persist_record_key(p, op->new_key,
+			                       op->old_size > 0 ? (uint64_t)op->old_size : 0);
 		if (r < 0)
 			mallafs_svc_log(p->svc, LOG_ERR,
 			                "persist: cannot record a change of %s: %s", op->key,
 			                strerror(-r));
-		arm_commit(p);
+		persist_arm_commit(p);
 	}
 	pthread_mutex_unlock(&p->lock);
 }

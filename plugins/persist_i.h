@@ -1,6 +1,7 @@
 /* The persist plugin's parts, shared by its files and its unit test only:
- * persist.c (the plugin: lifecycle, hooks, the timer), persist_db.c (the
- * SQLite database: open, load, commits, conversion of an old file),
+ * persist.c (the plugin: lifecycle, hooks, start and stop), persist_commit.c
+ * (batch's records and the timer's commits, retries, status), persist_db.c
+ * (the SQLite database: open, load, rows, conversion of an old file),
  * persist_dirty.c (batch mode's map of changes), persist_format.c (the old
  * file format, read only), persist_file.c (files without following a
  * symlink), persist_owner.c (the identity persist's threads act with). */
@@ -215,5 +216,82 @@ int persist_as_daemon(struct persist_as *as, struct mallafs_reason *why);
 
 /* The calling thread's filesystem uid: whom persist acts as. */
 uid_t persist_fsuid(void);
+
+/* ---- persist.c and persist_commit.c ---- */
+
+#define PERSIST_COALESCE_NS (50 * 1000000LL)
+#define PERSIST_RETRY_MS 1000
+#define PERSIST_RETRY_MAX_MS 5000
+
+/* Lock order: the store's lock, then p->db_lock, then p->lock, then the
+ * timer loop's (p->timer is armed with p->lock held). Nothing takes the
+ * store's lock while it holds db_lock or p->lock.
+ * db_lock guards the connection p->d once start opened it: the timer's
+ * callback, always mode's commits (store write lock held) and stop use it
+ * in turn. p->lock guards the fields marked "lock:". The store's write lock
+ * guards `committed`. The rest belongs to start and stop (and their
+ * thread). */
+struct persist {
+	struct mallafs_svc *svc;
+	const struct mallafs_plugin *self;
+	char *path; /* while started with a path; NULL persists nothing */
+	bool always;
+
+	struct mallafs_timer *timer;
+
+	pthread_mutex_t db_lock;
+	struct pdb d;
+
+	pthread_mutex_t lock;
+	/* lock: */
+	bool on; /* started with a path: hooks and status act */
+	bool stopping;
+	struct pdirty dirty;
+	bool armed;   /* a commit of dirty is due */
+	bool syncing; /* the store is to be reconciled (and always records too) */
+	bool failing; /* the last commit failed: a retry is due */
+	int retry_ms;
+	char last_commit[32];                /* "-" or a time */
+	char error[MALLAFS_REASON_MAX + 64]; /* "-" or a time and a reason */
+	char logged[MALLAFS_REASON_MAX];     /* the failure last logged */
+
+	/* store write lock: the operation always mode committed. */
+	const struct mallafs_store_op *committed;
+
+	bool started; /* start and stop only */
+
+	/* start, stop and their thread: */
+	int thread_result;
+	struct mallafs_reason thread_why;
+	bool sync_at_start;
+	size_t loaded;
+	struct persist_as as;
+	/* The database this instance closed last, to recognise it. */
+	bool saved;
+	char *saved_path;
+	struct stat saved_st;
+};
+
+/* ---- persist_commit.c ---- */
+
+int64_t persist_real_ns(void); /* CLOCK_REALTIME in ns */
+/* The value of key in the table (store lock held): a malloc'd copy, or
+ * -ENOENT. guess is a bound on its size, when known. */
+int persist_table_value(struct mallafs_svc *svc, const char *key, uint64_t guess, char **ret,
+                        size_t *ret_len);
+/* A bound on the size of op->key's value after op. */
+uint64_t persist_size_guess(const struct mallafs_store_op *op);
+/* Records key's state in the table now into the map (p->lock and the store
+ * lock held). */
+int persist_record_key(struct persist *p, const char *key, uint64_t guess);
+/* Arms the timer for the map 50 ms from now, unless a commit or a retry is
+ * due already (p->lock held). */
+void persist_arm_commit(struct persist *p);
+/* Notes a commit's outcome in status and the log (p->lock not held). */
+void persist_note_commit(struct persist *p, int r, const struct mallafs_reason *why, bool retry);
+/* Commits the map (and the reconciliation); on failure puts it back. */
+int persist_commit_pending(struct persist *p, bool retry, struct mallafs_reason *why);
+/* The timer's callback. */
+void persist_commit_due(void *arg);
 
 #endif
