@@ -65,6 +65,9 @@ struct mnotifier {
 	pthread_cond_t cond;
 	struct item *head, *tail;
 	size_t len;
+	/* Changes dropped since the queue last filled (logged once when it
+	 * fills, and once, with the count, when it has room again). */
+	uint64_t dropped;
 	struct mkv *pending; /* dedup keys of queued and held items */
 	/* Items of services with requests waiting for their plugins (defer.c),
 	 * in order; counted in len. */
@@ -112,11 +115,18 @@ static void enqueue(struct mnotifier *nt, struct item *it)
 	pthread_mutex_lock(&nt->lock);
 	if (nt->stop || nt->len >= QUEUE_MAX ||
 	    (it->key && mkv_create(nt->pending, it->key) == -EEXIST)) {
-		if (nt->len >= QUEUE_MAX)
-			mu_log(MU_LOG_WARNING, "notifier: queue full, a change is not echoed");
+		if (nt->len >= QUEUE_MAX && nt->dropped++ == 0)
+			mu_log(MU_LOG_WARNING,
+			       "notifier: queue full: changes are not echoed until it has room");
 		pthread_mutex_unlock(&nt->lock);
 		item_free(it);
 		return;
+	}
+	if (nt->dropped) {
+		mu_log(MU_LOG_WARNING,
+		       "notifier: the queue has room again; %llu changes were not echoed",
+		       (unsigned long long)nt->dropped);
+		nt->dropped = 0;
 	}
 	if (nt->tail)
 		nt->tail->next = it;
