@@ -3,7 +3,9 @@
 # valgrind: no memory error, no definite leak, exit status 0 (valgrind's
 # --error-exitcode would make it 99). Registry registrations are left out:
 # valgrind 3.19 does not know pidfd_open. A bad bootstrap file goes through
-# valgrind too (its error path must not leak either).
+# valgrind too (its error path must not leak either). The sessions keep
+# the tree in a state database (-o state=) and the api service's store with
+# persist (sync = always): the second restores what the first left.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -36,7 +38,12 @@ valgrind_clean()
 BOOT=$MFS_TMP/boot.ini
 cat >"$BOOT" <<'EOF'
 [services.api]
+plugins = persist
 admin = active
+
+[services.api.persist]
+path = @TMP@/api.db
+sync = always
 
 [services.api.mysection]
 greeting = hello
@@ -47,8 +54,10 @@ admin = inactive
 [config.app]
 key = value
 EOF
+sed -i "s|@TMP@|$MFS_TMP|" "$BOOT"
+STATE=$MFS_TMP/state.db
 
-mfs_mount --config="$BOOT"
+mfs_mount --config="$BOOT" -o state="$STATE"
 S=$MNT/services/api
 assert_ok mkdir "$MNT/services/web"
 assert_errno EEXIST mkdir "$MNT/services/web"
@@ -92,8 +101,12 @@ assert_ok rmdir "$MNT/services/web"
 mfs_unmount
 valgrind_clean "$MFS_LOG" "session"
 
-# A second session ends with SIGTERM.
-mfs_mount --config="$BOOT"
+# A second session, restored from the state and persist's database, ends
+# with SIGTERM.
+mfs_mount --config="$BOOT" -o state="$STATE"
+assert_file "$MNT/services/api/store/b" hel
+assert_file "$MNT/config/app/k2" $'v\n'
+assert_absent "$MNT/services/web"
 assert_ok bash -c "echo v > '$MNT/services/api/store/k'"
 mfs_signal_unmount TERM
 valgrind_clean "$MFS_LOG" "SIGTERM"
