@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -313,6 +314,20 @@ static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *co,
 	return r < 0 ? r : 0;
 }
 
+/* Every registration holds a pidfd and every service with persist its
+ * database, -wal and -shm: the soft limit of open files (1024 by default)
+ * is too low for a busy node. It goes up to the hard limit, which the
+ * administrator set (LimitNOFILE= in a unit); exec hooks inherit it
+ * with none of the daemon's files open (plugins/exec_child.c). */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -332,6 +347,7 @@ int main(int argc, char *argv[])
 	/* Plugins talk to child processes through pipes (exec hooks) from the
 	 * bootstrap on, before libfuse's handlers are in place. */
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 
 	if (fuse_opt_parse(&args, &mo, mopt_table, mopt_proc) < 0)
 		goto out_args;
