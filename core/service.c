@@ -599,7 +599,7 @@ void msvc_status(struct mallafs_svc *svc, struct msvc_status *ret)
 	pthread_mutex_unlock(&svc->state_lock);
 }
 
-int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len)
+static int status_render(struct mallafs_svc *svc, bool plugins, char **ret_text, size_t *ret_len)
 {
 	struct msvc_status st;
 	struct mu_buf b = {0};
@@ -610,7 +610,7 @@ int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len
 	                      msvc_state_name(st.state), msvc_admin_name(st.admin),
 	                      (unsigned long long)st.restarts, st.last_restart, st.last_error,
 	                      (unsigned long long)st.retries, st.next_retry);
-	if (r == 0)
+	if (r == 0 && plugins)
 		r = msvc_status_plugins(svc, &b);
 	if (r < 0) {
 		mu_buf_free(&b);
@@ -618,4 +618,14 @@ int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len
 	}
 	*ret_text = mu_buf_steal(&b, ret_len);
 	return 0;
+}
+
+int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len)
+{
+	return status_render(svc, true, ret_text, ret_len);
+}
+
+int msvc_status_render_core(struct mallafs_svc *svc, char **ret_text, size_t *ret_len)
+{
+	return status_render(svc, false, ret_text, ret_len);
 }

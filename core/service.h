@@ -133,6 +133,11 @@ void msvc_set_error(struct mallafs_svc *svc, const char *reason);
 void msvc_set_failed(struct mallafs_svc *svc, const char *reason);
 /* What `cat status` prints (malloc'd). */
 int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len);
+/* The same without the lines plugins add (persist_last_commit, ...): what
+ * watchers of status hear of by themselves. Plugin lines change as the
+ * plugin works (each commit); a plugin announces a change worth waking
+ * watchers for with mallafs_svc_file_changed(svc, "status"). */
+int msvc_status_render_core(struct mallafs_svc *svc, char **ret_text, size_t *ret_len);
 
 /* The chain. */
 int msvc_add_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_reason *why);

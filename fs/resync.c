@@ -53,7 +53,7 @@ static struct mfs_snaps *snap_take(struct mallafs_svc *svc)
 	s->cfg = msvc_config_effective(svc);
 	if (!s->name || !s->cfg || msvc_config_render(svc, &s->ini, &len) < 0 ||
 	    msvc_chain_render(svc, &s->chain, &len) < 0 ||
-	    msvc_status_render(svc, &s->status, &len) < 0 ||
+	    msvc_status_render_core(svc, &s->status, &len) < 0 ||
 	    msvc_files_foreach(svc, add_file_name, &files) < 0 ||
 	    !(s->files = mu_buf_steal(&files, NULL))) {
 		mu_buf_free(&files);

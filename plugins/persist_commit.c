@@ -152,7 +152,8 @@ static int commit_map(struct persist *p, struct pdirty *take, bool sync, struct 
 }
 
 /* Notes a commit's outcome in status and the log (a failure once per
- * distinct reason). p->lock not held. */
+ * distinct reason, and the recovery), announcing a change of persist_error
+ * to status's watchers. p->lock not held. */
 void persist_note_commit(struct persist *p, int r, const struct mallafs_reason *why, bool retry)
 {
 	char when[32], line[MALLAFS_REASON_MAX];
@@ -176,6 +177,9 @@ void persist_note_commit(struct persist *p, int r, const struct mallafs_reason *
 	pthread_mutex_unlock(&p->lock);
 	if (!log_it)
 		return;
+	/* persist_error changed: watchers of status hear of it (a commit
+	 * that only moves persist_last_commit is not announced). */
+	mallafs_svc_file_changed(p->svc, "status");
 	if (r < 0)
 		mallafs_svc_log(p->svc, LOG_ERR, "persist: cannot commit to %s: %s%s", p->path,
 		                line, retry ? " (trying again)" : "");
