@@ -161,7 +161,7 @@ void persist_note_commit(struct persist *p, int r, const struct mallafs_reason *
 	now_text(when, sizeof(when));
 	pthread_mutex_lock(&p->lock);
 	if (r < 0) {
-		snprintf(p->error, sizeof(p->error), "%s commit failed: %s%s", when, why->text,
+		snprintf(p->error, sizeof(p->error), "%s %s%s", when, why->text,
 		         retry ? " (will retry)" : "");
 		if (strcmp(p->logged, why->text) != 0) {
 			snprintf(p->logged, sizeof(p->logged), "%s", why->text);

@@ -100,7 +100,7 @@ dd if=/dev/zero of="$TINY/filler" bs=4k 2>/dev/null
 assert_ok bash -c "head -c 20000 /dev/urandom | base64 > '$F/store/big'"
 assert_ok bash -c "echo after > '$F/store/k'"
 assert_true "batch: status shows the error" mfs_poll 2000 \
-	grep -q 'persist_error: .*commit failed: .*full.*(will retry)' "$F/status"
+	grep -q 'persist_error: .*full.*(will retry)' "$F/status"
 assert_file "$F/store/k" $'after\n'
 assert_eq "still running" running "$(status_field "$F" state)"
 assert_write ENOSPC "$A2/store/v" "$(head -c 60000 /dev/urandom | base64 -w0)"
