@@ -329,25 +329,31 @@ static int walk_section_cb(const char *section, void *arg)
 	return r ? r : mallafs_cfg_foreach(w->cfg, section, put_key_cb, &w->p);
 }
 
-/* The service's row alone: its admin status and owner. */
+/* A service's row: its admin status and owner. */
+static int put_service_row(struct mstate *st, const char *name, struct mallafs_svc *svc, char *why,
+                           size_t whylen)
+{
+	struct msvc_status ss;
+	uid_t uid;
+	gid_t gid;
+	msvc_status(svc, &ss);
+	mallafs_svc_owner(svc, &uid, &gid);
+	sqlite3_stmt *s = mst_q(st, Q_SVC_PUT);
+	mst_bind_text(s, 1, name);
+	mst_bind_text(s, 2, msvc_admin_name(ss.admin));
+	sqlite3_bind_int64(s, 3, uid);
+	sqlite3_bind_int64(s, 4, gid);
+	return mst_step(st, s, "saving a service", why, whylen);
+}
+
+/* The service's row alone. */
 static int save_admin(struct mstate *st, const char *name, char *why, size_t whylen)
 {
 	struct mallafs_svc *svc = mrt_service_get(st->rt, name);
 	int r = 0;
 	/* Gone: the mark of its rmdir deletes it. Held: its row stays. */
-	if (svc && msvc_alive(svc) && !is_held(st, name)) {
-		struct msvc_status ss;
-		uid_t uid;
-		gid_t gid;
-		msvc_status(svc, &ss);
-		mallafs_svc_owner(svc, &uid, &gid);
-		sqlite3_stmt *s = mst_q(st, Q_SVC_PUT);
-		mst_bind_text(s, 1, name);
-		mst_bind_text(s, 2, msvc_admin_name(ss.admin));
-		sqlite3_bind_int64(s, 3, uid);
-		sqlite3_bind_int64(s, 4, gid);
-		r = mst_step(st, s, "saving a service", why, whylen);
-	}
+	if (svc && msvc_alive(svc) && !is_held(st, name))
+		r = put_service_row(st, name, svc, why, whylen);
 	msvc_unref(svc);
 	return r;
 }
@@ -389,8 +395,6 @@ static int save_service(struct mstate *st, const char *name, char *why, size_t w
 		r = mst_step(st, s, "saving a service's owner", why, whylen);
 		goto out;
 	}
-	struct msvc_status ss;
-	msvc_status(svc, &ss);
 	r = msvc_declared(svc, &declared, &n);
 	if (r == -ENOENT) {
 		r = 0; /* removed meanwhile: its own mark deletes it */
@@ -401,14 +405,10 @@ static int save_service(struct mstate *st, const char *name, char *why, size_t w
 		r = fail_oom(why, whylen);
 		goto out;
 	}
-	sqlite3_stmt *s = mst_q(st, Q_SVC_PUT);
-	mst_bind_text(s, 1, name);
-	mst_bind_text(s, 2, msvc_admin_name(ss.admin));
-	sqlite3_bind_int64(s, 3, uid);
-	sqlite3_bind_int64(s, 4, gid);
-	r = mst_step(st, s, "saving a service", why, whylen);
+	r = put_service_row(st, name, svc, why, whylen);
 	if (r == 0)
 		r = run1(st, Q_PLUG_DEL, name, NULL, why, whylen);
+	sqlite3_stmt *s;
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		s = mst_q(st, Q_PLUG_PUT);
 		mst_bind_text(s, 1, name);
