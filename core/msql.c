@@ -18,11 +18,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -276,8 +278,9 @@ static int check_writable(const char *path, struct mallafs_reason *why)
 	}
 	struct stat st;
 	struct statvfs vfs;
+	struct statfs fsb;
 	int r = 0;
-	if (fstat(fd, &st) < 0 || fstatvfs(fd, &vfs) < 0) {
+	if (fstat(fd, &st) < 0 || fstatvfs(fd, &vfs) < 0 || fstatfs(fd, &fsb) < 0) {
 		r = -errno;
 		mallafs_reason_set(why, "%s", strerror(-r));
 	} else if (!S_ISREG(st.st_mode)) {
@@ -287,6 +290,14 @@ static int check_writable(const char *path, struct mallafs_reason *why)
 		r = -EROFS;
 		mallafs_reason_set(why, "the file is read-only (mode %04o)",
 		                   (unsigned)(st.st_mode & 07777));
+	} else if (fsb.f_type == FUSE_SUPER_MAGIC) {
+		/* Another daemon, or mallafs's own mount, would answer every
+		 * commit: a daemon that does not answer (or mallafs itself,
+		 * waiting for its own reply) would hold the writer, and all who
+		 * wait for the store, for good. */
+		r = -EXDEV;
+		mallafs_reason_set(why, "it is on a FUSE filesystem, where a commit would wait for "
+		                        "another daemon (or for mallafs itself)");
 	} else if (vfs.f_flag & ST_RDONLY) {
 		r = -EROFS;
 		mallafs_reason_set(why, "it is on a read-only filesystem");

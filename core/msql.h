@@ -53,7 +53,9 @@ int msql_init(void);
  *  - a read-only file: no write bit in its mode (root too is refused, as
  *    the mode says read-only), a read-only filesystem, or one SQLite can
  *    open for reading only: -EROFS "the file is read-only (mode 0444)";
- *    one the thread may not open: -EACCES.
+ *    one the thread may not open: -EACCES;
+ *  - a file on a FUSE filesystem (another daemon's, or mallafs's own
+ *    mount): -EXDEV, since every commit would wait for that daemon.
  * Nothing is written to a database that fails a check. The connection is
  * in WAL mode, synchronous FULL (a commit is on disk when it returns),
  * with a busy timeout of busy_ms. why gets "cannot open PATH: REASON".

@@ -313,11 +313,21 @@ fail_mutex:
 	return r;
 }
 
-static int check_path(const char *v, struct mallafs_reason *why)
+static int check_path(struct persist *p, const char *v, struct mallafs_reason *why)
 {
 	char buf[96];
 	if (!v || !*v)
 		return 0;
+	/* Inside the daemon's own mount, every access would be a request to
+	 * the daemon itself (a FUSE filesystem elsewhere is refused when the
+	 * database is opened: msql_open). */
+	const char *mnt = mallafs_svc_mountpoint(p->svc);
+	size_t ml = mnt ? strlen(mnt) : 0;
+	if (ml && strncmp(v, mnt, ml) == 0 && (v[ml] == '/' || v[ml] == '\0' || ml == 1)) {
+		mallafs_reason_set(why, "path must not be inside mallafs's own mount (%s): '%s'",
+		                   mnt, pu_excerpt(v, buf, sizeof(buf)));
+		return -EINVAL;
+	}
 	if (v[0] != '/') {
 		mallafs_reason_set(why, "path must be absolute, not '%s'",
 		                   pu_excerpt(v, buf, sizeof(buf)));
@@ -356,7 +366,7 @@ static int persist_merge(void *state, const struct mallafs_cfg *old,
                          struct mallafs_reason *why)
 {
 	struct persist *p = state;
-	int r = check_path(mallafs_setting(merged, p->self, "path"), why);
+	int r = check_path(p, mallafs_setting(merged, p->self, "path"), why);
 	if (r < 0) {
 		mallafs_reason_key(why, NULL, "path");
 		return r;
@@ -372,7 +382,7 @@ static int persist_start(void *state, const struct mallafs_cfg *cfg, struct mall
 	struct persist *p = state;
 	const char *path = mallafs_setting(cfg, p->self, "path");
 	const char *sync = mallafs_setting(cfg, p->self, "sync");
-	int r = check_path(path, why);
+	int r = check_path(p, path, why);
 	if (r == 0)
 		r = check_sync(sync, why);
 	if (r < 0)

@@ -26,9 +26,11 @@
 
 #include "msql.h"
 
-/* Milliseconds a statement waits for another connection's lock (a user's
- * sqlite3 shell reading the database) before it fails with EBUSY. */
-#define PERSIST_BUSY_MS 1000
+/* Milliseconds a statement waits for another connection's write lock (the
+ * owner's sqlite3 shell in a transaction; readers never hold one in WAL
+ * mode) before it fails with EBUSY: short, since a commit under `always`
+ * holds the service's store lock while it waits. */
+#define PERSIST_BUSY_MS 100
 
 const struct msql_schema persist_schema = {
         .application_id = 0x6d6c6670,

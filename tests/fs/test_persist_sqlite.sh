@@ -123,6 +123,27 @@ echo active >"$R/status" 2>/dev/null
 assert_eq "a read-only database fails the start" failed "$(status_field "$R" state)"
 assert_reason "read-only" "$R" "read-only"
 
+# == never on a FUSE filesystem ======================================================
+
+assert_write EINVAL "$R/config/persist/path" "$MNT/services/ro/store/x.db"
+assert_reason "a path inside mallafs's own mount is refused" "$R" "inside mallafs's own mount"
+# Another daemon's mount (a second mallafs): every commit would wait for it.
+M2=$MFS_TMP/other
+mkdir -p "$M2"
+"$MALLAFS" -f "$M2" </dev/null >"$MFS_TMP/other.log" 2>&1 &
+OTHER=$!
+MFS_CHILDREN+=("$OTHER")
+mfs_poll 5000 mfs_mounted "$M2" || fail "a second mallafs mounts"
+assert_ok mkdir "$M2/config/app"
+chmod 0644 "$RDB"
+echo inactive >"$R/status"
+assert_ok bash -c "echo '$M2/config/app/x.db' > '$R/config/persist/path'"
+echo active >"$R/status" 2>/dev/null
+assert_eq "a database on another FUSE filesystem fails the start" failed "$(status_field "$R" state)"
+assert_reason "... with the reason" "$R" "on a FUSE filesystem"
+fusermount3 -u "$M2"
+mfs_poll 5000 eval "! mfs_alive $OTHER" || fail "the second mallafs exits"
+
 # == a clean stop commits what batch holds ===========================================
 
 assert_ok bash -c "echo last > '$S/store/final'"
