@@ -124,8 +124,10 @@ cleanup() {
 	exit "$rc"
 }
 
+# bench_setup NAME [FOLDER]: makes $work, NAME.XXXXXX in FOLDER (/tmp), and
+# sets the traps
 bench_setup() {
-	work=$(mktemp -d "/tmp/$1.XXXXXX")
+	work=$(mktemp -d "${2:-/tmp}/$1.XXXXXX") || die "cannot make a folder in ${2:-/tmp}"
 	trap cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
