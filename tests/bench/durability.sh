@@ -5,7 +5,9 @@
 # loaded and idle, one key of it is changed --changes times (100), each
 # change followed by a pause of --gap-ms (80, longer than persist's 50 ms
 # batch window) and then by a wait until the daemon has written nothing for
-# as long again: each change is written on its own, however long that takes.
+# --quiet-ms (300): each change is written on its own, however long that
+# takes (a change that wrote nothing, because it was written with another,
+# is counted and shown).
 # What the daemon wrote to disk for a change is the figure (the mean); with
 # `sync = always` too when persist has that setting. In the same run, the
 # same N keys in a private Redis with `--appendonly yes --appendfsync always`
@@ -18,9 +20,10 @@
 #
 #   durability.sh [--mallafs PATH] [--durable PATH] [--scale PATH]
 #                 [--storegen PATH] [--dir DIR] [--changes N] [--gap-ms G]
-#                 [--loads L] [--quick] [--no-redis] [N ...]
+#                 [--quiet-ms Q] [--loads L] [--quick] [--no-redis] [N ...]
 #
-# N: the key counts (10000 and 1000000 by default; --quick: 10000 only).
+# N: the key counts (10000 and 1000000 by default; --quick: 10000 only, 30
+# changes and 1 load).
 # --dir: the folder on a real disk that holds the stores, Redis's files and
 # the mountpoints (/var/tmp); tmpfs and ramfs are refused.
 #
@@ -48,9 +51,10 @@ durable=""
 scale=""
 storegen=""
 dir=/var/tmp
-changes=100
+changes=""
 gap_ms=80
-loads=3
+quiet_ms=300
+loads=""
 quick=0
 use_redis=1
 counts=()
@@ -72,6 +76,7 @@ while [ $# -gt 0 ]; do
 	--dir | --dir=*) take_path dir "$@"; shift "$taken" ;;
 	--changes) changes=${2:?--changes needs a number}; shift 2 ;;
 	--gap-ms) gap_ms=${2:?--gap-ms needs milliseconds}; shift 2 ;;
+	--quiet-ms) quiet_ms=${2:?--quiet-ms needs milliseconds}; shift 2 ;;
 	--loads) loads=${2:?--loads needs a number}; shift 2 ;;
 	--no-redis) use_redis=0; shift ;;
 	--quick) quick=1; shift ;;
@@ -103,20 +108,25 @@ if [ "$use_redis" -eq 1 ] && command -v redis-server >/dev/null; then
 	redis=$(command -v redis-server)
 fi
 
-if [ ${#counts[@]} -eq 0 ]; then
-	counts=(10000 1000000)
-	[ "$quick" -eq 0 ] || counts=(10000)
+if [ "$quick" -eq 1 ]; then
+	[ ${#counts[@]} -gt 0 ] || counts=(10000)
+	: "${changes:=30}"
+	: "${loads:=1}"
 fi
+[ ${#counts[@]} -gt 0 ] || counts=(10000 1000000)
+: "${changes:=100}"
+: "${loads:=3}"
 for n in "${counts[@]}"; do
 	if ! [[ "$n" =~ ^[1-9][0-9]*$ ]] || [ "$n" -gt 10000000 ]; then
 		die "bad key count: $n (from 1 to 10000000)"
 	fi
 done
-for v in "$changes" "$gap_ms" "$loads"; do
+for v in "$changes" "$gap_ms" "$quiet_ms" "$loads"; do
 	[[ "$v" =~ ^[1-9][0-9]*$ ]] || die "bad number: $v"
 done
 # each change may wait up to 60 s for its writer to be quiet
-changes_timeout=$((changes * (gap_ms * 2 + 60000) / 1000 + 60))
+changes_timeout=$((changes * (gap_ms + 60000) / 1000 + 60))
+durable_args=(--changes "$changes" --gap-ms "$gap_ms" --quiet-ms "$quiet_ms")
 [ -d "$dir" ] || die "$dir: not a folder"
 dir=$(realpath "$dir")
 case "$(stat -f -c %T "$dir")" in
@@ -127,6 +137,8 @@ bench_setup mallafs-durability "$dir"
 
 # Results: R[N,WHAT]; numbers, or empty when not measured.
 declare -A R
+# what a reader of the tables should know, one a line
+notes=()
 
 # write_bytes PID: what the process has written (see the header)
 write_bytes() {
@@ -169,11 +181,14 @@ changes_of() {
 	shift 4
 	settle "$pid"
 	timeout --foreground -k 10 "$changes_timeout" "$durable" "$cmd" --pid "$pid" \
-		--changes "$changes" --gap-ms "$gap_ms" "$@" >"$out" || die "$name: the changes failed"
+		"${durable_args[@]}" "$@" >"$out" || die "$name: the changes failed"
 	bytes=$(field "$out" bytes_mean)
+	unwritten=$(field "$out" unwritten)
+	[ "$unwritten" -eq 0 ] || notes+=("$name: $unwritten of the $changes changes wrote nothing")
 	echo "$name: $(field "$out" bytes_total) bytes written for $changes changes: a change" \
 		"$bytes (mean), $(field "$out" bytes_median) (median), $(field "$out" bytes_max)" \
-		"(largest); it took $(field "$out" median_us) µs (median)"
+		"(largest), $(field "$out" unwritten) wrote nothing; it took" \
+		"$(field "$out" median_us) µs (median)"
 }
 
 # start_mallafs N: starts the daemon on $mnt with the bootstrap file and waits
@@ -257,7 +272,7 @@ EOT
 			echo "$mode" >"$S/config/persist/sync" || die "mallafs: cannot set sync = $mode"
 			wait_running
 		fi
-		changes_of "mallafs $mode" "$pid" "$work/$n.$mode.out" write "$S/store/k0000000"
+		changes_of "mallafs $mode, $n keys" "$pid" "$work/$n.$mode.out" write "$S/store/k0000000"
 		R[$n,$mode]=$bytes
 		R[$n,${mode}_us]=$(field "$work/$n.$mode.out" median_us)
 	done
@@ -313,7 +328,7 @@ run_redis() {
 		timeout -k 10 "$load_timeout" redis-cli -s "$sock" --pipe 2>&1) ||
 		die "redis-cli --pipe failed: $piped"
 	echo "$piped" | grep -q "errors: 0, replies: $n" || die "redis: not all $n SETs went in"
-	changes_of "redis" "$rpid" "$work/$n.redis.out" set "$sock" k0000000
+	changes_of "redis, $n keys" "$rpid" "$work/$n.redis.out" set "$sock" k0000000
 	R[$n,redis]=$bytes
 	R[$n,redis_us]=$(field "$work/$n.redis.out" median_us)
 	stop_redis
@@ -341,9 +356,10 @@ run_redis() {
 run_raw() {
 	local out=$work/raw.out
 	echo "== a plain file, pwrite and fsync"
-	timeout --foreground -k 10 "$changes_timeout" "$durable" raw --changes "$changes" \
-		--gap-ms "$gap_ms" "$work/raw.file" >"$out" || die "the plain file's changes failed"
+	timeout --foreground -k 10 "$changes_timeout" "$durable" raw "${durable_args[@]}" \
+		"$work/raw.file" >"$out" || die "the plain file's changes failed"
 	R[raw]=$(field "$out" bytes_mean)
+	[ "$(field "$out" unwritten)" -eq 0 ] || notes+=("the plain file: a change wrote nothing")
 	R[raw_us]=$(field "$out" median_us)
 	echo "plain file: $(field "$out" bytes_total) bytes written for $changes changes: a change" \
 		"${R[raw]} (mean); it took ${R[raw_us]} µs (median)"
@@ -366,7 +382,8 @@ fstype=$(findmnt -no FSTYPE -T "$dir")
 echo "mallafs durability benchmark: $(uname -srm), $(nproc) CPUs" \
 	"($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "disk: $dir on $src ($fstype, $(df -h --output=size "$dir" | tail -n 1 | tr -d ' '));" \
-	"keys: ${counts[*]}; $changes changes ${gap_ms} ms apart; loads: best of $loads;" \
+	"keys: ${counts[*]}; $changes changes, ${gap_ms} ms apart and ${quiet_ms} ms quiet;" \
+	"loads: best of $loads;" \
 	"redis: ${redis:-not run}"
 echo
 
@@ -422,7 +439,7 @@ load_table() {
 
 echo "Bytes: what each process wrote to disk for one change (write_bytes of"
 echo "/proc/PID/io, whole 4 KiB pages), the mean of $changes changes of one key, each"
-echo "written on its own (${gap_ms} ms apart and the writer quiet for ${gap_ms} ms);"
+echo "written on its own (${gap_ms} ms apart and the writer quiet for ${quiet_ms} ms);"
 echo "mallafs with persist (sync = batch, and always$([ -n "${R[sync]:-}" ] || echo ': not in this build'))," \
 	"Redis with appendfsync always,"
 echo "and pwrite + fsync of the 12 bytes in a plain file. Store on disk: the"
@@ -440,3 +457,7 @@ echo
 echo "### Load after a restart"
 echo
 load_table
+if [ ${#notes[@]} -gt 0 ]; then
+	echo
+	printf '%s\n' "${notes[@]}"
+fi

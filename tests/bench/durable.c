@@ -4,9 +4,9 @@
  * changes, on a mallafs store, in Redis and in a plain file, and the wait
  * for a store to be back after a restart.
  *
- *     mallafs-durable write [--changes N] [--gap-ms G] [--pid PID] FILE
- *     mallafs-durable raw [--changes N] [--gap-ms G] FILE
- *     mallafs-durable set [--changes N] [--gap-ms G] [--pid PID] SOCKET KEY
+ *     mallafs-durable write [--changes N] [--gap-ms G] [--quiet-ms Q] [--pid PID] FILE
+ *     mallafs-durable raw [--changes N] [--gap-ms G] [--quiet-ms Q] FILE
+ *     mallafs-durable set [--changes N] [--gap-ms G] [--quiet-ms Q] [--pid PID] SOCKET KEY
  *     mallafs-durable wait --since NS [--timeout S] MNT KEYFILE VALUE STATUS
  *     mallafs-durable wait-get --since NS [--timeout S] SOCKET KEY VALUE
  *
@@ -17,15 +17,16 @@
  * socket SOCKET and waits for its +OK.
  *
  * After each change it pauses G ms (--gap-ms, 80) and then waits until the
- * process PID (--pid; this one by default) has written nothing for G ms, so
- * that each change is written on its own, however long that takes (60 s at
- * most). What a process wrote is write_bytes of /proc/PID/io: the pages it
+ * process PID (--pid; this one by default) has written nothing for Q ms
+ * (--quiet-ms, 300), so that each change is written on its own, however
+ * long that takes (60 s at most). What a process wrote is write_bytes of /proc/PID/io: the pages it
  * made dirty in files, 4 KiB each. It prints how long a change took, what
  * the process wrote for one change (the median, mean and largest of the N,
- * --changes, 100), and the value the key holds last:
+ * --changes, 100), how many changes wrote nothing (they were written with
+ * another, or not at all), and the value the key holds last:
  *
  *     op=write median_us=... p99_us=... mean_us=... n=100
- *     bytes_median=4096 bytes_mean=4137 bytes_max=8192 bytes_total=413696
+ *     bytes_median=4096 bytes_mean=4137 bytes_max=8192 bytes_total=413696 unwritten=0
  *     last=chg-0000099
  *
  * wait is for a daemon just started at NS (CLOCK_REALTIME nanoseconds, as
@@ -69,6 +70,7 @@
 struct durable {
 	size_t changes;
 	size_t gap_ms;
+	size_t quiet_ms;
 	uint64_t since;
 	size_t timeout_s;
 	long pid; /* whose write_bytes, 0 for this process */
@@ -117,11 +119,11 @@ static long long write_bytes(long pid)
 	return v;
 }
 
-/* Waits until d->pid has written nothing for d->gap_ms and returns its
+/* Waits until d->pid has written nothing for d->quiet_ms and returns its
  * write_bytes; -ETIMEDOUT after QUIET_MAX_NS, -ESRCH when it is gone. */
 static long long wait_quiet(const struct durable *d)
 {
-	uint64_t start = now_ns(), since = start, quiet = (uint64_t)d->gap_ms * 1000000u;
+	uint64_t start = now_ns(), since = start, quiet = (uint64_t)d->quiet_ms * 1000000u;
 	long long last = write_bytes(d->pid), now;
 
 	for (;;) {
@@ -150,12 +152,15 @@ static int cmp_bytes(const void *a, const void *b)
 static void bytes_report(long long *bytes, size_t n)
 {
 	long long total = 0;
+	size_t zero = 0;
 
 	qsort(bytes, n, sizeof(*bytes), cmp_bytes);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		total += bytes[i];
-	printf("bytes_median=%lld bytes_mean=%.0f bytes_max=%lld bytes_total=%lld\n",
-	       bytes[(n - 1) / 2], (double)total / (double)n, bytes[n - 1], total);
+		zero += bytes[i] == 0;
+	}
+	printf("bytes_median=%lld bytes_mean=%.0f bytes_max=%lld bytes_total=%lld unwritten=%zu\n",
+	       bytes[(n - 1) / 2], (double)total / (double)n, bytes[n - 1], total, zero);
 }
 
 static int fail(const char *what, const char *name, int rc)
@@ -477,17 +482,20 @@ static int cmd_wait_get(const struct durable *d, char **args)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: " PROG " write [--changes N] [--gap-ms G] [--pid PID] FILE\n"
-	           "       " PROG " raw [--changes N] [--gap-ms G] FILE\n"
-	           "       " PROG " set [--changes N] [--gap-ms G] [--pid PID] SOCKET KEY\n"
-	           "       " PROG " wait --since NS [--timeout S] MNT KEYFILE VALUE STATUS\n"
-	           "       " PROG " wait-get --since NS [--timeout S] SOCKET KEY VALUE\n");
+	fprintf(f,
+	        "usage: " PROG " write [--changes N] [--gap-ms G] [--quiet-ms Q] [--pid PID] FILE\n"
+	        "       " PROG " raw [--changes N] [--gap-ms G] [--quiet-ms Q] FILE\n"
+	        "       " PROG
+	        " set [--changes N] [--gap-ms G] [--quiet-ms Q] [--pid PID] SOCKET KEY\n"
+	        "       " PROG " wait --since NS [--timeout S] MNT KEYFILE VALUE STATUS\n"
+	        "       " PROG " wait-get --since NS [--timeout S] SOCKET KEY VALUE\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"changes", required_argument, NULL, 'n'},
 	                                     {"gap-ms", required_argument, NULL, 'g'},
+	                                     {"quiet-ms", required_argument, NULL, 'q'},
 	                                     {"since", required_argument, NULL, 's'},
 	                                     {"timeout", required_argument, NULL, 't'},
 	                                     {"pid", required_argument, NULL, 'p'},
@@ -502,7 +510,7 @@ int main(int argc, char **argv)
 	            {"set", 2, cmd_set},
 	            {"wait", 4, cmd_wait},
 	            {"wait-get", 3, cmd_wait_get}};
-	struct durable d = {.changes = 100, .gap_ms = 80, .timeout_s = 30};
+	struct durable d = {.changes = 100, .gap_ms = 80, .quiet_ms = 300, .timeout_s = 30};
 	bool since = false;
 	size_t pid;
 	int c;
@@ -520,6 +528,9 @@ int main(int argc, char **argv)
 			break;
 		case 'g':
 			rc = parse_size(PROG, optarg, "--gap-ms", 0, &d.gap_ms);
+			break;
+		case 'q':
+			rc = parse_size(PROG, optarg, "--quiet-ms", 1, &d.quiet_ms);
 			break;
 		case 's':
 			d.since = strtoull(optarg, NULL, 10);
