@@ -184,7 +184,7 @@ changes_of() {
 		"${durable_args[@]}" "$@" >"$out" || die "$name: the changes failed"
 	bytes=$(field "$out" bytes_mean)
 	unwritten=$(field "$out" unwritten)
-	[ "$unwritten" -eq 0 ] || notes+=("$name: $unwritten of the $changes changes had written nothing when the daemon had been quiet for $quiet_ms ms (their writes came later, with the next change's, or were one with it: compare the mean with the store's size)")
+	[ "$unwritten" -eq 0 ] || notes+=("$name: $unwritten of the $changes changes had written nothing when its process had been quiet for $quiet_ms ms (their writes came later, with the next change's, or were one with it: compare the mean with the store's size)")
 	echo "$name: $(field "$out" bytes_total) bytes written for $changes changes: a change" \
 		"$bytes (mean), $(field "$out" bytes_median) (median), $(field "$out" bytes_max)" \
 		"(largest), $(field "$out" unwritten) wrote nothing; it took" \
