@@ -16,7 +16,10 @@
 # Then the load: the daemon unmounted (a clean stop) and started again, timed
 # from its start until the mount is up, until a cat of the last key returns
 # its value and until the service's status says running (the best of
-# --loads, 3); for Redis, from its start until GET of the last key answers.
+# --loads, 3), after which the changed key must hold its last value; the
+# first start, which reads storegen's file (and converts it, for a persist
+# on SQLite), is not one of them. For Redis, from its start until GET of the
+# last key answers.
 #
 #   durability.sh [--mallafs PATH] [--durable PATH] [--scale PATH]
 #                 [--storegen PATH] [--dir DIR] [--changes N] [--gap-ms G]
@@ -35,7 +38,7 @@
 # the FUSE replies (they are no file). A persist database's WAL is counted as
 # it is written, and its checkpoint into the database when it comes during
 # the changes (the one at a clean stop is not).
-
+#
 # Needs root (FUSE mounts). Exits non-zero only when something failed to run,
 # never because a number is slow. Whatever it mounted or started is unmounted
 # and stopped on exit, failure included, and its folder removed.
