@@ -188,6 +188,12 @@ struct mallafs_store_op {
 	 * plugins built against the older, shorter struct still fit). */
 	uint64_t store_bytes; /**< bytes of keys (names) and values in the store before */
 	int64_t new_key_size; /**< RENAME: the value size under new_key, -1 when absent */
+	/* Appended after new_key_size (older plugins see a shorter struct). */
+	/** Set to 1 by a store_before that wants the chain's store_commit
+	 * callbacks called for this operation (see struct mallafs_plugin); the
+	 * daemon then keeps what it needs to undo a CREATE, WRITE or TRUNCATE
+	 * that a commit refuses. 0 when the hooks start. */
+	int commit;
 };
 
 /** Where a render callback writes. */
@@ -238,6 +244,37 @@ struct mallafs_plugin {
 	int (*store_before)(void *state, struct mallafs_store_op *op);
 	/** After it (refused or done), bottom to top, for the plugins store_before reached. */
 	void (*store_after)(void *state, const struct mallafs_store_op *op);
+
+	/* Appended after store_after: a descriptor built before them is
+	 * shorter, and the daemon reads them as NULL (its @c size tells). */
+
+	/**
+	 * Makes a change durable before it counts: called only for an
+	 * operation whose @c commit a store_before set to 1, for every active
+	 * plugin of the chain that has it (top to bottom), once the change is
+	 * certain. DELETE and RENAME: just before base carries the change out
+	 * (the table still holds the state before; not called when the key is
+	 * absent, @c old_size -1). CREATE, WRITE and TRUNCATE (never a PROBE):
+	 * right after base carried it out (the table holds the new value:
+	 * mallafs_store_exec() with a GET reads it). 0 lets it count; -errno
+	 * refuses it with that errno (a reason in @c why; the service's
+	 * last_error records it as this plugin's refusal): a DELETE or RENAME is
+	 * then not carried out, a CREATE, WRITE or TRUNCATE is undone (the key's
+	 * value and mtime as before, or absent again), and no event of it is
+	 * ever emitted; store_after then sees the error in @c result. A plugin
+	 * that committed before another refused sees that error too.
+	 *
+	 * Runs with the store's write lock held, like every store hook, and
+	 * may block (an fsync): only the service's own store operations wait.
+	 */
+	int (*store_commit)(void *state, const struct mallafs_store_op *op);
+	/**
+	 * Lines the plugin adds to its service's `status` file ("name: value\n"
+	 * each), appended via mallafs_out_printf(), for an active plugin or
+	 * not. Runs with the store's read lock held, as a published file's
+	 * render: it must not block or call into the store. 0 or -errno.
+	 */
+	int (*status)(void *state, struct mallafs_out *out);
 };
 
 /** The service's name. */
@@ -271,6 +308,27 @@ int mallafs_store_foreach(struct mallafs_svc *svc,
  * 0 or -errno.
  */
 int mallafs_store_load(struct mallafs_svc *svc, const char *key, const void *value, size_t len);
+
+/** One value for mallafs_store_load_many(). */
+struct mallafs_store_rec {
+	const char *key; /**< NUL-terminated */
+	const void *value;
+	size_t len;
+	struct timespec mtime; /**< the value's last change; {0, 0}: now */
+};
+
+/**
+ * Puts @p n values straight into the table, past the chain, as
+ * mallafs_store_load() does one, replacing the values of the keys named:
+ * for loading a large saved store fast. Every key is checked first: one
+ * that is not a valid store key loads nothing (-EINVAL). The store lock is
+ * taken per slice of a few thousand keys, so readers are not held for the
+ * whole load. Watchers see one write event per key. Never from a store
+ * hook. 0, or -errno (-ENOSPC: the node's max_memory; what was loaded
+ * before stays).
+ */
+int mallafs_store_load_many(struct mallafs_svc *svc, const struct mallafs_store_rec *recs,
+                            size_t n);
 
 /**
  * The service's owner. Whatever the service runs or writes on its own

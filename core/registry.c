@@ -1,10 +1,11 @@
 /* The registry's operations: unique names and pools, registering,
- * storing, removing, rendering and listing them. The entries, their tables
- * and the watcher thread are in registry_entries.c.
+ * storing, removing, rendering, listing, saving and restoring them. The
+ * entries, their tables and the watcher thread are in registry_entries.c.
  *
  * Locks: each mreg_*() call takes the registry's lock for its lookups and
- * changes; what can fail (opening the process, allocating) is done before
- * taking it, so /proc and pidfd_open are never read with it held. */
+ * changes; what can fail (opening the process, reading its owner and start
+ * time, allocating) is done before taking it, so /proc and pidfd_open are
+ * never read with it held (polling a pidfd, which does not block, is). */
 #include "registry_i.h"
 
 #include "events.h"
@@ -95,6 +96,29 @@ static int find_member(struct mreg *reg, const char *pool, const char *member, s
 	return 0;
 }
 
+/* registry/NAME, a name or a pool (member NULL), or registry/NAME/MEMBER;
+ * the lock is held. -ENOENT. */
+static int find_any(struct mreg *reg, const char *name, const char *member, struct ent **ret)
+{
+	if (member)
+		return find_member(reg, name, member, ret);
+	if (mu_name_check_str(name, MU_NAME_STRICT) < 0)
+		return -ENOENT;
+	*ret = mreg_ent_find(&reg->names, name);
+	return *ret ? 0 : -ENOENT;
+}
+
+/* Whether pool is there (0), looked up alone: no pool is a plainer answer
+ * than anything about a process. -ENOENT, -ENOTDIR. */
+static int pool_check(struct mreg *reg, const char *pool)
+{
+	struct ent *p;
+	pthread_mutex_lock(&reg->lock);
+	int r = find_pool(reg, pool, &p);
+	pthread_mutex_unlock(&reg->lock);
+	return r;
+}
+
 /* Where an entry for pid called name goes: the unique names (pool NULL) or
  * pool's members. *ret_pool is the pool (NULL for a name) and *ret_e the
  * live entry pid already holds there, or NULL. -EEXIST: another live
@@ -128,20 +152,48 @@ static int hold_find(struct mreg *reg, const char *pool, const char *name, pid_t
 	return 0;
 }
 
+/* Opens the live process pid and reads what names it for good: a pidfd,
+ * then its owner and start time, then the pidfd still alive, so that what
+ * was read is the pidfd's process's and not a successor's that reused the
+ * PID. want_start (not NULL): the process must have that start time, or
+ * it is another one (-ESRCH). */
+static int proc_identify(pid_t pid, const uint64_t *want_start, int *ret_fd, uid_t *ret_owner,
+                         uint64_t *ret_start)
+{
+	int fd, r;
+
+	r = mproc_open(pid, &fd, ret_owner);
+	if (r < 0)
+		return r;
+	r = mproc_starttime(pid, ret_start);
+	if (r == 0 && want_start && *ret_start != *want_start)
+		r = -ESRCH;
+	if (r == 0 && mproc_exited(fd))
+		r = -ESRCH;
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
 /* Registers pid under name (pool NULL) or stores its value in pool, once
- * the caller has checked the names: the process must be live and the caller
- * root or its owner. A unique name's empty value is no value; a member's is
- * "". The same process again keeps its entry and id, with the new value. */
+ * the caller has checked the names: the process must be live (with start
+ * time *want_start, when not NULL) and the caller root or its owner. A
+ * unique name's empty value is no value; a member's is "". The same
+ * process again keeps its entry and id, with the new value. */
 static int hold(struct mreg *reg, const char *pool, const char *name, pid_t pid, const char *value,
-                size_t vlen, uid_t caller)
+                size_t vlen, uid_t caller, const uint64_t *want_start)
 {
 	struct ent *n = NULL, *p, *e;
 	struct pidw *spare = NULL, *w = NULL;
 	char *val = NULL;
 	uid_t owner = 0;
+	uint64_t start = 0;
 	int fd = -1, r;
 
-	r = mproc_open(pid, &fd, &owner);
+	r = proc_identify(pid, want_start, &fd, &owner, &start);
 	if (r < 0)
 		return r;
 	if (caller != 0 && caller != owner) {
@@ -161,6 +213,12 @@ static int hold(struct mreg *reg, const char *pool, const char *name, pid_t pid,
 	}
 
 	pthread_mutex_lock(&reg->lock);
+	/* Alive now, under the lock: then a live watch of pid found below is
+	 * this same process's, not a predecessor's. */
+	if (mproc_exited(fd)) {
+		r = -ESRCH;
+		goto unlock;
+	}
 	/* A watch of this PID that has exited belonged to an earlier process. */
 	mreg_reap_if_exited(reg, pid);
 	r = hold_find(reg, pool, name, pid, &p, &e);
@@ -189,6 +247,7 @@ static int hold(struct mreg *reg, const char *pool, const char *name, pid_t pid,
 	mu_now_real(&n->mtime);
 	n->pid = pid;
 	n->uid = owner;
+	n->starttime = start;
 	n->value = val;
 	val = NULL;
 	if (p)
@@ -215,7 +274,7 @@ int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *val
 	if (!reg || mu_name_check_str(name, MU_NAME_STRICT) < 0 || pid <= 0 ||
 	    check_value(value, vlen) < 0)
 		return -EINVAL;
-	return hold(reg, NULL, name, pid, value, vlen, caller);
+	return hold(reg, NULL, name, pid, value, vlen, caller, NULL);
 }
 
 int mreg_register_text(struct mreg *reg, const char *name, const char *text, size_t len,
@@ -408,7 +467,6 @@ unlock:
 int mreg_pool_store(struct mreg *reg, const char *pool, const char *member, const char *value,
                     size_t len, uid_t caller)
 {
-	struct ent *p;
 	pid_t pid;
 	int r;
 
@@ -419,13 +477,10 @@ int mreg_pool_store(struct mreg *reg, const char *pool, const char *member, cons
 	if (mu_name_check_str(pool, MU_NAME_STRICT) < 0 ||
 	    parse_pid(member, strlen(member), true, &pid) < 0 || check_value(value, len) < 0)
 		return -EINVAL;
-	/* No pool is a plainer answer than anything about the process. */
-	pthread_mutex_lock(&reg->lock);
-	r = find_pool(reg, pool, &p);
-	pthread_mutex_unlock(&reg->lock);
+	r = pool_check(reg, pool);
 	if (r < 0)
 		return r;
-	return hold(reg, pool, member, pid, value, len, caller);
+	return hold(reg, pool, member, pid, value, len, caller, NULL);
 }
 
 int mreg_pool_unstore(struct mreg *reg, const char *pool, const char *member)
@@ -524,14 +579,7 @@ int mreg_stat(struct mreg *reg, const char *name, const char *member, struct mre
 	if (!reg || !ret)
 		return -EINVAL;
 	pthread_mutex_lock(&reg->lock);
-	if (member) {
-		r = find_member(reg, name, member, &e);
-	} else if (mu_name_check_str(name, MU_NAME_STRICT) < 0) {
-		r = -ENOENT;
-	} else {
-		e = mreg_ent_find(&reg->names, name);
-		r = e ? 0 : -ENOENT;
-	}
+	r = find_any(reg, name, member, &e);
 	if (r == 0) {
 		to_entry(e, ret);
 		ret->name = NULL;
@@ -587,4 +635,102 @@ int mreg_revert(struct mreg *reg, const char *pool, const char *name, const char
 	mu_buf_free(&b);
 	free(value);
 	return r;
+}
+
+/* The saved form of e; the lock is held (the strings live while it is). */
+static void to_saved(const struct ent *e, struct mreg_saved *ret)
+{
+	*ret = (struct mreg_saved){.kind = e->kind};
+	if (e->kind == 'p') {
+		ret->name = e->name;
+		return;
+	}
+	ret->name = e->kind == 'm' ? e->pool->name : e->name;
+	ret->member = e->kind == 'm' ? e->name : NULL;
+	ret->pid = e->pid;
+	ret->starttime = e->starttime;
+	ret->value = e->value;
+	ret->uid = e->uid;
+}
+
+static int save_one(const struct ent *e, int (*fn)(const struct mreg_saved *s, void *arg),
+                    void *arg)
+{
+	struct mreg_saved s;
+	to_saved(e, &s);
+	return fn(&s, arg);
+}
+
+/* Pools come first, so that restoring in this order finds each member's
+ * pool made already. */
+int mreg_save_foreach(struct mreg *reg, int (*fn)(const struct mreg_saved *s, void *arg), void *arg)
+{
+	int r = 0;
+
+	if (!reg || !fn)
+		return -EINVAL;
+	pthread_mutex_lock(&reg->lock);
+	for (uint32_t pos = 0; r == 0 && mslots_next(reg->top, pos, &pos); pos++) {
+		const struct ent *e = mslots_get(reg->top, pos);
+		if (e->kind == 'p')
+			r = save_one(e, fn, arg);
+	}
+	for (uint32_t pos = 0; r == 0 && mslots_next(reg->top, pos, &pos); pos++) {
+		const struct ent *e = mslots_get(reg->top, pos);
+		if (e->kind == 'n') {
+			r = save_one(e, fn, arg);
+			continue;
+		}
+		for (uint32_t m = 0; r == 0 && e->slots && mslots_next(e->slots, m, &m); m++)
+			r = save_one(mslots_get(e->slots, m), fn, arg);
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return r;
+}
+
+int mreg_save_get(struct mreg *reg, const char *name, const char *member,
+                  int (*fn)(const struct mreg_saved *s, void *arg), void *arg)
+{
+	struct ent *e = NULL;
+	int r;
+
+	if (!reg || !fn)
+		return -EINVAL;
+	pthread_mutex_lock(&reg->lock);
+	r = find_any(reg, name, member, &e);
+	if (r == 0)
+		r = save_one(e, fn, arg);
+	pthread_mutex_unlock(&reg->lock);
+	return r;
+}
+
+/* A saved member's value is never NULL, but one that comes back NULL (an
+ * empty value stored as NULL) is restored as the empty value it was. */
+int mreg_restore(struct mreg *reg, const struct mreg_saved *s)
+{
+	const char *value;
+	size_t vlen;
+	pid_t pid;
+	int r;
+
+	if (!reg || !s || !s->name)
+		return -EINVAL;
+	if (s->kind == 'p')
+		return mreg_pool_create(reg, s->name);
+	if ((s->kind != 'n' && s->kind != 'm') || s->pid <= 0 ||
+	    mu_name_check_str(s->name, MU_NAME_STRICT) < 0)
+		return -EINVAL;
+	value = s->value ? s->value : "";
+	vlen = strlen(value);
+	if (check_value(value, vlen) < 0)
+		return -EINVAL;
+	if (s->kind == 'n')
+		return hold(reg, NULL, s->name, s->pid, value, vlen, 0, &s->starttime);
+	/* A member is called by its PID, in the one spelling a file name has. */
+	if (!s->member || parse_pid(s->member, strlen(s->member), true, &pid) < 0 || pid != s->pid)
+		return -EINVAL;
+	r = pool_check(reg, s->name);
+	if (r < 0)
+		return r;
+	return hold(reg, s->name, s->member, s->pid, value, vlen, 0, &s->starttime);
 }

@@ -113,7 +113,10 @@ int mreg_save_get(struct mreg *reg, const char *name, const char *member,
  * a name or member is registered again only when s->pid is alive with
  * s->starttime (-ESRCH otherwise: gone, or another process now has the
  * PID), as if its process had written it, with no check of who asks. A
- * member's pool must exist (-ENOENT). -EINVAL for a bad name or value. */
+ * member's pool must exist (-ENOENT). -EINVAL for a bad name or value.
+ * The owner is read from /proc again (s->uid is not consulted); a member
+ * saved with a NULL value comes back with the empty one. A name or member
+ * its process holds already takes the saved value. */
 int mreg_restore(struct mreg *reg, const struct mreg_saved *s);
 
 #endif

@@ -45,14 +45,16 @@ struct pidw;
 struct ent {
 	struct hnode h; /* in mreg.names ('n', 'p') or the pool's members ('m') */
 	char kind;
-	char *name; /* a member's name is its PID in canonical decimal */
-	uint64_t id;
 	uint32_t pos; /* in mreg.top ('n', 'p') or the pool's members ('m') */
+	char *name;   /* a member's name is its PID in canonical decimal */
+	uint64_t id;
 	struct timespec mtime;
 
-	/* 'n' and 'm': the holder. */
+	/* 'n' and 'm': the holder, named for good by its PID and start time
+	 * (mproc_starttime), read when it registered. */
 	pid_t pid;
 	uid_t uid;
+	uint64_t starttime;
 	char *value; /* 'n': NULL when none; 'm': never NULL */
 	struct pidw *w;
 	struct ent *wprev, *wnext;

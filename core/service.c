@@ -601,6 +601,8 @@ int msvc_status_render(struct mallafs_svc *svc, char **ret_text, size_t *ret_len
 	                      msvc_state_name(st.state), msvc_admin_name(st.admin),
 	                      (unsigned long long)st.restarts, st.last_restart, st.last_error,
 	                      (unsigned long long)st.retries, st.next_retry);
+	if (r == 0)
+		r = msvc_status_plugins(svc, &b);
 	if (r < 0) {
 		mu_buf_free(&b);
 		return r;

@@ -58,6 +58,11 @@ struct mallafs_svc {
 	struct msvc_status st;
 };
 
+/* service_store.c: appends the lines of the chain's status callbacks to b
+ * (store_lock's read side held while they run). 0 or -errno. */
+struct mu_buf;
+int msvc_status_plugins(struct mallafs_svc *svc, struct mu_buf *b);
+
 /* "services/NAME", then sub and name when given (NULL ends the path). */
 void msvc_path(const struct mallafs_svc *svc, char *buf, size_t len, const char *sub,
                const char *name);

@@ -9,13 +9,24 @@
  * is recorded (msvc_set_error, state_lock) only after store_lock is released.
  * Published files render under store_lock's read side. op_lock is never
  * taken here: the store stays usable while a reconfiguration or an exec hook
- * waits. */
+ * waits.
+ *
+ * Commits (store_commit, mallafs-plugin.h): when a store_before sets
+ * op->commit, the chain's store_commit callbacks run with store_lock's
+ * write side held, before base carries out a DELETE or RENAME, after it
+ * carried out a CREATE, WRITE or TRUNCATE. For those three the key's value
+ * and mtime are copied first (struct undo), and the events base emits are
+ * held in a buffer of this thread (struct held) until the commits said
+ * yes: a refusal puts the value back and drops them, so nobody ever sees a
+ * change that did not count. A commit may wait for an fsync: only this
+ * service's store operations wait with it. */
 #include "service_i.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "events.h"
@@ -56,11 +67,47 @@ int mallafs_out_printf(struct mallafs_out *out, const char *fmt, ...)
 
 /* ---- the store ---- */
 
+/* The events of an operation whose commit is pending, held by the thread
+ * that runs it (store_lock's write side held): at most a create and a
+ * write come from one WRITE; more than HELD_MAX would go out at once. */
+#define HELD_MAX 4
+struct held {
+	struct mallafs_svc *svc;
+	size_t n;
+	struct {
+		enum mev_op op;
+		bool has_detail;
+		char path[MTREE_PATH_MAX];
+		char detail[MTREE_PATH_MAX];
+	} ev[HELD_MAX];
+};
+static __thread struct held *held_events;
+
 static void store_emit(struct mallafs_svc *svc, enum mev_op op, const char *key, const char *detail)
 {
 	char path[MTREE_PATH_MAX];
+	struct held *h = held_events;
 	msvc_path(svc, path, sizeof(path), mtree_name(MTREE_STORE), key);
+	if (h && h->svc == svc && h->n < HELD_MAX) {
+		h->ev[h->n].op = op;
+		h->ev[h->n].has_detail = detail != NULL;
+		snprintf(h->ev[h->n].path, sizeof(h->ev[h->n].path), "%s", path);
+		snprintf(h->ev[h->n].detail, sizeof(h->ev[h->n].detail), "%s",
+		         detail ? detail : "");
+		h->n++;
+		return;
+	}
 	mev_emit(svc->env.events, op, path, detail);
+}
+
+/* Stops holding; emits what was held when emit is true, else drops it. */
+static void held_end(struct held *h, bool emit)
+{
+	held_events = NULL;
+	for (size_t i = 0; emit && i < h->n; i++)
+		mev_emit(h->svc->env.events, h->ev[i].op, h->ev[i].path,
+		         h->ev[i].has_detail ? h->ev[i].detail : NULL);
+	h->n = 0;
 }
 
 int64_t mallafs_store_exec(struct mallafs_svc *svc, struct mallafs_store_op *op)
@@ -153,6 +200,79 @@ static int check_size(const struct mallafs_store_op *op, struct mallafs_reason *
 	return -EFBIG;
 }
 
+/* ---- commits ---- */
+
+/* What undoes a CREATE, WRITE or TRUNCATE: the key's value before. */
+struct undo {
+	bool saved, existed;
+	char *data;
+	size_t len;
+	struct timespec mtime;
+};
+
+static bool commit_before_base(const struct mallafs_store_op *op)
+{
+	return op->code == MALLAFS_OP_DELETE || op->code == MALLAFS_OP_RENAME;
+}
+
+static bool commit_after_base(const struct mallafs_store_op *op)
+{
+	return (op->code == MALLAFS_OP_CREATE || op->code == MALLAFS_OP_WRITE ||
+	        op->code == MALLAFS_OP_TRUNCATE) &&
+	       !(op->flags & MALLAFS_OPF_PROBE);
+}
+
+static bool chain_commits(struct mallafs_svc *svc)
+{
+	for (size_t i = 0; i < svc->nchain; i++)
+		if (svc->chain[i]->active && svc->chain[i]->desc->store_commit)
+			return true;
+	return false;
+}
+
+/* Runs the commits, top to bottom; the index of the one that refused (its
+ * errno in op->result), or -1. */
+static ssize_t run_commits(struct mallafs_svc *svc, struct mallafs_store_op *op)
+{
+	for (size_t i = 0; i < svc->nchain; i++) {
+		struct minst *in = svc->chain[i];
+		if (!in->active || !in->desc->store_commit)
+			continue;
+		int r = in->desc->store_commit(in->state, op);
+		if (r < 0) {
+			op->result = r;
+			return (ssize_t)i;
+		}
+	}
+	return -1;
+}
+
+static int undo_save(struct mallafs_svc *svc, const char *key, struct undo *u)
+{
+	struct mkv_stat st;
+	*u = (struct undo){.saved = true};
+	if (mkv_stat(svc->kv, key, &st) < 0)
+		return 0;
+	u->existed = true;
+	u->mtime = st.mtime;
+	return mkv_get(svc->kv, key, &u->data, &u->len);
+}
+
+/* Puts the key back as undo_save found it. */
+static void undo_apply(struct mallafs_svc *svc, const char *key, struct undo *u)
+{
+	int r;
+	if (!u->existed) {
+		r = mkv_delete(svc->kv, key);
+	} else {
+		ssize_t n = mkv_write(svc->kv, key, 0, u->data, u->len, MKV_REPLACE);
+		r = n < 0 ? (int)n : mkv_set_mtime(svc->kv, key, &u->mtime);
+	}
+	if (r < 0 && r != -ENOENT)
+		mu_log(MU_LOG_ERR, "service %s: cannot undo a refused change of %s: %s", svc->name,
+		       key, strerror(-r));
+}
+
 /* Runs op through the chain with store_lock held. Returns the index of the
  * plugin that refused it, STORE_REFUSED when the store refused it before
  * any plugin, or -1. */
@@ -161,6 +281,9 @@ static ssize_t chain_run(struct mallafs_svc *svc, struct mallafs_store_op *op)
 {
 	ssize_t reached = -1, refused = -1;
 	struct mkv_stat st;
+	struct undo undo = {0};
+	struct held held = {.svc = svc};
+	bool pending = false;
 
 	op->old_size = mkv_stat(svc->kv, op->key, &st) == 0 ? (int64_t)st.size : -1;
 	op->nkeys = mkv_count(svc->kv);
@@ -169,6 +292,7 @@ static ssize_t chain_run(struct mallafs_svc *svc, struct mallafs_store_op *op)
 	if (op->code == MALLAFS_OP_RENAME && mkv_stat(svc->kv, op->new_key, &st) == 0)
 		op->new_key_size = (int64_t)st.size;
 	op->result = 0;
+	op->commit = 0;
 	op->result = check_size(op, op->why);
 	if (op->result < 0)
 		return STORE_REFUSED;
@@ -177,6 +301,24 @@ static ssize_t chain_run(struct mallafs_svc *svc, struct mallafs_store_op *op)
 		if (!in->active)
 			continue;
 		reached = (ssize_t)i;
+		if (in->base && op->commit && chain_commits(svc)) {
+			if (commit_before_base(op) && op->old_size >= 0) {
+				refused = run_commits(svc, op);
+				if (refused >= 0)
+					break;
+			} else if (commit_after_base(op)) {
+				int r = undo_save(svc, op->key, &undo);
+				if (r < 0) {
+					op->result = r;
+					mallafs_reason_set(op->why,
+					                   "cannot keep the value to undo");
+					refused = STORE_REFUSED;
+					break;
+				}
+				pending = true;
+				held_events = &held;
+			}
+		}
 		if (!in->desc->store_before)
 			continue;
 		int r = in->desc->store_before(in->state, op);
@@ -186,6 +328,15 @@ static ssize_t chain_run(struct mallafs_svc *svc, struct mallafs_store_op *op)
 				refused = (ssize_t)i;
 			break;
 		}
+	}
+	if (pending) {
+		held_events = NULL;
+		if (op->result >= 0)
+			refused = run_commits(svc, op);
+		if (refused >= 0)
+			undo_apply(svc, op->key, &undo);
+		held_end(&held, refused < 0);
+		free(undo.data);
 	}
 	for (ssize_t i = reached; i >= 0; i--) {
 		struct minst *in = svc->chain[i];
@@ -384,6 +535,50 @@ int mallafs_store_load(struct mallafs_svc *svc, const char *key, const void *val
 	int r = svc->dead ? -ENOENT : (int)mallafs_store_exec(svc, &op);
 	pthread_rwlock_unlock(&svc->store_lock);
 	return r < 0 ? r : 0;
+}
+
+/* Keys per hold of store_lock in mallafs_store_load_many. */
+#define LOAD_SLICE 4096
+
+int mallafs_store_load_many(struct mallafs_svc *svc, const struct mallafs_store_rec *recs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (mu_name_check_str(recs[i].key, MU_NAME_FILE) < 0)
+			return -EINVAL;
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < n;) {
+		size_t end = n - i > LOAD_SLICE ? i + LOAD_SLICE : n;
+		pthread_rwlock_wrlock(&svc->store_lock);
+		if (svc->dead)
+			r = -ENOENT;
+		for (; r == 0 && i < end; i++) {
+			struct mallafs_store_op op = {.code = MALLAFS_OP_WRITE,
+			                              .key = recs[i].key,
+			                              .data = recs[i].value,
+			                              .size = recs[i].len,
+			                              .flags = MALLAFS_OPF_REPLACE};
+			int64_t w = mallafs_store_exec(svc, &op);
+			if (w < 0)
+				r = (int)w;
+			else if (recs[i].mtime.tv_sec || recs[i].mtime.tv_nsec)
+				mkv_set_mtime(svc->kv, recs[i].key, &recs[i].mtime);
+		}
+		pthread_rwlock_unlock(&svc->store_lock);
+	}
+	return r;
+}
+
+int msvc_status_plugins(struct mallafs_svc *svc, struct mu_buf *b)
+{
+	struct mallafs_out out = {.b = *b};
+	int r = 0;
+	pthread_rwlock_rdlock(&svc->store_lock);
+	for (size_t i = 0; r == 0 && !svc->dead && i < svc->nchain; i++)
+		if (svc->chain[i]->desc->status)
+			r = svc->chain[i]->desc->status(svc->chain[i]->state, &out);
+	pthread_rwlock_unlock(&svc->store_lock);
+	*b = out.b;
+	return r;
 }
 
 /* ---- published files ---- */

@@ -1,66 +1,79 @@
-/* persist: keeps the store in a file across daemon restarts.
+/* persist: keeps the store in an SQLite database across daemon restarts,
+ * written as it changes.
  *
- * Setting `path`: "" (the default) persists nothing; otherwise an absolute
- * file name (a relative one is refused with EINVAL at the merge phase).
- * Changing it restarts the service: the old file gets a last write as the
- * plugin stops, the new one is loaded as it starts.
+ * Settings: `path`, "" (the default: nothing persisted) or the absolute name
+ * of the database (a relative one is refused with EINVAL at the merge).
+ * `sync`, `batch` (the default) or `always` (anything else: EINVAL at the
+ * merge). Changing either restarts the service: the old database gets what
+ * is pending as the plugin stops, the new one is loaded as it starts.
  *
- * Rights: every access to the file and its folder (load, create, save,
- * rename, fsync, unlink of a failed temporary file) runs in a thread that
- * acts as the service's owner: its filesystem uid and gid and its
- * supplementary groups (persist_owner.c), read again before each access, so
- * a chown of the service applies from the next save. The load at start and
- * the last write at stop run in a thread of persist's own, "mallafs-persist",
- * that lives as long as they do; the saves in between run on a worker of the
- * daemon's timer loop (mallafs_timer_*), shared with every service, which
- * takes the owner's identity for the save and gives it back right after.
- * The kernel then allows what the owner may do and no more, and a file
- * persist creates belongs to the owner. No symbolic link is followed, in the
- * folders of the path or at the file's name (persist_file.c).
+ * The database (persist_db.c has the schema) holds one row per key: its
+ * value and mtime. Each change writes the rows it touched, never the store:
+ *  - batch: store_after records the change in a map (persist_dirty.c: the
+ *    key and, for a write, its new value copied from the table; a later
+ *    change of the key replaces it), and the daemon's timer loop commits the
+ *    map in one transaction 50 ms after the first change. A crash loses at
+ *    most the changes of the last 50 ms (and of a commit under way).
+ *  - always: store_before asks for the commit (op->commit) and store_commit
+ *    writes the row(s) in their own transaction, in the writer's thread,
+ *    before write() returns: a change whose write() returned is on disk
+ *    (synchronous FULL); a commit that fails fails the write() with its
+ *    errno (ENOSPC, EIO, EBUSY...) and the core undoes the change. A crash
+ *    loses nothing whose write() returned.
+ * A failed batch commit (a full disk, EIO) keeps the map, is logged once
+ * per distinct reason, shows as persist_error in the service's status, and
+ * is tried again by the timer, 1 s later, then backing off to every 5 s,
+ * until it succeeds; the service keeps serving from memory meanwhile.
+ * status also shows persist_last_commit, the time of the last commit.
  *
- * At start, when the file exists it is read whole, checked whole (format,
- * lengths, key names, count, checksum), and only then loaded into the store
- * with mallafs_store_load, replacing the values of the keys it names (keys
- * it does not name stay). A file that cannot be read or does not check out
- * fails the start with a reason naming the file and the problem ("cannot
- * load /x/y.store: checksum mismatch ..."): the core then marks the service
- * failed with that reason in last_error. Nothing of a bad file is loaded and
- * the file is left as it is, for the user to inspect. A file over
- * PERSIST_FILE_MAX (4 GiB) is refused (EFBIG) before anything is allocated
- * for it; so are a symbolic link, a FIFO or any other file that is not a
- * regular one, and a file that belongs to neither the owner nor root (EPERM:
- * another user could otherwise fill the service's store). When the file does not exist it is
- * created from the current store (failing the start when it cannot be, rather than running with a
- * persistence that does not persist).
+ * Rights: every open of the database, its -wal and -shm, the conversion of
+ * an old file and the close (which checkpoints and removes -wal and -shm)
+ * run in a thread of persist's own, "mallafs-persist", that acts as the
+ * service's owner (its filesystem uid and gid and supplementary groups,
+ * persist_owner.c) for as long as it lives: at start (open and load) and at
+ * stop (last commit and close). In between the connection stays open and
+ * SQLite opens no file (WAL mode, temp_store MEMORY): the commits run on
+ * the timer loop's workers (batch) or the writers' threads (always) with
+ * the daemon's identity, on files the owner opened. No symbolic link is
+ * followed, in the folders of the path or at the file's name (msql.h,
+ * persist_file.c).
  *
- * One exception to loading: when the file is the one this plugin instance
- * itself last wrote (same device, inode, size, mtime and ctime), the store is
- * already newer than it, since the store outlives the plugin's stop; loading
- * would bring back keys deleted and values overwritten while the service was
- * inactive, when the plugin's hooks did not see them. The store is then
- * written out instead.
+ * At start the database is checked (msql_open: an SQLite database, ours,
+ * not of a newer schema, passing quick_check; a file of the owner's or
+ * root's, a regular one, writable: a read-only file or filesystem is
+ * refused with EROFS) and its rows are read and checked whole (key names),
+ * then loaded into the store with mallafs_store_load_many, replacing the
+ * values of the keys they name (keys they do not name stay). Any failure
+ * fails the start with a reason naming the file; the core then marks the
+ * service failed with it in last_error, nothing of the database is loaded
+ * and the file is left as it is. When it does not exist it is created
+ * (mode 0600, the owner's). A file of persist's old format (persist_format.c,
+ * "mallafs-store 1") is checked whole, converted into a database beside it,
+ * renamed to PATH.v1, the database renamed over PATH (logged).
  *
- * After every successful change (WRITE, CREATE, TRUNCATE, DELETE, RENAME),
- * store_after marks the store dirty and arms the timer 50 ms after the first
- * change (and 50 ms after its previous write began) so a burst costs one
- * write; the callback snapshots the whole store under the store's read
- * lock into memory, and writes it atomically: a temporary file of a random
- * name in the same folder, fsync, rename over PATH, fsync of the folder.
- * Readers of PATH see the old file or the new one, never a mix. A failed
- * write (disk full, folder gone, no permission) is logged and tried again at
- * the next change and at stop; it never stops the service. At stop the
- * timer is cancelled (a write under way finishes first) and any unsaved
- * change is written.
+ * The store outlives the plugin's stop: changes made while it is stopped
+ * reach no hook. So when the database is the one this instance closed last
+ * (same path, device, inode, size, mtime and ctime), it is not loaded back
+ * over the newer store; and whenever the store may hold what the database
+ * lacks (that case, a new database, keys the database did not name), the
+ * timer reconciles them once after the start: a copy of the store, taken
+ * under its read lock, compared row by row, writing only the rows that
+ * differ. Until it is done, always mode records its changes in the map too,
+ * which is committed after the reconciliation.
  *
- * The file is created with mode 0600 (it holds the store's data, which may
- * be secrets), owned by the service's owner; a file that exists keeps its
- * permission bits (not set-id bits) when it belongs to the owner or root. The file format is
- * described in persist_format.c. */
+ * Clean stop (unmount, SIGTERM, removal of the plugin, a restart): the
+ * timer is cancelled, what the map holds is committed, the database closed
+ * as the owner.
+ *
+ * Locks: the order and what each guards are written above struct persist
+ * in persist_i.h (the store's lock, then db_lock, then p->lock, then the
+ * timer loop's). */
 #include "builtin.h"
 #include "persist_i.h"
 #include "plugin_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -73,61 +86,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NSEC_PER_SEC 1000000000LL
-#define PERSIST_COALESCE_NS (50 * 1000000LL)
-#define PERSIST_KEY_MAX 255
-
-/* Lock order: the store's lock, then p->lock (store_after takes p->lock
- * while the store's lock is held), then the timer loop's (p->timer is armed
- * with p->lock held); nothing takes the store's lock while it holds p->lock.
- * p->lock guards the fields marked "lock:"; the rest belongs to whoever
- * accesses the file: the load thread until start joined it, then the timer's
- * callback (one at a time) until stop cancelled the timer, then the last
- * write's thread. */
-struct persist {
-	struct mallafs_svc *svc;
-	const struct mallafs_plugin *self;
-	char *path; /* while started with a path; NULL persists nothing */
-
-	struct mallafs_timer *timer; /* the coalesced saves */
-
-	pthread_mutex_t lock;
-	/* lock: */
-	bool dirty;   /* changes since the last snapshot began */
-	bool unsaved; /* the last write failed */
-	bool stopping;
-	int64_t first_change;
-	int64_t last_write;
-	char last_error[MALLAFS_REASON_MAX]; /* the failure last logged */
-
-	bool started; /* start and stop only */
-
-	/* Whoever accesses the file (see above): */
-	int load_result;
-	struct mallafs_reason load_why;
-	bool load_dirty;
-	struct persist_as as;
-	/* The file this instance last wrote, to recognise it at the next
-	 * start. */
-	bool saved;
-	char *saved_path;
-	dev_t saved_dev;
-	ino_t saved_ino;
-	off_t saved_size;
-	struct timespec saved_mtime, saved_ctime;
-};
-
 static const struct mallafs_setting persist_settings[] = {
         {.key = "path", .def = "", .restart = 1},
+        {.key = "sync", .def = "batch", .restart = 1},
         {.key = NULL},
 };
-
-static int64_t now_ns(void)
-{
-	return mallafs_timer_now();
-}
-
-/* ---- saving ---- */
 
 /* Acts as the owner, or says why not. */
 static int become_owner(struct persist *p, struct mallafs_reason *why)
@@ -140,85 +103,25 @@ static int become_owner(struct persist *p, struct mallafs_reason *why)
 	return r;
 }
 
-/* Writes the whole store to p->path atomically, as the owner. The reason
- * says what failed. */
-static int save(struct persist *p, struct mallafs_reason *why)
-{
-	struct pbuf b = {0};
-	struct stat st;
-	int r = become_owner(p, why);
-	if (r < 0)
-		return r;
-	r = persist_snapshot(p->svc, &b);
-	if (r < 0) {
-		mallafs_reason_set(why, "cannot snapshot the store: %s", strerror(-r));
-		return r;
-	}
-	if (b.len > PERSIST_FILE_MAX) {
-		mallafs_reason_set(
-		        why, "the store takes %zu bytes in the file, over persist's limit of %llu",
-		        b.len, PERSIST_FILE_MAX);
-		free(b.data);
-		return -EFBIG;
-	}
-	r = persist_write_file(p->path, b.data, b.len, &st, why);
-	free(b.data);
-	if (r < 0)
-		return r;
-	char *sp = p->saved_path && strcmp(p->saved_path, p->path) == 0 ? p->saved_path
-	                                                                : strdup(p->path);
-	if (sp != p->saved_path) {
-		free(p->saved_path);
-		p->saved_path = sp;
-	}
-	p->saved = sp != NULL;
-	p->saved_dev = st.st_dev;
-	p->saved_ino = st.st_ino;
-	p->saved_size = st.st_size;
-	p->saved_mtime = st.st_mtim;
-	p->saved_ctime = st.st_ctim;
-	return 0;
-}
+/* ---- start and stop, in a thread acting as the owner ---- */
 
-/* Logs a failed write once, not once per retry, and says when it recovers. */
-static void report_save(struct persist *p, int r, const struct mallafs_reason *why)
-{
-	char line[MALLAFS_REASON_MAX];
-	bool log_it = false;
-	pthread_mutex_lock(&p->lock);
-	if (r < 0) {
-		p->unsaved = true;
-		if (strcmp(p->last_error, why->text) != 0) {
-			snprintf(p->last_error, sizeof(p->last_error), "%s", why->text);
-			log_it = true;
-		}
-	} else {
-		p->unsaved = false;
-		log_it = p->last_error[0] != '\0';
-		p->last_error[0] = '\0';
-	}
-	snprintf(line, sizeof(line), "%s", why->text);
-	pthread_mutex_unlock(&p->lock);
-	if (!log_it)
-		return;
-	if (r < 0)
-		mallafs_svc_log(p->svc, LOG_ERR,
-		                "persist: cannot save %s: %s (trying again at the next change)",
-		                p->path, line);
-	else
-		mallafs_svc_log(p->svc, LOG_INFO, "persist: saved %s again", p->path);
-}
+#define V1_MAGIC "mallafs-store "
 
-/* ---- loading ---- */
-
-static bool is_our_file(struct persist *p, const struct stat *st)
+/* Converts an old-format file at p->path; fd is open on it. */
+static int convert_v1(struct persist *p, int fd, const struct stat *st, struct mallafs_reason *why)
 {
-	return p->saved && p->saved_path && strcmp(p->saved_path, p->path) == 0 &&
-	       st->st_dev == p->saved_dev && st->st_ino == p->saved_ino &&
-	       st->st_size == p->saved_size && st->st_mtim.tv_sec == p->saved_mtime.tv_sec &&
-	       st->st_mtim.tv_nsec == p->saved_mtime.tv_nsec &&
-	       st->st_ctim.tv_sec == p->saved_ctime.tv_sec &&
-	       st->st_ctim.tv_nsec == p->saved_ctime.tv_nsec;
+	char *data = NULL;
+	size_t len = 0, n = 0;
+	int r = persist_read_fd(fd, st, &data, &len, why);
+	if (r == 0)
+		r = persist_convert_v1(p->path, data, len, &n, why);
+	free(data);
+	if (r == 0)
+		mallafs_svc_log(p->svc, LOG_NOTICE,
+		                "persist: converted %s (old format, %zu keys) to an SQLite "
+		                "database; the old file is kept as %s.v1",
+		                p->path, n, p->path);
+	return r;
 }
 
 static int count_one(const char *key, const void *value, size_t len, const struct timespec *mtime,
@@ -228,142 +131,139 @@ static int count_one(const char *key, const void *value, size_t len, const struc
 	return 0;
 }
 
-/* Puts the records into the store. */
-static int load_records(struct persist *p, const struct persist_record *recs, size_t nrecs,
-                        struct mallafs_reason *why)
+/* Checks the file at p->path as persist sees files, converts an old one;
+ * *ret_ours when it is the database this instance closed last. -ENOENT
+ * when there is none. */
+static int check_file(struct persist *p, bool *ret_ours, struct mallafs_reason *why)
 {
-	char *key = malloc(PERSIST_KEY_MAX + 1);
-	int r = key ? 0 : -ENOMEM;
-	for (size_t i = 0; r == 0 && i < nrecs; i++) {
-		memcpy(key, recs[i].key, recs[i].klen);
-		key[recs[i].klen] = '\0';
-		r = mallafs_store_load(p->svc, key, recs[i].value, recs[i].vlen);
-		if (r < 0)
-			mallafs_reason_set(why, "cannot store key %zu of %zu: %s", i + 1, nrecs,
-			                   strerror(-r));
+	struct stat st;
+	char head[sizeof(V1_MAGIC) - 1];
+	int fd, r = persist_open_file(p->path, UINT64_MAX, &fd, &st, why);
+	*ret_ours = false;
+	if (r < 0)
+		return r;
+	if (pread(fd, head, sizeof(head), 0) == (ssize_t)sizeof(head) &&
+	    memcmp(head, V1_MAGIC, sizeof(head)) == 0) {
+		if ((uint64_t)st.st_size > PERSIST_FILE_MAX) {
+			mallafs_reason_set(why, "it is %llu bytes, over persist's limit of %llu",
+			                   (unsigned long long)st.st_size, PERSIST_FILE_MAX);
+			r = -EFBIG;
+		} else {
+			r = convert_v1(p, fd, &st, why);
+		}
+		close(fd);
+		return r;
 	}
-	free(key);
-	return r;
+	close(fd);
+	if (!(st.st_mode & S_IWUSR)) {
+		mallafs_reason_set(why, "it is read-only (mode %04o): persist writes to it",
+		                   (unsigned)(st.st_mode & 07777));
+		return -EROFS;
+	}
+	*ret_ours = p->saved && p->saved_path && strcmp(p->saved_path, p->path) == 0 &&
+	            st.st_dev == p->saved_st.st_dev && st.st_ino == p->saved_st.st_ino &&
+	            st.st_size == p->saved_st.st_size &&
+	            st.st_mtim.tv_sec == p->saved_st.st_mtim.tv_sec &&
+	            st.st_mtim.tv_nsec == p->saved_st.st_mtim.tv_nsec &&
+	            st.st_ctim.tv_sec == p->saved_st.st_ctim.tv_sec &&
+	            st.st_ctim.tv_nsec == p->saved_st.st_ctim.tv_nsec;
+	return 0;
 }
 
-/* Loads p->path, creates it, or (our own file) leaves the store as it is,
- * as the owner. *ret_dirty says whether the file must be written again
- * soon. */
-static int load_or_create(struct persist *p, bool *ret_dirty, struct mallafs_reason *why)
+/* Opens (or creates) and loads the database, as the owner. */
+static int open_and_load(struct persist *p, struct mallafs_reason *why)
 {
 	struct mallafs_reason pr = {{0}};
-	struct persist_record *recs = NULL;
-	size_t nrecs = 0, nkeys = 0, len = 0;
-	char *data = NULL;
-	struct stat st;
-	int fd = -1;
-
-	*ret_dirty = false;
-	int r = become_owner(p, why);
-	if (r < 0)
-		return r;
-	r = persist_open_file(p->path, &fd, &st, &pr);
-	if (r == -ENOENT) {
-		r = save(p, &pr);
-		if (r < 0)
-			mallafs_reason_set(why, "%s does not exist and cannot be created: %s",
-			                   p->path, pr.text);
+	struct precs recs = {0};
+	bool ours = false, fresh = false;
+	int r = check_file(p, &ours, &pr);
+	if (r < 0 && r != -ENOENT) {
+		mallafs_reason_set(why, "cannot load %s: %s", p->path, pr.text);
 		return r;
 	}
-	if (r == 0 && is_our_file(p, &st)) {
-		close(fd);
-		*ret_dirty = true;
-		return 0;
-	}
-	if (r == 0) {
-		r = persist_read_fd(fd, &st, &data, &len, &pr);
-		close(fd);
-	}
-	if (r == 0)
-		r = persist_parse(data, len, &recs, &nrecs, &pr);
-	if (r == 0)
-		r = load_records(p, recs, nrecs, &pr);
-	/* Keys the store held that the file does not: write the union. */
-	if (r == 0 && mallafs_store_foreach(p->svc, count_one, &nkeys) == 0 && nkeys != nrecs)
-		*ret_dirty = true;
+	r = pdb_open(p->path, true, &p->d, &fresh, why);
 	if (r < 0)
-		mallafs_reason_set(why, "cannot load %s: %s", p->path,
-		                   pr.text[0] ? pr.text : strerror(-r));
-	free(recs);
-	free(data);
+		return r;
+	p->loaded = 0;
+	p->sync_at_start = ours;
+	if (fresh) {
+		/* A new database gets what the store holds already. */
+		size_t nkeys = 0;
+		p->sync_at_start = mallafs_store_foreach(p->svc, count_one, &nkeys) < 0 || nkeys;
+	}
+	if (!ours && !fresh) {
+		r = pdb_load(&p->d, &recs, &pr);
+		if (r == 0)
+			r = mallafs_store_load_many(p->svc, recs.recs, recs.n);
+		if (r < 0) {
+			mallafs_reason_set(why, "cannot load %s: %s", p->path,
+			                   pr.text[0] ? pr.text : strerror(-r));
+			pdb_close(&p->d);
+		} else {
+			size_t nkeys = 0;
+			p->loaded = recs.n;
+			/* Keys the store held that the database does not. */
+			if (mallafs_store_foreach(p->svc, count_one, &nkeys) < 0 || nkeys != recs.n)
+				p->sync_at_start = true;
+		}
+		precs_free(&recs);
+	}
 	return r;
 }
 
-/* ---- the threads ---- */
-
-/* The load at start, in a thread of its own: it takes the owner's
- * identity, and ends with it. */
-static void *load_thread(void *arg)
+static void *start_thread(void *arg)
 {
 	struct persist *p = arg;
-	p->load_why = (struct mallafs_reason){{0}};
-	p->load_dirty = false;
+	p->thread_why = (struct mallafs_reason){{0}};
 	int r = persist_as_init(&p->as);
 	if (r < 0)
-		mallafs_reason_set(&p->load_why, "cannot read the daemon's groups: %s",
+		mallafs_reason_set(&p->thread_why, "cannot read the daemon's groups: %s",
 		                   strerror(-r));
-	else
-		r = load_or_create(p, &p->load_dirty, &p->load_why);
+	if (r == 0)
+		r = become_owner(p, &p->thread_why);
+	if (r == 0)
+		r = open_and_load(p, &p->thread_why);
 	if (r < 0)
 		persist_as_free(&p->as);
-	p->load_result = r;
+	p->thread_result = r;
 	return NULL;
 }
 
-/* The last write at stop, in a thread of its own for the same reason. */
-static void *flush_thread(void *arg)
+/* The last commit and the close, as the owner; remembers the file. */
+static void *stop_thread(void *arg)
 {
 	struct persist *p = arg;
 	struct mallafs_reason why = {{0}};
-	int r = save(p, &why);
+	int r = persist_commit_pending(p, false, &why);
 	if (r < 0)
-		mallafs_svc_log(p->svc, LOG_ERR, "persist: cannot save %s at stop: %s", p->path,
-		                why.text);
-	else
-		report_save(p, r, &why);
+		mallafs_svc_log(p->svc, LOG_ERR,
+		                "persist: changes since the last commit are lost from %s", p->path);
+	r = become_owner(p, &why);
+	if (r < 0)
+		mallafs_svc_log(p->svc, LOG_ERR, "persist: cannot close %s: %s", p->path, why.text);
+	pthread_mutex_lock(&p->db_lock);
+	if (r == 0)
+		pdb_close(&p->d);
+	pthread_mutex_unlock(&p->db_lock);
+	int fd;
+	p->saved = false;
+	if (r == 0 && persist_open_file(p->path, UINT64_MAX, &fd, &p->saved_st, &why) == 0) {
+		close(fd);
+		free(p->saved_path);
+		p->saved_path = strdup(p->path);
+		p->saved = p->saved_path != NULL;
+	}
 	return NULL;
 }
 
-/* Arms the timer for the next write: 50 ms after the first change, and
- * after the previous write began. p->lock held. */
-static void arm_save(struct persist *p)
+/* Runs fn in a thread of persist's own and waits for it. */
+static int run_thread(struct persist *p, void *(*fn)(void *))
 {
-	int64_t due = p->first_change;
-	if (p->last_write > due)
-		due = p->last_write;
-	int r = mallafs_timer_arm(p->timer, due + PERSIST_COALESCE_NS);
-	/* Only a daemon going away (whose stop writes what is left) or one
-	 * that cannot start its timer thread refuses. */
-	if (r < 0 && r != -ESHUTDOWN)
-		mallafs_svc_log(p->svc, LOG_ERR, "persist: cannot arm the writer's timer: %s",
-		                strerror(-r));
-}
-
-/* The timer's callback, on a worker of the daemon's loop: one write of the
- * whole store, as the owner, then the worker's identity back. */
-static void save_due(void *arg)
-{
-	struct persist *p = arg;
-	pthread_mutex_lock(&p->lock);
-	if (p->stopping || !p->dirty) {
-		pthread_mutex_unlock(&p->lock);
-		return;
-	}
-	p->dirty = false;
-	p->last_write = now_ns();
-	pthread_mutex_unlock(&p->lock);
-
-	struct mallafs_reason why = {{0}};
-	int r = save(p, &why);
-	struct mallafs_reason back = {{0}};
-	if (persist_as_daemon(&p->as, &back) < 0)
-		mallafs_svc_log(p->svc, LOG_ERR, "persist: %s", back.text);
-	report_save(p, r, &why);
+	pthread_t thread;
+	int r = pu_thread_start(&thread, "mallafs-persist", fn, p);
+	if (r == 0)
+		pthread_join(thread, NULL);
+	return r;
 }
 
 /* ---- callbacks ---- */
@@ -374,9 +274,11 @@ static void persist_fini(void *state)
 	if (!p)
 		return;
 	mallafs_timer_free(p->timer);
+	pdirty_free(&p->dirty);
 	free(p->path);
 	free(p->saved_path);
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->db_lock);
 	free(p);
 }
 
@@ -392,12 +294,19 @@ static int persist_init(struct mallafs_svc *svc, const struct mallafs_plugin *se
 	r = -pthread_mutex_init(&p->lock, NULL);
 	if (r < 0)
 		goto fail_mutex;
-	r = mallafs_timer_new(svc, save_due, p, &p->timer);
+	r = -pthread_mutex_init(&p->db_lock, NULL);
+	if (r < 0)
+		goto fail_db_mutex;
+	r = mallafs_timer_new(svc, persist_commit_due, p, &p->timer);
 	if (r < 0)
 		goto fail_timer;
+	strcpy(p->last_commit, "-");
+	strcpy(p->error, "-");
 	*ret_state = p;
 	return 0;
 fail_timer:
+	pthread_mutex_destroy(&p->db_lock);
+fail_db_mutex:
 	pthread_mutex_destroy(&p->lock);
 fail_mutex:
 	free(p);
@@ -419,7 +328,7 @@ static int check_path(const char *v, struct mallafs_reason *why)
 		                   pu_excerpt(v, buf, sizeof(buf)));
 		return -EINVAL;
 	}
-	if (strlen(v) >= PATH_MAX) {
+	if (strlen(v) + PERSIST_TMP_SUFFIX >= PATH_MAX) {
 		mallafs_reason_set(why, "path is too long (%zu bytes)", strlen(v));
 		return -EINVAL;
 	}
@@ -432,14 +341,29 @@ static int check_path(const char *v, struct mallafs_reason *why)
 	return 0;
 }
 
+static int check_sync(const char *v, struct mallafs_reason *why)
+{
+	char buf[96];
+	if (!v || strcmp(v, "batch") == 0 || strcmp(v, "always") == 0)
+		return 0;
+	mallafs_reason_set(why, "sync must be batch or always, not '%s'",
+	                   pu_excerpt(v, buf, sizeof(buf)));
+	return -EINVAL;
+}
+
 static int persist_merge(void *state, const struct mallafs_cfg *old,
                          const struct mallafs_cfg *update, struct mallafs_cfg *merged,
                          struct mallafs_reason *why)
 {
 	struct persist *p = state;
 	int r = check_path(mallafs_setting(merged, p->self, "path"), why);
-	if (r < 0)
+	if (r < 0) {
 		mallafs_reason_key(why, NULL, "path");
+		return r;
+	}
+	r = check_sync(mallafs_setting(merged, p->self, "sync"), why);
+	if (r < 0)
+		mallafs_reason_key(why, NULL, "sync");
 	return r;
 }
 
@@ -447,7 +371,10 @@ static int persist_start(void *state, const struct mallafs_cfg *cfg, struct mall
 {
 	struct persist *p = state;
 	const char *path = mallafs_setting(cfg, p->self, "path");
+	const char *sync = mallafs_setting(cfg, p->self, "sync");
 	int r = check_path(path, why);
+	if (r == 0)
+		r = check_sync(sync, why);
 	if (r < 0)
 		return r;
 	free(p->path);
@@ -457,35 +384,31 @@ static int persist_start(void *state, const struct mallafs_cfg *cfg, struct mall
 	p->path = strdup(path);
 	if (!p->path)
 		return -ENOMEM;
+	p->always = sync && strcmp(sync, "always") == 0;
 
-	pthread_mutex_lock(&p->lock);
-	p->stopping = false;
-	p->dirty = false;
-	p->unsaved = false;
-	p->first_change = now_ns();
-	p->last_write = 0;
-	p->last_error[0] = '\0';
-	pthread_mutex_unlock(&p->lock);
-
-	/* The load runs in a thread of its own, as the owner: this thread
-	 * keeps the daemon's identity. */
-	pthread_t thread;
-	r = pu_thread_start(&thread, "mallafs-persist", load_thread, p);
+	/* The open and the load run in a thread of their own, as the owner:
+	 * this thread keeps the daemon's identity. */
+	r = run_thread(p, start_thread);
 	if (r < 0) {
 		mallafs_reason_set(why, "cannot start the loading thread: %s", strerror(-r));
 		goto fail;
 	}
-	pthread_join(thread, NULL);
-	r = p->load_result;
+	r = p->thread_result;
 	if (r < 0) {
-		*why = p->load_why;
+		*why = p->thread_why;
 		goto fail;
 	}
 	pthread_mutex_lock(&p->lock);
-	if (p->load_dirty) {
-		p->dirty = true;
-		p->first_change = now_ns();
-		arm_save(p);
+	p->on = true;
+	p->stopping = false;
+	p->failing = false;
+	p->armed = false;
+	p->syncing = p->sync_at_start;
+	strcpy(p->error, "-");
+	p->logged[0] = '\0';
+	if (p->syncing) {
+		p->armed = true;
+		mallafs_timer_arm(p->timer, mallafs_timer_now() + PERSIST_COALESCE_NS);
 	}
 	pthread_mutex_unlock(&p->lock);
 	p->started = true;
@@ -505,24 +428,20 @@ static void persist_stop(void *state)
 		pthread_mutex_lock(&p->lock);
 		p->stopping = true;
 		pthread_mutex_unlock(&p->lock);
-		/* Waits for a write under way; none starts after this. */
+		/* Waits for a commit under way; none starts after this. The
+		 * hooks are off by now: nothing records changes any more. */
 		mallafs_timer_cancel(p->timer);
-		/* The hooks are off by now: nothing marks the store dirty any
-		 * more. */
-		pthread_mutex_lock(&p->lock);
-		bool flush = p->dirty || p->unsaved;
-		p->dirty = false;
-		pthread_mutex_unlock(&p->lock);
-		pthread_t thread;
-		int r = flush ? pu_thread_start(&thread, "mallafs-persist", flush_thread, p) : 0;
+		int r = run_thread(p, stop_thread);
 		if (r < 0)
-			mallafs_svc_log(
-			        p->svc, LOG_ERR,
-			        "persist: cannot save %s at stop: cannot start a thread: %s",
-			        p->path, strerror(-r));
-		else if (flush)
-			pthread_join(thread, NULL);
+			mallafs_svc_log(p->svc, LOG_ERR,
+			                "persist: cannot commit to %s at stop: cannot start a "
+			                "thread: %s",
+			                p->path, strerror(-r));
 		persist_as_free(&p->as);
+		pthread_mutex_lock(&p->lock);
+		p->on = false;
+		pdirty_free(&p->dirty);
+		pthread_mutex_unlock(&p->lock);
 		p->started = false;
 	}
 	free(p->path);
@@ -536,13 +455,21 @@ static enum mallafs_update persist_updated(void *state, const struct mallafs_cfg
 	struct persist *p = state;
 	const char *was = mallafs_setting(old, p->self, "path");
 	const char *now = mallafs_setting(cfg, p->self, "path");
+	const char *sync_was = mallafs_setting(old, p->self, "sync");
+	const char *sync_now = mallafs_setting(cfg, p->self, "sync");
 	char b1[96], b2[96];
 	if (!was)
 		was = "";
 	if (!now)
 		now = "";
-	if (strcmp(was, now) == 0)
-		return MALLAFS_UPDATE_OK;
+	if (strcmp(was, now) == 0) {
+		if (!sync_was || !sync_now || strcmp(sync_was, sync_now) == 0)
+			return MALLAFS_UPDATE_OK;
+		mallafs_reason_set(why, "sync changed from %s to %s",
+		                   pu_excerpt(sync_was, b1, sizeof(b1)),
+		                   pu_excerpt(sync_now, b2, sizeof(b2)));
+		return MALLAFS_UPDATE_RESTART;
+	}
 	if (!*now)
 		mallafs_reason_set(why, "path unset: no longer persisting to '%s'",
 		                   pu_excerpt(was, b1, sizeof(b1)));
@@ -555,20 +482,101 @@ static enum mallafs_update persist_updated(void *state, const struct mallafs_cfg
 	return MALLAFS_UPDATE_RESTART;
 }
 
+static bool changes(const struct mallafs_store_op *op)
+{
+	return op->code != MALLAFS_OP_GET && op->code != MALLAFS_OP_LIST &&
+	       !(op->flags & MALLAFS_OPF_PROBE);
+}
+
+static int persist_store_before(void *state, struct mallafs_store_op *op)
+{
+	struct persist *p = state;
+	if (p->path && p->always && changes(op))
+		op->commit = 1;
+	return 0;
+}
+
+/* always: the change in its own transaction, before the write returns. */
+static int persist_store_commit(void *state, const struct mallafs_store_op *op)
+{
+	struct persist *p = state;
+	struct mallafs_reason why = {{0}};
+	char *v = NULL;
+	size_t len = 0;
+	int r = 0;
+	if (!p->path || !p->always || !changes(op))
+		return 0;
+	pthread_mutex_lock(&p->db_lock);
+	switch (op->code) {
+	case MALLAFS_OP_DELETE:
+		r = pdb_del(&p->d, op->key, &why);
+		break;
+	case MALLAFS_OP_RENAME:
+		r = pdb_begin(&p->d, &why);
+		if (r == 0)
+			r = pdb_rename(&p->d, op->key, op->new_key, &why);
+		if (r == 0)
+			r = pdb_commit(&p->d, &why);
+		else
+			pdb_rollback(&p->d);
+		break;
+	default:
+		r = persist_table_value(p->svc, op->key, persist_size_guess(op), &v, &len);
+		if (r < 0)
+			mallafs_reason_set(&why, "cannot read the new value: %s", strerror(-r));
+		else
+			r = pdb_put(&p->d, op->key, v, len, persist_real_ns(), &why);
+		free(v);
+	}
+	pthread_mutex_unlock(&p->db_lock);
+	if (r < 0)
+		mallafs_reason_set(op->why, "cannot commit to %s: %s", p->path, why.text);
+	else
+		p->committed = op;
+	persist_note_commit(p, r, &why, false);
+	return r;
+}
+
 static void persist_store_after(void *state, const struct mallafs_store_op *op)
 {
 	struct persist *p = state;
-	if (!p->path || op->code == MALLAFS_OP_GET || op->code == MALLAFS_OP_LIST ||
-	    op->result < 0 || (op->flags & MALLAFS_OPF_PROBE))
+	const struct mallafs_store_op *committed = p->committed;
+	p->committed = NULL;
+	if (!p->path || !changes(op))
 		return;
 	pthread_mutex_lock(&p->lock);
-	/* One arm per write cycle: later changes find the flag set. */
-	if (!p->dirty) {
-		p->dirty = true;
-		p->first_change = now_ns();
-		arm_save(p);
+	int r = 0;
+	bool record = op->result >= 0 && (!p->always || p->syncing);
+	/* always: this commit counted, but the change did not (a plugin
+	 * below refused it, base failed): the rows follow the table again. */
+	bool resync = op->result < 0 && committed == op;
+	if (record || resync) {
+		if (op->code == MALLAFS_OP_DELETE && !resync)
+			r = pdirty_put(&p->dirty, op->key, true, NULL, 0, 0);
+		else
+			r = persist_record_key(p, op->key, persist_size_guess(op));
+		if (r == 0 && op->code == MALLAFS_OP_RENAME)
+			r = persist_record_key(p, op->new_key,
+			                       op->old_size > 0 ? (uint64_t)op->old_size : 0);
+		if (r < 0)
+			mallafs_svc_log(p->svc, LOG_ERR,
+			                "persist: cannot record a change of %s: %s", op->key,
+			                strerror(-r));
+		persist_arm_commit(p);
 	}
 	pthread_mutex_unlock(&p->lock);
+}
+
+static int persist_status(void *state, struct mallafs_out *out)
+{
+	struct persist *p = state;
+	int r = 0;
+	pthread_mutex_lock(&p->lock);
+	if (p->on)
+		r = mallafs_out_printf(out, "persist_last_commit: %s\npersist_error: %s\n",
+		                       p->last_commit, p->error);
+	pthread_mutex_unlock(&p->lock);
+	return r;
 }
 
 const struct mallafs_plugin mallafs_plugin_persist = {
@@ -583,5 +591,8 @@ const struct mallafs_plugin mallafs_plugin_persist = {
         .config_merge = persist_merge,
         .updated = persist_updated,
         /* store hooks */
+        .store_before = persist_store_before,
         .store_after = persist_store_after,
+        .store_commit = persist_store_commit,
+        .status = persist_status,
 };

@@ -1,17 +1,16 @@
-/* persist's file on disk: opened, read, created and replaced without
- * following a symbolic link anywhere on its path, with whatever filesystem
- * identity the calling thread has (persist_owner.c gives it the service
- * owner's).
+/* persist's files on disk, as far as persist itself opens them (SQLite
+ * opens the database, its -wal and -shm through msql, which follows no
+ * symbolic link either): checked, read, renamed without following a
+ * symbolic link anywhere on their path, with whatever filesystem identity
+ * the calling thread has (persist_owner.c gives it the service owner's).
  *
  * The folder is opened once per operation, through no symbolic link
  * (openat2 with RESOLVE_NO_SYMLINKS, or a walk with O_NOFOLLOW where openat2
  * is missing), and everything after is relative to that descriptor: the
  * names cannot be swapped for links in between. A symbolic link at the
- * file's own name is refused when loading (O_NOFOLLOW) and replaced, not
- * followed, when saving (rename replaces a link; it never writes through
- * one). The temporary file has a random name and is created with O_EXCL and
- * O_NOFOLLOW: a file or link planted at a guessed name makes the create fail
- * (and another name is tried), never redirects the write. */
+ * file's own name is refused (O_NOFOLLOW); a rename replaces a link, it
+ * never writes through one. A converted database is built under a random
+ * name, which msql creates following no link. */
 #include "persist_i.h"
 
 #include <errno.h>
@@ -26,9 +25,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-/* Names tried for the temporary file before giving up. */
-#define PERSIST_TMP_TRIES 8
 
 static int walk_dir(const char *dir, int *ret_fd)
 {
@@ -102,7 +98,8 @@ int persist_open_dir(const char *path, bool walk, int *ret_fd, const char **ret_
 	return 0;
 }
 
-int persist_open_file(const char *path, int *ret_fd, struct stat *st, struct mallafs_reason *why)
+int persist_open_file(const char *path, uint64_t max, int *ret_fd, struct stat *st,
+                      struct mallafs_reason *why)
 {
 	const char *name;
 	int dfd, fd, r = persist_open_dir(path, false, &dfd, &name, why);
@@ -138,10 +135,10 @@ int persist_open_file(const char *path, int *ret_fd, struct stat *st, struct mal
 		mallafs_reason_set(
 		        why, "it belongs to uid %u, not to the service's owner (uid %u) or root",
 		        (unsigned)st->st_uid, (unsigned)persist_fsuid());
-	} else if ((uint64_t)st->st_size > PERSIST_FILE_MAX) {
+	} else if ((uint64_t)st->st_size > max) {
 		r = -EFBIG;
-		mallafs_reason_set(why, "it is %" PRIu64 " bytes, over persist's limit of %llu",
-		                   (uint64_t)st->st_size, PERSIST_FILE_MAX);
+		mallafs_reason_set(why, "it is %" PRIu64 " bytes, over persist's limit of %" PRIu64,
+		                   (uint64_t)st->st_size, max);
 	}
 	if (r < 0) {
 		close(fd);
@@ -203,20 +200,6 @@ int persist_read_fd(int fd, const struct stat *st, char **ret, size_t *ret_len,
 	return 0;
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static uint64_t random64(void)
 {
 	uint64_t v;
@@ -230,89 +213,52 @@ static uint64_t random64(void)
 	       (uint64_t)syscall(SYS_gettid);
 }
 
-/* Creates the temporary file in dfd: *tmp holds its name. */
-static int create_tmp(int dfd, const char *name, char *tmp, size_t tmplen, int *ret_fd,
-                      struct mallafs_reason *why)
+int persist_tmp_name(const char *path, char *buf, size_t len)
 {
-	int r = -EEXIST;
-	for (int i = 0; i < PERSIST_TMP_TRIES && r == -EEXIST; i++) {
-		snprintf(tmp, tmplen, "%s.tmp.%016" PRIx64, name, random64());
-		int fd = openat(dfd, tmp,
-		                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC,
-		                0600);
-		if (fd >= 0) {
-			*ret_fd = fd;
-			return 0;
-		}
+	int n = snprintf(buf, len, "%s.tmp.%016" PRIx64, path, random64());
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int persist_swap_in(const char *path, const char *tmp, const char *keep, struct mallafs_reason *why)
+{
+	const char *name, *tname = strrchr(tmp, '/') + 1, *kname = strrchr(keep, '/') + 1;
+	char wal[NAME_MAX + 1];
+	struct stat st;
+	int dfd, r = persist_open_dir(path, false, &dfd, &name, why);
+	if (r < 0)
+		return r;
+	/* SQLite would take a write-ahead log left at the name for the new
+	 * database's and replay it into it. */
+	snprintf(wal, sizeof(wal), "%s-wal", name);
+	if (fstatat(dfd, wal, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		r = -EEXIST;
+		mallafs_reason_set(why, "%s exists (the log of another database): move it away",
+		                   wal);
+	} else if (renameat(dfd, name, dfd, kname) < 0) {
 		r = -errno;
+		mallafs_reason_set(why, "cannot rename %s to %s: %s", name, kname, strerror(-r));
+	} else if (renameat(dfd, tname, dfd, name) < 0) {
+		r = -errno;
+		mallafs_reason_set(why, "cannot rename %s to %s: %s", tname, name, strerror(-r));
+		/* Put the old file back where it was. */
+		renameat(dfd, kname, dfd, name);
+	} else if (fsync(dfd) < 0) {
+		/* The renames are durable only once the folder is. */
+		r = -errno;
+		mallafs_reason_set(why, "cannot fsync the folder of %s: %s", path, strerror(-r));
 	}
-	mallafs_reason_set(why, "cannot create the temporary file %s: %s", tmp, strerror(-r));
+	close(dfd);
 	return r;
 }
 
-int persist_write_file(const char *path, const void *data, size_t len, struct stat *ret_st,
-                       struct mallafs_reason *why)
+int persist_unlink(const char *path)
 {
 	const char *name;
-	char tmp[NAME_MAX + 1];
-	struct stat st;
-	mode_t mode = 0600;
-	int dfd, fd = -1, r = persist_open_dir(path, false, &dfd, &name, why);
+	struct mallafs_reason why;
+	int dfd, r = persist_open_dir(path, false, &dfd, &name, &why);
 	if (r < 0)
 		return r;
-	if (strlen(name) + PERSIST_TMP_SUFFIX > NAME_MAX) {
-		r = -ENAMETOOLONG;
-		mallafs_reason_set(why, "the name %s leaves no room for a temporary file's", name);
-		goto out;
-	}
-	/* The replaced file's permission bits, never set-id bits, and only
-	 * when the file is the owner's or root's: another user's file, put
-	 * there with mode 0666, must not make the store readable by all. */
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-	    (st.st_uid == persist_fsuid() || st.st_uid == 0))
-		mode = st.st_mode & 0777;
-	r = create_tmp(dfd, name, tmp, sizeof(tmp), &fd, why);
-	if (r < 0)
-		goto out;
-	/* open's mode goes through the umask; the saved file's bits should not. */
-	if (fchmod(fd, mode) < 0) {
-		r = -errno;
-		mallafs_reason_set(why, "cannot chmod %s: %s", tmp, strerror(-r));
-		goto fail_unlink;
-	}
-	r = write_all(fd, data, len);
-	if (r < 0) {
-		mallafs_reason_set(why, "cannot write %s: %s", tmp, strerror(-r));
-		goto fail_unlink;
-	}
-	if (fsync(fd) < 0) {
-		r = -errno;
-		mallafs_reason_set(why, "cannot fsync %s: %s", tmp, strerror(-r));
-		goto fail_unlink;
-	}
-	if (renameat(dfd, tmp, dfd, name) < 0) {
-		r = -errno;
-		mallafs_reason_set(why, "cannot rename %s to %s: %s", tmp, name, strerror(-r));
-		goto fail_unlink;
-	}
-	/* The rename is durable only once the folder is. */
-	if (fsync(dfd) < 0) {
-		r = -errno;
-		mallafs_reason_set(why, "cannot fsync the folder of %s: %s", path, strerror(-r));
-		goto out;
-	}
-	if (fstat(fd, ret_st) < 0) {
-		r = -errno;
-		mallafs_reason_set(why, "cannot stat %s: %s", path, strerror(-r));
-		goto out;
-	}
-	r = 0;
-	goto out;
-fail_unlink:
-	unlinkat(dfd, tmp, 0);
-out:
-	if (fd >= 0)
-		close(fd);
+	r = unlinkat(dfd, name, 0) < 0 ? -errno : 0;
 	close(dfd);
 	return r;
 }

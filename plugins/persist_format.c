@@ -1,5 +1,6 @@
-/* persist's file format, version 1 (binary-safe, self-checking), built and
- * checked in memory:
+/* persist's old file format, version 1 (binary-safe, self-checking), which
+ * mallafs before the SQLite database wrote; it is only read now, to convert
+ * such a file at start (persist_db.c), and checked in memory:
  *
  *     mallafs-store 1\n
  *     KEYLEN VALUELEN\nKEYVALUE\n          once per key
@@ -22,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PERSIST_KEY_MAX 255
 #define PERSIST_MAGIC "mallafs-store "
 #define PERSIST_VERSION 1
 #define FNV_INIT 0xcbf29ce484222325ULL
@@ -35,79 +35,6 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
 		h *= 0x100000001b3ULL;
 	}
 	return h;
-}
-
-/* ---- a growable buffer ---- */
-
-void pbuf_add(struct pbuf *b, const void *data, size_t len)
-{
-	if (b->err)
-		return;
-	if (len > b->cap - b->len) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (len > cap - b->len) {
-			if (cap > SIZE_MAX / 2) {
-				b->err = -ENOMEM;
-				return;
-			}
-			cap *= 2;
-		}
-		char *p = realloc(b->data, cap);
-		if (!p) {
-			b->err = -ENOMEM;
-			return;
-		}
-		b->data = p;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, data, len);
-	b->len += len;
-}
-
-/* ---- the file format ---- */
-
-struct snap_ctx {
-	struct pbuf b;
-	uint64_t count;
-};
-
-static int snap_one(const char *key, const void *value, size_t len, const struct timespec *mtime,
-                    void *arg)
-{
-	struct snap_ctx *c = arg;
-	char head[64];
-	size_t klen = strlen(key);
-	int n = snprintf(head, sizeof(head), "%zu %zu\n", klen, len);
-	pbuf_add(&c->b, head, (size_t)n);
-	pbuf_add(&c->b, key, klen);
-	pbuf_add(&c->b, value, len);
-	pbuf_add(&c->b, "\n", 1);
-	c->count++;
-	return c->b.err;
-}
-
-/* The whole store in the file format, in memory: the store's lock is held
- * only while copying, never across disk I/O. */
-int persist_snapshot(struct mallafs_svc *svc, struct pbuf *ret)
-{
-	struct snap_ctx c = {{0}};
-	char line[64];
-	int n = snprintf(line, sizeof(line), "%s%d\n", PERSIST_MAGIC, PERSIST_VERSION);
-	pbuf_add(&c.b, line, (size_t)n);
-	int r = mallafs_store_foreach(svc, snap_one, &c);
-	if (r == 0 && c.b.err == 0) {
-		uint64_t sum = fnv1a(FNV_INIT, c.b.data, c.b.len);
-		n = snprintf(line, sizeof(line), "end %" PRIu64 " %016" PRIx64 "\n", c.count, sum);
-		pbuf_add(&c.b, line, (size_t)n);
-	}
-	if (r == 0)
-		r = c.b.err;
-	if (r < 0) {
-		free(c.b.data);
-		return r;
-	}
-	*ret = c.b;
-	return 0;
 }
 
 /* A decimal number without sign or leading zeros, ended by `end`. Returns
@@ -132,7 +59,7 @@ static size_t parse_num(const char *d, size_t pos, size_t size, char end, uint64
 	return pos + 1;
 }
 
-static bool key_ok(const char *k, size_t len)
+bool persist_key_ok(const char *k, size_t len)
 {
 	if (len == 0 || len > PERSIST_KEY_MAX)
 		return false;
@@ -193,7 +120,7 @@ int persist_parse(const char *d, size_t size, struct persist_record **ret, size_
 			                   pos, n + 1, klen + vlen + 1, size - pos);
 			goto bad;
 		}
-		if (!key_ok(d + pos, klen)) {
+		if (!persist_key_ok(d + pos, klen)) {
 			mallafs_reason_set(why, "invalid key name at byte %zu (record %zu)", pos,
 			                   n + 1);
 			goto bad;

@@ -189,11 +189,14 @@ as "$A" OK mkdir "$S/app/plugins/persist"
 assert_eq "the service runs with persist" running "$(status_field "$S/app" state)"
 assert_ok mfs_poll 3000 test -s "$OWNED/app.store"
 assert_owner "$OWNED/app.store" "$AUID" "$AGID" 600
+# SQLite's -wal and -shm, opened by persist as the owner, too.
+assert_owner "$OWNED/app.store-wal" "$AUID" "$AGID" 600
+assert_owner "$OWNED/app.store-shm" "$AUID" "$AGID" 600
 # (The change restarts the service; the restart fails and is rolled back.)
 as_write "$A" EIO "$S/app/config/persist/path" "/etc/mallafs-test-$$.store"
 assert_eq "the failed restart is rolled back: running" running "$(status_field "$S/app" state)"
 assert_file "$S/app/config/persist/path" "$OWNED/app.store"$'\n'
-assert_reason "persist cannot create a file in /etc" "$S/app" "Permission denied"
+assert_reason "persist cannot create a file in /etc" "$S/app" "/etc/mallafs-test-$$.store"
 assert_ok test ! -e "/etc/mallafs-test-$$.store"
 as "$A" OK rmdir "$S/app/plugins/persist"
 as_write "$A" OK "$S/app/status" "active"

@@ -14,6 +14,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 U=mallafs-t1
 mfs_user "$U"
+mfs_need sqlite3
+
+# row_is DB KEY VALUE: the database's row of KEY holds VALUE.
+row_is()
+{
+	[[ $(sqlite3 "$1" "select value from store where key = '$2'" 2>/dev/null) == "$3" ]]
+}
 
 SHARED=$MFS_TMP/shared
 mkdir -m 1777 "$SHARED" || mfs_bail "mkdir $SHARED"
@@ -41,7 +48,7 @@ assert_true "the store file is created" test -f "$SHARED/keep.store"
 assert_true "$U plants a link at keep.store.tmp.PID" \
 	mfs_as "$U" ln -s "$VICTIM" "$SHARED/keep.store.tmp.$MFS_PID"
 assert_ok bash -c "echo secret > '$S/store/k'"
-assert_true "the change is saved" mfs_poll 3000 grep -q secret "$SHARED/keep.store"
+assert_true "the change is saved" mfs_poll 3000 row_is "$SHARED/keep.store" k secret
 victim_untouched "a link at the old temporary name"
 assert_eq "the planted link is left as it was" "$VICTIM" \
 	"$(readlink "$SHARED/keep.store.tmp.$MFS_PID")"

@@ -22,7 +22,8 @@ for u in alice bob; do
 done
 chmod o+x "$MFS_TMP" || mfs_bail "chmod o+x $MFS_TMP"
 # What earlier runs of the sessions left behind.
-rm -f /var/lib/mallafs/api.store /tmp/blob /tmp/worker.pid /tmp/hook.out /tmp/bad.ini /tmp/seen /tmp/ev \
+rm -f /var/lib/mallafs/api.store /var/lib/mallafs/api.store-wal /var/lib/mallafs/api.store-shm \
+	/var/lib/mallafs/api.store.v1 /tmp/blob /tmp/worker.pid /tmp/hook.out /tmp/bad.ini /tmp/seen /tmp/ev \
 	/etc/batch.store /home/alice/batch.store
 pkill -u alice sleep 2>/dev/null
 export PATH="$(dirname "$MALLAFS"):$PATH"

@@ -13,6 +13,14 @@
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+mfs_need sqlite3
+
+# row_is DB KEY VALUE: the database's row of KEY holds VALUE.
+row_is()
+{
+	[[ $(sqlite3 "$1" "select value from store where key = '$2'" 2>/dev/null) == "$3" ]]
+}
+
 if [[ -z ${WATCHPROBE:-} || ! -x $WATCHPROBE ]]; then
 	mfs_bail "WATCHPROBE=${WATCHPROBE:-} is not an executable file"
 fi
@@ -403,7 +411,7 @@ assert_ok mkdir "$MNT/services/pa"
 assert_ok mkdir "$MNT/services/pa/plugins/persist"
 assert_ok sh -c "echo '$F' > '$MNT/services/pa/config/persist/path'"
 assert_ok sh -c "echo one > '$MNT/services/pa/store/a'; echo two > '$MNT/services/pa/store/b'"
-if ! mfs_poll 5000 grep -q two "$F"; then
+if ! mfs_poll 5000 row_is "$F" b two; then
 	fail "persist writes $F" "$(od -c "$F" 2>&1 | head -n 5)"
 fi
 assert_ok mkdir "$MNT/services/pb"

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "builtin.h"
 #include "events.h"
@@ -220,19 +221,113 @@ static inline void write_store_file(const char *path, const char *const *kv, siz
 	free(text);
 }
 
-/* Waits until the file holds `needle` (the writer runs 50 ms after a change). */
-static inline bool file_has(const char *path, const char *needle, size_t nlen, int ms)
+/* The value the database at path holds for key (malloc'd; *ret_len its
+ * length), or NULL when it has no such row or cannot be read. */
+static inline char *db_get(const char *path, const char *key, size_t *ret_len)
 {
-	for (int waited = 0; waited <= ms; waited += 10) {
-		size_t len = 0;
-		char *d = slurp(path, &len);
-		bool found = d && memmem(d, len, needle, nlen);
-		free(d);
-		if (found)
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char *v = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_busy_timeout(db, 1000) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT value FROM store WHERE key = ?1", -1, &st, NULL) ==
+	            SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			size_t len = (size_t)sqlite3_column_bytes(st, 0);
+			v = malloc(len + 1);
+			if (len)
+				memcpy(v, sqlite3_column_blob(st, 0), len);
+			v[len] = '\0';
+			if (ret_len)
+				*ret_len = len;
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* One integer the SQL gives on the database at path (-1 on error). */
+static inline long long db_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_busy_timeout(db, 1000) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static inline long long db_rows(const char *path)
+{
+	return db_int(path, "SELECT count(*) FROM store");
+}
+
+/* Waits up to ms for the database's row of key to hold value (NULL: no
+ * row). */
+static inline bool db_has(const char *path, const char *key, const char *value, int ms)
+{
+	for (int waited = 0;; waited += 10) {
+		char *v = db_get(path, key, NULL);
+		bool ok = value ? v && strcmp(v, value) == 0 : v == NULL;
+		free(v);
+		if (ok)
 			return true;
+		if (waited >= ms)
+			return false;
 		sleep_ms(10);
 	}
-	return false;
+}
+
+/* Runs SQL on the database at path (created when missing). */
+static inline void db_exec(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	char *err = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s: %s", sql, err);
+	sqlite3_close(db);
+}
+
+/* A database of persist's with the rows given as key, value pairs. */
+static inline void db_make(const char *path, const char *const *kv, size_t n)
+{
+	db_exec(path, "CREATE TABLE store(key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL, "
+	              "mtime INTEGER NOT NULL) WITHOUT ROWID; PRAGMA application_id = 1835820656;"
+	              " PRAGMA user_version = 1");
+	for (size_t i = 0; i < n; i++) {
+		char *sql = sqlite3_mprintf("INSERT INTO store VALUES(%Q, CAST(%Q AS BLOB), 1)",
+		                            kv[2 * i], kv[2 * i + 1]);
+		db_exec(path, sql);
+		sqlite3_free(sql);
+	}
+}
+
+/* The line "name: value" of the service's status file (static buffer). */
+static inline const char *status_line(struct mallafs_svc *svc, const char *name)
+{
+	static char line[512];
+	char *text;
+	size_t len;
+	assert_int_equal(msvc_status_render(svc, &text, &len), 0);
+	char want[64];
+	snprintf(want, sizeof(want), "\n%s: ", name);
+	char *at = strstr(text, want);
+	line[0] = '\0';
+	if (at) {
+		at += strlen(want);
+		size_t n = strcspn(at, "\n");
+		snprintf(line, sizeof(line), "%.*s", (int)n, at);
+	}
+	free(text);
+	return at ? line : NULL;
 }
 
 #endif

@@ -1,5 +1,8 @@
-/* The persist plugin: the store saved to a file atomically after changes and
- * at stop, loaded at start; a bad file fails the start and loads nothing. */
+/* The persist plugin on SQLite: rows written as the store changes (batch:
+ * coalesced, soon after; always: before the write returns, refused with
+ * the commit's errno and undone), loaded at start, a bad database failing
+ * the start with nothing loaded, an old-format file converted, status
+ * lines, the bulk load. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -7,19 +10,42 @@
 #include <pthread.h>
 
 #include "persist_fixture.h"
+#include "persist_i.h"
 
-static void test_setting_listed_and_empty_path_does_nothing(void **state)
+static void set(struct mallafs_svc *svc, const char *key, const char *value)
+{
+	struct mallafs_reason why = {{0}};
+	if (msvc_config_set(svc, "persist", key, value, strlen(value), &why) < 0)
+		fail_msg("set %s = %s: %s", key, value, why.text);
+}
+
+/* Events about store keys since *cursor. */
+static int store_events(struct fixture *f, uint64_t *cursor)
+{
+	char buf[8192];
+	ssize_t n;
+	int count = 0;
+	while ((n = mev_ring_read(f->ring, cursor, buf, sizeof(buf) - 1)) > 0) {
+		buf[n] = '\0';
+		for (char *at = buf; (at = strstr(at, "/store/")); at++)
+			count++;
+	}
+	return count;
+}
+
+static void test_settings_listed_and_empty_path_does_nothing(void **state)
 {
 	struct fixture *f = *state;
 	struct mallafs_svc *svc = svc_at(f, "api", NULL);
 	char *text;
 	size_t len;
 	assert_int_equal(msvc_config_render(svc, &text, &len), 0);
-	assert_non_null(strstr(text, "[persist]\npath = \n"));
+	assert_non_null(strstr(text, "[persist]\npath = \nsync = batch\n"));
 	free(text);
 	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
 	puts_(svc, "k", "v");
 	sleep_ms(120);
+	assert_null(status_line(svc, "persist_last_commit"));
 	svc_gone(svc);
 	assert_int_equal(stray_files(f, NULL), 0);
 }
@@ -29,16 +55,10 @@ static void test_round_trip(void **state)
 	struct fixture *f = *state;
 	struct mallafs_svc *svc = svc_at(f, "api", f->path);
 	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
-	/* Created at start, empty. */
-	size_t len;
-	char *d = slurp(f->path, &len);
-	assert_non_null(d);
-	char want[64];
-	snprintf(want, sizeof(want), "mallafs-store 1\nend 0 %016llx\n",
-	         (unsigned long long)fnv("mallafs-store 1\n", 16));
-	assert_int_equal(len, strlen(want));
-	assert_memory_equal(d, want, len);
-	free(d);
+	/* Created at start, empty, 0600, ours. */
+	assert_int_equal(db_rows(f->path), 0);
+	assert_int_equal(db_int(f->path, "PRAGMA application_id"), 0x6d6c6670);
+	assert_int_equal(db_int(f->path, "PRAGMA user_version"), 1);
 	struct stat st;
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
@@ -47,7 +67,7 @@ static void test_round_trip(void **state)
 	put(svc, "bin", bin, sizeof(bin));
 	puts_(svc, "empty", "");
 	puts_(svc, "with space\nand newline", "v1");
-	puts_(svc, "end 1 0000000000000000", "tricky key");
+	puts_(svc, "it's", "quoted");
 	puts_(svc, "deleted", "x");
 	puts_(svc, "from", "moved");
 	char big[40000];
@@ -59,7 +79,9 @@ static void test_round_trip(void **state)
 	assert_int_equal(msvc_store_write(svc, "empty", 0, "+", 1, MALLAFS_OPF_APPEND), 1);
 	assert_int_equal(msvc_store_truncate(svc, "empty", 0), 0);
 	svc_gone(svc);
+	/* A clean stop: no -wal or -shm left. */
 	assert_int_equal(stray_files(f, "api.store"), 0);
+	assert_int_equal(db_rows(f->path), 6);
 
 	struct mallafs_svc *svc2 = svc_at(f, "api2", f->path);
 	assert_int_equal(msvc_set_admin(svc2, MSVC_ADMIN_ACTIVE), 0);
@@ -71,7 +93,7 @@ static void test_round_trip(void **state)
 	v = get(svc2, "empty", &n);
 	assert_int_equal(n, 0);
 	assert_string_equal(get(svc2, "with space\nand newline", NULL), "v1");
-	assert_string_equal(get(svc2, "end 1 0000000000000000", NULL), "tricky key");
+	assert_string_equal(get(svc2, "it's", NULL), "quoted");
 	assert_string_equal(get(svc2, "to", NULL), "moved");
 	assert_null(get(svc2, "from", NULL));
 	assert_null(get(svc2, "deleted", NULL));
@@ -82,241 +104,283 @@ static void test_round_trip(void **state)
 	svc_gone(svc2);
 }
 
-static void test_saved_after_changes(void **state)
+static void test_batch_rows_and_status(void **state)
 {
 	struct fixture *f = *state;
 	struct mallafs_svc *svc = svc_at(f, "api", f->path);
 	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
+	assert_string_equal(status_line(svc, "persist_last_commit"), "-");
+	assert_string_equal(status_line(svc, "persist_error"), "-");
 	puts_(svc, "k", "hello");
-	/* Written by the thread soon after, while the service runs. */
-	assert_true(file_has(f->path, "1 5\nkhello\n", 11, 2000));
+	/* Not before write() returned: within 50 ms, in the background. */
+	assert_true(db_has(f->path, "k", "hello", 2000));
+	for (int i = 0; i < 100 && strcmp(status_line(svc, "persist_last_commit"), "-") == 0; i++)
+		sleep_ms(10);
+	const char *when = status_line(svc, "persist_last_commit");
+	assert_int_equal(strlen(when), 20);
+	assert_int_equal(when[10], 'T');
+	assert_int_equal(when[19], 'Z');
+	/* A burst of changes to one key: the last value, one row. */
+	char val[32];
+	for (int i = 0; i < 1000; i++) {
+		snprintf(val, sizeof(val), "v%d", i);
+		puts_(svc, "burst", val);
+	}
+	assert_true(db_has(f->path, "burst", "v999", 2000));
+	assert_int_equal(db_rows(f->path), 2);
+	assert_int_equal(msvc_store_rename(svc, "burst", "k"), 0);
+	assert_true(db_has(f->path, "k", "v999", 2000));
+	assert_true(db_has(f->path, "burst", NULL, 0));
 	assert_int_equal(msvc_store_delete(svc, "k"), 0);
-	assert_true(file_has(f->path, "end 0 ", 6, 2000));
-	assert_int_equal(stray_files(f, "api.store"), 0);
+	assert_true(db_has(f->path, "k", NULL, 2000));
+	assert_int_equal(db_rows(f->path), 0);
 	svc_gone(svc);
 }
 
-/* A file the plugin wrote, for corruption tests. */
-static char *good_file(struct fixture *f, size_t *ret_len)
+static void test_always_rows(void **state)
 {
-	const char *kv[] = {"alpha", "one", "beta", "two"};
-	write_store_file(f->path, kv, 2);
-	return slurp(f->path, ret_len);
+	struct fixture *f = *state;
+	struct mallafs_svc *svc = svc_at(f, "api", f->path);
+	set(svc, "sync", "always");
+	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
+	puts_(svc, "k", "now");
+	assert_true(db_has(f->path, "k", "now", 0));
+	assert_int_equal(msvc_store_write(svc, "k", 0, "+", 1, MALLAFS_OPF_APPEND), 1);
+	assert_true(db_has(f->path, "k", "now+", 0));
+	assert_int_equal(msvc_store_truncate(svc, "k", 2), 0);
+	assert_true(db_has(f->path, "k", "no", 0));
+	assert_int_equal(msvc_store_create(svc, "e"), 0);
+	assert_true(db_has(f->path, "e", "", 0));
+	assert_int_equal(msvc_store_rename(svc, "k", "e"), 0);
+	assert_true(db_has(f->path, "e", "no", 0));
+	assert_true(db_has(f->path, "k", NULL, 0));
+	assert_int_equal(msvc_store_delete(svc, "e"), 0);
+	assert_int_equal(db_rows(f->path), 0);
+	assert_string_equal(status_line(svc, "persist_error"), "-");
+	assert_string_not_equal(status_line(svc, "persist_last_commit"), "-");
+	svc_gone(svc);
 }
 
-/* Starts a service on the (bad) file: it must fail, say why, and leave the
- * store and the file as they were. */
-static void expect_bad(struct fixture *f, const void *data, size_t len, const char *problem)
+static void test_always_refuses_when_full(void **state)
 {
-	spit(f->path, data, len);
+	struct fixture *f = *state;
 	struct mallafs_svc *svc = svc_at(f, "api", f->path);
-	/* Written before the start, in a stopped service: must survive. */
+	set(svc, "sync", "always");
+	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
+	puts_(svc, "k", "kept");
+	long pages = (long)db_int(f->path, "PRAGMA page_count");
+	__atomic_store_n(&persist_test_max_pages, pages, __ATOMIC_RELAXED);
+	static char big[100000];
+	memset(big, 'x', sizeof(big));
+	struct timespec before = {0};
+	struct mkv_stat kst;
+	assert_int_equal(msvc_store_stat(svc, "k", &kst), 0);
+	before = kst.mtime;
+	uint64_t cursor = mev_ring_next_seq(f->ring);
+	/* A write that needs more pages: ENOSPC, and nothing changed. */
+	assert_int_equal(msvc_store_write(svc, "k", 0, big, sizeof(big), MALLAFS_OPF_REPLACE),
+	                 -ENOSPC);
+	assert_string_equal(get(svc, "k", NULL), "kept");
+	assert_int_equal(msvc_store_stat(svc, "k", &kst), 0);
+	assert_int_equal(kst.mtime.tv_sec, before.tv_sec);
+	assert_int_equal(kst.mtime.tv_nsec, before.tv_nsec);
+	/* A new key: absent again. */
+	assert_int_equal(msvc_store_write(svc, "new", 0, big, sizeof(big), 0), -ENOSPC);
+	assert_null(get(svc, "new", NULL));
+	assert_int_equal(msvc_store_write(svc, "k", 0, big, sizeof(big), MALLAFS_OPF_APPEND),
+	                 -ENOSPC);
+	assert_string_equal(get(svc, "k", NULL), "kept");
+	/* No event of the undone changes. */
+	assert_int_equal(store_events(f, &cursor), 0);
+	struct msvc_status st = status_of(svc);
+	assert_non_null(strstr(st.last_error, "persist refused put k: cannot commit to "));
+	assert_non_null(strstr(st.last_error, "full"));
+	assert_non_null(strstr(status_line(svc, "persist_error"), "commit failed: "));
+	assert_true(db_has(f->path, "k", "kept", 0));
+	assert_true(db_has(f->path, "new", NULL, 0));
+	assert_int_equal(st.state, MSVC_RUNNING);
+	/* Space again: the same write goes through, with its events. */
+	__atomic_store_n(&persist_test_max_pages, 0, __ATOMIC_RELAXED);
+	assert_int_equal(msvc_store_write(svc, "new", 0, big, sizeof(big), 0), sizeof(big));
+	assert_int_equal(store_events(f, &cursor), 2); /* create, write */
+	size_t len;
+	char *v = db_get(f->path, "new", &len);
+	assert_int_equal(len, sizeof(big));
+	free(v);
+	assert_string_equal(status_line(svc, "persist_error"), "-");
+	svc_gone(svc);
+}
+
+static void test_batch_failure_kept_and_retried(void **state)
+{
+	struct fixture *f = *state;
+	struct mallafs_svc *svc = svc_at(f, "api", f->path);
+	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
+	puts_(svc, "small", "1");
+	assert_true(db_has(f->path, "small", "1", 2000));
+	long pages = (long)db_int(f->path, "PRAGMA page_count");
+	__atomic_store_n(&persist_test_max_pages, pages, __ATOMIC_RELAXED);
+	static char big[100000];
+	memset(big, 'y', sizeof(big) - 1);
+	puts_(svc, "big", big);
+	puts_(svc, "small", "2");
+	/* The write succeeded in memory; the commit fails and says so. */
+	for (int i = 0; i < 200 && strcmp(status_line(svc, "persist_error"), "-") == 0; i++)
+		sleep_ms(10);
+	const char *e = status_line(svc, "persist_error");
+	assert_non_null(strstr(e, "commit failed: "));
+	assert_non_null(strstr(e, "(will retry)"));
+	assert_string_equal(get(svc, "small", NULL), "2");
+	assert_true(db_has(f->path, "small", "1", 0));
+	/* Space again: caught up by the retry, with no new change. */
+	__atomic_store_n(&persist_test_max_pages, 0, __ATOMIC_RELAXED);
+	assert_true(db_has(f->path, "small", "2", 5000));
+	assert_true(db_has(f->path, "big", big, 0));
+	for (int i = 0; i < 100 && strcmp(status_line(svc, "persist_error"), "-") != 0; i++)
+		sleep_ms(10);
+	assert_string_equal(status_line(svc, "persist_error"), "-");
+	svc_gone(svc);
+}
+
+/* Starts a service on the (bad) database: it must fail, say why, and leave
+ * the store and the file as they were. */
+static void expect_bad_as(struct fixture *f, const char *problem, bool untouched)
+{
+	size_t len, flen;
+	char *data = slurp(f->path, &len);
+	struct mallafs_svc *svc = svc_at(f, "api", f->path);
 	puts_(svc, "mine", "precious");
 	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), -EIO);
 	struct msvc_status st = status_of(svc);
 	assert_int_equal(st.state, MSVC_FAILED);
 	if (!strstr(st.last_error, problem) || !strstr(st.last_error, f->path))
 		fail_msg("last_error '%s' does not name '%s'", st.last_error, problem);
-	assert_non_null(strstr(st.last_error, "persist: cannot start: cannot load "));
+	assert_non_null(strstr(st.last_error, "persist: cannot start: "));
 	assert_string_equal(get(svc, "mine", NULL), "precious");
-	assert_null(get(svc, "alpha", NULL));
 	assert_int_equal(count_keys(svc), 1);
-	/* The file is left for the user to look at. */
-	size_t flen;
-	char *now = slurp(f->path, &flen);
-	assert_int_equal(flen, len);
-	assert_memory_equal(now, data, len);
-	free(now);
-	/* The store is still usable. */
 	puts_(svc, "after", "ok");
 	svc_gone(svc);
-	/* Still not overwritten after the service is gone. */
-	now = slurp(f->path, &flen);
-	assert_int_equal(flen, len);
-	assert_memory_equal(now, data, len);
-	free(now);
-}
-
-static void test_corrupt_files(void **state)
-{
-	struct fixture *f = *state;
-	size_t len;
-	char *good = good_file(f, &len);
-	char *bad = malloc(len + 64);
-
-	/* A flipped byte in a value: only the checksum can tell. */
-	memcpy(bad, good, len);
-	char *one = memmem(bad, len, "one", 3);
-	one[1] = 'N';
-	expect_bad(f, bad, len, "checksum mismatch at byte");
-
-	memcpy(bad, good, len);
-	bad[0] = 'X';
-	expect_bad(f, bad, len, "not a mallafs store file");
-
-	memcpy(bad, good, len);
-	bad[14] = '2';
-	expect_bad(f, bad, len, "unsupported format version 2");
-
-	/* Truncated anywhere. */
-	for (size_t cut = 0; cut < len; cut += 3) {
-		memcpy(bad, good, len);
-		expect_bad(f, bad, cut, cut < 14 ? "not a mallafs store" : "");
+	char *now = slurp(f->path, &flen);
+	if (untouched) {
+		assert_int_equal(flen, len);
+		assert_memory_equal(now, data, len);
 	}
-	memcpy(bad, good, len);
-	expect_bad(f, bad, len - 10, "bad end line");
-	expect_bad(f, bad, 25, "truncated at byte 20: record 1 needs 9 bytes, 5 left");
-
-	/* A value length past the end. */
-	const char past[] = "mallafs-store 1\n5 900\nalphaone\nend 1 0000000000000000\n";
-	expect_bad(f, past, sizeof(past) - 1,
-	           "truncated at byte 22: record 1 needs 906 bytes, 32 left");
-	memcpy(bad, good, len);
-	char *hdr = memmem(bad, len, "5 3\n", 4);
-	hdr[2] = '9';
-	expect_bad(f, bad, len, "no newline after record 1 at byte 34");
-
-	/* A length off by one shifts everything: no newline where one must be. */
-	memcpy(bad, good, len);
-	hdr = memmem(bad, len, "5 3\n", 4);
-	hdr[2] = '2';
-	expect_bad(f, bad, len, "no newline after record 1");
-
-	memcpy(bad, good, len);
-	hdr = memmem(bad, len, "5 3\n", 4);
-	hdr[0] = 'x';
-	expect_bad(f, bad, len, "bad record header at byte 16 (record 1)");
-
-	memcpy(bad, good, len);
-	hdr = memmem(bad, len, "5 3\n", 4);
-	hdr[0] = '0';
-	expect_bad(f, bad, len, "bad key length 0 at byte 16 (record 1)");
-	memcpy(bad, good, len);
-	hdr = memmem(bad, len, "5 3\n", 4);
-	hdr[2] = '0';
-	hdr[3] = '3';
-	expect_bad(f, bad, len, "bad record header at byte 16");
-
-	/* Bad key names: '/', NUL, "..", a zero length. */
-	const char *kv_slash[] = {"a/b", "v"};
-	write_store_file(f->path, kv_slash, 1);
-	char *d = slurp(f->path, &len);
-	expect_bad(f, d, len, "invalid key name at byte 20 (record 1)");
-	free(d);
-	const char *kv_dots[] = {"..", "v"};
-	write_store_file(f->path, kv_dots, 1);
-	d = slurp(f->path, &len);
-	expect_bad(f, d, len, "invalid key name");
-	free(d);
-	const char zero[] = "mallafs-store 1\n0 1\nv\nend 1 0000000000000000\n";
-	expect_bad(f, zero, sizeof(zero) - 1, "bad key length 0 at byte 16");
-	char nul[] = "mallafs-store 1\n3 1\na_bv\nend 1 0000000000000000\n";
-	nul[21] = '\0';
-	expect_bad(f, nul, sizeof(nul) - 1, "invalid key name");
-
-	/* The end line: count, trailing data, checksum text. */
-	free(good);
-	good = good_file(f, &len);
-	memcpy(bad, good, len);
-	char *end = memmem(bad, len, "end 2 ", 6);
-	end[4] = '3';
-	expect_bad(f, bad, len, "the end line counts 3 records, the file holds 2");
-	memcpy(bad, good, len);
-	memcpy(bad + len, "junk", 4);
-	expect_bad(f, bad, len + 4, "data after the end line");
-	memcpy(bad, good, len);
-	bad[len - 2] = 'g';
-	expect_bad(f, bad, len, "bad checksum text");
-	memcpy(bad, good, len);
-	end = memmem(bad, len, "end 2 ", 6);
-	end[0] = 'E';
-	expect_bad(f, bad, len, "bad record header");
-	expect_bad(f, "", 0, "not a mallafs store file (bad magic at byte 0)");
-
-	free(bad);
-	free(good);
+	free(now);
+	free(data);
+	unlink(f->path);
 }
 
-static void test_unreadable_path(void **state)
+/* A database refused before anything is written to it. */
+static void expect_bad(struct fixture *f, const char *problem)
+{
+	expect_bad_as(f, problem, true);
+}
+
+static void test_bad_databases(void **state)
 {
 	struct fixture *f = *state;
-	/* chmod 000 means nothing to root: a directory is unreadable as a file
-	 * for everyone. */
-	assert_int_equal(mkdir(f->path, 0700), 0);
-	struct mallafs_svc *svc = svc_at(f, "api", f->path);
-	puts_(svc, "mine", "v");
-	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), -EIO);
-	struct msvc_status st = status_of(svc);
-	assert_int_equal(st.state, MSVC_FAILED);
-	char want[256];
-	snprintf(want, sizeof(want), "persist: cannot start: cannot load %s: it is a directory",
-	         f->path);
-	assert_non_null(strstr(st.last_error, want));
-	assert_string_equal(get(svc, "mine", NULL), "v");
+	spit(f->path, "this is not a database at all, not even close: some text\n", 58);
+	expect_bad(f, "not an SQLite database");
 
-	/* Fixed by the user, then reactivated: runs. */
-	assert_int_equal(rmdir(f->path), 0);
-	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
-	assert_int_equal(status_of(svc).state, MSVC_RUNNING);
-	svc_gone(svc);
-	size_t len;
-	char *d = slurp(f->path, &len);
-	assert_non_null(memmem(d, len, "4 1\nminev\n", 10));
-	free(d);
+	const char *kv[] = {"alpha", "one"};
+	db_make(f->path, kv, 1);
+	db_exec(f->path, "PRAGMA application_id = 42");
+	expect_bad(f, "not a persist database");
 
-	/* A directory that does not exist: the file cannot be created. */
-	char missing[256];
-	snprintf(missing, sizeof(missing), "%s/nodir/x.store", f->dir);
-	svc = svc_at(f, "api", missing);
-	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), -EIO);
-	st = status_of(svc);
-	assert_int_equal(st.state, MSVC_FAILED);
-	assert_non_null(strstr(st.last_error, "does not exist and cannot be created"));
-	assert_non_null(strstr(st.last_error, "No such file or directory"));
-	svc_gone(svc);
+	db_make(f->path, kv, 1);
+	db_exec(f->path, "PRAGMA user_version = 2");
+	expect_bad(f, "newer");
+
+	const char *bad_key[] = {"a/b", "v"};
+	db_make(f->path, bad_key, 1);
+	/* Sound and ours: opened (in WAL mode), but nothing loaded. */
+	expect_bad_as(f, "row 1: invalid key name", false);
+
+	/* A corrupt page. */
+	db_make(f->path, kv, 1);
+	for (int i = 0; i < 300; i++) {
+		char sql[96];
+		snprintf(sql, sizeof(sql), "INSERT INTO store VALUES('k%d', zeroblob(100), 1)", i);
+		db_exec(f->path, sql);
+	}
+	int fd = open(f->path, O_WRONLY);
+	assert_true(fd >= 0);
+	char junk[512];
+	memset(junk, 0x5a, sizeof(junk));
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), 4096 + 16), sizeof(junk));
+	close(fd);
+	expect_bad(f, "quick_check");
+
+	/* Read-only. */
+	db_make(f->path, kv, 1);
+	assert_int_equal(chmod(f->path, 0444), 0);
+	expect_bad(f, "read-only");
 }
 
-static void test_bad_paths(void **state)
+static void test_old_format_converted(void **state)
+{
+	struct fixture *f = *state;
+	const char *kv[] = {"alpha", "one", "beta", "two"};
+	write_store_file(f->path, kv, 2);
+	size_t len;
+	char *old = slurp(f->path, &len);
+	struct mallafs_svc *svc = svc_at(f, "api", f->path);
+	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
+	assert_string_equal(get(svc, "alpha", NULL), "one");
+	assert_string_equal(get(svc, "beta", NULL), "two");
+	char v1[256];
+	snprintf(v1, sizeof(v1), "%s.v1", f->path);
+	size_t vlen;
+	char *kept = slurp(v1, &vlen);
+	assert_int_equal(vlen, len);
+	assert_memory_equal(kept, old, len);
+	free(kept);
+	free(old);
+	assert_true(db_has(f->path, "alpha", "one", 0));
+	puts_(svc, "gamma", "three");
+	svc_gone(svc);
+	assert_true(db_has(f->path, "gamma", "three", 0));
+	/* (-wal and -shm: this process read the database while it ran.) */
+	assert_int_equal(stray_files(f, "api.store api.store.v1 api.store-wal api.store-shm"), 0);
+
+	/* A bad old file fails the start as it always did. */
+	unlink(f->path);
+	write_store_file(f->path, kv, 2);
+	old = slurp(f->path, &len);
+	old[len - 3] = old[len - 3] == '0' ? '1' : '0';
+	spit(f->path, old, len);
+	free(old);
+	expect_bad(f, "checksum mismatch");
+	assert_int_equal(stray_files(f, "api.store.v1 api.store-wal api.store-shm"), 0);
+}
+
+static void test_bad_settings(void **state)
 {
 	struct fixture *f = *state;
 	struct mallafs_svc *svc = svc_at(f, "api", f->path);
 	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
 	struct mallafs_reason why = {{0}};
-	const char *bad[] = {"relative.store", "./x", "~/x", "x/", " /x"};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(
-		        msvc_config_set(svc, "persist", "path", bad[i], strlen(bad[i]), &why),
-		        -EINVAL);
-		assert_non_null(strstr(why.text, "persist: path must be absolute"));
-		assert_non_null(strstr(status_of(svc).last_error, "path must be absolute"));
-	}
 	assert_int_equal(msvc_config_set(svc, "persist", "path", "relative", 8, &why), -EINVAL);
 	assert_string_equal(why.text, "persist: path must be absolute, not 'relative'");
 	assert_int_equal(msvc_config_set(svc, "persist", "path", "/tmp/", 5, &why), -EINVAL);
 	assert_string_equal(why.text, "persist: path must name a file, not a directory: '/tmp/'");
-	char *longp = malloc(5000);
-	memset(longp, 'a', 4999);
+	char longp[300];
+	memset(longp, 'n', sizeof(longp));
 	longp[0] = '/';
-	longp[4999] = '\0';
-	assert_int_equal(msvc_config_set(svc, "persist", "path", longp, 4999, &why), -EINVAL);
-	assert_non_null(strstr(why.text, "path is too long"));
-	/* A name that leaves no room for the temporary file's. */
-	memset(longp + 1, 'n', 240);
 	longp[241] = '\0';
 	assert_int_equal(msvc_config_set(svc, "persist", "path", longp, 241, &why), -EINVAL);
 	assert_string_equal(why.text,
-	                    "persist: the file name is too long (240 bytes, at most 234)");
-	free(longp);
-	/* Nothing changed: same path, no restart. */
-	char *text;
-	size_t len;
-	assert_int_equal(msvc_config_render(svc, &text, &len), 0);
-	char want[256];
-	snprintf(want, sizeof(want), "[persist]\npath = %s\n", f->path);
-	assert_non_null(strstr(text, want));
-	free(text);
+	                    "persist: the file name is too long (240 bytes, at most 230)");
+	assert_int_equal(msvc_config_set(svc, "persist", "sync", "often", 5, &why), -EINVAL);
+	assert_string_equal(why.text, "persist: sync must be batch or always, not 'often'");
+	assert_non_null(strstr(status_of(svc).last_error, "sync must be batch or always"));
 	assert_int_equal(status_of(svc).restarts, 0);
-	assert_int_equal(status_of(svc).state, MSVC_RUNNING);
+	/* A change of mode restarts the service. */
+	set(svc, "sync", "always");
+	assert_int_equal(status_of(svc).restarts, 1);
+	assert_non_null(strstr(status_of(svc).last_restart, "sync changed from batch to always"));
+	puts_(svc, "k", "v");
+	assert_true(db_has(f->path, "k", "v", 0));
 	svc_gone(svc);
 }
 
@@ -326,50 +390,36 @@ static void test_path_change_restarts(void **state)
 	char other[256];
 	snprintf(other, sizeof(other), "%s/other.store", f->dir);
 	const char *kv[] = {"from-other", "yes", "shared", "other's"};
-	write_store_file(other, kv, 2);
+	db_make(other, kv, 2);
 
 	struct mallafs_svc *svc = svc_at(f, "api", f->path);
 	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
 	puts_(svc, "shared", "mine");
 	puts_(svc, "only-mine", "1");
-	struct mallafs_reason why = {{0}};
-	assert_int_equal(msvc_config_set(svc, "persist", "path", other, strlen(other), &why), 0);
+	set(svc, "path", other);
 	struct msvc_status st = status_of(svc);
 	assert_int_equal(st.restarts, 1);
 	assert_non_null(strstr(st.last_restart, "persist: path changed from '"));
 	assert_int_equal(st.state, MSVC_RUNNING);
-	/* The new file was loaded, replacing the keys it names. */
 	assert_string_equal(get(svc, "from-other", NULL), "yes");
 	assert_string_equal(get(svc, "shared", NULL), "other's");
 	assert_string_equal(get(svc, "only-mine", NULL), "1");
-	/* The old file got the last state before the switch. */
-	size_t len;
-	char *d = slurp(f->path, &len);
-	assert_non_null(memmem(d, len, "6 4\nsharedmine\n", 15));
-	assert_non_null(memmem(d, len, "9 1\nonly-mine1\n", 15));
-	free(d);
-	/* The new one gets the union soon (the store had keys it lacked). */
-	assert_true(file_has(other, "9 1\nonly-mine1\n", 15, 2000));
+	/* The old database got the last state before the switch. */
+	assert_true(db_has(f->path, "shared", "mine", 0));
+	assert_true(db_has(f->path, "only-mine", "1", 0));
+	/* The new one gets the keys it lacked soon. */
+	assert_true(db_has(other, "only-mine", "1", 2000));
 
-	/* Unset: no longer persisting, a restart too. */
+	struct mallafs_reason why = {{0}};
 	assert_int_equal(msvc_config_unset(svc, "persist", "path", &why), 0);
-	st = status_of(svc);
-	assert_int_equal(st.restarts, 2);
-	assert_non_null(strstr(st.last_restart, "persist: path unset"));
+	assert_int_equal(status_of(svc).restarts, 2);
 	puts_(svc, "after-unset", "x");
 	sleep_ms(150);
 	svc_gone(svc);
-	d = slurp(other, &len);
-	assert_null(memmem(d, len, "after-unset", 11));
-	free(d);
-
-	/* Another plugin's setting never restarts persist. */
-	svc = svc_at(f, "api3", f->path);
-	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
-	assert_int_equal(msvc_config_set(svc, "other", "k", "v", 1, &why), 0);
-	assert_int_equal(status_of(svc).restarts, 0);
-	svc_gone(svc);
-	assert_int_equal(stray_files(f, "api.store other.store"), 0);
+	assert_true(db_has(other, "after-unset", NULL, 0));
+	assert_int_equal(stray_files(f, "api.store other.store api.store-wal api.store-shm "
+	                                "other.store-wal other.store-shm"),
+	                 0);
 }
 
 static void test_inactive_changes_kept(void **state)
@@ -383,37 +433,20 @@ static void test_inactive_changes_kept(void **state)
 	/* While persist is stopped the store still changes... */
 	puts_(svc, "k", "while-stopped");
 	assert_int_equal(msvc_store_delete(svc, "gone"), 0);
-	/* ...and reactivating does not roll that back from its own file. */
+	/* ...and reactivating does not roll that back from its own database. */
 	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
 	assert_string_equal(get(svc, "k", NULL), "while-stopped");
 	assert_null(get(svc, "gone", NULL));
-	/* The file catches up. */
-	assert_true(file_has(f->path, "1 13\nkwhile-stopped\n", 20, 2000));
+	/* The database catches up. */
+	assert_true(db_has(f->path, "k", "while-stopped", 2000));
+	assert_true(db_has(f->path, "gone", NULL, 2000));
 
-	/* But a file changed behind its back is loaded. */
+	/* But a database changed behind its back is loaded. */
 	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_INACTIVE), 0);
-	const char *kv[] = {"k", "edited"};
-	write_store_file(f->path, kv, 1);
+	db_exec(f->path, "UPDATE store SET value = CAST('edited' AS BLOB) WHERE key = 'k'");
 	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
 	assert_string_equal(get(svc, "k", NULL), "edited");
 	svc_gone(svc);
-}
-
-/* Starts a throwaway service on a copy of path: 0 when it loads. */
-static int loads_ok(struct fixture *f, const char *data, size_t len, int *ret_keys)
-{
-	char copy[256];
-	snprintf(copy, sizeof(copy), "%s/copy.store", f->dir);
-	spit(copy, data, len);
-	struct mallafs_svc *svc = svc_at(f, "check", copy);
-	int r = msvc_set_admin(svc, MSVC_ADMIN_ACTIVE);
-	if (r < 0)
-		fprintf(stderr, "copy does not load: %s\n", status_of(svc).last_error);
-	if (ret_keys)
-		*ret_keys = count_keys(svc);
-	svc_gone(svc);
-	unlink(copy);
-	return r;
 }
 
 struct burst {
@@ -438,26 +471,17 @@ static void *burst_writer(void *arg)
 	return NULL;
 }
 
-static void test_burst_consistent(void **state)
+static void burst(struct fixture *f, const char *mode)
 {
-	struct fixture *f = *state;
 	struct burst b = {.svc = svc_at(f, "api", f->path)};
+	set(b.svc, "sync", mode);
 	assert_int_equal(msvc_set_admin(b.svc, MSVC_ADMIN_ACTIVE), 0);
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, burst_writer, &b), 0);
-	/* Whenever we look, the file is a whole, valid store: old or new. */
-	int checks = 0;
-	while (!__atomic_load_n(&b.done, __ATOMIC_SEQ_CST) || checks < 3) {
-		size_t len;
-		char *d = slurp(f->path, &len);
-		assert_non_null(d);
-		assert_int_equal(loads_ok(f, d, len, NULL), 0);
-		free(d);
-		checks++;
-	}
+	/* Whenever we look, the database is sound. */
+	while (!__atomic_load_n(&b.done, __ATOMIC_SEQ_CST))
+		assert_true(db_rows(f->path) >= 0);
 	pthread_join(th, NULL);
-
-	/* The final file holds exactly the final store. */
 	int nkeys = count_keys(b.svc);
 	char *want[1000] = {0};
 	for (int i = 0; i < 1000; i++) {
@@ -467,84 +491,27 @@ static void test_burst_consistent(void **state)
 		want[i] = v ? strdup(v) : NULL;
 	}
 	svc_gone(b.svc);
-	assert_int_equal(stray_files(f, "api.store"), 0);
-
-	struct mallafs_svc *svc2 = svc_at(f, "api2", f->path);
-	assert_int_equal(msvc_set_admin(svc2, MSVC_ADMIN_ACTIVE), 0);
-	assert_int_equal(count_keys(svc2), nkeys);
+	assert_int_equal(db_rows(f->path), nkeys);
 	for (int i = 0; i < 1000; i++) {
 		char key[32];
 		snprintf(key, sizeof(key), "k%d", i);
-		const char *v = get(svc2, key, NULL);
-		if (want[i])
-			assert_string_equal(v, want[i]);
-		else
-			assert_null(v);
+		assert_true(db_has(f->path, key, want[i], 0));
 		free(want[i]);
 	}
-	svc_gone(svc2);
+	unlink(f->path);
 }
 
-static void test_write_errors_retried(void **state)
+static void test_burst_consistent(void **state)
 {
-	struct fixture *f = *state;
-	char sub[256], path[300];
-	snprintf(sub, sizeof(sub), "%s/sub", f->dir);
-	snprintf(path, sizeof(path), "%s/x.store", sub);
-	assert_int_equal(mkdir(sub, 0700), 0);
-	struct mallafs_svc *svc = svc_at(f, "api", path);
-	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
-	/* The directory vanishes under it: writes fail, logged, no crash. */
-	assert_int_equal(unlink(path), 0);
-	assert_int_equal(rmdir(sub), 0);
-	puts_(svc, "a", "1");
-	sleep_ms(150);
-	puts_(svc, "b", "2");
-	sleep_ms(150);
-	assert_int_equal(status_of(svc).state, MSVC_RUNNING);
-	/* Back: the next change saves everything. */
-	assert_int_equal(mkdir(sub, 0700), 0);
-	puts_(svc, "c", "3");
-	assert_true(file_has(path, "1 1\nc3\n", 7, 2000));
-	size_t len;
-	char *d = slurp(path, &len);
-	assert_non_null(memmem(d, len, "1 1\na1\n", 7));
-	assert_non_null(memmem(d, len, "1 1\nb2\n", 7));
-	free(d);
-
-	/* A failure at the last change is retried at stop. */
-	assert_int_equal(unlink(path), 0);
-	assert_int_equal(rmdir(sub), 0);
-	puts_(svc, "d", "4");
-	sleep_ms(150);
-	assert_int_equal(mkdir(sub, 0700), 0);
-	svc_gone(svc);
-	d = slurp(path, &len);
-	assert_non_null(d);
-	assert_non_null(memmem(d, len, "1 1\nd4\n", 7));
-	free(d);
-}
-
-static void test_mode_kept(void **state)
-{
-	struct fixture *f = *state;
-	const char *kv[] = {"k", "v"};
-	write_store_file(f->path, kv, 1);
-	assert_int_equal(chmod(f->path, 0640), 0);
-	struct mallafs_svc *svc = svc_at(f, "api", f->path);
-	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
-	puts_(svc, "k2", "v2");
-	svc_gone(svc);
-	struct stat st;
-	assert_int_equal(stat(f->path, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0640);
-	assert_true(file_has(f->path, "2 2\nk2v2\n", 9, 0));
+	burst(*state, "batch");
+	burst(*state, "always");
 }
 
 static void test_created_with_current_store(void **state)
 {
 	struct fixture *f = *state;
-	/* Keys already in the store when persist starts go into the new file. */
+	/* Keys already in the store when persist starts go into the new
+	 * database. */
 	struct mallafs_svc *svc = new_svc(f, "api");
 	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
 	puts_(svc, "early", "bird");
@@ -552,31 +519,68 @@ static void test_created_with_current_store(void **state)
 	assert_int_equal(msvc_config_set(svc, "persist", "path", f->path, strlen(f->path), &why),
 	                 0);
 	assert_int_equal(msvc_add_plugin(svc, "persist", &why), 0);
-	assert_true(file_has(f->path, "5 4\nearlybird\n", 14, 0));
-	/* Removing the plugin flushes and leaves the file. */
+	assert_true(db_has(f->path, "early", "bird", 2000));
+	/* Removing the plugin commits what batch holds and leaves the file. */
 	puts_(svc, "late", "x");
 	assert_int_equal(msvc_del_plugin(svc, "persist", &why), 0);
-	assert_true(file_has(f->path, "4 1\nlatex\n", 10, 0));
+	assert_true(db_has(f->path, "late", "x", 0));
 	svc_gone(svc);
-	assert_int_equal(stray_files(f, "api.store"), 0);
+	assert_int_equal(stray_files(f, "api.store api.store-wal api.store-shm"), 0);
+}
+
+static void test_bulk_load(void **state)
+{
+	struct fixture *f = *state;
+	struct mallafs_svc *svc = new_svc(f, "api");
+	assert_int_equal(msvc_set_admin(svc, MSVC_ADMIN_ACTIVE), 0);
+	enum { N = 20000 };
+	struct mallafs_store_rec *recs = calloc(N, sizeof(*recs));
+	char(*keys)[16] = calloc(N, 16);
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], 16, "key%d", i);
+		recs[i] = (struct mallafs_store_rec){.key = keys[i],
+		                                     .value = keys[i],
+		                                     .len = strlen(keys[i]),
+		                                     .mtime = {.tv_sec = 1000 + i}};
+	}
+	uint64_t seq = mev_ring_next_seq(f->ring);
+	assert_int_equal(mallafs_store_load_many(svc, recs, N), 0);
+	assert_int_equal(count_keys(svc), N);
+	assert_int_equal(mev_ring_next_seq(f->ring) - seq, 2 * N); /* create, write */
+	assert_string_equal(get(svc, "key777", NULL), "key777");
+	struct mkv_stat st;
+	assert_int_equal(msvc_store_stat(svc, "key777", &st), 0);
+	assert_int_equal(st.mtime.tv_sec, 1777);
+	/* One bad key: nothing loaded. */
+	recs[5].key = "bad/key";
+	recs[0].value = "changed";
+	recs[0].len = 7;
+	assert_int_equal(mallafs_store_load_many(svc, recs, N), -EINVAL);
+	assert_string_equal(get(svc, "key0", NULL), "key0");
+	free(keys);
+	free(recs);
+	svc_gone(svc);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(test_setting_listed_and_empty_path_does_nothing,
+	        cmocka_unit_test_setup_teardown(test_settings_listed_and_empty_path_does_nothing,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_saved_after_changes, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_corrupt_files, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_unreadable_path, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_bad_paths, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_batch_rows_and_status, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_always_rows, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_always_refuses_when_full, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_batch_failure_kept_and_retried, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_bad_databases, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_old_format_converted, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_bad_settings, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_path_change_restarts, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_inactive_changes_kept, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_burst_consistent, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_write_errors_retried, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_mode_kept, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_created_with_current_store, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_bulk_load, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
