@@ -92,14 +92,18 @@ done
 if [ -z "$mallafs" ] && [ -x "$here/../../build/mount/mallafs" ]; then
 	mallafs=$here/../../build/mount/mallafs
 fi
-[ -n "$mallafs" ] && [ -x "$mallafs" ] || die "mallafs not found: pass --mallafs PATH"
+if [ -z "$mallafs" ] || [ ! -x "$mallafs" ]; then
+	die "mallafs not found: pass --mallafs PATH"
+fi
 mallafs=$(realpath "$mallafs")
 durable=$(find_bin "$durable" mallafs-durable)
 scale=$(find_bin "$scale" mallafs-scale)
 if [ -z "$storegen" ] && [ -x "$here/../../build/tests/fs/storegen" ]; then
 	storegen=$here/../../build/tests/fs/storegen
 fi
-[ -n "$storegen" ] && [ -x "$storegen" ] || die "storegen not found: pass --storegen PATH"
+if [ -z "$storegen" ] || [ ! -x "$storegen" ]; then
+	die "storegen not found: pass --storegen PATH"
+fi
 storegen=$(realpath "$storegen")
 [ "$(id -u)" -eq 0 ] || die "needs root, to mount FUSE filesystems"
 for cmd in mountpoint fusermount3 awk findmnt stat; do
@@ -214,12 +218,16 @@ start_mallafs() {
 	fi
 	echo "mallafs: $(cat "$out")"
 	for s in mount key running; do
-		if [ -z "${R[$n,load_$s]:-}" ] ||
-			awk -v a="$(field "$out" "${s}_s")" -v b="${R[$n,load_$s]}" \
-				'BEGIN { exit !(a < b) }'; then
-			R[$n,load_$s]=$(field "$out" "${s}_s")
-		fi
+		keep_best "$n,load_$s" "$(field "$out" "${s}_s")"
 	done
+}
+
+# keep_best KEY SECONDS: R[KEY] becomes SECONDS when it is the first or the
+# least so far
+keep_best() {
+	if [ -z "${R[$1]:-}" ] || awk -v a="$2" -v b="${R[$1]}" 'BEGIN { exit !(a < b) }'; then
+		R[$1]=$2
+	fi
 }
 
 # has_sync: whether this persist has the setting sync (it refuses a bad
@@ -282,7 +290,7 @@ EOT
 	want=$(field "$work/$n.${modes[-1]}.out" last)
 	stop_mount "$mnt" "$pid"
 	R[$n,disk]=$(size "$store" "$store-wal")
-	echo "mallafs: $(ls -l "$d" | tail -n +2 | awk '{ printf "%s %s B; ", $NF, $5 }')"
+	echo "mallafs: $(find "$d" -maxdepth 1 -type f -printf '%f %s B; ')"
 	for ((i = 1; i <= loads; i++)); do
 		echo "mallafs: load $i of $loads"
 		start_mallafs "$n"
@@ -345,10 +353,7 @@ run_redis() {
 			"$value" >"$out" || die "redis: the $n keys are not back within ${load_timeout}s"
 		t=$(field "$out" key_s)
 		echo "redis: load $i of $loads: $t s"
-		if [ -z "${R[$n,redis_load]:-}" ] ||
-			awk -v a="$t" -v b="${R[$n,redis_load]}" 'BEGIN { exit !(a < b) }'; then
-			R[$n,redis_load]=$t
-		fi
+		keep_best "$n,redis_load" "$t"
 		stop_redis
 	done
 	rm -rf "$d"
@@ -373,11 +378,6 @@ run_raw() {
 r() {
 	local v=${R[$1]:-}
 	echo "${v:--}"
-}
-
-# thousands N: 1000000 -> 1,000,000
-thousands() {
-	printf '%s' "$1" | rev | sed 's/[0-9]\{3\}/&,/g; s/,$//' | rev
 }
 
 src=$(findmnt -no SOURCE -T "$dir")

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# What run.sh and scale.sh share: finding the helper binaries, mounting FUSE
-# daemons and stopping them, the EXIT trap that unmounts and stops whatever
-# was started (failure included), memory counters and ratios.
+# What run.sh, scale.sh and durability.sh share: finding the helper
+# binaries, mounting FUSE daemons and stopping them, the EXIT trap that
+# unmounts and stops whatever was started (failure included), memory
+# counters, ratios and thousands.
 #
 # The sourcing script sets $bench_prog (its name, for messages) and $here
 # (its folder) first, then calls bench_setup, which makes $work and sets the
@@ -182,4 +183,9 @@ ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN {
 		if (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) print "-"
 		else printf "%.2f\n", a / b }'
+}
+
+# thousands N: 1000000 -> 1,000,000
+thousands() {
+	printf '%s' "$1" | rev | sed 's/[0-9]\{3\}/&,/g; s/,$//' | rev
 }
