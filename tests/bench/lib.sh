@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# What run.sh and scale.sh share: finding the helper binaries, mounting FUSE
-# daemons and stopping them, the EXIT trap that unmounts and stops whatever
-# was started (failure included), memory counters and ratios.
+# What run.sh, scale.sh and durability.sh share: finding the helper
+# binaries, mounting FUSE daemons and stopping them, the EXIT trap that
+# unmounts and stops whatever was started (failure included), memory
+# counters, ratios and thousands.
 #
 # The sourcing script sets $bench_prog (its name, for messages) and $here
 # (its folder) first, then calls bench_setup, which makes $work and sets the
@@ -124,8 +125,10 @@ cleanup() {
 	exit "$rc"
 }
 
+# bench_setup NAME [FOLDER]: makes $work, NAME.XXXXXX in FOLDER (/tmp), and
+# sets the traps
 bench_setup() {
-	work=$(mktemp -d "/tmp/$1.XXXXXX")
+	work=$(mktemp -d "${2:-/tmp}/$1.XXXXXX") || die "cannot make a folder in ${2:-/tmp}"
 	trap cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -180,4 +183,9 @@ ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN {
 		if (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) print "-"
 		else printf "%.2f\n", a / b }'
+}
+
+# thousands N: 1000000 -> 1,000,000
+thousands() {
+	printf '%s' "$1" | rev | sed 's/[0-9]\{3\}/&,/g; s/,$//' | rev
 }

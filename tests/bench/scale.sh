@@ -332,11 +332,6 @@ r() {
 	echo "${v:--}"
 }
 
-# thousands N: 1000000 -> 1,000,000
-thousands() {
-	printf '%s' "$1" | rev | sed 's/[0-9]\{3\}/&,/g; s/,$//' | rev
-}
-
 # The per-N table: each measurement on each target, and the ratios.
 n_table() {
 	local n=$1 row what label t m x head rule="| --- | ---: | ---: |"
