@@ -13,7 +13,7 @@
 
 #include "util.h"
 
-#define MEV_MAX_LISTENERS 4
+#define MEV_MAX_LISTENERS 8
 
 /* One recorded event, path and detail in the same allocation. Reference
  * counted because a listener call runs outside the lock while other emitters

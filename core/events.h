@@ -51,7 +51,8 @@ void mev_ring_free(struct mev_ring *ring); /* accepts NULL */
 
 /* Called synchronously by every mev_emit(), after the event is recorded and
  * outside the ring's lock, in the emitting thread. It must not block and must
- * not call back into core (it may enqueue). At most 4 listeners. */
+ * not call back into core (it may enqueue). At most 8 listeners (the
+ * daemon uses 4: owners and modes, the notifier, the feed, the state). */
 typedef void (*mev_listener_fn)(const struct mev *ev, void *arg);
 int mev_ring_add_listener(struct mev_ring *ring, mev_listener_fn fn, void *arg);
 /* Removes a listener and waits until no call to any listener is running, so

@@ -347,15 +347,18 @@ static void test_listeners(void **state)
 {
 	struct mev_ring *ring = mev_ring_new(2);
 	assert_non_null(ring);
-	struct seen s[5];
+	struct seen s[9];
 	memset(s, 0, sizeof(s));
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 9; i++)
 		s[i].ring = ring;
 
 	assert_int_equal(mev_ring_add_listener(ring, NULL, NULL), -EINVAL);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 8; i++)
 		assert_int_equal(mev_ring_add_listener(ring, record_listener, &s[i]), 0);
-	assert_int_equal(mev_ring_add_listener(ring, record_listener, &s[4]), -ENOSPC);
+	assert_int_equal(mev_ring_add_listener(ring, record_listener, &s[8]), -ENOSPC);
+	/* Four are enough below. */
+	for (int i = 4; i < 8; i++)
+		assert_int_equal(mev_ring_remove_listener(ring, record_listener, &s[i]), 0);
 
 	listener_clock = 0;
 	assert_int_equal(mev_emit(ring, MEV_RENAME, "config/a/x\n", "config/b/y"), 1);
