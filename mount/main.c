@@ -437,9 +437,8 @@ int main(int argc, char *argv[])
 		}
 		if (!fresh && mo.config)
 			mu_log(MU_LOG_INFO,
-			       "state %s restored; the bootstrap file %s was not applied (it seeds "
-			       "a "
-			       "new state only)",
+			       "state %s restored; the bootstrap file %s was not applied "
+			       "(it seeds a new state only)",
 			       mo.state, mo.config);
 	}
 	if (mo.config && fresh) {
