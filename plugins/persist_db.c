@@ -29,8 +29,10 @@
 /* Milliseconds a statement waits for another connection's write lock (the
  * owner's sqlite3 shell in a transaction; readers never hold one in WAL
  * mode) before it fails with EBUSY: short, since a commit under `always`
- * holds the service's store lock while it waits. */
-#define PERSIST_BUSY_MS 100
+ * holds the service's store lock, and a FUSE worker thread, while it waits
+ * (the owner could otherwise hold a transaction open and tie up a thread
+ * per write of theirs for as long). */
+#define PERSIST_BUSY_MS 10
 
 const struct msql_schema persist_schema = {
         .application_id = 0x6d6c6670,
