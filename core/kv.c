@@ -700,6 +700,28 @@ int mkv_foreach(const struct mkv *kv,
 	return 0;
 }
 
+int mkv_foreach_from(const struct mkv *kv, uint64_t *cookie, size_t max,
+                     int (*fn)(const char *key, const void *value, size_t len,
+                               const struct mkv_stat *st, void *arg),
+                     void *arg)
+{
+	uint32_t pos;
+	size_t n = 0;
+	for (uint32_t from = mslots_resume(*cookie); kv && mslots_next(kv->slots, from, &pos);
+	     from = pos + 1) {
+		if (n++ == max)
+			return 1;
+		const struct kv_ent *e = kv_ent(kv, pos);
+		struct mkv_stat st;
+		fill_stat(kv, pos, e, &st);
+		*cookie = st.cookie;
+		int r = fn(e->data, kv_val(e), e->len, &st, arg);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 int mkv_name_of(const struct mkv *kv, uint64_t id, char *buf, size_t len)
 {
 	uint32_t pos;

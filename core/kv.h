@@ -124,6 +124,13 @@ int mkv_foreach(const struct mkv *kv,
                 int (*fn)(const char *key, const void *value, size_t len, const struct mkv_stat *st,
                           void *arg),
                 void *arg);
+/* The same for at most max entries after the one whose cookie is *cookie
+ * (0: from the start), setting *cookie to the last one's: 1 when there
+ * may be more, 0 when the table is done, or fn's non-zero return. */
+int mkv_foreach_from(const struct mkv *kv, uint64_t *cookie, size_t max,
+                     int (*fn)(const char *key, const void *value, size_t len,
+                               const struct mkv_stat *st, void *arg),
+                     void *arg);
 
 /* Work this thread's calls did so far, deterministic measures of cost for
  * tests: entries looked at in hash chains, buckets and entries a resize

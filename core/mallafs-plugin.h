@@ -293,8 +293,13 @@ void mallafs_svc_file_changed(struct mallafs_svc *svc, const char *name);
 int64_t mallafs_store_exec(struct mallafs_svc *svc, struct mallafs_store_op *op);
 
 /**
- * Calls @p fn for every key with its value and last change time, under the
- * store's read lock (fn must not call into the store). A non-zero return
+ * Calls @p fn for every key with its value and last change time, a slice
+ * of a few thousand keys at a time, each under the store's read lock (fn
+ * must not call into the store), so that a walk of a large store never
+ * holds its writers back for long. A key there throughout the walk comes
+ * exactly once; one changed, made or removed meanwhile may come as it was
+ * or as it is, or not at all: a plugin that needs the changes records them
+ * in store_after. A non-zero return (other than from the store itself)
  * stops the walk and is returned. Never call it from a store hook.
  */
 int mallafs_store_foreach(struct mallafs_svc *svc,

@@ -501,14 +501,19 @@ struct foreach_ctx {
 	int (*fn)(const char *key, const void *value, size_t len, const struct timespec *mtime,
 	          void *arg);
 	void *arg;
+	int ret; /* what fn returned, when it stopped the walk */
 };
 
 static int foreach_one(const char *key, const void *value, size_t len, const struct mkv_stat *st,
                        void *arg)
 {
 	struct foreach_ctx *c = arg;
-	return c->fn(key, value, len, &st->mtime, c->arg);
+	c->ret = c->fn(key, value, len, &st->mtime, c->arg);
+	return c->ret ? -ECANCELED : 0;
 }
+
+/* Keys per hold of store_lock in mallafs_store_foreach. */
+#define FOREACH_SLICE 4096
 
 int mallafs_store_foreach(struct mallafs_svc *svc,
                           int (*fn)(const char *key, const void *value, size_t len,
@@ -516,10 +521,17 @@ int mallafs_store_foreach(struct mallafs_svc *svc,
                           void *arg)
 {
 	struct foreach_ctx c = {fn, arg};
-	pthread_rwlock_rdlock(&svc->store_lock);
-	int r = svc->dead ? -ENOENT : mkv_foreach(svc->kv, foreach_one, &c);
-	pthread_rwlock_unlock(&svc->store_lock);
-	return r;
+	uint64_t cookie = 0;
+	int r = 1;
+	/* A slice at a time, so that a walk of a large store (persist's
+	 * reconciliation) never holds writers back for long. */
+	while (r == 1) {
+		pthread_rwlock_rdlock(&svc->store_lock);
+		r = svc->dead ? -ENOENT
+		              : mkv_foreach_from(svc->kv, &cookie, FOREACH_SLICE, foreach_one, &c);
+		pthread_rwlock_unlock(&svc->store_lock);
+	}
+	return r == -ECANCELED && c.ret ? c.ret : r;
 }
 
 int mallafs_store_load(struct mallafs_svc *svc, const char *key, const void *value, size_t len)

@@ -57,8 +57,10 @@
  * over the newer store; and whenever the store may hold what the database
  * lacks (that case, a new database, keys the database did not name), the
  * timer reconciles them once after the start: a copy of the store, taken
- * under its read lock, compared row by row, writing only the rows that
- * differ. Until it is done, always mode records its changes in the map too,
+ * a slice of keys at a time (mallafs_store_foreach: writers wait for one
+ * slice at most, never for the whole store), compared row by row, writing
+ * only the rows that differ; what changes during the copy is in the map,
+ * committed after it. Until it is done, always mode records its changes in the map too,
  * which is committed after the reconciliation.
  *
  * Clean stop (unmount, SIGTERM, removal of the plugin, a restart): the

@@ -761,6 +761,56 @@ static void test_max_value(void **state)
 	assert_int_equal(mkv_bytes(kv), 1);
 }
 
+static int count_one(const char *key, const void *value, size_t len, const struct mkv_stat *st,
+                     void *arg)
+{
+	size_t *seen = arg;
+	char want[32];
+	snprintf(want, sizeof(want), "v%s", key + 1);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(value, want, len);
+	(*seen)++;
+	return 0;
+}
+
+static int stop_at_ten(const char *key, const void *value, size_t len, const struct mkv_stat *st,
+                       void *arg)
+{
+	size_t *seen = arg;
+	return ++*seen == 10 ? 42 : 0;
+}
+
+/* A walk in slices: every entry once, each slice where the last ended,
+ * with entries deleted between slices skipped and fn's stop returned. */
+static void test_foreach_from(void **state)
+{
+	struct mkv *kv = *state;
+	char k[32], v[32];
+	for (int i = 0; i < 10000; i++) {
+		snprintf(k, sizeof(k), "k%d", i);
+		snprintf(v, sizeof(v), "v%d", i);
+		assert_int_equal(mkv_write(kv, k, 0, v, strlen(v), 0), (ssize_t)strlen(v));
+	}
+	uint64_t cookie = 0;
+	size_t seen = 0, slices = 0;
+	int r;
+	while ((r = mkv_foreach_from(kv, &cookie, 4096, count_one, &seen)) == 1) {
+		slices++;
+		if (slices == 1) {
+			/* Between slices: one entry of the next slice goes. */
+			assert_int_equal(mkv_delete(kv, "k9999"), 0);
+		}
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(slices, 2);
+	assert_int_equal(seen, 9999);
+
+	cookie = 0;
+	seen = 0;
+	assert_int_equal(mkv_foreach_from(kv, &cookie, 4096, stop_at_ten, &seen), 42);
+	assert_int_equal(seen, 10);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -783,6 +833,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_account, setup, teardown),
 	        cmocka_unit_test(test_account_shared),
 	        cmocka_unit_test_setup_teardown(test_max_value, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_foreach_from, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
