@@ -688,16 +688,8 @@ int mkv_foreach(const struct mkv *kv,
                           void *arg),
                 void *arg)
 {
-	uint32_t pos;
-	for (uint32_t from = 0; kv && mslots_next(kv->slots, from, &pos); from = pos + 1) {
-		const struct kv_ent *e = kv_ent(kv, pos);
-		struct mkv_stat st;
-		fill_stat(kv, pos, e, &st);
-		int r = fn(e->data, kv_val(e), e->len, &st, arg);
-		if (r)
-			return r;
-	}
-	return 0;
+	uint64_t cookie = 0;
+	return mkv_foreach_from(kv, &cookie, SIZE_MAX, fn, arg);
 }
 
 int mkv_foreach_from(const struct mkv *kv, uint64_t *cookie, size_t max,
