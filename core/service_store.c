@@ -536,17 +536,9 @@ int mallafs_store_foreach(struct mallafs_svc *svc,
 
 int mallafs_store_load(struct mallafs_svc *svc, const char *key, const void *value, size_t len)
 {
-	if (mu_name_check_str(key, MU_NAME_FILE) < 0)
-		return -EINVAL;
-	struct mallafs_store_op op = {.code = MALLAFS_OP_WRITE,
-	                              .key = key,
-	                              .data = value,
-	                              .size = len,
-	                              .flags = MALLAFS_OPF_REPLACE};
-	pthread_rwlock_wrlock(&svc->store_lock);
-	int r = svc->dead ? -ENOENT : (int)mallafs_store_exec(svc, &op);
-	pthread_rwlock_unlock(&svc->store_lock);
-	return r < 0 ? r : 0;
+	/* No mtime given: the load's time, as a write's. */
+	struct mallafs_store_rec rec = {.key = key, .value = value, .len = len};
+	return mallafs_store_load_many(svc, &rec, 1);
 }
 
 /* Keys per hold of store_lock in mallafs_store_load_many. */
