@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Follows the events feed and prints each change with a readable time:
 #   contrib/events-tail.sh [--after SEQ | --state FILE] MOUNTPOINT [OP...]
 # With OPs (write, delete, restart, ...), prints only those.

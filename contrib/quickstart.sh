@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The README's two commands:
 #   contrib/quickstart.sh run [MOUNTPOINT]   install what is missing, build, mount the example
 #                                            tree in the foreground (Ctrl-C unmounts)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Reports the members of a registry pool coming and going:
 #   contrib/watch-pool.sh MOUNTPOINT POOL
 # A member is a process that stored a value under POOL; it leaves when it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The configuration model. Sections live in a persistent tree sorted by
  * name (cfg_tree.c), shared between a configuration and its copies, so a
  * copy costs one reference and a change O(log n) in the number of sections:

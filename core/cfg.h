@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The configuration model: sections of keys with string values, deep merge,
  * INI parsing (inih) and rendering. struct mallafs_cfg is the type the plugin
  * API names; these are the daemon's own operations on it. Not thread-safe: a

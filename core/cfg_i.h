@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What core/cfg.c and core/cfg_ini.c share: the configuration's layout and
  * the lookups the INI parser borrows from the model. Private to those two
  * files; everything else goes through cfg.h. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A configuration as INI text: rendering it, and parsing it with inih.
  * The model itself is in cfg.c. */
 #include "cfg_i.h"

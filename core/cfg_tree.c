@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The sections of a configuration: a persistent treap. Nodes and sections
  * are shared between configurations and counted, so a copy of a whole
  * configuration is one reference (services copy theirs on every change and

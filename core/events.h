@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Change events: every change core makes is recorded here as (operation,
  * path, detail) in a bounded ring. Writers never wait for readers: the oldest
  * events are dropped when the ring is full, and a reader that had not read

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A key-value table (kv.h): entries of one allocation each at the positions
  * of an mslots table, found through the hash index of kv_index.c. The
  * layout is in kv_i.h. Every change that adds or removes an entry moves a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A binary-safe key-value table with the byte ranges a regular file needs.
  * O(1) average get/put/delete, with no pause proportional to the table (its
  * hash index resizes a few buckets at a time); listing resumes at a cookie

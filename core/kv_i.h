@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The inside of a key-value table (kv.h), shared by kv.c (the operations)
  * and kv_index.c (the hash index). Not for other files.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The hash index of a key-value table (kv_i.h): a power-of-two array of
  * chain heads, resized incrementally as Redis's dict is. A resize allocates
  * the new array (zeroed: calloc, no pass over it) and from then on every

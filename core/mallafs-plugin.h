@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /**
  * @file mallafs-plugin.h
  * The mallafs plugin API: the one public, installed header.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SQLite as mallafs uses it (msql.h): the open that follows no symbolic
  * link, the checks that a database is ours, and SQLite's results as errnos.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SQLite as mallafs uses it: persist's databases and the state database
  * (-o state=). One place opens them, checks that a file is ours, of a
  * schema we read and sound, and turns SQLite's results into errnos and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "nodecfg.h"
 
 #include <errno.h>

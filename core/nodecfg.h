@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The node-wide config store (Malla's Config): apps of keys with byte-exact
  * values. Paths in events are "config/APP" and "config/APP/KEY".
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Finding plugins: the built-in table first, then NAME.so in the plugin
  * directory. Descriptors of loaded objects are checked (ABI version, size)
  * and copied into a full-size descriptor, so the rest of core can read every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Facts about a process that the registry needs: a pidfd on it while it
  * lives, its owner, whether it has exited. Exits are watched on the pidfd,
  * never by reading /proc again, so a PID reused by a later process is never

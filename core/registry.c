@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The registry's operations: unique names and pools, registering,
  * storing, removing, rendering, listing, saving and restoring them. The
  * entries, their tables and the watcher thread are in registry_entries.c.

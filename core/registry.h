@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The process registry (Malla's Registry): unique names held by live
  * processes and pools of PID -> value; every entry of a process goes when
  * it exits (pidfd + epoll on a watcher thread, no polling of /proc).

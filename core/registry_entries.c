@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The registry's entries: the tables that hold them, the watches of their
  * processes and the thread that removes the entries of a process that
  * exited, and making and freeing the registry. The operations on names and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What core/registry.c and core/registry_entries.c share: the registry's
  * entries, the tables that hold them, and the helpers registry_entries.c
  * lends registry.c. Private to those two files; everything else goes through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Retries of failed services (retry.h): one timer of the daemon's timer
  * loop (timer.h) that only keeps time, and workers that run the tries.
  *

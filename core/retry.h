@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Retries of failed services: when a service whose admin status is active
  * fails to start, its next try is scheduled here, after a delay that doubles
  * with each failed try (base, 2 base, 4 base, ... up to max), and runs on a

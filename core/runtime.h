@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The runtime: every service, the registry, the node-wide config store and
  * the change events, as one object the filesystem holds. Thread-safe.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A service: its plugin chain, configuration, lifecycle and store.
  *
  * Locks, so that the FUSE layer can call in from many threads:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A service's plugin chain: planning it from the declared plugins and their
  * dependencies, and adopting a new one (setup, adding and removing a
  * plugin). The rest of the service lives in service.c and service_store.c;

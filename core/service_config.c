@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A service's configuration: the effective configuration (the explicit one
  * plus the defaults of the chain's plugins), the merge phase, and the
  * transactional reconfigure behind config.ini and the config/ directory. The

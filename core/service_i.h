@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the files of the service share: the service object and the helpers
  * one file lends another. Private to core/service*.c; everything else goes
  * through service.h. The locks and what each guards are described in

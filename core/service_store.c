@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The store of a service and the files its plugins publish: every store
  * operation passes through the chain's store hooks, top to bottom, then back
  * up through store_after.

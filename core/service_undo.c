@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Undoing a writer's changes: the documents one open file of config.ini or
  * of a config key carries may take several reconfigurations (a document
  * written a line a write, or split by the kernel into requests); when a

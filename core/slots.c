@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A table of stable positions (slots.h): chunks of 4096 positions, found
  * through a small directory of chunk pointers that doubles.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A table of stable positions: each item added gets a position (a small
  * integer) it keeps until it is taken out, so a folder listing can resume at
  * a position in O(1), whatever came and went in between: an item that is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The timer loop (timer.h): a min-heap of deadlines kept by one thread, and
  * a bounded pool of workers that run the callbacks.
  *

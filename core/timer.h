@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The daemon's timer loop: one thread keeps every deadline of every timer
  * (plugins' ttl expiry and persist's coalescing, through the plugin API's
  * mallafs_timer_*) in a min-heap, and a bounded pool of worker threads runs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fixed names of the mounted tree, in one table: the folders and files
  * at the root and inside each services/NAME/. Core spells event paths with
  * it, the plugin registry refuses published files that would shadow a fixed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Small helpers shared by every core module. */
 #ifndef MALLAFS_CORE_UTIL_H
 #define MALLAFS_CORE_UTIL_H

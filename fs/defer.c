@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Requests that wait for a service's plugins, off the worker threads.
  *
  * A reconfiguration, a plugin added or removed, a status change or the

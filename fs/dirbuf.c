@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A folder listing under way: the buffer of one readdir reply.
  *
  * Readdir offsets: 1 and 2 are "." and "..". Listings of small, derived

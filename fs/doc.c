@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Documents: what one open file writes to config.ini, a config key or a
  * registry entry, over as many write() calls as it takes (a shell's printf
  * writes a line at a time; the kernel splits one large write into requests

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The notifier's requests, answered in front of the real operations (as
  * sshfs's cache wraps its operations table): the notifier makes inotify
  * see a change the daemon already made by doing the same operation on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The notifier's echoes: what it does on its own mount so that inotify
  * sees a change the daemon made behind the kernel's back (open and write
  * for a changed file, create or mkdir for a new entry, unlink or rmdir for

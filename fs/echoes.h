@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The notifier's echoes (echoes.c), for the notifier's thread. */
 #ifndef MALLAFS_FS_ECHOES_H
 #define MALLAFS_FS_ECHOES_H

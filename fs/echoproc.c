@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The echo process: a child that does the notifier's I/O on the mount
  * (open and write, create, mkdir, unlink, rmdir), one request at a time,
  * over a socket pair.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The echo process (echoproc.c): the notifier's I/O on the mount, done by
  * a child that holds no /dev/fuse descriptor. Used by one thread at a time. */
 #ifndef MALLAFS_FS_ECHOPROC_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The events feed: `read()` blocks until there are events, without holding
  * a worker thread. A read with nothing to return is parked; the feed's
  * thread, woken by every event, answers parked reads and wakes poll()

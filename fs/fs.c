@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The filesystem's life: made before the session, started once mounted
  * (the feed's thread, the notifier and its echo process; defer.c's threads
  * start as requests need them), stopped before the unmount, freed after it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The FUSE low-level layer: the runtime's state as a tree of files.
  *
  * Usage, from main():

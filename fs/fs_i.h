@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private to fs/: the inode table, open handles, the notifier, the feed and
  * the requests that wait for a service's plugins.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Open files that need state of their own (rendered files, the events
  * feed), found by their id in fi->fh, and the poll() lists of nodes.
  * Every field this file touches but a handle's own lock's is guarded by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The table of node kinds: each kind's row, defined beside the work it
  * names (kind_root.c, kind_service.c, kind_config.c, kind_value.c,
  * kind_registry.c). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What each kind of node does: one row per kind, chosen once when the node
  * is made (as kernfs gives each node its kernfs_ops), so no operation asks
  * which kind it is acting on.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A service's configuration: config/ (one folder per section), a section
  * (one file per key), and a key, whose writes reconfigure the service. A
  * plugin's section lists every setting the plugin declares, defaults

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The registry's family: registry/ (unique names and pools), a name, a
  * pool and a pool's member. A name or member is made by its first write
  * (create() leaves a pending node that its first write makes real or its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The root's family: the root itself, services/ (one folder per service)
  * and the events feed. registry/ and config/ are their families' own. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A service's family: its folder services/NAME/, the files status, chain
  * and config.ini, the files its plugins publish, and plugins/ with one
  * empty folder per plugin of the chain. store/ is the values' family,

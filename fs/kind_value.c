@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Values: the keys of a service's store (services/NAME/store/KEY) and of
  * the node-wide configuration (config/APP/KEY). Both are byte-exact regular
  * files, served from the kernel's page cache while unchanged, over one

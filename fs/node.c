@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The inode table: O(1) lookup by inode number and by (parent, name).
  *
  * Inode numbers are never reused, so the generation is always 0. Most come

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What a node knows, read and set under fs->lock (fs_i.h): its names and
  * path, whether it is a control file waiting for its first write, what the
  * kernel's page cache of a value holds, and the nodes below it. The table

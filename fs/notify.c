@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The notifier: makes every change the kernel did not see come through a
  * request reach its caches, inotify watchers and poll() waiters.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The FUSE low-level operations: entry points that only dispatch. Each
  * sets up its request (req.c), asks the policy whether the node's kind
  * does the operation, calls the kind's worker (kind.h), which returns

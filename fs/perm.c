@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Owners and modes: who may do what, as stat shows it.
  *
  * The kernel checks the modes (the mount always has default_permissions):

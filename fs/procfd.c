@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Whether a process that closes a descriptor may still hold a duplicate of
  * it (procfd.c): a shell's redirection opens a file, dup2()s it to its
  * place and closes the first descriptor before it writes, and a value's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Rendered files: status, chain, config.ini, config keys, registry entries
  * and plugins' files. Their text is rendered from core state: at open, and
  * again at every read from offset 0 (as sysfs does), into the open file's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What every request shares: the prologue that sets up a struct mfs_req
  * and the epilogue that drops it, the attributes every kind starts from,
  * entry lookups and replies, folder listings, and the one place that says

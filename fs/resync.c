@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The derived files of a service (config.ini, the config keys and
  * sections, chain, plugins/, status, the plugins' files) change with a
  * reconfiguration, a restart or a plugin coming or going, without a request

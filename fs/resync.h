@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The notifier's comparison of a service's derived files (resync.c). */
 #ifndef MALLAFS_FS_RESYNC_H
 #define MALLAFS_FS_RESYNC_H

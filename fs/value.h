@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Values (store keys and config/APP/KEY): the interface kind_value.c's two
  * backends implement, and the file operations value_file.c gives both. */
 #ifndef MALLAFS_FS_VALUE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An open value (a store key or config/APP/KEY): every open gets a handle
  * (fi->fh) that holds two things.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The bootstrap file (SPEC.md "The bootstrap file"): an INI document naming
  * the services to create, their chains, admin status and initial
  * configuration, and the node-wide configuration, read before anything is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mallafs: mounts a service runtime as a tree of files (SPEC.md "The command").
  *
  * The order matters: everything the bootstrap file asks for is created

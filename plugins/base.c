@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* base: the bottom of every chain. It owns the store: every operation that
  * the plugins above pass on is carried out here, on the service's table. */
 #include "builtin.h"

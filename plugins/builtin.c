@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "builtin.h"
 
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The built-in plugins, each in its own file, each only through the plugin API. */
 #ifndef MALLAFS_PLUGINS_BUILTIN_H
 #define MALLAFS_PLUGINS_BUILTIN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* exec: shell commands as hooks of a service's life.
  *
  *   validate    merge phase: the proposed configuration on stdin; a non-zero

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* exec: who a hook runs as, and its process from fork to exec.
  *
  * A hook runs with its service's owner's rights, never the daemon's: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* exec: the daemon's side of running one hook.
  *
  * The hook is forked with every signal blocked (exec_child.c sets up its

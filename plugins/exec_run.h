@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exec plugin's running of one hook, shared by its three files:
  *
  *   exec.c        the plugin: settings, callbacks, what a hook's end means

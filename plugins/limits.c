@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* limits: caps the store. A write that would leave a value longer than
  * max_value_bytes, or a truncate that grows one past it, is refused with
  * EFBIG; a new key (write or create) when the store holds max_keys keys with

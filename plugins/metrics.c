@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* metrics: counts the store operations that pass this plugin and publishes
  * them in services/NAME/metrics, in the Prometheus text exposition format
  * (version 0.0.4), each sample labelled with the service's name.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* persist: keeps the store in an SQLite database across daemon restarts,
  * written as it changes.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* persist's commits: what batch mode records of each change (the key's
  * value read from the table), the timer's commit of the map (and the
  * reconciliation of the whole store after a start), its retries, and what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* persist's SQLite database: its schema, the load, the rows each change
  * writes, the reconciliation of a whole store, and the conversion of a file
  * of the old format (persist_format.c) into a database.

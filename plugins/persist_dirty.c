@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* batch mode's map of the changes not committed yet: one entry per key,
  * the latest change of it (a value, copied, or a deletion), so that a burst
  * of changes to one key costs one row. Keys hash with the daemon's keyed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* persist's files on disk, as far as persist itself opens them (SQLite
  * opens the database, its -wal and -shm through msql, which follows no
  * symbolic link either): checked, read, renamed without following a

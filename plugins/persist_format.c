@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* persist's old file format, version 1 (binary-safe, self-checking), which
  * mallafs before the SQLite database wrote; it is only read now, to convert
  * such a file at start (persist_db.c), and checked in memory:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The persist plugin's parts, shared by its files and its unit test only:
  * persist.c (the plugin: lifecycle, hooks, start and stop), persist_commit.c
  * (batch's records and the timer's commits, retries, status), persist_db.c

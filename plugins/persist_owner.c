@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The identity persist's threads act with: the service owner's filesystem
  * uid and gid and supplementary groups, so that the kernel checks each open,
  * create, rename and unlink against the owner's rights, and files persist

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Small helpers shared by the built-in plugins, and by nothing else: they are
  * not part of the plugin API, so an external plugin cannot rely on them. Not
  * named util.h: plugins_dep puts this folder on the include path of fs/,

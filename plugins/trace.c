@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* trace: a ring of the service's recent store operations and
  * reconfigurations, published read-only in services/NAME/trace, one line
  * each, oldest first:

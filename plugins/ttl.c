@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ttl: deletes every key that was not written for `seconds` seconds, as a
  * delete would remove it: the deletion runs through the whole chain
  * (mallafs_svc_store_op), so trace and metrics count it, persist saves it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The state database: opening it, the checks that nobody else can write
  * it, its schema, and starting and stopping what keeps it up to date
  * (state_save.c) after restore (state_load.c).

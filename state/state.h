@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The state database (-o state=FILE): everything a restart would lose but
  * the stores (persist keeps those) in one SQLite database. Services with
  * their declared chains, admin status, owners and committed configuration;

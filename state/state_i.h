@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the files of the state database share (state.c: open, checks,
  * schema, start and stop; state_save.c: the listeners, the dirty set and
  * the flush; state_load.c: restore). The locks are described at the top of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Restoring the tree from the state database, before anything is mounted:
  * the node config, then the services (in their creation order), then the
  * registrations whose process still lives (the registry checks PID and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Keeping the state database up to date: the listeners mark what changed
  * (by path, in the dirty set), and the flush thread commits the dirty set
  * in one transaction within 50 ms of its first mark, reading each marked

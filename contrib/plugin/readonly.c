@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* readonly: an external mallafs plugin, built as readonly.so and loaded from
  * --plugin-dir by `mkdir services/NAME/plugins/readonly`.
  *

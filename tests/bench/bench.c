@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mallafs-bench: times the file operations people run on a mallafs store
  * (stat, cat, echo, create, ls, rm) in one folder, so the same run can be

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The durability benchmark: what keeping a store on disk costs. For each N
 # a mallafs service with persist loads a store of N keys (k0000000, ...,
 # 8-byte names, 12-byte values, from a file storegen writes), and, once it is

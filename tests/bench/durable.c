@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mallafs-durable: the timed parts of the durability benchmark
  * (durability.sh): one key changed again and again with pauses between the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # What run.sh, scale.sh and durability.sh share: finding the helper
 # binaries, mounting FUSE daemons and stopping them, the EXIT trap that

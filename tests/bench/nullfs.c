@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * nullfs: the do-nothing FUSE filesystem that the benchmark runs next to
  * mallafs. It keeps regular files in memory in one flat root folder and makes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * nullfs's files: one flat root folder of regular files kept in memory, found
  * by name and by inode in two hash tables, in inode order in a list (which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* See nullfs.h. */
 
 #include "nullfs.h"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs mallafs-bench on tmpfs, on nullfs and (with --mallafs) on a mallafs
 # store in the same run, measures the daemons' memory with 10,000 keys, and
 # prints the medians and ratios, ending with Markdown tables for a README.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* See samples.h. */
 
 #include "samples.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the benchmark's drivers share: a clock, timed samples summed up as
  * median, p99 and mean, and the small input and output helpers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mallafs-scale: the file operations of the scale benchmark (scale.sh), on
  * one folder of many keys, so the same run can be made on a mallafs store, on

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The scale benchmark: for each N, N keys in one folder of a mallafs store,
 # of tmpfs and of nullfs (the do-nothing FUSE filesystem) in the same run,
 # and, when redis-server is installed, the same keys in a private Redis. Keys

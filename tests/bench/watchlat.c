@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mallafs-watchlat: how long a change the daemon makes takes to reach a
  * watcher. Each round writes a config key of a service through the mount

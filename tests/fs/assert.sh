@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # The mount tests' assertions, sourced by lib.sh (which defines pass, fail,
 # mfs_show, mfs_rel and the daemon's state they read): each checks one thing

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """dirlist: folder listings through getdents64 with a small buffer, for the
 mount tests (a shell tool reads a folder in 32 KiB calls and cannot change
 anything between two of them).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fsprobe: one precise system call (or a short sequence of them) for the
  * mount tests, where the shell cannot say which call failed or with which
  * errno (a redirection only prints strerror text).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # The mount test harness, sourced by every tests/fs/test_*.sh.
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Replays the shell sessions of the README against a mount of the example
 # tree, in the README's order, as the users their prompts name:
 #   readme_replay.sh check README MOUNTPOINT     prints "ok"/"FAIL" lines

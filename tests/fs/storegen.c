@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* storegen: writes a persist store file (plugins/persist_format.c) of many
  * keys, to load a large store at once (test_store_scale.sh).
  *

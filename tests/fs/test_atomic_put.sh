@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Values change whole (issue 11, items 1 and 4): a store key or a
 # config/APP/KEY replaced by `>` is never seen empty in between, `: > k`
 # empties it at close, a refused write leaves the old value, the writer's own

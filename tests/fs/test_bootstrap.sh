@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The command and the bootstrap file (SPEC.md, "The command" and "The
 # bootstrap file"): --help and --version; a good file creates its services in
 # file order with their admin status and configuration, and the node-wide

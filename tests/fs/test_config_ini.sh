@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # config.ini gives back whatever it shows (issue 10, item 4): values of any
 # content set through config/SECTION/KEY (long lines, spaces at either end,
 # continuation lines starting with '#' or ';', empty lines, CR, quotes)

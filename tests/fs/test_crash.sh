@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # kill -9 in the middle of a burst, then a remount with the same databases
 # (issue 13: nothing lost across restarts). Each round mounts with
 # -o state=FILE and a bootstrap file, and starts, all at once:

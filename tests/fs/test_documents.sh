@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A document is one change (issue 11, item 2): what one open file writes to
 # config.ini, a config key or a registry entry is applied whole or not at
 # all, however many write() calls carry it. Each write applies the lines it

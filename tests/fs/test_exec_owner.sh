@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # exec hooks through a real mount (SPEC.md's exec plugin, issue 10): a hook
 # gets nothing of the daemon's, not its environment and not its descriptors
 # (/dev/fuse above all, with which a hook could answer the kernel's requests

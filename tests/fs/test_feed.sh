@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The events feed survives shell readers, and a reader resumes where it left
 # off (issue 11, item 5). `events` is a stream: lseek fails with ESPIPE, so
 # bash's `read` takes it byte by byte instead of reading a block and seeking

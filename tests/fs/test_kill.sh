@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # kill -9 in the middle of a burst (SPEC.md "The command", DESIGN.md
 # "Threads, locks, notifications"): 20 times, the daemon is mounted and a
 # burst of changes starts of which the daemon itself must tell the kernel,

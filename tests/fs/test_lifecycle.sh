@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The daemon's life (SPEC.md, "The command"): SIGTERM, SIGINT and
 # fusermount3 -u unmount cleanly with exit status 0, with services running,
 # paused and stopped, and with files held open; -s and -d work; without -f

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # config/ (SPEC.md): node-wide configuration, apps of keys with regular-file
 # semantics, byte-exact: mkdir, echo, cat, rm, ls, mv within and across apps,
 # rmdir (ENOTEMPTY until empty), and EINVAL for bad app names.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Permissions (README "Permissions", issue 10): with -o allow_other, two
 # unprivileged users and root share one tree. Each user does what they own
 # and no more: the modes and owners stat shows are what the kernel enforces,

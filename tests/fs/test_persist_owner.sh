@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # persist writes nothing through a symbolic link that another local user
 # planted (issue 10, item 2). Root's service keeps its store in a folder
 # every user may write, as /tmp is (mode 1777); the test user mallafs-t1

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # persist on SQLite (issue 13): the database at `path` gets each change as
 # rows, within 50 ms under sync = batch, before write() returns under
 # sync = always; status shows persist_last_commit and persist_error. A full

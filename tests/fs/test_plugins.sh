@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # services/NAME/plugins/, the built-in plugins and external plugins
 # (SPEC.md): mkdir adds a plugin on top of the chain with the plugins it
 # depends on below it, rmdir and rm -r remove it with the dependencies only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_plugins' external plugins, built by the test itself, one .so per name:
  *
  *     cc -shared -fPIC -I CORE -DDEP_NAME='"deptop"' [-DDEP_ON='"depmid"']

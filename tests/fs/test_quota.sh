@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # No user can starve the others of memory through sizes (issue 10, item 3):
 # a write or truncate past the largest value a store holds (64 MiB) is EFBIG
 # with nothing allocated, whatever the offset; limits' max_bytes caps one

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A bounded race stress test (DESIGN.md, "Threads, locks, notifications"):
 # for 20 seconds, several processes at once create, read, write and remove
 # services, store keys, plugins, configuration keys (of a service and

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Listings of a large store (issue 12, items 2 and 3): `ls -l` gets every
 # key's attributes with the listing (readdirplus), so the kernel sends no
 # lookup per entry; each key given counts as a lookup the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The README's shell sessions are true: every one of them is replayed, in
 # order, against a mount of the example tree (contrib/example.ini, with
 # -o allow_other), as root and as the users alice and bob the sessions

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Read-only mounts (issue 11, item 6): with -o ro, mallafs itself refuses
 # every change a user asks for with EROFS, as root and as another user, and
 # nothing changes; reading, listing and the events feed still work. The

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # services/NAME/config/ and config.ini, and the reconfiguration they run
 # (SPEC.md): per-key writes and reads (one trailing newline stripped), rm of
 # a key (back to the plugin's default), sections made and removed, the

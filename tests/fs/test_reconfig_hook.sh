@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # test_reconfig's exec hook, run by the exec plugin as `sh test_reconfig_hook.sh HOOK`.
 # Hooks get a clean environment, not the daemon's: the test's folder is the
 # one the mount point is in ($MFS_TMP/mntN), TEST_RECONFIG_DIR, and the log

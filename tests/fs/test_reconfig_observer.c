@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_reconfig's observer: an external plugin that appends one line per
  * callback to the file named by $TEST_RECONFIG_LOG, so the test sees from
  * outside in which order the daemon calls the chain's plugins. Built by the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # registry/ (SPEC.md): unique names and pools held by live processes, the
 # errors of a registration (EEXIST, ESRCH, EPERM with the writer's uid taken
 # from the request, EINVAL), refused registrations leaving nothing behind,

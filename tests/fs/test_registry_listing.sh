@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Listings of registry/ and services/ (issue 12, item 1). Read with a small
 # getdents buffer while entries come and go between two calls, every entry
 # there throughout comes exactly once, and the listing ends (it did not

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # What a small folder costs (issue 12): registry/ is writable by every local
 # user, so a pool with one process must cost the daemon about what it
 # stores, not a whole table of 4096 positions (about 50 KiB, before a

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Errors that are true (issue 11, item 3), with the exec plugin: a
 # reconfiguration whose restart fails to start is rolled back (EIO, the old
 # configuration back and running, the failed start's reason in last_error);

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # services/ (SPEC.md, "services/" and "Names"): mkdir creates a running
 # service with the chain base, rmdir destroys it with its store, EEXIST,
 # ENOENT, and EINVAL (or ENAMETOOLONG past 255 bytes) for bad names.

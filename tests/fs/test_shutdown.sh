@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A clean shutdown is quiet (issue 10, item 4): a tree holding the bootstrap
 # example, 10,000 store keys across services, configuration and
 # registrations is unmounted with fusermount3 -u and, mounted again, with

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A slow hook stalls its own service only (issue 10, item 3): while an exec
 # hook of service A sleeps, holding A's reconfiguration lock, and more than
 # twice max_threads requests wait behind it (config key writes, config.ini,

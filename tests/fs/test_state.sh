@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The state database (-o state=FILE, --state=FILE): the tree comes back after
 # a clean unmount and after kill -9. A new state is seeded by the bootstrap
 # file; once it exists, it is what comes back and the bootstrap file is not

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # services/NAME/status, chain and plugins/ (SPEC.md): the status format and
 # the admin states, writes applied (or refused) by each write() like a sysfs
 # attribute, O_TRUNC that wipes nothing, generated files rendered from the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # services/NAME/store/ (SPEC.md): the key-value store with the semantics of
 # a regular file, byte-exact: echo, cat, rm, ls, >>, truncate, mv over a key,
 # stat (size and mtime), binary values, a value of several MB, offsets, no

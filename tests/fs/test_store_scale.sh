@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A large store (issue 12, items 1 and 3 for stores): 200,000 keys of 8-byte
 # names and 12-byte values, loaded by persist, cost the daemon at most 120
 # bytes of resident memory a key (83 on this table, about 204 on the one

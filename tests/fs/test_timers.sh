@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Timers that scale with services (issue 12, item 5): the ttl and persist
 # plugins run their timers on the daemon's one timer loop, not on a thread
 # per plugin instance. 1,000 services, each with ttl and persist, bootstrap

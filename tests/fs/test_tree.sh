@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The skeleton of the tree (SPEC.md, "The tree"): the root folders, what a
 # service folder holds, file types and modes, and ENOENT for what is not there.
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A short session of the other tests' operations with the daemon under
 # valgrind: no memory error, no definite leak, exit status 0 (valgrind's
 # --error-exitcode would make it 99). Registry registrations are left out:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Watching (SPEC.md "Watching" and "events"): every change, whether it came
 # through the mount or the daemon made it (a reconfiguration that changes
 # config.ini, config keys, chain and plugin files; a restart that changes

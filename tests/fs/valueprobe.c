@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* valueprobe: what one open file of a value sees (test_atomic_put.sh).
  *
  *     valueprobe own PATH DATA         open(O_RDWR|O_TRUNC), then fstat, read,

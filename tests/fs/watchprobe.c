@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* watchprobe: what a watcher of the mount sees, for test_watch.sh: inotify
  * events, poll() wake-ups and the events feed, each with a deadline so that
  * a change that never comes fails a check instead of hanging the test.

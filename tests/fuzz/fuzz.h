@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the libFuzzer targets of tests/fuzz share: a failed check that
  * aborts (libFuzzer saves the input as a crash), a silent log, and the
  * line format of the targets that replay operations (registry, nodecfg).

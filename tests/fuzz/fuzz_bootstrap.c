@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The bootstrap file (mount/bootstrap.c): any bytes as --config=FILE,
  * loaded into a fresh runtime from a memfd. A refusal is one line naming
  * the file; a file that loads gives services whose status, chain and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config.ini: any bytes as an INI document (what `cat f > config.ini`
  * writes). A refusal must say where and why; a document that parses must
  * render to one that parses back to the same configuration (what `cat

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The node configuration (core/nodecfg.c, on core/kv.c): a script of what
  * users do under config/ (fuzz.h has the line format), replayed on a fresh
  * store with a change feed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Path lookup: any bytes as a path below the mount, split on '/' (empty
  * components skipped, as the kernel does), walked through the tree the way
  * the folders' lookups name it: the fixed entries of core/tree.c through

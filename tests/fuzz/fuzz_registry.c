@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Registry content: a script of what users write to registry/ (fuzz.h has
  * the line format), replayed on a fresh registry. Text goes through
  * mreg_register_text and mreg_pool_store exactly as `echo TEXT >

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Fuzzes every target of a -Dfuzz=true build for SECONDS each (two at a
 # time), each on a copy of its seed corpus in a temporary folder: nothing is
 # written back into the checkout. A crash, a leak, a timeout, running out of

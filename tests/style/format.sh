@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The tree is formatted by one clang-format, Debian 12's (version 14), with
 # the tree's .clang-format: this test fails on any C file it would change,
 # and on another version (whose output differs), naming what to run.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exec plugin's tests' fixture: each test works in a fresh temporary
  * folder, where hooks leave files the test then reads, against services of
  * the chain "exec" built through the service API, with the log captured. */

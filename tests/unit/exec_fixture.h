@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exec plugin's tests' fixture and helpers, shared by test_plugin_exec.c
  * (the hooks' life and outcomes) and test_plugin_exec_owner.c (whose rights
  * they run with, in what process state, and how the timeout ends them). */

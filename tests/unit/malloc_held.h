@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What malloc holds, for the unit tests that bound memory: mallinfo2 sees
  * glibc's allocator only, not a sanitizer's (SANITIZER_MALLOC is defined
  * then, and malloc_held says 0). */

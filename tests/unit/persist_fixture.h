@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the persist plugin's unit tests share: a fixture with a fresh
  * temporary folder, services with persist at a path, and file helpers. */
 #ifndef MALLAFS_TESTS_PERSIST_FIXTURE_H

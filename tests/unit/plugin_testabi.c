@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A plugin built for another ABI version: loading it must fail with EINVAL. */
 #include "mallafs-plugin.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An external plugin, loaded from a shared object by test_service. */
 #include "mallafs-plugin.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The bootstrap loader: files written to a temporary folder, loaded into a
  * fresh runtime, and the runtime (or the error line) checked. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for core/cfg.c: the configuration model, deep merge, INI. */
 #include <errno.h>
 #include <setjmp.h>

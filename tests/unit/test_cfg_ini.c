@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for core/cfg_ini.c: config.ini gives back whatever it shows.
  * Every key mallafs_cfg_set accepts and every value (any bytes but NUL, as
  * config/SECTION/KEY takes) renders to INI that parses back to the same

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* 10,000 configuration sections in one service cost no more per operation
  * than 10 (issue 10, item 3): a single-key set and unset, a section's
  * creation and removal, and the lookups behind config/SECTION/KEY, timed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The persistent tree of a configuration's sections (core/cfg_tree.c): a
  * copy shares everything and a change to one side never shows on the
  * other, even after the other is freed; the tree stays shallow whatever

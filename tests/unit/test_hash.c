@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The keyed hash of the tables: SipHash checked against its published
  * vectors, and names chosen to collide under the unkeyed hash mallafs used
  * before (64-bit FNV-1a) spread over the buckets of a store's table and of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The key-value table at scale: memory an entry costs (and the compact
  * entry's edges: long names, far times, values moving in and out of line),
  * listings that resume in O(1) and stay exact under churn, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* core/msql.c: what msql_open accepts and refuses, in a scratch folder. */
 #include <errno.h>
 #include <fcntl.h>

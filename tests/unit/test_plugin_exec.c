@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exec plugin: real shell commands as hooks, driven through the service
  * API (exec_fixture.c): what each hook gets, what its end means, and what
  * it holds up. Hooks are short: the whole run takes a few seconds. Whose

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exec plugin: whose rights a hook runs with, in what process state, and
  * how its timeout ends it. As root (as CI runs), hooks run as a test user
  * created here, mallafs-x1, member of the group mallafs-xg, the way

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The limits plugin: max_keys and max_bytes (ENOSPC) and max_value_bytes (EFBIG), their
  * validation, live updates, and that every refusal leaves the store as it
  * was. Driven through the service layer, as the filesystem drives it. */

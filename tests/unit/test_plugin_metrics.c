@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The metrics plugin: its counters and gauge through the service layer, the
  * exact Prometheus text of services/NAME/metrics, its empty settings, and
  * exact counts under concurrent reads. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The persist plugin on SQLite: rows written as the store changes (batch:
  * coalesced, soon after; always: before the write returns, refused with
  * the commit's errno and undone), loaded at start, a bad database failing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The persist plugin acts with its service owner's rights and follows no
  * symbolic link: run as root with the service owned by the unprivileged
  * user mallafs-t1 (created here when missing), the file belongs to that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The trace plugin: the exact lines of services/NAME/trace for store
  * operations, reconfigurations and its own start and stop; the lines
  * setting (validation, live growth and shrinking); the events it raises;

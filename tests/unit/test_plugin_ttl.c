@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The ttl plugin: keys not written for `seconds` are deleted through the
  * chain, as a delete would remove them. Timing tests use seconds = 1 and
  * allow the expiry 0.25 s of slack. */

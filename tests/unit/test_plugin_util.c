@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of plugins/plugin_util.c: the helpers the built-in plugins share. */
 #include <errno.h>
 #include <pthread.h>

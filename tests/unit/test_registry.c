@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/registry.c. They fork real processes (sleepers,
  * zombies, processes of another uid); the ownership test needs root and is
  * skipped otherwise. Under valgrind, which lacks pidfd_open before 3.20,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Listings of the registry (issue 12, item 1): resuming at a cookie looks at
  * nothing before it, so a whole listing read a few entries a call looks at
  * each entry once (a walk from the start to each offset looks at N^2 / 2k);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Saving and restoring the registry (issue 13, item 2): the start time of
  * a process (core/proc.c), which every registration keeps, and
  * mreg_save_foreach / mreg_save_get / mreg_restore. A registration is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The runtime: the service table, bootstrap creation, and its parts. */
 #include <errno.h>
 #include <setjmp.h>

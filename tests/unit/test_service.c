@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Services: the chain, reconfiguration, lifecycle and the store's path
  * through the plugins. Test plugins record every callback in one log so each
  * test can compare the exact sequence. */

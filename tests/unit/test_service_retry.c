@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A failed restart rolled back, and failed services retried (core/retry.c
  * and the retries of core/service.c): a plugin whose start fails N times
  * comes back by itself, the backoff doubles and stops at its cap, a slow try

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* state/: the state database on a runtime without a mount. What is saved
  * comes back (services with their chains, configuration, admin status and
  * owners; the node config; registrations of processes that still live and

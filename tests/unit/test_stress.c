@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Threads: store operations racing reconfigurations, restarts and chain
  * changes; a slow callback in one service never blocking another service, nor
  * the readers of its own store and status. */

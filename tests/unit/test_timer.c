@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The timer loop (core/timer.c): deadlines fire in order, a re-armed timer
  * fires at its new deadline only, a cancel that races a firing callback
  * returns only once it is over (ASan sees a use after free otherwise, TSan a

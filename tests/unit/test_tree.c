@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/tree.c: the table of the tree's fixed names. */
 #include <errno.h>
 #include <setjmp.h>

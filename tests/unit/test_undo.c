@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Undo records (core/service_undo.c): a document applied in parts is
  * undone whole, keys another writer changed meanwhile stay, and each part
  * applies only what it adds to the parts before. */
