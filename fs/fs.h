@@ -20,6 +20,7 @@
 
 struct mrt;
 struct mfs;
+struct mallafs_svc;
 
 struct mfs *mfs_new(struct mrt *rt);
 void mfs_free(struct mfs *fs); /* accepts NULL */
@@ -64,5 +65,10 @@ typedef void (*mfs_perm_listener_fn)(const char *path, void *arg);
 void mfs_perm_set_listener(struct mfs *fs, mfs_perm_listener_fn fn, void *arg);
 /* Tells the listener that the owner of the service at path changed. */
 void mfs_perm_owner_changed(struct mfs *fs, const char *path);
+/* Gives the service NAME to uid:gid from outside the mount (a reload of the
+ * bootstrap file), as a chown of services/NAME by root would: core's owner,
+ * owners set below it dropped, the listener told, the kernel's cached
+ * attributes of the tree dropped. Any thread but the listener's. */
+void mfs_service_set_owner(struct mfs *fs, struct mallafs_svc *svc, uid_t uid, gid_t gid);
 
 #endif

@@ -24,6 +24,7 @@
 #include "bootstrap.h"
 #include "builtin.h"
 #include "fs.h"
+#include "reload.h"
 #include "runtime.h"
 #include "state.h"
 #include "util.h"
@@ -335,7 +336,8 @@ int main(int argc, char *argv[])
 	struct fuse_cmdline_opts co = {0};
 	struct mopts mo = {0};
 	const char *prog = argc > 0 && argv[0][0] ? argv[0] : "mallafs";
-	char *mountpoint = NULL, *plugin_dir = NULL;
+	char *mountpoint = NULL, *plugin_dir = NULL, *config = NULL;
+	struct mreload *reload = NULL;
 	struct mrt *rt = NULL;
 	struct mfs *fs = NULL;
 	struct mstate *st = NULL;
@@ -395,6 +397,14 @@ int main(int argc, char *argv[])
 	if (!mountpoint) {
 		fprintf(stderr, "%s: %s: %s\n", prog, co.mountpoint, strerror(errno));
 		goto out_cmdline;
+	}
+	/* SIGHUP reads it again, from "/". */
+	if (mo.config) {
+		config = realpath(mo.config, NULL);
+		if (!config) {
+			fprintf(stderr, "%s: %s: %s\n", prog, mo.config, strerror(errno));
+			goto out_paths;
+		}
 	}
 	if (mo.plugin_dir) {
 		plugin_dir = realpath(mo.plugin_dir, NULL);
@@ -475,7 +485,8 @@ int main(int argc, char *argv[])
 	/* libfuse leaves a signal that was ignored at exec ignored, and a
 	 * shell's background job starts with SIGINT ignored: the command must
 	 * unmount on SIGINT and SIGTERM however it was started. SIGHUP keeps
-	 * what it was given, for nohup. */
+	 * what it was given, for nohup; once mounted, reload.c makes it reload
+	 * the bootstrap file. */
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	if (fuse_set_signal_handlers(se) < 0)
@@ -493,8 +504,13 @@ int main(int argc, char *argv[])
 	}
 	mu_log(MU_LOG_INFO, "mounted on %s%s", mountpoint,
 	       mo.rdonly ? " read-only (mallafs refuses changes with EROFS)" : "");
+	/* SIGHUP: libfuse's handler would unmount; ours reloads the file. */
+	reload = mreload_start(rt, fs, config, NULL);
+	if (!reload)
+		mu_log(MU_LOG_WARNING, "no reload on SIGHUP: %s", strerror(errno));
 
 	r = run_loop(se, &co, &mo);
+	mreload_stop(reload);
 	if (r < 0)
 		mu_log(MU_LOG_ERR, "request loop failed: %s", strerror(-r));
 	mu_log(MU_LOG_INFO, "unmounting %s", mountpoint);
@@ -526,6 +542,7 @@ out_ready:
 	if (ready_fd >= 0)
 		close(ready_fd);
 out_paths:
+	free(config);
 	free(plugin_dir);
 	free(mountpoint);
 out_cmdline:
