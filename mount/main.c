@@ -491,6 +491,12 @@ int main(int argc, char *argv[])
 	signal(SIGTERM, SIG_DFL);
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out_session;
+	/* SIGHUP: libfuse's handler would unmount; ours reloads the file,
+	 * from before the mount appears (a service manager may send it as
+	 * soon as it sees the mount). */
+	reload = mreload_start(rt, fs, config, NULL);
+	if (!reload)
+		mu_log(MU_LOG_WARNING, "no reload on SIGHUP: %s", strerror(errno));
 	if (fuse_session_mount(se, mountpoint) < 0)
 		goto out_signals; /* libfuse said why */
 	r = mfs_start(fs, se, mountpoint);
@@ -504,13 +510,11 @@ int main(int argc, char *argv[])
 	}
 	mu_log(MU_LOG_INFO, "mounted on %s%s", mountpoint,
 	       mo.rdonly ? " read-only (mallafs refuses changes with EROFS)" : "");
-	/* SIGHUP: libfuse's handler would unmount; ours reloads the file. */
-	reload = mreload_start(rt, fs, config, NULL);
-	if (!reload)
-		mu_log(MU_LOG_WARNING, "no reload on SIGHUP: %s", strerror(errno));
 
 	r = run_loop(se, &co, &mo);
+	/* No reload while the tree goes. */
 	mreload_stop(reload);
+	reload = NULL;
 	if (r < 0)
 		mu_log(MU_LOG_ERR, "request loop failed: %s", strerror(-r));
 	mu_log(MU_LOG_INFO, "unmounting %s", mountpoint);
@@ -520,6 +524,7 @@ int main(int argc, char *argv[])
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
+	mreload_stop(reload);
 	fuse_remove_signal_handlers(se);
 	/* That put SIGPIPE back to its default; plugins' stop hooks still
 	 * write to pipes below. */

@@ -16,17 +16,17 @@ mfs_user "$U"
 UID_U=$(id -u "$U")
 INI=$MFS_TMP/node.ini
 
-# Sends SIGHUP and waits for the daemon to log the outcome (the Nth
-# "reloaded" or "reload refused" line): prints that line.
-nreloads=0
+# Sends SIGHUP and waits for the daemon to log the outcome (one more
+# "reloaded" or "reload refused" line than before): that line in $line.
 hup()
 {
-	nreloads=$((nreloads + 1))
+	local before
+	before=$(grep -c -E "reloaded |reload refused" "$MFS_LOG")
 	kill -HUP "$MFS_PID"
 	mfs_poll 10000 eval \
-		'(($(grep -c -E "reloaded |reload refused" "$MFS_LOG") >= nreloads))' ||
+		'(($(grep -c -E "reloaded |reload refused" "$MFS_LOG") > before))' ||
 		fail "SIGHUP: the daemon logs the reload's outcome"
-	grep -E "reloaded |reload refused" "$MFS_LOG" | tail -n 1
+	line=$(grep -E "reloaded |reload refused" "$MFS_LOG" | tail -n 1)
 }
 
 chain_of() { paste -s -d ' ' "$MNT/services/$1/chain"; }
@@ -69,7 +69,7 @@ mkdir "$MNT/services/byhand"
 echo by-hand >"$MNT/services/api/config/app/extra"
 
 # 1. A reload with nothing new changes nothing.
-line=$(hup)
+hup
 assert_match "a reload of the same file: nothing to change" 'nothing to change' "$line"
 
 # 2. The file changed: a new chain, new values, a new service, a new app,
@@ -101,7 +101,7 @@ EOF2
 inotifywait -q -t 10 -e modify,close_write "$MNT/config/my_app/region" >"$MFS_TMP/inotify.out" 2>&1 &
 wpid=$!
 sleep 0.3
-line=$(hup)
+hup
 assert_match "the reload says what it did" '1 service created, 1 changed, 2 node-wide keys written' "$line"
 assert_eq "api's chain becomes the file's plugins" "ttl limits metrics base" "$(chain_of api)"
 assert_eq "a key the file names takes its value" 20 "$(key_of api max_keys)"
@@ -131,7 +131,7 @@ cat >"$INI" <<'EOF2'
 max_keys = 30
 [services.api
 EOF2
-line=$(hup)
+hup
 assert_match "a file that does not parse: refused with FILE:LINE" "reload refused, nothing changed: $INI:3: " "$line"
 assert_eq "a file that does not parse changes nothing" "$before" "$(snapshot)"
 
@@ -164,7 +164,7 @@ x = 1
 [services.fresh.trace]
 lines = many
 EOF2
-line=$(hup)
+hup
 assert_match "a refused key late in the file: refused with its FILE:LINE" \
 	"reload refused, nothing changed: $INI:26: service fresh: trace: lines must be" "$line"
 assert_eq "a refusal late in the file undoes the chains, keys, owners, admin statuses, services and apps before it" \
@@ -174,7 +174,7 @@ cat >"$INI" <<'EOF2'
 [services.api]
 plugins = trace, limits, nosuchplugin
 EOF2
-line=$(hup)
+hup
 assert_match "an unknown plugin: refused" "reload refused, nothing changed: $INI:2: service api: .*nosuchplugin" "$line"
 assert_eq "an unknown plugin changes nothing" "$before" "$(snapshot)"
 assert_eq "the store is still there" value "$(cat "$MNT/services/api/store/k1")"
@@ -204,11 +204,10 @@ plugins = limits
 [services.api.app]
 greeting = servus
 EOF2
-nreloads=0
 mfs_mount --state="$STATE" --config="$INI"
 assert_eq "with -o state=, the restored tree comes back, not the file" "ttl limits metrics base" \
 	"$(chain_of api)"
-line=$(hup)
+hup
 assert_match "SIGHUP applies the file to the restored tree" '0 services created, 1 changed' "$line"
 assert_eq "the restored service takes the file's chain" "limits base" "$(chain_of api)"
 assert_eq "a key the file does not name keeps its restored value" 42 "$(key_of api max_keys)"
