@@ -8,7 +8,8 @@
  *     mfs_start(fs, se, mountpoint);       (the notifier thread)
  *     fuse_session_loop[_mt](se, ...);
  *     mfs_stop(fs);                        (before unmounting)
- *     fuse_session_unmount(se); fuse_session_destroy(se); mfs_free(fs);
+ *     fuse_session_unmount(se); mfs_unmounted(fs);
+ *     fuse_session_destroy(se); mfs_free(fs);
  */
 #ifndef MALLAFS_FS_H
 #define MALLAFS_FS_H
@@ -38,6 +39,10 @@ void mfs_set_readonly(struct mfs *fs);
 int mfs_start(struct mfs *fs, struct fuse_session *se, const char *mountpoint);
 /* Stops it; call before unmounting. */
 void mfs_stop(struct mfs *fs);
+/* After the unmount, before the session is destroyed: waits for the
+ * notifier thread, which mfs_stop leaves running when it was inside a
+ * write to the kernel that only the unmount ends. */
+void mfs_unmounted(struct mfs *fs);
 
 /* Owners and modes set by chmod and chown (perm.c), for the state
  * database (-o state=): what is kept for one path of the tree. */

@@ -523,6 +523,9 @@ int main(int argc, char *argv[])
 	mfs_stop(fs);
 out_unmount:
 	fuse_session_unmount(se);
+	/* The notifier may still be in a write to the kernel that the
+	 * unmount ended: it must be gone before the session is. */
+	mfs_unmounted(fs);
 out_signals:
 	mreload_stop(reload);
 	fuse_remove_signal_handlers(se);
