@@ -350,6 +350,8 @@ int main(int argc, char *argv[])
 	/* Plugins talk to child processes through pipes (exec hooks) from the
 	 * bootstrap on, before libfuse's handlers are in place. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Before any thread: SIGHUP is the reload thread's alone. */
+	mreload_block_sighup();
 	raise_fd_limit();
 
 	if (fuse_opt_parse(&args, &mo, mopt_table, mopt_proc) < 0)
@@ -491,9 +493,9 @@ int main(int argc, char *argv[])
 	signal(SIGTERM, SIG_DFL);
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out_session;
-	/* SIGHUP: libfuse's handler would unmount; ours reloads the file,
-	 * from before the mount appears (a service manager may send it as
-	 * soon as it sees the mount). */
+	/* SIGHUP (blocked since main began, so libfuse's handler for it never
+	 * runs) reloads the file, from before the mount appears: a service
+	 * manager may send it as soon as it sees the mount. */
 	reload = mreload_start(rt, fs, config, NULL);
 	if (!reload)
 		mu_log(MU_LOG_WARNING, "no reload on SIGHUP: %s", strerror(errno));

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "bootstrap_i.h"
@@ -363,39 +364,44 @@ struct mreload {
 	char *path;
 	struct mreload_hooks hooks;
 	pthread_t thread;
-	bool handler; /* SIGHUP is ours */
+	int sigfd;   /* signalfd of SIGHUP */
+	int stop[2]; /* a pipe: mreload_stop closes its write end */
 };
 
-/* The write end the handler writes to; -1 when no reload thread runs. */
-static volatile sig_atomic_t hup_fd = -1;
-static int hup_pipe[2] = {-1, -1};
+/* Whether SIGHUP was ignored at start (nohup): then it stays so. */
+static bool hup_ignored;
 
-static void on_hup(int sig)
+void mreload_block_sighup(void)
 {
-	int e = errno;
-	char c = 1;
-	int fd = hup_fd;
-	/* Full pipe: a reload is asked already; it reads the file anew. */
-	if (fd >= 0 && write(fd, &c, 1) < 0) {
+	struct sigaction old;
+	sigset_t set;
+	if (sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler == SIG_IGN) {
+		hup_ignored = true;
+		return;
 	}
-	errno = e;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
 static void *reload_main(void *arg)
 {
 	struct mreload *rl = arg;
-	char buf[64], msg[1024];
+	char msg[1024];
 	for (;;) {
-		struct pollfd pfd = {.fd = hup_pipe[0], .events = POLLIN};
-		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+		struct pollfd pfd[2] = {{.fd = rl->sigfd, .events = POLLIN},
+		                        {.fd = rl->stop[0], .events = POLLIN}};
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
 			break;
-		/* Several signals at once are one reload: drain what came. */
-		ssize_t n, got = 0;
-		while ((n = read(hup_pipe[0], buf, sizeof(buf))) > 0)
-			got += n;
-		if (n == 0)
-			break; /* mreload_stop closed the write end */
-		if (!got)
+		}
+		if (pfd[1].revents)
+			break; /* mreload_stop */
+		/* Several signals at once are one reload: a blocked signal is
+		 * pending once however often it was sent. */
+		struct signalfd_siginfo si;
+		if (read(rl->sigfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
 			continue;
 		if (!rl->path) {
 			mu_log(MU_LOG_WARNING,
@@ -421,41 +427,40 @@ struct mreload *mreload_start(struct mrt *rt, struct mfs *fs, const char *path,
                               const struct mreload_hooks *hooks)
 {
 	struct mreload *rl = calloc(1, sizeof(*rl));
-	struct sigaction old, sa = {.sa_handler = on_hup, .sa_flags = SA_RESTART};
+	sigset_t set;
 	int e;
 	if (!rl)
 		return NULL;
+	rl->sigfd = rl->stop[0] = rl->stop[1] = -1;
 	rl->rt = rt;
 	rl->fs = fs;
 	if (hooks)
 		rl->hooks = *hooks;
+	if (hup_ignored) {
+		mu_log(MU_LOG_INFO, "SIGHUP is ignored (nohup?): no reload by signal");
+		return rl;
+	}
 	if (path && !(rl->path = strdup(path)))
 		goto fail;
-	/* Neither end blocks: the handler never waits, the thread polls. */
-	if (pipe2(hup_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	rl->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (rl->sigfd < 0 || pipe2(rl->stop, O_CLOEXEC) < 0)
 		goto fail;
 	e = pthread_create(&rl->thread, NULL, reload_main, rl);
 	if (e) {
 		errno = e;
-		goto fail_pipe;
+		goto fail;
 	}
-	hup_fd = hup_pipe[1];
-	sigemptyset(&sa.sa_mask);
-	/* libfuse made SIGHUP unmount, unless it was ignored (nohup): an
-	 * ignored SIGHUP stays ignored. */
-	if (sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler == SIG_IGN)
-		mu_log(MU_LOG_INFO, "SIGHUP is ignored (nohup?): no reload by signal");
-	else
-		rl->handler = sigaction(SIGHUP, &sa, NULL) == 0;
 	return rl;
-fail_pipe:
-	e = errno;
-	close(hup_pipe[0]);
-	close(hup_pipe[1]);
-	hup_pipe[0] = hup_pipe[1] = -1;
-	errno = e;
 fail:
 	e = errno;
+	if (rl->sigfd >= 0)
+		close(rl->sigfd);
+	if (rl->stop[0] >= 0) {
+		close(rl->stop[0]);
+		close(rl->stop[1]);
+	}
 	free(rl->path);
 	free(rl);
 	errno = e;
@@ -466,14 +471,13 @@ void mreload_stop(struct mreload *rl)
 {
 	if (!rl)
 		return;
-	if (rl->handler)
-		signal(SIGHUP, SIG_IGN);
-	hup_fd = -1;
-	/* The thread reads EOF once the write end is closed. */
-	close(hup_pipe[1]);
-	pthread_join(rl->thread, NULL);
-	close(hup_pipe[0]);
-	hup_pipe[0] = hup_pipe[1] = -1;
+	if (rl->sigfd >= 0) {
+		/* The thread sees the read end hang up. */
+		close(rl->stop[1]);
+		pthread_join(rl->thread, NULL);
+		close(rl->stop[0]);
+		close(rl->sigfd);
+	}
 	free(rl->path);
 	free(rl);
 }

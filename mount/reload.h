@@ -18,8 +18,8 @@
  * chains, configurations, admin statuses and owners put back, node-wide
  * keys restored. The reason is "FILE:LINE: reason", as at start.
  *
- * Threads: the SIGHUP handler only writes a byte to a pipe; the reload
- * thread reads it and reloads, one reload at a time, calling core and
+ * Threads: SIGHUP is blocked in every thread and read from a signalfd by
+ * the reload thread, which reloads, one reload at a time, calling core and
  * fs's mfs_service_set_owner directly: never through the mount. */
 #ifndef MALLAFS_MOUNT_RELOAD_H
 #define MALLAFS_MOUNT_RELOAD_H
@@ -46,14 +46,18 @@ struct mreload_hooks {
 
 struct mreload;
 
-/* Starts the reload thread and takes SIGHUP (unless it was ignored when
- * the daemon started, as under nohup: then SIGHUP stays ignored, logged).
- * path (absolute; NULL: started without a bootstrap file, and a SIGHUP
- * only says so in the log) is copied. NULL with errno on failure. */
+/* First thing in main(), before any thread exists: SIGHUP is blocked in
+ * every thread, to be read by the reload thread only (a signalfd), never
+ * by a handler; one sent before that thread runs waits for it. A SIGHUP
+ * ignored at start (nohup) stays ignored. Exec hooks get an empty mask. */
+void mreload_block_sighup(void);
+/* Starts the reload thread. path (absolute; NULL: started without a
+ * bootstrap file, and a SIGHUP only says so in the log) is copied. NULL
+ * with errno on failure. */
 struct mreload *mreload_start(struct mrt *rt, struct mfs *fs, const char *path,
                               const struct mreload_hooks *hooks);
-/* SIGHUP back to ignored, the thread joined (a reload under way ends
- * first). Accepts NULL. */
+/* Joins the thread (a reload under way ends first); SIGHUP stays blocked.
+ * Accepts NULL. */
 void mreload_stop(struct mreload *rl);
 
 #endif
