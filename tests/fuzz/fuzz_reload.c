@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "bootstrap.h"
@@ -33,54 +32,23 @@ static const struct mallafs_plugin *const plugins[] = {
         &mallafs_plugin_limits, &mallafs_plugin_ttl,   NULL,
 };
 
-static int memfd = -1;
-static char path[64];
+static const char *path;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	fuzz_quiet_log();
-	memfd = memfd_create("fuzz-reload", MFD_CLOEXEC);
-	FUZZ_CHECK(memfd >= 0, "memfd_create: %s", strerror(errno));
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
+	path = fuzz_file_path();
 	return 0;
 }
-
-static void put_file(const uint8_t *data, size_t size)
-{
-	FUZZ_CHECK(ftruncate(memfd, 0) == 0, "ftruncate: %s", strerror(errno));
-	for (size_t off = 0; off < size;) {
-		ssize_t n = pwrite(memfd, data + off, size - off, (off_t)off);
-		FUZZ_CHECK(n > 0, "pwrite: %s", strerror(errno));
-		off += (size_t)n;
-	}
-}
-
-struct names {
-	char *v[64];
-	size_t n;
-};
 
 static int collect(const char *name, uint64_t cookie, void *arg)
 {
-	struct names *ns = arg;
-	if (ns->n == sizeof(ns->v) / sizeof(ns->v[0]))
-		return 1;
-	ns->v[ns->n] = strdup(name);
-	FUZZ_CHECK(ns->v[ns->n], "out of memory");
-	ns->n++;
-	return 0;
+	return fuzz_names_add(arg, name);
 }
 
 static int collect_stat(const char *name, const struct mkv_stat *st, void *arg)
 {
-	return collect(name, 0, arg);
-}
-
-static void names_free(struct names *ns)
-{
-	for (size_t i = 0; i < ns->n; i++)
-		free(ns->v[i]);
-	ns->n = 0;
+	return fuzz_names_add(arg, name);
 }
 
 static void add_rendered(struct mu_buf *b, int r, char *text, size_t len)
@@ -94,7 +62,7 @@ static void add_rendered(struct mu_buf *b, int r, char *text, size_t len)
 static char *snapshot(struct mrt *rt)
 {
 	struct mu_buf b = {0};
-	struct names ns = {.n = 0};
+	struct fuzz_names ns = {.n = 0};
 	char *text = NULL;
 	size_t len = 0;
 	FUZZ_CHECK(mrt_service_list(rt, 0, collect, &ns) >= 0, "mrt_service_list");
@@ -109,9 +77,9 @@ static char *snapshot(struct mrt *rt)
 		mu_buf_printf(&b, "admin %s\n", msvc_admin_name(st.admin));
 		msvc_unref(svc);
 	}
-	names_free(&ns);
+	fuzz_names_free(&ns);
 	struct mnodecfg *nc = mrt_nodecfg(rt);
-	struct names apps = {.n = 0};
+	struct fuzz_names apps = {.n = 0};
 	FUZZ_CHECK(mnodecfg_app_list(nc, 0, collect_stat, &apps) >= 0, "mnodecfg_app_list");
 	for (size_t i = 0; i < apps.n; i++) {
 		mu_buf_printf(&b, "[%s]\n", apps.v[i]);
@@ -122,9 +90,9 @@ static char *snapshot(struct mrt *rt)
 			FUZZ_CHECK(n >= 0, "read %s/%s: %zd", apps.v[i], ns.v[k], n);
 			mu_buf_printf(&b, "%s = %.*s\n", ns.v[k], (int)n, v);
 		}
-		names_free(&ns);
+		fuzz_names_free(&ns);
 	}
-	names_free(&apps);
+	fuzz_names_free(&apps);
 	char *s = mu_buf_steal(&b, &len);
 	FUZZ_CHECK(s, "out of memory");
 	return s;
@@ -148,12 +116,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mrt *rt = mrt_new(&o);
 	FUZZ_CHECK(rt, "mrt_new: %s", strerror(errno));
 	char msg[1024];
-	put_file(data, first_len);
+	fuzz_file_put(data, first_len);
 	if (mboot_load(rt, path, msg, sizeof(msg)) < 0)
 		goto out; /* fuzz_bootstrap's business */
 
 	char *before = snapshot(rt);
-	put_file(second, second_len);
+	fuzz_file_put(second, second_len);
 	int r = mboot_reload(rt, NULL, path, msg, sizeof(msg));
 	FUZZ_CHECK(r <= 0 && r > -4096, "reload: %d", r);
 	FUZZ_CHECK(strncmp(msg, path, strlen(path)) == 0 && msg[strlen(path)] == ':',
