@@ -25,6 +25,7 @@
 #include "builtin.h"
 #include "fs.h"
 #include "runtime.h"
+#include "sdnotify.h"
 #include "state.h"
 #include "util.h"
 
@@ -349,6 +350,9 @@ int main(int argc, char *argv[])
 	 * bootstrap on, before libfuse's handlers are in place. */
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
+	/* systemd's socket and journal: before anything logs or runs. */
+	if (msd_init())
+		fuse_set_log_func(fuse_log_to_mu);
 
 	if (fuse_opt_parse(&args, &mo, mopt_table, mopt_proc) < 0)
 		goto out_args;
@@ -487,6 +491,9 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: cannot start the notifier: %s\n", prog, strerror(-r));
 		goto out_unmount;
 	}
+	/* Before the parent exits: the background child is the main PID. */
+	msd_summary(rt, mountpoint, why, sizeof(why));
+	msd_ready(why);
 	if (ready_fd >= 0) {
 		daemon_ready(ready_fd);
 		ready_fd = -1;
@@ -497,6 +504,7 @@ int main(int argc, char *argv[])
 	r = run_loop(se, &co, &mo);
 	if (r < 0)
 		mu_log(MU_LOG_ERR, "request loop failed: %s", strerror(-r));
+	msd_stopping();
 	mu_log(MU_LOG_INFO, "unmounting %s", mountpoint);
 	ret = r < 0 ? 1 : 0;
 
