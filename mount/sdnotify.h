@@ -39,7 +39,8 @@ void msd_reloading(void);
 void msd_stopping(void);
 
 /* The one-line summary STATUS= carries: "mounted on MOUNTPOINT: N services,
- * M apps", in buf (always NUL-terminated). */
+ * M apps", in buf (always NUL-terminated). It takes the runtime's lock and
+ * the node configuration's, one after the other: call it holding neither. */
 void msd_summary(struct mrt *rt, const char *mountpoint, char *buf, size_t len);
 
 #endif

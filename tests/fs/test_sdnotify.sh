@@ -31,11 +31,14 @@ INI=$MFS_TMP/hooked.ini
 	printf 'on_start = env > %s/hook.env; sleep 0.3; echo hook-says-hello >&2\n' "$MFS_TMP"
 } >"$INI"
 
+LISTENERS=()
+
 # listen SOCKET MOUNTPOINT OUT: starts a listener, waits until it is bound.
 listen()
 {
 	python3 "$HERE/notifylisten.py" "$1" "$2" "$3" </dev/null >"$3.err" 2>&1 &
 	MFS_CHILDREN+=("$!")
+	LISTENERS+=("$!")
 	mfs_poll 10000 grep -qx bound "$3" 2>/dev/null ||
 		mfs_bail "the notify listener does not start" "$(cat "$3.err")"
 }
@@ -181,4 +184,10 @@ assert_ne "an unknown option: the command fails" 0 "$MFS_RC"
 assert_match "libfuse's complaint is <3>" "^<3>.*nosuchoption" "$MFS_ERR"
 assert_eq "every line has a priority" "" "$(unprefixed "$MFS_RUNLOG")"
 
+# Stopped here, quietly (the harness would kill what is left, and bash
+# would say so).
+for l in "${LISTENERS[@]}"; do
+	kill "$l" 2>/dev/null
+	wait "$l" 2>/dev/null
+done
 mfs_done
