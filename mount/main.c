@@ -26,6 +26,7 @@
 #include "fs.h"
 #include "reload.h"
 #include "runtime.h"
+#include "sdnotify.h"
 #include "state.h"
 #include "util.h"
 
@@ -316,6 +317,30 @@ static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *co,
 	return r < 0 ? r : 0;
 }
 
+/* Around each SIGHUP reload, for a service manager: reloading, then ready
+ * again with what the tree holds, or with why the file was refused. */
+struct reload_ctx {
+	struct mrt *rt;
+	const char *mountpoint;
+};
+
+static void on_reloading(void *arg)
+{
+	msd_reloading();
+}
+
+static void on_reloaded(int r, const char *msg, void *arg)
+{
+	struct reload_ctx *rc = arg;
+	char status[1280];
+	if (r < 0) {
+		snprintf(status, sizeof(status), "reload refused, nothing changed: %s", msg);
+	} else {
+		msd_summary(rc->rt, rc->mountpoint, status, sizeof(status));
+	}
+	msd_ready(status);
+}
+
 /* Every registration holds a pidfd and every service with persist its
  * database, -wal and -shm: the soft limit of open files (1024 by default)
  * is too low for a busy node. It goes up to the hard limit, which the
@@ -353,6 +378,9 @@ int main(int argc, char *argv[])
 	/* Before any thread: SIGHUP is the reload thread's alone. */
 	mreload_block_sighup();
 	raise_fd_limit();
+	/* systemd's socket and journal: before anything logs or runs. */
+	if (msd_init())
+		fuse_set_log_func(fuse_log_to_mu);
 
 	if (fuse_opt_parse(&args, &mo, mopt_table, mopt_proc) < 0)
 		goto out_args;
@@ -496,7 +524,10 @@ int main(int argc, char *argv[])
 	/* SIGHUP (blocked since main began, so libfuse's handler for it never
 	 * runs) reloads the file, from before the mount appears: a service
 	 * manager may send it as soon as it sees the mount. */
-	reload = mreload_start(rt, fs, config, NULL);
+	struct reload_ctx rctx = {.rt = rt, .mountpoint = mountpoint};
+	const struct mreload_hooks hooks = {
+	        .reloading = on_reloading, .done = on_reloaded, .arg = &rctx};
+	reload = mreload_start(rt, fs, config, &hooks);
 	if (!reload)
 		mu_log(MU_LOG_WARNING, "no reload on SIGHUP: %s", strerror(errno));
 	if (fuse_session_mount(se, mountpoint) < 0)
@@ -506,6 +537,9 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: cannot start the notifier: %s\n", prog, strerror(-r));
 		goto out_unmount;
 	}
+	/* Before the parent exits: the background child is the main PID. */
+	msd_summary(rt, mountpoint, why, sizeof(why));
+	msd_ready(why);
 	if (ready_fd >= 0) {
 		daemon_ready(ready_fd);
 		ready_fd = -1;
@@ -519,6 +553,7 @@ int main(int argc, char *argv[])
 	reload = NULL;
 	if (r < 0)
 		mu_log(MU_LOG_ERR, "request loop failed: %s", strerror(-r));
+	msd_stopping();
 	mu_log(MU_LOG_INFO, "unmounting %s", mountpoint);
 	ret = r < 0 ? 1 : 0;
 
