@@ -86,6 +86,24 @@ assert_eq "the hook's environment has no NOTIFY_SOCKET" "" \
 	"$(grep NOTIFY_SOCKET "$MFS_TMP/hook.env")"
 assert_eq "without JOURNAL_STREAM, no line of the log has a priority" "" \
 	"$(grep -E '^<[0-7]>' "$MFS_LOG")"
+# SIGHUP: RELOADING=1, then READY=1 again with the status; a refused
+# file's reason in the status.
+kill -HUP "$pid"
+if mfs_poll 10000 eval '(($(count "$out" READY=1) >= 2))'; then
+	pass "SIGHUP: READY=1 again once reloaded"
+else
+	fail "SIGHUP: READY=1 again once reloaded" "received:" "$(cat "$out")"
+fi
+assert_match "SIGHUP: RELOADING=1 with MONOTONIC_USEC= first" \
+	"$pid 1 [01-] RELOADING=1\|MONOTONIC_USEC=[0-9]+\|"$'\n'"$pid 1 1 READY=1\|STATUS=mounted on $MNT: 4 services, 1 app\|\$" \
+	"$(tail -n 2 "$out")"
+cp "$INI" "$INI.good"
+printf '[services.broken\n' >>"$INI"
+bad=$(wc -l <"$INI")
+kill -HUP "$pid"
+expect_line "SIGHUP with a bad file: READY=1 with the refusal in STATUS=" "$out" \
+	"$pid 1 1 READY=1|STATUS=reload refused, nothing changed: $INI:$bad: syntax error (expected [section] or key = value)|"
+cp "$INI.good" "$INI"
 mfs_signal_unmount TERM
 expect_stopping "STOPPING=1 on SIGTERM" "$out" "$pid"
 
