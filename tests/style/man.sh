@@ -101,6 +101,27 @@ entries() {
 has_entry() {
 	entries "$1" | grep -qE -- "^$2(=.*)?\$"
 }
+# has_subsection TITLE NAME: TITLE has a subsection NAME.
+has_subsection() {
+	section "$1" | grep -qxF -- "   $2"
+}
+# check_all TEST TITLE WHAT LIST: TEST TITLE NAME holds for each line NAME
+# of LIST, WHAT saying what they are.
+check_all() {
+	local test=$1 title=$2 what=$3 list=$4 name missing=()
+	if [[ -z $list ]]; then
+		fail "no $what found"
+		return
+	fi
+	while IFS= read -r name; do
+		"$test" "$title" "$name" || missing+=("$name")
+	done <<<"$list"
+	if ((${#missing[@]} == 0)); then
+		pass "$title has each of the $(wc -l <<<"$list") $what:" $list
+	else
+		fail "$what missing from $title" "${missing[@]}"
+	fi
+}
 
 missing=()
 for s in NAME SYNOPSIS DESCRIPTION OPTIONS 'THE TREE' 'BUILT-IN PLUGINS' \
@@ -113,18 +134,8 @@ if ((${#missing[@]} == 0)); then
 else
 	fail "sections missing" "${missing[@]}"
 fi
-missing=()
-for s in SIGTERM SIGINT SIGHUP; do
-	has_entry SIGNALS "$s" || missing+=("$s")
-done
-for s in NOTIFY_SOCKET JOURNAL_STREAM; do
-	has_entry ENVIRONMENT "$s" || missing+=("$s")
-done
-if ((${#missing[@]} == 0)); then
-	pass "SIGNALS and ENVIRONMENT have SIGTERM, SIGINT, SIGHUP, NOTIFY_SOCKET, JOURNAL_STREAM"
-else
-	fail "SIGNALS or ENVIRONMENT lack entries" "${missing[@]}"
-fi
+check_all has_entry SIGNALS signals $'SIGTERM\nSIGINT\nSIGHUP'
+check_all has_entry ENVIRONMENT variables $'NOTIFY_SOCKET\nJOURNAL_STREAM'
 
 # -- the options of --help ----------------------------------------------------
 
@@ -144,71 +155,17 @@ opts=$(
 	sed -E -e 's/-o [a-z_]+//g' -e 's/--[a-z][a-z-]*//g' <<<"$optlines" |
 		grep -oE -- '(^|[ ,])-[A-Za-z]([ ,=]|$)' | grep -oE -- '-[A-Za-z]'
 )
-opts=$(sort -u <<<"$opts" | grep -vx -- '-o')
-if [[ -z $opts ]]; then
-	fail "no option found in $mallafs --help" "$help"
-	finish
-fi
-missing=()
-while IFS= read -r o; do
-	has_entry OPTIONS "$o" || missing+=("$o")
-done <<<"$opts"
-if ((${#missing[@]} == 0)); then
-	pass "OPTIONS has an entry for each of the $(wc -l <<<"$opts") options of --help"
-else
-	fail "options of --help without an entry in OPTIONS" "${missing[@]}"
-fi
+check_all has_entry OPTIONS "options of mallafs --help" "$(sort -u <<<"$opts" | grep -vx -- '-o')"
 
-# -- plugins and their settings -------------------------------------------------
+# -- plugins and their settings, the README's errors --------------------------
 
-plugins=$(sed -n 's/^built-in plugins: *//p' <<<"$help" | tr ' ' '\n' | grep .)
-if [[ -z $plugins ]]; then
-	fail "--help names no built-in plugin" "$help"
-else
-	missing=()
-	while IFS= read -r p; do
-		section 'BUILT-IN PLUGINS' | grep -qxF "   $p" || missing+=("$p")
-	done <<<"$plugins"
-	if ((${#missing[@]} == 0)); then
-		pass "BUILT-IN PLUGINS has a subsection for each plugin of --help:" \
-			"$(echo $plugins)"
-	else
-		fail "built-in plugins without a subsection" "${missing[@]}"
-	fi
-fi
-settings=$(cat "$src"/plugins/*.c | grep -oE '\.key = "[a-z_]+"' | cut -d'"' -f2 | sort -u)
-if [[ -z $settings ]]; then
-	fail "no plugin setting found in $src/plugins/*.c"
-else
-	missing=()
-	while IFS= read -r k; do
-		has_entry 'BUILT-IN PLUGINS' "$k" || missing+=("$k")
-	done <<<"$settings"
-	if ((${#missing[@]} == 0)); then
-		pass "BUILT-IN PLUGINS has an entry for each of the $(wc -l <<<"$settings") settings of plugins/*.c"
-	else
-		fail "plugin settings without an entry" "${missing[@]}"
-	fi
-fi
-
-# -- the README's errors --------------------------------------------------------
-
-errnos=$(awk '/^## / { on = ($0 == "## Errors"); next } on && /^\|/' "$src/README.md" |
-	grep -oE '\bE[A-Z]{2,}\b' | sort -u)
-if [[ -z $errnos ]]; then
-	fail "no errno found in README.md's \"Errors\" section"
-else
-	missing=()
-	while IFS= read -r e; do
-		has_entry ERRORS "$e" || missing+=("$e")
-	done <<<"$errnos"
-	if ((${#missing[@]} == 0)); then
-		pass "ERRORS has an entry for each errno of README.md's Errors table:" \
-			"$(echo $errnos)"
-	else
-		fail "errnos of README.md's Errors table without an entry in ERRORS" "${missing[@]}"
-	fi
-fi
+check_all has_subsection 'BUILT-IN PLUGINS' "built-in plugins of mallafs --help" \
+	"$(sed -n 's/^built-in plugins: *//p' <<<"$help" | tr ' ' '\n' | grep .)"
+check_all has_entry 'BUILT-IN PLUGINS' "settings of plugins/*.c" \
+	"$(cat "$src"/plugins/*.c | grep -oE '\.key = "[a-z_]+"' | cut -d'"' -f2 | sort -u)"
+check_all has_entry ERRORS "errnos of README.md's Errors table" \
+	"$(awk '/^## / { on = ($0 == "## Errors"); next } on && /^\|/' "$src/README.md" |
+		grep -oE '\bE[A-Z]{2,}\b' | sort -u)"
 
 # -- installed ----------------------------------------------------------------
 
