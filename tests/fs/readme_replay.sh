@@ -255,7 +255,7 @@ done <<<"$all"
 end_session
 [[ $mode == check ]] || exit 0
 summary="# $sessions sessions: $((sessions - ${#skipped[@]})) replayed, ${#skipped[@]} skipped; $count commands, $failures differ"
-((faults == 0)) || summary+="; $faults faults of the markers"
+((faults == 0)) || summary+="; $faults marker fault(s)"
 echo "$summary"
 for s in "${skipped[@]}"; do
 	echo "# skipped: $s"

@@ -26,6 +26,10 @@ for u in alice bob; do
 		mfs_bail "useradd $u"
 	mkdir -p "/home/$u" && chown "$u:" "/home/$u"
 done
+# The sessions use fixed paths (/tmp/m2, /var/lib/mallafs/api.store, ...):
+# two replays on one machine (two build trees) take turns.
+exec {lock}>/run/lock/mallafs-test-readme.lock || mfs_bail "cannot open /run/lock/mallafs-test-readme.lock"
+flock -w 100 "$lock" || mfs_bail "another replay of the README held /run/lock/mallafs-test-readme.lock for 100 s"
 
 # The mount is the quick start's: same file, same options.
 if grep -qE '^[[:space:]]*exec mallafs -f -o allow_other --config="\$here/contrib/example.ini" "\$mnt"$' \
@@ -77,6 +81,52 @@ if ((${#files[@]} == 0)); then
 	pass "the sessions leave none of the files they name outside the mount"
 else
 	fail "the sessions leave none of the files they name outside the mount" "${files[@]}"
+fi
+
+# The replay itself: a session that drifts fails, a skipped one is reported
+# with its reason, a marker astray is a fault.
+cat >"$MFS_TMP/drift.md" <<'EOF'
+```
+$ cat services/api/chain | head -1
+trace
+```
+
+<!-- replay: skip: needs etcd -->
+```
+$ etcdctl get /mallafs
+```
+
+```
+$ echo one
+two
+```
+
+<!-- replay: a marker with no session after it -->
+
+```
+$ echo three
+three
+```
+EOF
+out=$(MALLAFS_README_REPLAY=$tag "$REPLAY" check "$MFS_TMP/drift.md" "$MNT" 2>&1)
+rc=$?
+want=$'ok   - README session 1 (line 1)
+skip - README session 2 (line 7): needs etcd
+FAIL - README session 3 (line 11): 1 command(s) differ
+       | root$ echo one
+       |   1c1
+       |   < two
+       |   ---
+       |   > one
+FAIL - README line 16: a marker must be the line right before the fence of a session
+ok   - README session 4 (line 18)
+# 4 sessions: 3 replayed, 1 skipped; 3 commands, 1 differ; 1 marker fault(s)
+# skipped: session 2 (line 7): needs etcd'
+if ((rc != 0)) && [[ $out == "$want" ]]; then
+	pass "the replay fails a session that drifts, reports skipped ones with their reason"
+else
+	fail "the replay fails a session that drifts, reports skipped ones with their reason" \
+		"exit status $rc" "$(diff <(echo "$want") <(echo "$out"))"
 fi
 
 mfs_unmount
