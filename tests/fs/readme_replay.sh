@@ -33,11 +33,20 @@
 #                                repeats it. A session with commands as
 #                                alice or bob must name each user in its
 #                                NOTE (the caller makes them); one that runs
-#                                `mallafs` must name it (the caller puts the
+#                                `mallafs` (or mounts -t fuse.mallafs) must
+#                                name mallafs (the caller puts the
 #                                build's first on root's PATH, through
 #                                $MALLAFS, as `quickstart.sh run` installs
 #                                it in /usr/local/bin)
 # A marker anywhere else, or malformed, fails the check.
+#
+# Adding a session: write its commands in the README where the tour has
+# reached the state it needs (sessions run in order, on one mount), each
+# followed by its output, the marker above its fence if it needs one; then
+# compare with what `rewrite` prints. test_readme.sh also checks that the
+# sessions clean up: no file outside the mount that a command names (under
+# /tmp, /var, /etc, /home or ~, as `paths` lists them) is left once they
+# are done, and no process they started still runs.
 set -u
 mode=$1 readme=$2 mnt=${3:-}
 
@@ -200,7 +209,7 @@ check_marker()
 			faults=$((faults + 1))
 		fi
 	done
-	if cut -f 4- <<<"$1" | grep -qE '(^|[;&|(]|\$\() *mallafs( |$)' &&
+	if cut -f 4- <<<"$1" | grep -qE '(^|[;&|(]|\$\() *mallafs( |$)|fuse\.mallafs' &&
 		[[ $marker != *mallafs* ]]; then
 		echo "FAIL - README session $n (line $line) runs mallafs: its marker must say which (<!-- replay: ... mallafs ... -->)"
 		faults=$((faults + 1))
