@@ -358,6 +358,9 @@ void mfs_notify_inval_inode(struct mfs *fs, uint64_t ino);
 /* A service's requests that waited for its plugins are all answered: the
  * echoes held back for it go (defer.c calls it, holding no lock). */
 void mfs_notifier_kick(struct mfs *fs);
+/* Changes the notifier did not echo since the start because its queue was
+ * full (watchers and caches missed them). */
+uint64_t mfs_notifier_dropped(struct mfs *fs);
 
 /* Echoes: the notifier's own requests, to be answered without changing
  * anything (echo.c answers them; echoes.c says which is under way). */
