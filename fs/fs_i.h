@@ -10,6 +10,8 @@
  *     req.c          -> kind.c (one row per node kind) -> kind_*.c (the rows' work)
  *     kind_*.c       -> rendered.c, value_file.c (values), handle.c, node.c,
  *                       feed.c, notify.c, core
+ *     metrics.c      -> perm.c, notify.c, core, plugins/metrics.h (the root's
+ *                       metrics: a row like kind_*.c's)
  *     req.c, ops.c   -> perm.c (owners and modes) -> node.c, notify.c, core
  *     echo.c         -> echoes.c (which echo is under way)
  *     notify.c       -> resync.c -> echoes.c -> echoproc.c, handle.c, node.c
@@ -108,6 +110,7 @@ enum mnode_kind {
 	N_MEMBER,  /* registry/POOL/PID */
 	N_APP,     /* config/APP/ */
 	N_APPKEY,  /* config/APP/KEY */
+	N_METRICS, /* metrics: the daemon's, in Prometheus text (metrics.c) */
 	N_KIND_COUNT_,
 };
 
