@@ -20,9 +20,11 @@ cd "$here"
 # comparison of the scale benchmark (tests/bench/scale.sh); no test needs it.
 # libsqlite3-dev: persist's databases and the state database (-o state=);
 # sqlite3, the shell: tests inspect the databases as users do.
+# prometheus: its promtool checks the root's metrics (test_metrics_node.sh).
 packages=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libinih-dev
 	libcmocka-dev inotify-tools valgrind util-linux procps psmisc libtsan2
-	clang-format git clang libclang-rt-14-dev redis-server libsqlite3-dev sqlite3)
+	clang-format git clang libclang-rt-14-dev redis-server libsqlite3-dev sqlite3
+	prometheus)
 
 install_missing() {
 	local missing=()

@@ -212,8 +212,28 @@ assert_ok mfs_as "$B" test -r "$M"
 got=$(mfs_as "$B" "$PROBE" errno open "$M" w 2>&1)
 mfs_expect_errno EACCES "$got" "$B: open(metrics, w)"
 
+# ---- the textfile collector example (contrib/prometheus) ----
+TEXTFILE=$(dirname "${BASH_SOURCE[0]}")/../../contrib/prometheus/mallafs-textfile.sh
+TF=$MFS_TMP/textfile
+mkdir -p "$TF" || mfs_bail "mkdir $TF"
+assert_ok sh "$TEXTFILE" "$MNT" "$TF"
+assert_ls "$TF" mallafs.prom
+assert_eq "mallafs.prom: 0644, for node_exporter's user" 644 "$(stat -c %a "$TF/mallafs.prom")"
+assert_eq "mallafs.prom: promtool accepts it" "" \
+	"$(promtool check metrics <"$TF/mallafs.prom" 2>&1)"
+assert_eq "mallafs.prom has the node's series" 1 \
+	"$(sample "$(cat "$TF/mallafs.prom")" 'mallafs_registrations{kind="name"}')"
+assert_ok sh "$TEXTFILE" "$MNT" "$TF"
+assert_ls "$TF" mallafs.prom
+
 mfs_kill_child "$holder"
 mfs_unmount
+
+# Not mounted: the stale copy goes, and the script says so.
+out=$(sh "$TEXTFILE" "$MNT" "$TF" 2>&1)
+assert_eq "textfile script without the mount: exit status 1" 1 "$?"
+assert_match "it says why" "cannot read .*/metrics: .*mallafs.prom removed" "$out"
+assert_ls "$TF"
 
 # ---- a read-only mount ----
 mfs_mount -o ro --config="$INI"
