@@ -244,7 +244,8 @@ static int metrics_render(struct mfs_req *c, char **ret, size_t *ret_len)
 	mfs_perm_caller(c, &who);
 	int r = gather(c->fs, &who, &g);
 	if (r == 0) {
-		qsort(g.snaps, g.n, sizeof(*g.snaps), by_name);
+		if (g.n > 1)
+			qsort(g.snaps, g.n, sizeof(*g.snaps), by_name);
 		r = render_node(c->fs, &out);
 	}
 	if (r == 0)

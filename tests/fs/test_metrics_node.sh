@@ -212,6 +212,36 @@ assert_ok mfs_as "$B" test -r "$M"
 got=$(mfs_as "$B" "$PROBE" errno open "$M" w 2>&1)
 mfs_expect_errno EACCES "$got" "$B: open(metrics, w)"
 
+# ---- while services come and go ----
+# Every read is one whole document, while services with the plugin are
+# made, written and removed beside it for 1.5 s.
+churn=$MFS_TMP/churn.sh
+cat >"$churn" <<'EOF'
+S=$1 end=$(($(date +%s%N) / 1000000 + 1500)) i=0
+while (($(date +%s%N) / 1000000 < end)); do
+	mkdir "$S/churn$i" && mkdir "$S/churn$i/plugins/metrics" && echo x >"$S/churn$i/store/k"
+	((i >= 3)) && rmdir "$S/churn$((i - 3))"
+	i=$((i + 1))
+done
+for d in "$S"/churn*; do rmdir "$d"; done
+EOF
+mfs_spawn churner bash "$churn" "$S"
+reads=0 bad=0 last_bad=''
+while mfs_alive "$churner"; do
+	d=$(cat "$M")
+	reads=$((reads + 1))
+	if [[ $(head -n 1 <<<"$d") != "# HELP mallafs_build_info "* ||
+		$(tail -n 1 <<<"$d") != "mallafs_store_keys{"* ]]; then
+		bad=$((bad + 1))
+		last_bad=$d
+	fi
+done
+wait "$churner"
+assert_eq "$reads reads while services came and went: each one whole" 0 "$bad"
+((bad == 0)) || fail "a read cut short" "${last_bad:0:2000}"
+check_format "the last read while services came and went" "$d"
+assert_ls "$S" api batch broken held secret web
+
 # ---- the textfile collector example (contrib/prometheus) ----
 TEXTFILE=$(dirname "${BASH_SOURCE[0]}")/../../contrib/prometheus/mallafs-textfile.sh
 TF=$MFS_TMP/textfile
@@ -235,11 +265,15 @@ assert_eq "textfile script without the mount: exit status 1" 1 "$?"
 assert_match "it says why" "cannot read .*/metrics: .*mallafs.prom removed" "$out"
 assert_ls "$TF"
 
-# ---- a read-only mount ----
-mfs_mount -o ro --config="$INI"
+# ---- a read-only mount, with no service at all ----
+mfs_mount -o ro
 assert_errno EROFS open "$MNT/metrics" w
 assert_errno EROFS truncate "$MNT/metrics" 0
-check_format "on a read-only mount" "$(cat "$MNT/metrics")"
+doc=$(cat "$MNT/metrics")
+check_format "no service, on a read-only mount" "$doc"
+assert_eq "no service: every state 0" "0 0 0 0 0 0 0" "$(states "$doc")"
+assert_eq "no service: no per-service family" "" "$(grep 'service=' <<<"$doc")"
+assert_size "$MNT/metrics"
 mfs_unmount
 
 mfs_done
