@@ -97,7 +97,7 @@ static int look_at(struct mfs *fs, const struct mfs_caller *who, struct gather *
 	msvc_status(svc, &st);
 	s->state = st.state;
 	s->restarts = st.restarts;
-	s->has_store = mfs_perm_may_read_svc(fs, who, svc, "metrics", &mfs_kind_svcfile) &&
+	s->has_store = mfs_perm_may_read_svc(fs, who, svc, MM_FILE, &mfs_kind_svcfile) &&
 	               msvc_plugin_peek(svc, &mallafs_plugin_metrics, mm_snapshot, s->v) == 0;
 	s->name = name;
 	g->n++;
@@ -130,6 +130,26 @@ static int gather(struct mfs *fs, const struct mfs_caller *who, struct gather *g
 static int by_name(const void *a, const void *b)
 {
 	return strcmp(((const struct snap *)a)->name, ((const struct snap *)b)->name);
+}
+
+/* Sorted by name, each name once: a service removed and made again while
+ * the slices were listed may have come twice (at its old place and its
+ * new one), and a series must not repeat: one of its looks is kept. */
+static void sort_unique(struct gather *g)
+{
+	if (g->n < 2)
+		return;
+	qsort(g->snaps, g->n, sizeof(*g->snaps), by_name);
+	size_t kept = 1;
+	for (size_t i = 1; i < g->n; i++) {
+		if (strcmp(g->snaps[i].name, g->snaps[kept - 1].name) == 0) {
+			free(g->snaps[kept - 1].name);
+			g->snaps[kept - 1] = g->snaps[i];
+		} else {
+			g->snaps[kept++] = g->snaps[i];
+		}
+	}
+	g->n = kept;
 }
 
 /* ---- the text ---- */
@@ -244,8 +264,7 @@ static int metrics_render(struct mfs_req *c, char **ret, size_t *ret_len)
 	mfs_perm_caller(c, &who);
 	int r = gather(c->fs, &who, &g);
 	if (r == 0) {
-		if (g.n > 1)
-			qsort(g.snaps, g.n, sizeof(*g.snaps), by_name);
+		sort_unique(&g);
 		r = render_node(c->fs, &out);
 	}
 	if (r == 0)

@@ -20,7 +20,9 @@
  *
  * The file is for pulling (a scraper or a textfile collector reads it when
  * it wants): it is rendered from the counters on every read, and watchers
- * are not told of each change, which would double every store event. */
+ * are not told of each change, which would double every store event. The
+ * root's `metrics` shows the same counters of every service that has the
+ * plugin, one HELP and TYPE per family (mm_snapshot, metrics.h). */
 #include "metrics.h"
 
 #include "builtin.h"
@@ -233,7 +235,7 @@ static int render_metrics(void *state, struct mallafs_out *out)
 }
 
 static const struct mallafs_file metrics_files[] = {
-        {.name = "metrics", .render = render_metrics},
+        {.name = MM_FILE, .render = render_metrics},
         {.name = NULL},
 };
 

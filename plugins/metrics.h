@@ -32,6 +32,8 @@ extern const struct prom_family mm_families[MM_COUNT_];
 
 /* The label each sample carries: the service's name. */
 #define MM_LABEL "service"
+/* The file the plugin publishes: services/NAME/metrics. */
+#define MM_FILE "metrics"
 
 /* Copies the counters of one metrics instance (a state the plugin's init
  * made) into arg, a uint64_t[MM_COUNT_]; for msvc_plugin_peek, which calls
