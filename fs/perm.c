@@ -231,12 +231,25 @@ void mfs_perm_fini(struct mfs *fs)
 
 /* ---- the rules ---- */
 
+/* st with path's own owner and mode, where chmod or chown set them. */
+static void own_of(struct mfs *fs, const char *path, struct stat *st)
+{
+	struct ov o;
+	if (!ov_get(fs, path, &o))
+		return;
+	if (o.has_owner) {
+		st->st_uid = o.uid;
+		st->st_gid = o.gid;
+	}
+	if (o.has_mode)
+		st->st_mode = o.mode;
+}
+
 /* The attributes of the folder that c's node takes its own from: its
  * service, or its config/APP. False for nodes outside both. */
 static bool scope(struct mfs_req *c, struct stat *st)
 {
 	char path[PATH_MAX_LEN];
-	struct ov o;
 	enum mnode_kind k = c->node->kind;
 
 	if (c->kind->flags & MK_IN_SVC) {
@@ -251,14 +264,7 @@ static bool scope(struct mfs_req *c, struct stat *st)
 	} else {
 		return false;
 	}
-	if (ov_get(c->fs, path, &o)) {
-		if (o.has_owner) {
-			st->st_uid = o.uid;
-			st->st_gid = o.gid;
-		}
-		if (o.has_mode)
-			st->st_mode = o.mode;
-	}
+	own_of(c->fs, path, st);
 	return true;
 }
 
@@ -442,20 +448,6 @@ static unsigned bits_for(const struct mfs_caller *who, const struct stat *st)
 	for (size_t i = 0; !member && i < who->ngroups; i++)
 		member = who->groups[i] == st->st_gid;
 	return member ? (st->st_mode >> 3) & 7 : st->st_mode & 7;
-}
-
-/* st with the override of path, if it has one. */
-static void own_of(struct mfs *fs, const char *path, struct stat *st)
-{
-	struct ov o;
-	if (!ov_get(fs, path, &o))
-		return;
-	if (o.has_owner) {
-		st->st_uid = o.uid;
-		st->st_gid = o.gid;
-	}
-	if (o.has_mode)
-		st->st_mode = o.mode;
 }
 
 bool mfs_perm_may_read_svc(struct mfs *fs, const struct mfs_caller *who, struct mallafs_svc *svc,
