@@ -26,10 +26,11 @@ cd "$here"
 # systemd.pc names systemd's unit folder (a container may lack both).
 # scdoc: the build makes the man page mallafs(8) with it; man-db and
 # groff-base: tests/style/man.sh renders the page as man(1) does.
+# prometheus: its promtool checks the root's metrics (test_metrics_node.sh).
 packages=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libinih-dev
 	libcmocka-dev inotify-tools valgrind util-linux procps psmisc libtsan2
 	clang-format git clang libclang-rt-14-dev redis-server libsqlite3-dev sqlite3
-	systemd scdoc man-db groff-base)
+	systemd scdoc man-db groff-base prometheus)
 
 install_missing() {
 	local missing=()
