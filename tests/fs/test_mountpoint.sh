@@ -88,7 +88,19 @@ assert_ls "$MNT/services" api
 
 # A daemon that does not answer (stopped): refused within the probe's 5 s,
 # without hanging.
+# stopped PID: every thread of PID is stopped (a thread stops only once it
+# is scheduled: until then it may still answer a request).
+stopped()
+{
+	local t st
+	for t in /proc/"$1"/task/*/stat; do
+		st=$(cat "$t" 2>/dev/null) || continue
+		st=${st##*) }
+		[[ ${st%% *} == T ]] || return 1
+	done
+}
 kill -STOP "$MFS_PID"
+mfs_poll 5000 stopped "$MFS_PID" || fail "kill -STOP: every thread of the daemon stops"
 t0=$(mfs_now_ms)
 mfs_run_daemon -f "$MNT"
 t1=$(mfs_now_ms)
@@ -159,6 +171,7 @@ mfs_bounded 5 ls "$MNT" >"$MFS_TMP/ls.out" 2>&1
 assert_match "after kill -9 the mount is stale" 'Transport endpoint is not connected' \
 	"$(cat "$MFS_TMP/ls.out")"
 mfs_mount_again --config "$BOOT"
+mfs_poll 2000 grep -q 'stale mallafs mount' "$MFS_LOG"
 assert_match "the log says the stale mount was unmounted" \
 	"warning: mountpoint .*/mnt-stale was a stale mallafs mount \(its daemon is gone: Transport endpoint is not connected\): unmounted it lazily" \
 	"$(cat "$MFS_LOG")"
