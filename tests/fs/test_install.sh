@@ -47,6 +47,12 @@ pass "meson install --destdir DEST"
 mount --bind "$DEST$PREFIX" "$PREFIX" || mfs_bail "mount --bind DEST$PREFIX $PREFIX"
 pass "DEST$PREFIX bound over $PREFIX in this mount namespace"
 
+# The daemons mount(8) starts send stderr to /dev/null once mounted: a
+# sanitizer's report at their exit goes to files here instead.
+for v in ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS; do
+	export "$v=${!v:+${!v}:}log_path=$MFS_TMP/sanitizer"
+done
+
 PLUGINDIR=$LIBDIR/mallafs/plugins
 DOCDIR=$DATADIR/doc/mallafs
 EXAMPLE=$DOCDIR/examples/example.ini
@@ -135,5 +141,10 @@ rc=$?
 assert_ne "mount with a bad bootstrap file fails" 0 "$rc"
 assert_match "and says FILE:LINE" "bad.ini:1" "$out"
 assert_true "nothing is mounted" eval '! mfs_mounted "$MNT"'
+
+for f in "$MFS_TMP"/sanitizer*; do
+	[[ -e $f ]] || continue
+	fail "a sanitizer reported: $f" "$(head -n 30 "$f")"
+done
 
 mfs_done
