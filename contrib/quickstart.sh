@@ -20,9 +20,14 @@ cd "$here"
 # comparison of the scale benchmark (tests/bench/scale.sh); no test needs it.
 # libsqlite3-dev: persist's databases and the state database (-o state=);
 # sqlite3, the shell: tests inspect the databases as users do.
+# systemd: systemd-analyze verify checks the unit meson installs, and
+# systemd.pc names systemd's unit folder (a container may lack both).
+# scdoc: the build makes the man page mallafs(8) with it; man-db and
+# groff-base: tests/style/man.sh renders the page as man(1) does.
 packages=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libinih-dev
 	libcmocka-dev inotify-tools valgrind util-linux procps psmisc libtsan2
-	clang-format git clang libclang-rt-14-dev redis-server libsqlite3-dev sqlite3)
+	clang-format git clang libclang-rt-14-dev redis-server libsqlite3-dev sqlite3
+	systemd scdoc man-db groff-base)
 
 install_missing() {
 	local missing=()

@@ -187,6 +187,17 @@ int msvc_config_apply_ini_undo(struct mallafs_svc *svc, const char *text, size_t
 int msvc_config_set_undo(struct mallafs_svc *svc, const char *section, const char *key,
                          const char *value, size_t len, struct msvc_undo *u,
                          struct mallafs_reason *why);
+/* One reconfiguration that may also declare the chain anew: plugins (NULL:
+ * the chain stays) becomes the declared list, top to bottom, base implied;
+ * the merge phase runs over the new chain with update (NULL: none), the
+ * plugins that stay get the update phase, those that join start and those
+ * that leave stop. Errors as msvc_reconfigure's and msvc_setup's (-EEXIST
+ * for base or a name given twice, -ENOENT for an unknown plugin). u (may
+ * be NULL) records the configuration's change, not the chain's: to undo,
+ * msvc_undo_apply, then this again with the old declared list. */
+int msvc_redeclare_undo(struct mallafs_svc *svc, const char *const *plugins, size_t nplugins,
+                        const struct mallafs_cfg *update, struct msvc_undo *u,
+                        struct mallafs_reason *why);
 /* Every key u recorded that still holds the value u's writer left goes back
  * to the value it had before, as one reconfiguration, and u is emptied.
  * 0, or that reconfiguration's error (logged). */

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,14 +218,49 @@ static void emit_plugin(struct mallafs_svc *svc, enum mev_op op, const char *nam
 	mev_emit(svc->env.events, op, path, NULL);
 }
 
+/* The update phase of a rechain, over the plugins of the new chain that
+ * were already running (those that join are not started yet), bottom to
+ * top, old and new being the committed configurations before and after.
+ * A plugin that refuses: the configuration goes back to old and those told
+ * before it are told of the change back; -EIO with the reason. A plugin
+ * asking for a restart: want_restart and its reason. */
+static int rechain_update(struct mallafs_svc *svc, struct mallafs_cfg *old,
+                          const struct mallafs_cfg *new, char *restart_reason, size_t rlen,
+                          struct mallafs_reason *why)
+{
+	for (size_t i = svc->nchain; i-- > 0;) {
+		struct minst *in = svc->chain[i];
+		if (!in->active || !in->desc->updated)
+			continue;
+		struct mallafs_reason pr = {{0}};
+		enum mallafs_update u = in->desc->updated(in->state, old, new, &pr);
+		if (u == MALLAFS_UPDATE_RESTART && !restart_reason[0]) {
+			snprintf(restart_reason, rlen, "%s: %s", in->desc->name,
+			         pr.text[0] ? pr.text : "restart requested");
+		} else if (u != MALLAFS_UPDATE_OK && u != MALLAFS_UPDATE_RESTART) {
+			mallafs_reason_set(why, "%s: %s", in->desc->name,
+			                   pr.text[0] ? pr.text : "update failed");
+			msvc_commit_cfg(svc, old);
+			msvc_tell_back(svc, i + 1, new, old);
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
 /* Adopts a new list of declared plugins (taking ownership of it): plan the
  * chain, run the merge phase with update (NULL: none) over it, then commit the
- * configuration and the chain, start the plugins that joined (bottom to top)
- * and stop those that left (top to bottom). A plugin failing to start puts
- * everything back as it was: -EIO with the reason. */
+ * configuration and the chain, run the update phase over the plugins that
+ * stay when update_phase says so (a reconfiguration that also changes the
+ * chain), start the plugins that joined (bottom to top) and stop those that
+ * left (top to bottom), then restart the service if a plugin asked. A
+ * plugin refusing the update or failing to start puts everything back as it
+ * was: -EIO with the reason. A restart that fails leaves the new chain and
+ * configuration with the service failed (and retried): -EIO. */
 static int rechain(struct mallafs_svc *svc, char **declared, size_t ndeclared,
-                   const struct mallafs_cfg *update, struct mallafs_reason *why)
+                   const struct mallafs_cfg *update, bool update_phase, struct mallafs_reason *why)
 {
+	char restart_reason[MALLAFS_REASON_MAX + 64] = "";
 	struct minst **chain = NULL;
 	size_t n = 0;
 	struct mallafs_cfg *new = NULL, *none = NULL;
@@ -247,6 +283,14 @@ static int rechain(struct mallafs_svc *svc, char **declared, size_t ndeclared,
 	chain_swap(svc, &chain, &n, &declared, &ndeclared);
 	/* From here chain/n/declared hold the old chain. */
 
+	if (update_phase &&
+	    rechain_update(svc, old_cfg, new, restart_reason, sizeof(restart_reason), why) < 0) {
+		chain_swap(svc, &chain, &n, &declared, &ndeclared);
+		chain_discard(svc, chain, n);
+		names_free(declared, ndeclared);
+		mcfg_free(new);
+		return -EIO;
+	}
 	if (svc->started) {
 		size_t i = svc->nchain;
 		while (i-- > 0) {
@@ -285,6 +329,15 @@ static int rechain(struct mallafs_svc *svc, char **declared, size_t ndeclared,
 	names_free(declared, ndeclared);
 	mcfg_free(old_cfg);
 	msvc_emit_reconfigure(svc);
+	if (restart_reason[0] && svc->started) {
+		struct mallafs_reason failed = {{0}};
+		r = msvc_restart(svc, restart_reason, &failed);
+		msvc_after_start(svc, r);
+		if (r < 0) {
+			mallafs_reason_set(why, "restart failed: %s", failed.text);
+			return -EIO;
+		}
+	}
 	return 0;
 fail:
 	if (chain)
@@ -292,6 +345,35 @@ fail:
 	mcfg_free(new);
 	names_free(declared, ndeclared);
 	return r;
+}
+
+/* Whether plugins (n of them) is the list svc declares, in its order. */
+static bool same_declared(const struct mallafs_svc *svc, const char *const *plugins, size_t n)
+{
+	if (n != svc->ndeclared)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(plugins[i], svc->declared[i]) != 0)
+			return false;
+	return true;
+}
+
+/* The checks of a declared list: no base, no name twice. */
+static int check_declared(const char *const *plugins, size_t n, struct mallafs_reason *why)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(plugins[i], "base") == 0) {
+			mallafs_reason_set(why, "base is always in the chain, last");
+			return -EEXIST;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(plugins[i], plugins[j]) == 0) {
+				mallafs_reason_set(why, "plugin %s named twice", plugins[i]);
+				return -EEXIST;
+			}
+		}
+	}
+	return 0;
 }
 
 int msvc_setup(struct mallafs_svc *svc, const char *const *plugins, size_t nplugins,
@@ -302,25 +384,11 @@ int msvc_setup(struct mallafs_svc *svc, const char *const *plugins, size_t nplug
 	if (!why)
 		why = &local;
 	pthread_mutex_lock(&svc->op_lock);
-	int r = names_dup((char *const *)plugins, nplugins, NULL, false, &declared);
-	for (size_t i = 0; r == 0 && i < nplugins; i++) {
-		if (strcmp(plugins[i], "base") == 0) {
-			mallafs_reason_set(why, "base is always in the chain, last");
-			r = -EEXIST;
-		}
-		for (size_t j = 0; r == 0 && j < i; j++) {
-			if (strcmp(plugins[i], plugins[j]) == 0) {
-				mallafs_reason_set(why, "plugin %s named twice", plugins[i]);
-				r = -EEXIST;
-			}
-		}
-	}
-	if (r < 0) {
-		names_free(declared, nplugins);
-		goto out;
-	}
-	r = rechain(svc, declared, nplugins, cfg, why);
-out:
+	int r = check_declared(plugins, nplugins, why);
+	if (r == 0)
+		r = names_dup((char *const *)plugins, nplugins, NULL, false, &declared);
+	if (r == 0)
+		r = rechain(svc, declared, nplugins, cfg, false, why);
 	pthread_mutex_unlock(&svc->op_lock);
 	return r;
 }
@@ -350,7 +418,7 @@ int msvc_add_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_re
 	r = names_dup(svc->declared, svc->ndeclared, name, true, &declared);
 	if (r < 0)
 		goto refused;
-	r = rechain(svc, declared, svc->ndeclared + 1, NULL, why);
+	r = rechain(svc, declared, svc->ndeclared + 1, NULL, false, why);
 	if (r < 0)
 		goto refused;
 	mu_log(MU_LOG_INFO, "service %s: added plugin %s", svc->name, name);
@@ -405,7 +473,7 @@ int msvc_del_plugin(struct mallafs_svc *svc, const char *name, struct mallafs_re
 			goto refused;
 		}
 	}
-	r = rechain(svc, declared, k, NULL, why);
+	r = rechain(svc, declared, k, NULL, false, why);
 	if (r < 0)
 		goto refused;
 	mu_log(MU_LOG_INFO, "service %s: removed plugin %s", svc->name, name);
@@ -414,6 +482,54 @@ refused:
 	msvc_set_error(svc, why->text[0] ? why->text : strerror(-r));
 out:
 	pthread_mutex_unlock(&svc->op_lock);
+	return r;
+}
+
+int msvc_redeclare_undo(struct mallafs_svc *svc, const char *const *plugins, size_t nplugins,
+                        const struct mallafs_cfg *update, struct msvc_undo *u,
+                        struct mallafs_reason *why)
+{
+	struct mallafs_reason local = {{0}};
+	struct mallafs_cfg *none = NULL, *prev = NULL;
+	char **declared = NULL;
+	if (!why)
+		why = &local;
+	why->text[0] = '\0';
+	pthread_mutex_lock(&svc->op_lock);
+	int r = -ENOENT;
+	if (svc->dead)
+		goto out;
+	r = -ENOMEM;
+	if (!update && !(update = none = mcfg_new()))
+		goto refused;
+	if (u && !(prev = mcfg_dup(svc->cfg)))
+		goto refused;
+	if (!plugins || same_declared(svc, plugins, nplugins)) {
+		/* It sets last_error itself. */
+		r = msvc_reconfigure_locked(svc, update, why);
+		if (r < 0)
+			goto out;
+	} else {
+		r = check_declared(plugins, nplugins, why);
+		if (r == 0)
+			r = names_dup((char *const *)plugins, nplugins, NULL, false, &declared);
+		if (r == 0)
+			r = rechain(svc, declared, nplugins, update, true, why);
+		if (r < 0)
+			goto refused;
+		mu_log(MU_LOG_INFO, "service %s: chain declared anew", svc->name);
+	}
+	if (u && msvc_undo_record(u, prev, svc->cfg, update) < 0)
+		mu_log(MU_LOG_WARNING, "service %s: out of memory: this change may not be undone",
+		       svc->name);
+	r = 0;
+	goto out;
+refused:
+	msvc_set_error(svc, why->text[0] ? why->text : strerror(-r));
+out:
+	pthread_mutex_unlock(&svc->op_lock);
+	mcfg_free(prev);
+	mcfg_free(none);
 	return r;
 }
 

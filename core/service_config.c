@@ -125,8 +125,8 @@ void msvc_emit_reconfigure(struct mallafs_svc *svc)
 /* Tells the active plugins from chain[from] down, which were told of the
  * change from old to new, of the change back (top to bottom, the reverse of
  * the update phase); op_lock held. */
-static void tell_back(struct mallafs_svc *svc, size_t from, const struct mallafs_cfg *new,
-                      const struct mallafs_cfg *old)
+void msvc_tell_back(struct mallafs_svc *svc, size_t from, const struct mallafs_cfg *new,
+                    const struct mallafs_cfg *old)
 {
 	for (size_t j = from; j < svc->nchain; j++) {
 		struct minst *t = svc->chain[j];
@@ -154,7 +154,7 @@ static int restart_or_roll_back(struct mallafs_svc *svc, struct mallafs_cfg *old
 		return 0;
 	msvc_commit_cfg(svc, old);
 	msvc_emit_reconfigure(svc);
-	tell_back(svc, 0, new, old);
+	msvc_tell_back(svc, 0, new, old);
 	char back[MALLAFS_REASON_MAX + 32];
 	snprintf(back, sizeof(back), "rolling back: %s", failed.text);
 	int r = msvc_restart(svc, back, &again);
@@ -223,7 +223,7 @@ static int reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg 
 			/* Roll back: the configuration first, then tell the
 			 * plugins already told, in the reverse order. */
 			msvc_commit_cfg(svc, old);
-			tell_back(svc, i + 1, new, old);
+			msvc_tell_back(svc, i + 1, new, old);
 			mcfg_free(new);
 			r = -EIO;
 			goto refused_committed;

@@ -105,6 +105,10 @@ void msvc_commit_cfg(struct mallafs_svc *svc, struct mallafs_cfg *cfg);
  * state_lock. */
 void msvc_forget_effective(struct mallafs_svc *svc);
 void msvc_emit_reconfigure(struct mallafs_svc *svc);
+/* Tells the active plugins from chain[from] down, told of the change from
+ * old to new, of the change back (top to bottom); op_lock held. */
+void msvc_tell_back(struct mallafs_svc *svc, size_t from, const struct mallafs_cfg *new,
+                    const struct mallafs_cfg *old);
 /* A reconfiguration, op_lock held (service_config.c). */
 int msvc_reconfigure_locked(struct mallafs_svc *svc, const struct mallafs_cfg *update,
                             struct mallafs_reason *why);

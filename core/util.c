@@ -265,13 +265,19 @@ static const char *const level_names[] = {
         [MU_LOG_DEBUG] = "debug",
 };
 
+/* Set by mu_log_set_priorities, read by stderr_sink: both under log_cfg.lock. */
+static bool stderr_priorities;
+
 static void stderr_sink(enum mu_log_level level, const char *line, void *arg)
 {
 	const char *name =
 	        (level >= 0 && (size_t)level < MU_ARRAY_SIZE(level_names) && level_names[level])
 	                ? level_names[level]
 	                : "log";
-	fprintf(stderr, "mallafs: %s: %s\n", name, line);
+	if (stderr_priorities)
+		fprintf(stderr, "<%d>mallafs: %s: %s\n", (int)level, name, line);
+	else
+		fprintf(stderr, "mallafs: %s: %s\n", name, line);
 }
 
 static struct {
@@ -287,6 +293,13 @@ void mu_log_set_sink(mu_log_sink sink, void *arg, enum mu_log_level max_level)
 	log_cfg.sink = sink ? sink : stderr_sink;
 	log_cfg.arg = arg;
 	log_cfg.max = max_level;
+	pthread_mutex_unlock(&log_cfg.lock);
+}
+
+void mu_log_set_priorities(bool on)
+{
+	pthread_mutex_lock(&log_cfg.lock);
+	stderr_priorities = on;
 	pthread_mutex_unlock(&log_cfg.lock);
 }
 

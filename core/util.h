@@ -74,6 +74,10 @@ int mu_parse_u64(const char *s, uint64_t *ret);
 enum mu_log_level { MU_LOG_ERR = 3, MU_LOG_WARNING = 4, MU_LOG_INFO = 6, MU_LOG_DEBUG = 7 };
 typedef void (*mu_log_sink)(enum mu_log_level level, const char *line, void *arg);
 void mu_log_set_sink(mu_log_sink sink, void *arg, enum mu_log_level max_level);
+/* With on, the stderr sink starts each line with its level as "<N>", as the
+ * journal reads stderr (sd-daemon(3)); the mount layer turns it on when
+ * stderr is the journal. */
+void mu_log_set_priorities(bool on);
 void mu_log(enum mu_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Starts a thread with every signal blocked (signals are the daemon's main

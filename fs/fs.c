@@ -78,3 +78,8 @@ void mfs_stop(struct mfs *fs)
 	mfs_feed_stop(fs);
 	mfs_defer_stop(fs);
 }
+
+void mfs_unmounted(struct mfs *fs)
+{
+	mfs_notifier_join(fs);
+}

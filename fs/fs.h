@@ -8,7 +8,8 @@
  *     mfs_start(fs, se, mountpoint);       (the notifier thread)
  *     fuse_session_loop[_mt](se, ...);
  *     mfs_stop(fs);                        (before unmounting)
- *     fuse_session_unmount(se); fuse_session_destroy(se); mfs_free(fs);
+ *     fuse_session_unmount(se); mfs_unmounted(fs);
+ *     fuse_session_destroy(se); mfs_free(fs);
  */
 #ifndef MALLAFS_FS_H
 #define MALLAFS_FS_H
@@ -20,6 +21,7 @@
 
 struct mrt;
 struct mfs;
+struct mallafs_svc;
 
 struct mfs *mfs_new(struct mrt *rt);
 void mfs_free(struct mfs *fs); /* accepts NULL */
@@ -37,6 +39,10 @@ void mfs_set_readonly(struct mfs *fs);
 int mfs_start(struct mfs *fs, struct fuse_session *se, const char *mountpoint);
 /* Stops it; call before unmounting. */
 void mfs_stop(struct mfs *fs);
+/* After the unmount, before the session is destroyed: waits for the
+ * notifier thread, which mfs_stop leaves running when it was inside a
+ * write to the kernel that only the unmount ends. */
+void mfs_unmounted(struct mfs *fs);
 
 /* Owners and modes set by chmod and chown (perm.c), for the state
  * database (-o state=): what is kept for one path of the tree. */
@@ -64,5 +70,10 @@ typedef void (*mfs_perm_listener_fn)(const char *path, void *arg);
 void mfs_perm_set_listener(struct mfs *fs, mfs_perm_listener_fn fn, void *arg);
 /* Tells the listener that the owner of the service at path changed. */
 void mfs_perm_owner_changed(struct mfs *fs, const char *path);
+/* Gives the service NAME to uid:gid from outside the mount (a reload of the
+ * bootstrap file), as a chown of services/NAME by root would: core's owner,
+ * owners set below it dropped, the listener told, the kernel's cached
+ * attributes of the tree dropped. Any thread but the listener's. */
+void mfs_service_set_owner(struct mfs *fs, struct mallafs_svc *svc, uid_t uid, gid_t gid);
 
 #endif

@@ -43,6 +43,7 @@
 #include "kv.h"
 #include "runtime.h"
 #include "service.h"
+#include "tree.h"
 #include "util.h"
 
 #define PATH_MAX_LEN 1100 /* services/NAME/config/SECTION/KEY: 4 names and a bit */
@@ -437,6 +438,30 @@ void mfs_perm_owner_changed(struct mfs *fs, const char *path)
 	if (p->listen)
 		p->listen(path, p->listen_arg);
 	pthread_mutex_unlock(&p->lock);
+}
+
+void mfs_service_set_owner(struct mfs *fs, struct mallafs_svc *svc, uid_t uid, gid_t gid)
+{
+	char path[PATH_MAX_LEN];
+	const char *name = msvc_name(svc);
+	if (snprintf(path, sizeof(path), "%s/%s", mtree_name(MTREE_SERVICES), name) >=
+	    (int)sizeof(path))
+		return;
+	msvc_set_owner(svc, uid, gid);
+	ov_drop_tree(fs, path, false, true);
+	mfs_perm_owner_changed(fs, path);
+	struct mnode *root = mfs_node_get(fs, FUSE_ROOT_ID);
+	struct mnode *dir = root ? mfs_node_find(fs, root, mtree_name(MTREE_SERVICES)) : NULL;
+	struct mnode *n = dir ? mfs_node_find(fs, dir, name) : NULL;
+	if (n) {
+		if (fs->se)
+			fuse_lowlevel_notify_inval_inode(fs->se, n->ino, -1, 0);
+		inval_below(fs, n);
+	}
+	mfs_node_put(fs, n);
+	mfs_node_put(fs, dir);
+	mfs_node_put(fs, root);
+	mu_log(MU_LOG_INFO, "%s: owner %u:%u", path, (unsigned)uid, (unsigned)gid);
 }
 
 void mfs_perm_set_listener(struct mfs *fs, mfs_perm_listener_fn fn, void *arg)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "bootstrap.h"
+#include "bootstrap_i.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -28,59 +28,9 @@
 #define SERVICES_PREFIX "services."
 #define CONFIG_PREFIX "config."
 
-enum item_kind {
-	ITEM_SERVICE,
-	ITEM_APP,
-};
-
-/* One thing to create: a service, or an app of the node-wide config. */
-struct boot_item {
-	enum item_kind kind;
-	char *name;
-	int line; /* where it first appears: the creation order */
-	/* ITEM_APP: the parsed section holding its keys. */
-	const char *section;
-	/* ITEM_SERVICE */
-	bool declared; /* has a [services.NAME] section */
-	int decl_line;
-	int plugins_line;
-	char **plugins;
-	size_t nplugins;
-	const char *admin; /* points into the parsed file; NULL: active */
-	bool owned;        /* owner = given: the service is theirs */
-	uid_t uid;
-	gid_t gid;
-	struct mallafs_cfg *cfg; /* its configuration sections, NULL when none */
-};
-
-struct boot {
-	struct mrt *rt;
-	const char *path;
-	struct mallafs_cfg *file;
-	struct boot_item *items;
-	size_t nitems, capitems;
-	char *err;
-	size_t errlen;
-};
-
-/* A section or key of the parsed file with the line it came from. */
-struct lined {
-	const char *name;
-	const char *value;
-	int line;
-};
-
-struct lined_list {
-	struct lined *v;
-	size_t n, cap;
-};
-
-static int fail(struct boot *b, int line, int r, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
 /* The message is one line: a value quoted in it may span several (a
  * continuation line), so its newlines are shown as "\n". */
-static int fail(struct boot *b, int line, int r, const char *fmt, ...)
+int mboot_fail(struct boot *b, int line, int r, const char *fmt, ...)
 {
 	if (!b->err || !b->errlen)
 		return r;
@@ -195,7 +145,7 @@ static int list_sections(const struct mallafs_cfg *file, struct lined_list *ret)
 	return r;
 }
 
-static int list_keys(const struct mallafs_cfg *file, const char *section, struct lined_list *ret)
+int mboot_list_keys(const struct mallafs_cfg *file, const char *section, struct lined_list *ret)
 {
 	struct collect_ctx c = {.file = file, .section = section, .list = ret};
 	int r = mallafs_cfg_foreach(file, section, collect_key, &c);
@@ -261,18 +211,19 @@ static int parse_plugins(struct boot *b, struct boot_item *it, const char *value
 		while (n && isspace((unsigned char)s[n - 1]))
 			n--;
 		if (!n)
-			return fail(b, line, -EINVAL, "service %s: empty plugin name in '%s'",
-			            it->name, value);
+			return mboot_fail(b, line, -EINVAL, "service %s: empty plugin name in '%s'",
+			                  it->name, value);
 		if (mu_name_check(s, n, MU_NAME_STRICT) < 0)
-			return fail(b, line, -EINVAL, "service %s: invalid plugin name '%.*s'",
-			            it->name, (int)n, s);
+			return mboot_fail(b, line, -EINVAL,
+			                  "service %s: invalid plugin name '%.*s'", it->name,
+			                  (int)n, s);
 		char **v = realloc(it->plugins, (it->nplugins + 1) * sizeof(*v));
 		if (!v)
-			return fail(b, line, -ENOMEM, "out of memory");
+			return mboot_fail(b, line, -ENOMEM, "out of memory");
 		it->plugins = v;
 		it->plugins[it->nplugins] = mu_memdup0(s, n);
 		if (!it->plugins[it->nplugins])
-			return fail(b, line, -ENOMEM, "out of memory");
+			return mboot_fail(b, line, -ENOMEM, "out of memory");
 		it->nplugins++;
 		if (!end)
 			return 0;
@@ -306,9 +257,9 @@ static int parse_owner(struct boot *b, struct boot_item *it, const char *value, 
 	unsigned long id;
 
 	if (ulen == 0 || ulen >= sizeof(user) || (group && !group[0]))
-		return fail(b, line, -EINVAL,
-		            "service %s: owner must be USER or USER:GROUP, not '%s'", it->name,
-		            value);
+		return mboot_fail(b, line, -EINVAL,
+		                  "service %s: owner must be USER or USER:GROUP, not '%s'",
+		                  it->name, value);
 	memcpy(user, value, ulen);
 	user[ulen] = '\0';
 	if (parse_id(user, &id)) {
@@ -316,15 +267,17 @@ static int parse_owner(struct boot *b, struct boot_item *it, const char *value, 
 		if (getpwuid_r(it->uid, &pw, buf, sizeof(buf), &pwr) == 0 && pwr)
 			it->gid = pwr->pw_gid;
 		else if (!group)
-			return fail(b, line, -EINVAL,
-			            "service %s: uid %s has no user entry: give its group too "
-			            "(owner = %s:GROUP)",
-			            it->name, user, user);
+			return mboot_fail(
+			        b, line, -EINVAL,
+			        "service %s: uid %s has no user entry: give its group too "
+			        "(owner = %s:GROUP)",
+			        it->name, user, user);
 	} else if (getpwnam_r(user, &pw, buf, sizeof(buf), &pwr) == 0 && pwr) {
 		it->uid = pwr->pw_uid;
 		it->gid = pwr->pw_gid;
 	} else {
-		return fail(b, line, -EINVAL, "service %s: no user named '%s'", it->name, user);
+		return mboot_fail(b, line, -EINVAL, "service %s: no user named '%s'", it->name,
+		                  user);
 	}
 	if (group) {
 		if (parse_id(group, &id))
@@ -332,8 +285,8 @@ static int parse_owner(struct boot *b, struct boot_item *it, const char *value, 
 		else if (getgrnam_r(group, &gr, buf, sizeof(buf), &grr) == 0 && grr)
 			it->gid = grr->gr_gid;
 		else
-			return fail(b, line, -EINVAL, "service %s: no group named '%s'", it->name,
-			            group);
+			return mboot_fail(b, line, -EINVAL, "service %s: no group named '%s'",
+			                  it->name, group);
 	}
 	it->owned = true;
 	return 0;
@@ -343,9 +296,9 @@ static int parse_owner(struct boot *b, struct boot_item *it, const char *value, 
 static int check_declaration(struct boot *b, struct boot_item *it, const char *section, int line)
 {
 	struct lined_list keys = {0};
-	int r = list_keys(b->file, section, &keys);
+	int r = mboot_list_keys(b->file, section, &keys);
 	if (r < 0) {
-		r = fail(b, line, r, "out of memory");
+		r = mboot_fail(b, line, r, "out of memory");
 		goto out;
 	}
 	it->declared = true;
@@ -359,14 +312,16 @@ static int check_declaration(struct boot *b, struct boot_item *it, const char *s
 			enum msvc_admin ad;
 			it->admin = k->value;
 			if (msvc_admin_parse(k->value, strlen(k->value), &ad) < 0)
-				r = fail(b, k->line, -EINVAL,
-				         "service %s: admin must be active, pause or inactive, not "
-				         "'%s'",
-				         it->name, k->value);
+				r = mboot_fail(
+				        b, k->line, -EINVAL,
+				        "service %s: admin must be active, pause or inactive, not "
+				        "'%s'",
+				        it->name, k->value);
 		} else if (strcmp(k->name, "owner") == 0) {
 			r = parse_owner(b, it, k->value, k->line);
 		} else {
-			r = fail(b, k->line, -EINVAL, "unknown key '%s' in [%s]", k->name, section);
+			r = mboot_fail(b, k->line, -EINVAL, "unknown key '%s' in [%s]", k->name,
+			               section);
 		}
 		if (r < 0)
 			goto out;
@@ -381,19 +336,19 @@ static int add_config_section(struct boot *b, struct boot_item *it, const char *
                               const char *sub, int line)
 {
 	if (mu_name_check_str(sub, MU_NAME_STRICT) < 0)
-		return fail(b, line, -EINVAL, "invalid section name '%s'", sub);
+		return mboot_fail(b, line, -EINVAL, "invalid section name '%s'", sub);
 	if (!it->cfg) {
 		it->cfg = mcfg_new();
 		if (!it->cfg)
-			return fail(b, line, -ENOMEM, "out of memory");
+			return mboot_fail(b, line, -ENOMEM, "out of memory");
 	}
 	/* An empty section still exists, as after `mkdir config/SECTION`. */
 	struct lined_list keys = {0};
 	int r = mcfg_add_section(it->cfg, sub);
 	if (r == 0)
-		r = list_keys(b->file, section, &keys);
+		r = mboot_list_keys(b->file, section, &keys);
 	if (r < 0) {
-		r = fail(b, line, r, "%s", strerror(-r));
+		r = mboot_fail(b, line, r, "%s", strerror(-r));
 		goto out;
 	}
 	for (size_t i = 0; i < keys.n; i++) {
@@ -403,8 +358,8 @@ static int add_config_section(struct boot *b, struct boot_item *it, const char *
 		if (r == -EINVAL)
 			mcfg_key_check(k->name, &bad);
 		if (r < 0) {
-			r = fail(b, k->line, r, "invalid key '%s' in [%s]: %s", k->name, section,
-			         bad ? bad : strerror(-r));
+			r = mboot_fail(b, k->line, r, "invalid key '%s' in [%s]: %s", k->name,
+			               section, bad ? bad : strerror(-r));
 			goto out;
 		}
 	}
@@ -423,11 +378,11 @@ static int check_section(struct boot *b, const char *section, int line)
 		const char *dot = strchr(name, '.');
 		size_t len = dot ? (size_t)(dot - name) : strlen(name);
 		if (mu_name_check(name, len, MU_NAME_STRICT) < 0)
-			return fail(b, line, -EINVAL, "invalid service name '%.*s'", (int)len,
-			            name);
+			return mboot_fail(b, line, -EINVAL, "invalid service name '%.*s'", (int)len,
+			                  name);
 		r = item_get(b, ITEM_SERVICE, name, len, line, &it);
 		if (r < 0)
-			return fail(b, line, r, "out of memory");
+			return mboot_fail(b, line, r, "out of memory");
 		if (dot)
 			return add_config_section(b, it, section, dot + 1, line);
 		return check_declaration(b, it, section, line);
@@ -435,29 +390,29 @@ static int check_section(struct boot *b, const char *section, int line)
 	if (strncmp(section, CONFIG_PREFIX, strlen(CONFIG_PREFIX)) == 0) {
 		const char *app = section + strlen(CONFIG_PREFIX);
 		if (mu_name_check_str(app, MU_NAME_STRICT) < 0)
-			return fail(b, line, -EINVAL, "invalid app name '%s'", app);
+			return mboot_fail(b, line, -EINVAL, "invalid app name '%s'", app);
 		r = item_get(b, ITEM_APP, app, strlen(app), line, &it);
 		if (r < 0)
-			return fail(b, line, r, "out of memory");
+			return mboot_fail(b, line, r, "out of memory");
 		it->section = section;
 		return 0;
 	}
-	return fail(b, line, -EINVAL, "unknown section [%s]", section);
+	return mboot_fail(b, line, -EINVAL, "unknown section [%s]", section);
 }
 
-static int create_app(struct boot *b, struct boot_item *it)
+int mboot_create_app(struct boot *b, struct boot_item *it)
 {
 	struct mnodecfg *nc = mrt_nodecfg(b->rt);
 	struct lined_list keys = {0};
 	int r = mnodecfg_app_create(nc, it->name);
 	/* An app made by an earlier file is extended, not an error. */
 	if (r < 0 && r != -EEXIST) {
-		r = fail(b, it->line, r, "config %s: %s", it->name, strerror(-r));
+		r = mboot_fail(b, it->line, r, "config %s: %s", it->name, strerror(-r));
 		goto out;
 	}
-	r = list_keys(b->file, it->section, &keys);
+	r = mboot_list_keys(b->file, it->section, &keys);
 	if (r < 0) {
-		r = fail(b, it->line, r, "out of memory");
+		r = mboot_fail(b, it->line, r, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < keys.n; i++) {
@@ -465,8 +420,8 @@ static int create_app(struct boot *b, struct boot_item *it)
 		ssize_t n = mnodecfg_write(nc, it->name, k->name, 0, k->value, strlen(k->value),
 		                           MKV_REPLACE);
 		if (n < 0) {
-			r = fail(b, k->line, (int)n, "config %s: key %s: %s", it->name, k->name,
-			         strerror((int)-n));
+			r = mboot_fail(b, k->line, (int)n, "config %s: key %s: %s", it->name,
+			               k->name, strerror((int)-n));
 			goto out;
 		}
 	}
@@ -479,7 +434,7 @@ out:
 /* The line of the key (or section) a refusal names, when the file holds it:
  * [services.NAME.SECTION] KEY. 0 when it names none or the file has none
  * (a plugin's default). */
-static int reason_line(struct boot *b, const struct boot_item *it, const struct mallafs_reason *why)
+int mboot_reason_line(struct boot *b, const struct boot_item *it, const struct mallafs_reason *why)
 {
 	char section[sizeof(SERVICES_PREFIX) + MU_NAME_MAX + 1 + MALLAFS_REASON_NAME_MAX];
 	if (!why->section[0])
@@ -491,7 +446,7 @@ static int reason_line(struct boot *b, const struct boot_item *it, const struct 
 	return line ? line : mcfg_line(b->file, section, NULL);
 }
 
-static int create_service(struct boot *b, struct boot_item *it)
+int mboot_create_service(struct boot *b, struct boot_item *it)
 {
 	struct mallafs_reason why = {{0}};
 	/* An owned service starts once it is its owner's, so that its hooks
@@ -520,70 +475,68 @@ static int create_service(struct boot *b, struct boot_item *it)
 	}
 	if (r == 0)
 		return 0;
-	int line = reason_line(b, it, &why);
+	int line = mboot_reason_line(b, it, &why);
 	if (!line)
 		line = it->plugins_line ? it->plugins_line
 		       : it->declared   ? it->decl_line
 		                        : it->line;
-	return fail(b, line, r, "service %s: %s", it->name, why.text[0] ? why.text : strerror(-r));
+	return mboot_fail(b, line, r, "service %s: %s", it->name,
+	                  why.text[0] ? why.text : strerror(-r));
 }
 
-int mboot_load(struct mrt *rt, const char *path, char *err, size_t errlen)
+int mboot_parse(struct boot *b)
 {
-	struct boot b = {.rt = rt, .path = path, .err = err, .errlen = errlen};
 	struct lined_list sections = {0};
-	char *text = NULL;
 	size_t len = 0;
 	int r;
 
-	if (err && errlen)
-		err[0] = '\0';
-	r = read_whole(path, &text, &len);
-	if (r < 0) {
-		fail(&b, 0, r, "%s", r == -EFBIG ? "file too large" : strerror(-r));
-		goto out;
-	}
+	if (b->err && b->errlen)
+		b->err[0] = '\0';
+	r = read_whole(b->path, &b->text, &len);
+	if (r < 0)
+		return mboot_fail(b, 0, r, "%s", r == -EFBIG ? "file too large" : strerror(-r));
 
 	char perr[512];
 	int line = 0;
-	r = mcfg_parse_ini(text, len, &b.file, &line, perr, sizeof(perr));
+	r = mcfg_parse_ini(b->text, len, &b->file, &line, perr, sizeof(perr));
 	if (r < 0) {
 		/* The parser says "line N: reason"; ours is "PATH:N: reason". */
 		const char *msg = perr;
 		if (strncmp(msg, "line ", 5) == 0 && strstr(msg, ": "))
 			msg = strstr(msg, ": ") + 2;
-		fail(&b, line, r, "%s", msg[0] ? msg : strerror(-r));
-		goto out;
+		return mboot_fail(b, line, r, "%s", msg[0] ? msg : strerror(-r));
 	}
 
 	/* Check everything before creating anything, in file order, so a typo
 	 * at the end does not leave half a node behind and the first error
 	 * reported is the first in the file. */
-	r = list_sections(b.file, &sections);
-	if (r < 0) {
-		fail(&b, 0, r, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < sections.n; i++) {
-		r = check_section(&b, sections.v[i].name, sections.v[i].line);
-		if (r < 0)
-			goto out;
-	}
-
-	/* Items were made in file order of their first section. */
-	for (size_t i = 0; i < b.nitems; i++) {
-		struct boot_item *it = &b.items[i];
-		r = it->kind == ITEM_APP ? create_app(&b, it) : create_service(&b, it);
-		if (r < 0)
-			goto out;
-	}
-	r = 0;
-out:
-	for (size_t i = 0; i < b.nitems; i++)
-		item_fini(&b.items[i]);
-	free(b.items);
+	r = list_sections(b->file, &sections);
+	if (r < 0)
+		r = mboot_fail(b, 0, r, "out of memory");
+	for (size_t i = 0; r == 0 && i < sections.n; i++)
+		r = check_section(b, sections.v[i].name, sections.v[i].line);
 	free(sections.v);
-	mcfg_free(b.file);
-	free(text);
+	return r;
+}
+
+void mboot_fini(struct boot *b)
+{
+	for (size_t i = 0; i < b->nitems; i++)
+		item_fini(&b->items[i]);
+	free(b->items);
+	mcfg_free(b->file);
+	free(b->text);
+}
+
+int mboot_load(struct mrt *rt, const char *path, char *err, size_t errlen)
+{
+	struct boot b = {.rt = rt, .path = path, .err = err, .errlen = errlen};
+	int r = mboot_parse(&b);
+	/* Items were made in file order of their first section. */
+	for (size_t i = 0; r == 0 && i < b.nitems; i++) {
+		struct boot_item *it = &b.items[i];
+		r = it->kind == ITEM_APP ? mboot_create_app(&b, it) : mboot_create_service(&b, it);
+	}
+	mboot_fini(&b);
 	return r;
 }

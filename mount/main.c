@@ -26,7 +26,9 @@
 #include "cmdline.h"
 #include "fs.h"
 #include "mountpoint.h"
+#include "reload.h"
 #include "runtime.h"
+#include "sdnotify.h"
 #include "state.h"
 #include "util.h"
 
@@ -354,6 +356,30 @@ static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *co,
 	return r < 0 ? r : 0;
 }
 
+/* Around each SIGHUP reload, for a service manager: reloading, then ready
+ * again with what the tree holds, or with why the file was refused. */
+struct reload_ctx {
+	struct mrt *rt;
+	const char *mountpoint;
+};
+
+static void on_reloading(void *arg)
+{
+	msd_reloading();
+}
+
+static void on_reloaded(int r, const char *msg, void *arg)
+{
+	struct reload_ctx *rc = arg;
+	char status[1280];
+	if (r < 0) {
+		snprintf(status, sizeof(status), "reload refused, nothing changed: %s", msg);
+	} else {
+		msd_summary(rc->rt, rc->mountpoint, status, sizeof(status));
+	}
+	msd_ready(status);
+}
+
 /* Every registration holds a pidfd and every service with persist its
  * database, -wal and -shm: the soft limit of open files (1024 by default)
  * is too low for a busy node. It goes up to the hard limit, which the
@@ -382,7 +408,8 @@ int main(int argc, char *argv[])
 	struct fuse_cmdline_opts co = {0};
 	struct mopts mo = {0};
 	const char *prog = argc > 0 && argv[0][0] ? argv[0] : "mallafs";
-	char *mountpoint = NULL, *plugin_dir = NULL;
+	char *mountpoint = NULL, *plugin_dir = NULL, *config = NULL;
+	struct mreload *reload = NULL;
 	struct mrt *rt = NULL;
 	struct mfs *fs = NULL;
 	struct mstate *st = NULL;
@@ -395,7 +422,12 @@ int main(int argc, char *argv[])
 	/* Plugins talk to child processes through pipes (exec hooks) from the
 	 * bootstrap on, before libfuse's handlers are in place. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Before any thread: SIGHUP is the reload thread's alone. */
+	mreload_block_sighup();
 	raise_fd_limit();
+	/* systemd's socket and journal: before anything logs or runs. */
+	if (msd_init())
+		fuse_set_log_func(fuse_log_to_mu);
 
 	if (fuse_opt_parse(&args, &mo, mopt_table, mopt_proc) < 0)
 		goto out_args;
@@ -441,6 +473,14 @@ int main(int argc, char *argv[])
 	 * What is at the mountpoint is checked first: mountpoint.c. */
 	if (mmnt_check(prog, co.mountpoint, &mountpoint) < 0)
 		goto out_cmdline;
+	/* SIGHUP reads it again, from "/". */
+	if (mo.config) {
+		config = realpath(mo.config, NULL);
+		if (!config) {
+			fprintf(stderr, "%s: %s: %s\n", prog, mo.config, strerror(errno));
+			goto out_paths;
+		}
+	}
 	if (mo.plugin_dir) {
 		plugin_dir = realpath(mo.plugin_dir, NULL);
 		if (!plugin_dir) {
@@ -522,11 +562,21 @@ int main(int argc, char *argv[])
 	/* libfuse leaves a signal that was ignored at exec ignored, and a
 	 * shell's background job starts with SIGINT ignored: the command must
 	 * unmount on SIGINT and SIGTERM however it was started. SIGHUP keeps
-	 * what it was given, for nohup. */
+	 * what it was given, for nohup; once mounted, reload.c makes it reload
+	 * the bootstrap file. */
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out_session;
+	/* SIGHUP (blocked since main began, so libfuse's handler for it never
+	 * runs) reloads the file, from before the mount appears: a service
+	 * manager may send it as soon as it sees the mount. */
+	struct reload_ctx rctx = {.rt = rt, .mountpoint = mountpoint};
+	const struct mreload_hooks hooks = {
+	        .reloading = on_reloading, .done = on_reloaded, .arg = &rctx};
+	reload = mreload_start(rt, fs, config, &hooks);
+	if (!reload)
+		mu_log(MU_LOG_WARNING, "no reload on SIGHUP: %s", strerror(errno));
 	if (fuse_session_mount(se, mountpoint) < 0)
 		goto out_signals; /* libfuse said why */
 	r = mfs_start(fs, se, mountpoint);
@@ -534,6 +584,9 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: cannot start the notifier: %s\n", prog, strerror(-r));
 		goto out_unmount;
 	}
+	/* Before the parent exits: the background child is the main PID. */
+	msd_summary(rt, mountpoint, why, sizeof(why));
+	msd_ready(why);
 	if (ready_fd >= 0) {
 		daemon_ready(ready_fd);
 		ready_fd = -1;
@@ -542,15 +595,23 @@ int main(int argc, char *argv[])
 	       mo.rdonly ? " read-only (mallafs refuses changes with EROFS)" : "");
 
 	r = run_loop(se, &co, &mo);
+	/* No reload while the tree goes. */
+	mreload_stop(reload);
+	reload = NULL;
 	if (r < 0)
 		mu_log(MU_LOG_ERR, "request loop failed: %s", strerror(-r));
+	msd_stopping();
 	mu_log(MU_LOG_INFO, "unmounting %s", mountpoint);
 	ret = r < 0 ? 1 : 0;
 
 	mfs_stop(fs);
 out_unmount:
 	fuse_session_unmount(se);
+	/* The notifier may still be in a write to the kernel that the
+	 * unmount ended: it must be gone before the session is. */
+	mfs_unmounted(fs);
 out_signals:
+	mreload_stop(reload);
 	fuse_remove_signal_handlers(se);
 	/* That put SIGPIPE back to its default; plugins' stop hooks still
 	 * write to pipes below. */
@@ -573,6 +634,7 @@ out_ready:
 	if (ready_fd >= 0)
 		close(ready_fd);
 out_paths:
+	free(config);
 	free(plugin_dir);
 	free(mountpoint);
 out_cmdline:

@@ -109,6 +109,24 @@ assert_file "$MNT/services/api/store/b" hel
 assert_file "$MNT/config/app/k2" $'v\n'
 assert_absent "$MNT/services/web"
 assert_ok bash -c "echo v > '$MNT/services/api/store/k'"
+# SIGHUP: a reload that changes a chain, makes a service and writes a
+# node-wide key, then one refused late and undone.
+reload_logged()
+{
+	mfs_poll 30000 eval "(( \$(grep -c -E 'reloaded |reload refused' '$MFS_LOG') >= $1 ))"
+}
+cp "$BOOT" "$MFS_TMP/boot.orig"
+sed -i 's/^plugins = persist$/plugins = trace, persist/' "$BOOT"
+printf '[services.more]\nplugins = limits\n[config.app3]\nkey = other\n' >>"$BOOT"
+kill -HUP "$MFS_PID"
+assert_true "SIGHUP: the reload is done" reload_logged 1
+assert_eq "SIGHUP: the new chain" "trace persist base" "$(paste -s -d ' ' "$MNT/services/api/chain")"
+printf '[services.api]\nplugins = limits\n[services.late.limits]\nmax_keys = x\n[services.late]\nplugins = limits\n' >"$BOOT"
+kill -HUP "$MFS_PID"
+assert_true "SIGHUP: the refused reload is logged" reload_logged 2
+assert_eq "SIGHUP: the refused reload changed nothing" "trace persist base" \
+	"$(paste -s -d ' ' "$MNT/services/api/chain")"
+cp "$MFS_TMP/boot.orig" "$BOOT"
 mfs_signal_unmount TERM
 valgrind_clean "$MFS_LOG" "SIGTERM"
 

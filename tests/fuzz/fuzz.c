@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "events.h"
@@ -165,4 +166,45 @@ char *fuzz_exact(const struct fuzz_arg *a)
 	if (a->len)
 		memcpy(p, a->s, a->len);
 	return p;
+}
+
+static int file_fd = -1;
+static char file_path[64];
+
+const char *fuzz_file_path(void)
+{
+	if (file_fd < 0) {
+		file_fd = memfd_create("fuzz-file", MFD_CLOEXEC);
+		FUZZ_CHECK(file_fd >= 0, "memfd_create: %s", strerror(errno));
+		snprintf(file_path, sizeof(file_path), "/proc/self/fd/%d", file_fd);
+	}
+	return file_path;
+}
+
+void fuzz_file_put(const uint8_t *data, size_t size)
+{
+	fuzz_file_path();
+	FUZZ_CHECK(ftruncate(file_fd, 0) == 0, "ftruncate: %s", strerror(errno));
+	for (size_t off = 0; off < size;) {
+		ssize_t n = pwrite(file_fd, data + off, size - off, (off_t)off);
+		FUZZ_CHECK(n > 0, "pwrite: %s", strerror(errno));
+		off += (size_t)n;
+	}
+}
+
+int fuzz_names_add(struct fuzz_names *ns, const char *name)
+{
+	if (ns->n == sizeof(ns->v) / sizeof(ns->v[0]))
+		return 1;
+	ns->v[ns->n] = strdup(name);
+	FUZZ_CHECK(ns->v[ns->n], "out of memory");
+	ns->n++;
+	return 0;
+}
+
+void fuzz_names_free(struct fuzz_names *ns)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		free(ns->v[i]);
+	ns->n = 0;
 }

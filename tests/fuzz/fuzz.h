@@ -53,6 +53,20 @@ struct fuzz_op_spec {
 void fuzz_replay(const uint8_t *data, size_t size, const struct fuzz_op_spec *specs,
                  void (*run)(void *ctx, const struct fuzz_op *o), void *ctx);
 
+/* A file the code under test reads by path (a bootstrap file): a memfd
+ * named /proc/self/fd/N, made once; fuzz_file_put gives it exactly these
+ * bytes. Returns its path. */
+const char *fuzz_file_path(void);
+void fuzz_file_put(const uint8_t *data, size_t size);
+
+/* Up to 64 names, copied (a listing callback's fn(name, arg) collects). */
+struct fuzz_names {
+	char *v[64];
+	size_t n;
+};
+int fuzz_names_add(struct fuzz_names *ns, const char *name);
+void fuzz_names_free(struct fuzz_names *ns);
+
 /* Reads the whole change feed: its lines are formatted. */
 struct mev_ring;
 void fuzz_read_feed(struct mev_ring *ring);

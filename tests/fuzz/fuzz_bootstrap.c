@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "bootstrap.h"
@@ -29,43 +28,19 @@ static const struct mallafs_plugin *const plugins[] = {
         &mallafs_plugin_limits, &mallafs_plugin_ttl,   NULL,
 };
 
-static int memfd = -1;
-static char path[64];
+static const char *path;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	fuzz_quiet_log();
-	memfd = memfd_create("fuzz-bootstrap", MFD_CLOEXEC);
-	FUZZ_CHECK(memfd >= 0, "memfd_create: %s", strerror(errno));
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
+	path = fuzz_file_path();
 	return 0;
 }
-
-static void put_file(const uint8_t *data, size_t size)
-{
-	FUZZ_CHECK(ftruncate(memfd, 0) == 0, "ftruncate: %s", strerror(errno));
-	for (size_t off = 0; off < size;) {
-		ssize_t n = pwrite(memfd, data + off, size - off, (off_t)off);
-		FUZZ_CHECK(n > 0, "pwrite: %s", strerror(errno));
-		off += (size_t)n;
-	}
-}
-
-struct names {
-	char *v[64];
-	size_t n;
-};
 
 /* Runs with the runtime's lock held: only copies the name. */
 static int collect(const char *name, uint64_t cookie, void *arg)
 {
-	struct names *ns = arg;
-	if (ns->n == sizeof(ns->v) / sizeof(ns->v[0]))
-		return 1;
-	ns->v[ns->n] = strdup(name);
-	FUZZ_CHECK(ns->v[ns->n], "out of memory");
-	ns->n++;
-	return 0;
+	return fuzz_names_add(arg, name);
 }
 
 /* What `cat` of a service's files shows, and config.ini written back. */
@@ -90,7 +65,7 @@ static void check_service(struct mrt *rt, const char *name)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	put_file(data, size);
+	fuzz_file_put(data, size);
 	struct mrt_options o = {.builtins = plugins, .event_capacity = 64};
 	struct mrt *rt = mrt_new(&o);
 	FUZZ_CHECK(rt, "mrt_new: %s", strerror(errno));
@@ -108,12 +83,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(!strchr(err, '\n'), "error of more than one line: '%s'", err);
 	}
 	/* What was created (all of it, or what came before an error) works. */
-	struct names ns = {.n = 0};
+	struct fuzz_names ns = {.n = 0};
 	FUZZ_CHECK(mrt_service_list(rt, 0, collect, &ns) >= 0, "mrt_service_list");
-	for (size_t i = 0; i < ns.n; i++) {
+	for (size_t i = 0; i < ns.n; i++)
 		check_service(rt, ns.v[i]);
-		free(ns.v[i]);
-	}
+	fuzz_names_free(&ns);
 	mrt_free(rt);
 	return 0;
 }
