@@ -500,7 +500,7 @@ mfs_mount()
 	MFS_SEQ=$((MFS_SEQ + 1))
 	MNT=$MFS_TMP/mnt$MFS_SEQ
 	mkdir -p "$MNT" || mfs_bail "mkdir $MNT"
-	mfs_mount_again "$@"
+	mfs_mount_start "$@"
 }
 
 # mfs_mount_again [DAEMON ARGS...]: the same on the mountpoint $MNT as it
@@ -513,6 +513,12 @@ mfs_mount_again()
 		mfs_bail "test bug: mfs_mount_again while $MNT is still mounted"
 	fi
 	MFS_SEQ=$((MFS_SEQ + 1))
+	mfs_mount_start "$@"
+}
+
+# The daemon's start for both, its log daemon$MFS_SEQ.log.
+mfs_mount_start()
+{
 	MFS_LOG=$MFS_TMP/daemon$MFS_SEQ.log
 	local before
 	before=$(mfs_mount_ids "$MNT")
