@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The README's two commands:
-#   contrib/quickstart.sh run [MOUNTPOINT]   install what is missing, build, mount the example
-#                                            tree in the foreground (Ctrl-C unmounts)
+#   contrib/quickstart.sh run [MOUNTPOINT]   install what is missing, build, install mallafs
+#                                            (meson install: /usr/local), mount the example
+#                                            tree with -o allow_other in the foreground
+#                                            (Ctrl-C unmounts)
 #   contrib/quickstart.sh test               install what is missing, build, run every test,
 #                                            then again built with ASan and UBSan, then
 #                                            again built with ThreadSanitizer, then fuzz
@@ -24,10 +26,11 @@ cd "$here"
 # systemd.pc names systemd's unit folder (a container may lack both).
 # scdoc: the build makes the man page mallafs(8) with it; man-db and
 # groff-base: tests/style/man.sh renders the page as man(1) does.
+# prometheus: its promtool checks the root's metrics (test_metrics_node.sh).
 packages=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libinih-dev
 	libcmocka-dev inotify-tools valgrind util-linux procps psmisc libtsan2
 	clang-format git clang libclang-rt-14-dev redis-server libsqlite3-dev sqlite3
-	systemd scdoc man-db groff-base)
+	systemd scdoc man-db groff-base prometheus)
 
 install_missing() {
 	local missing=()
@@ -44,17 +47,42 @@ install_missing() {
 		"${missing[@]}"
 }
 
-# build DIR [meson options...]
+# build DIR [-Dname=value...]: sets DIR up with the options when it has
+# none yet, else changes only the options that differ (a `meson configure`
+# regenerates the build, and a changed flag rebuilds everything); then ninja
+# builds what changed.
 build() {
 	local dir=$1
 	shift
 	if [ ! -f "$dir/build.ninja" ]; then
 		meson setup "$dir" "$@" >/dev/null
 	else
-		meson configure "$dir" "$@" >/dev/null
+		local changed
+		changed=$(meson introspect --buildoptions "$dir" | python3 -c '
+import json, sys
+now = {o["name"]: o["value"] for o in json.load(sys.stdin)}
+def text(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return ",".join(map(str, v))
+    return str(v)
+for arg in sys.argv[1:]:
+    name, value = arg[2:].split("=", 1)
+    if name not in now or text(now[name]) != value:
+        print(arg)
+' "$@")
+		if [ -n "$changed" ]; then
+			# shellcheck disable=SC2086
+			meson configure "$dir" $changed >/dev/null
+		fi
 	fi
 	ninja -C "$dir"
 }
+
+# The options of build/, the same for `run` and `test`: either reuses what
+# the other built.
+plain=(-Dwerror=true)
 
 # test_pass DIR LABEL [WRAPPER...]: runs the tests of DIR (under WRAPPER),
 # prints its counts and how long its build and tests took (since
@@ -83,11 +111,16 @@ cmd=${1:-}
 case "$cmd" in
 run)
 	install_missing
-	build build -Dwerror=false
+	build build "${plain[@]}"
+	# mallafs on the PATH, as the README's sessions run it.
+	sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	"${sudo[@]}" meson install -C build --no-rebuild --only-changed --quiet
 	mnt=${2:-/tmp/mallafs}
 	mkdir -p "$mnt"
 	echo "quickstart: mounting the example tree on $mnt (Ctrl-C unmounts)" >&2
-	exec ./build/mount/mallafs -f --config="$here/contrib/example.ini" "$mnt"
+	# The mount tests/fs/test_readme.sh replays the README's sessions on.
+	exec mallafs -f -o allow_other --config="$here/contrib/example.ini" "$mnt"
 	;;
 test)
 	install_missing
@@ -99,7 +132,7 @@ test)
 	export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:exitcode=66
 	status=0
 	pass_start=$SECONDS
-	build build -Dwerror=true
+	build build "${plain[@]}"
 	test_pass build "plain" || status=1
 	pass_start=$SECONDS
 	build build-sanitize -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \

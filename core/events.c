@@ -41,6 +41,9 @@ struct mev_ring {
 	uint64_t next_seq; /* seq s lives in slots[(s - 1) % capacity] */
 	struct ev_listener listeners[MEV_MAX_LISTENERS];
 	size_t nlisteners;
+	/* Events the readers of the feed lost, summed over every reader: each
+	 * "overflow" line stands for the events its reader skips. */
+	uint64_t lost;
 	size_t calling;      /* emitters running listener calls */
 	pthread_cond_t idle; /* signalled when calling drops to 0 */
 };
@@ -332,6 +335,7 @@ ssize_t mev_ring_read(struct mev_ring *ring, uint64_t *cursor, char *buf, size_t
 			r = -ENOSPC;
 			goto out;
 		}
+		ring->lost += ring->next_seq - cur; /* it goes on from the newest */
 		*cursor = ring->next_seq;
 		r = (ssize_t)pos;
 		goto out;
@@ -367,6 +371,7 @@ ssize_t mev_ring_resume(struct mev_ring *ring, uint64_t seq, uint64_t *cursor, c
 	if (seq + 1 >= oldest) {
 		*cursor = seq + 1;
 	} else if (put_line(buf, len, &pos, seq + 1, "overflow", NULL, 0, NULL, 0)) {
+		ring->lost += oldest - (seq + 1);
 		*cursor = oldest;
 		r = (ssize_t)pos;
 	} else {
@@ -374,6 +379,17 @@ ssize_t mev_ring_resume(struct mev_ring *ring, uint64_t seq, uint64_t *cursor, c
 	}
 	pthread_mutex_unlock(&ring->lock);
 	return r;
+}
+
+void mev_ring_counts(struct mev_ring *ring, uint64_t *ret_recorded, uint64_t *ret_lost)
+{
+	*ret_recorded = *ret_lost = 0;
+	if (!ring)
+		return;
+	pthread_mutex_lock(&ring->lock);
+	*ret_recorded = ring->next_seq - 1;
+	*ret_lost = ring->lost;
+	pthread_mutex_unlock(&ring->lock);
 }
 
 int mev_ring_wait(struct mev_ring *ring, uint64_t cursor, int timeout_ms)

@@ -87,6 +87,12 @@ ssize_t mev_ring_read(struct mev_ring *ring, uint64_t *cursor, char *buf, size_t
 ssize_t mev_ring_resume(struct mev_ring *ring, uint64_t seq, uint64_t *cursor, char *buf,
                         size_t len);
 
+/* Events recorded so far, and events readers lost: the sum, over every
+ * "overflow" line mev_ring_read and mev_ring_resume gave, of the events
+ * that reader skips because of it (dropped from the ring before it read
+ * them, and, for mev_ring_read, those it jumps over to the newest). */
+void mev_ring_counts(struct mev_ring *ring, uint64_t *ret_recorded, uint64_t *ret_lost);
+
 /* Waits until an event with seq >= cursor exists, or timeout_ms passes
  * (negative: no limit). 1 when there is something to read, 0 on timeout. */
 int mev_ring_wait(struct mev_ring *ring, uint64_t cursor, int timeout_ms);

@@ -455,7 +455,7 @@ int mreg_pool_destroy(struct mreg *reg, const char *pool)
 		}
 	}
 	mreg_htab_remove(&reg->names, &p->h);
-	mslots_del(reg->top, p->pos);
+	mreg_ent_unplace(reg, p);
 	char path[MTREE_PATH_MAX];
 	mreg_ent_path(path, sizeof(path), p);
 	mev_emit(reg->ring, MEV_RMDIR, path, NULL);
@@ -568,6 +568,13 @@ uint64_t mreg_list_steps(struct mreg *reg)
 	uint64_t n = reg->list_steps;
 	pthread_mutex_unlock(&reg->lock);
 	return n;
+}
+
+void mreg_counts(struct mreg *reg, struct mreg_counts *ret)
+{
+	pthread_mutex_lock(&reg->lock);
+	*ret = reg->counts;
+	pthread_mutex_unlock(&reg->lock);
 }
 
 /* ret->name is set to NULL: the entry's own name lives only while the lock

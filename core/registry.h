@@ -84,6 +84,11 @@ int mreg_pool_list(struct mreg *reg, const char *pool, uint64_t cookie,
 /* How many entries the listings have looked at so far (tests: resuming
  * looks at none of those before the cookie). */
 uint64_t mreg_list_steps(struct mreg *reg);
+/* How many entries there are of each kind, now (O(1)). */
+struct mreg_counts {
+	uint64_t names, pools, members;
+};
+void mreg_counts(struct mreg *reg, struct mreg_counts *ret);
 /* One entry (member NULL: registry/NAME or the pool itself). -ENOENT. */
 int mreg_stat(struct mreg *reg, const char *name, const char *member, struct mreg_entry *ret);
 

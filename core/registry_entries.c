@@ -167,15 +167,24 @@ static struct pidw *pidw_find(struct mreg *reg, pid_t pid)
 	return n ? container_of(n, struct pidw, h) : NULL;
 }
 
+/* The count of e's kind. */
+static uint64_t *count_of(struct mreg *reg, const struct ent *e)
+{
+	if (e->kind == 'p')
+		return &reg->counts.pools;
+	return e->kind == 'm' ? &reg->counts.members : &reg->counts.names;
+}
+
 int mreg_ent_place(struct mreg *reg, struct ent *e)
 {
 	struct ent *p = e->pool;
 	if (p && !p->slots && !(p->slots = mslots_new()))
 		return -ENOMEM;
 	int r = mslots_add(p ? p->slots : reg->top, e, &e->pos);
-	if (r == 0)
+	if (r == 0) {
 		e->id = ++reg->last_id;
-	else if (p && mslots_count(p->slots) == 0) {
+		(*count_of(reg, e))++;
+	} else if (p && mslots_count(p->slots) == 0) {
 		mslots_free(p->slots); /* the table just made */
 		p->slots = NULL;
 	}
@@ -185,6 +194,7 @@ int mreg_ent_place(struct mreg *reg, struct ent *e)
 void mreg_ent_unplace(struct mreg *reg, struct ent *e)
 {
 	struct ent *p = e->pool;
+	(*count_of(reg, e))--;
 	if (!p) {
 		mslots_del(reg->top, e->pos);
 		return;

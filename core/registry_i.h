@@ -83,7 +83,8 @@ struct mreg {
 	struct mslots *top; /* the same, at stable positions (listing) */
 	struct htab pids;
 	uint64_t last_id;
-	uint64_t list_steps; /* entries the listings looked at (mreg_list_steps) */
+	uint64_t list_steps;       /* entries the listings looked at (mreg_list_steps) */
+	struct mreg_counts counts; /* kept by mreg_ent_place, _unplace and pool removal */
 	int epfd;
 	int stopfd;
 	pthread_t thread;

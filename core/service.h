@@ -38,6 +38,7 @@
 
 #include "kv.h"
 #include "mallafs-plugin.h"
+#include "util.h"
 
 struct mev_ring;
 struct mplugreg;
@@ -238,5 +239,18 @@ int msvc_store_list(struct mallafs_svc *svc, uint64_t after,
 /* Files published by the chain's plugins (trace, metrics, ...). */
 int msvc_files_foreach(struct mallafs_svc *svc, int (*fn)(const char *name, void *arg), void *arg);
 int msvc_file_render(struct mallafs_svc *svc, const char *name, char **ret_text, size_t *ret_len);
+/* Calls fn with the state of the chain's instance of the plugin desc (the
+ * descriptor found in the registry: a built-in's own), under store_lock's
+ * read side, so the instance cannot go meanwhile: fn must be quick and
+ * must not call back into the service. fn's result, or -ENOENT when the
+ * chain has no such plugin (or the service is gone). */
+int msvc_plugin_peek(struct mallafs_svc *svc, const struct mallafs_plugin *desc,
+                     int (*fn)(void *state, void *arg), void *arg);
+
+/* What a render callback writes to (opaque to plugins): core's and the
+ * daemon's own renderers use the plugin API's helpers on it too. */
+struct mallafs_out {
+	struct mu_buf b;
+};
 
 #endif

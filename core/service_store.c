@@ -34,10 +34,6 @@
 #include "tree.h"
 #include "util.h"
 
-struct mallafs_out {
-	struct mu_buf b;
-};
-
 static const char *const op_names[] = {
         [MALLAFS_OP_GET] = "get",       [MALLAFS_OP_CREATE] = "create",
         [MALLAFS_OP_WRITE] = "put",     [MALLAFS_OP_TRUNCATE] = "truncate",
@@ -596,6 +592,18 @@ int msvc_files_foreach(struct mallafs_svc *svc, int (*fn)(const char *name, void
 		for (const struct mallafs_file *f = svc->chain[i]->desc->files;
 		     r == 0 && f && f->name; f++)
 			r = fn(f->name, arg);
+	pthread_rwlock_unlock(&svc->store_lock);
+	return r;
+}
+
+int msvc_plugin_peek(struct mallafs_svc *svc, const struct mallafs_plugin *desc,
+                     int (*fn)(void *state, void *arg), void *arg)
+{
+	int r = -ENOENT;
+	pthread_rwlock_rdlock(&svc->store_lock);
+	for (size_t i = 0; r == -ENOENT && !svc->dead && i < svc->nchain; i++)
+		if (svc->chain[i]->desc == desc)
+			r = fn(svc->chain[i]->state, arg);
 	pthread_rwlock_unlock(&svc->store_lock);
 	return r;
 }

@@ -10,6 +10,8 @@
  *     req.c          -> kind.c (one row per node kind) -> kind_*.c (the rows' work)
  *     kind_*.c       -> rendered.c, value_file.c (values), handle.c, node.c,
  *                       feed.c, notify.c, core
+ *     metrics.c      -> perm.c, notify.c, core, plugins/metrics.h (the root's
+ *                       metrics: a row like kind_*.c's)
  *     req.c, ops.c   -> perm.c (owners and modes) -> node.c, notify.c, core
  *     echo.c         -> echoes.c (which echo is under way)
  *     notify.c       -> resync.c -> echoes.c -> echoproc.c, handle.c, node.c
@@ -108,6 +110,7 @@ enum mnode_kind {
 	N_MEMBER,  /* registry/POOL/PID */
 	N_APP,     /* config/APP/ */
 	N_APPKEY,  /* config/APP/KEY */
+	N_METRICS, /* metrics: the daemon's, in Prometheus text (metrics.c) */
 	N_KIND_COUNT_,
 };
 
@@ -358,6 +361,9 @@ void mfs_notify_inval_inode(struct mfs *fs, uint64_t ino);
 /* A service's requests that waited for its plugins are all answered: the
  * echoes held back for it go (defer.c calls it, holding no lock). */
 void mfs_notifier_kick(struct mfs *fs);
+/* Changes the notifier did not echo since the start because its queue was
+ * full (watchers and caches missed them). */
+uint64_t mfs_notifier_dropped(struct mfs *fs);
 
 /* Echoes: the notifier's own requests, to be answered without changing
  * anything (echo.c answers them; echoes.c says which is under way). */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The table of node kinds: each kind's row, defined beside the work it
  * names (kind_root.c, kind_service.c, kind_config.c, kind_value.c,
- * kind_registry.c). */
+ * kind_registry.c, metrics.c). */
 #include <errno.h>
 
 #include "kind.h"
@@ -19,6 +19,7 @@ static const struct mfs_kind *const kinds[] = {
         [N_SVCFILE] = &mfs_kind_svcfile,   [N_REGNAME] = &mfs_kind_regname,
         [N_POOL] = &mfs_kind_pool,         [N_MEMBER] = &mfs_kind_member,
         [N_APP] = &mfs_kind_app,           [N_APPKEY] = &mfs_kind_appkey,
+        [N_METRICS] = &mfs_kind_metrics,
 };
 
 /* A kind added to the enum without a row fails to build here. */
@@ -42,11 +43,12 @@ int mfs_kinds_check(void)
 
 /* The kinds of the tree's fixed entries (core/tree.h names them). */
 static const enum mnode_kind tree_kinds[] = {
-        [MTREE_SERVICES] = N_SERVICES, [MTREE_REGISTRY] = N_REGISTRY,
-        [MTREE_CONFIG] = N_NODECFG,    [MTREE_EVENTS] = N_EVENTS,
-        [MTREE_STORE] = N_STORE,       [MTREE_PLUGINS] = N_PLUGINS,
-        [MTREE_SVC_CONFIG] = N_SCFG,   [MTREE_CONFIG_INI] = N_CONFIG_INI,
-        [MTREE_CHAIN] = N_CHAIN,       [MTREE_STATUS] = N_STATUS,
+        [MTREE_SERVICES] = N_SERVICES,     [MTREE_REGISTRY] = N_REGISTRY,
+        [MTREE_CONFIG] = N_NODECFG,        [MTREE_EVENTS] = N_EVENTS,
+        [MTREE_METRICS] = N_METRICS,       [MTREE_STORE] = N_STORE,
+        [MTREE_PLUGINS] = N_PLUGINS,       [MTREE_SVC_CONFIG] = N_SCFG,
+        [MTREE_CONFIG_INI] = N_CONFIG_INI, [MTREE_CHAIN] = N_CHAIN,
+        [MTREE_STATUS] = N_STATUS,
 };
 
 _Static_assert(sizeof(tree_kinds) / sizeof(tree_kinds[0]) == MTREE_COUNT_,

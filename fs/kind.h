@@ -223,6 +223,21 @@ int mfs_perm_setattr(struct mfs_req *c, const struct stat *attr, int to_set,
 /* The folder name in c's node was made by the request's caller, who owns it
  * (config/APP, registry/POOL). */
 void mfs_perm_created(struct mfs_req *c, const char *name);
+/* Who a request comes from, groups and all (fuse_req_getgroups reads
+ * /proc once: taken once for many checks). */
+#define MFS_CALLER_GROUPS 64
+struct mfs_caller {
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[MFS_CALLER_GROUPS];
+	size_t ngroups;
+};
+void mfs_perm_caller(struct mfs_req *c, struct mfs_caller *ret);
+/* Whether who may read services/S/FILE (k: FILE's row) as the kernel
+ * would decide with the modes stat shows: search on services/ and on S,
+ * read on FILE. Root may. */
+bool mfs_perm_may_read_svc(struct mfs *fs, const struct mfs_caller *who, struct mallafs_svc *svc,
+                           const char *file, const struct mfs_kind *k);
 
 /* kind.c: the table. */
 const struct mfs_kind *mfs_kind(enum mnode_kind k);
@@ -240,6 +255,7 @@ extern const struct mfs_kind mfs_kind_scfg, mfs_kind_section, mfs_kind_skey;
 extern const struct mfs_kind mfs_kind_store, mfs_kind_key, mfs_kind_nodecfg, mfs_kind_app,
         mfs_kind_appkey;
 extern const struct mfs_kind mfs_kind_registry, mfs_kind_regname, mfs_kind_pool, mfs_kind_member;
+extern const struct mfs_kind mfs_kind_metrics;
 
 /* rendered.c: the operations every MK_RENDERED row shares. */
 int mfs_rendered_open(struct mfs_req *c, struct fuse_file_info *fi);

@@ -69,7 +69,8 @@ struct mnotifier {
 	/* Changes dropped since the queue last filled (logged once when it
 	 * fills, and once, with the count, when it has room again). */
 	uint64_t dropped;
-	struct mkv *pending; /* dedup keys of queued and held items */
+	uint64_t dropped_total; /* and since the start (the root's metrics) */
+	struct mkv *pending;    /* dedup keys of queued and held items */
 	/* Items of services with requests waiting for their plugins (defer.c),
 	 * in order; counted in len. */
 	struct item *held, *held_tail;
@@ -116,6 +117,8 @@ static void enqueue(struct mnotifier *nt, struct item *it)
 	pthread_mutex_lock(&nt->lock);
 	if (nt->stop || nt->len >= QUEUE_MAX ||
 	    (it->key && mkv_create(nt->pending, it->key) == -EEXIST)) {
+		if (nt->len >= QUEUE_MAX && !nt->stop)
+			nt->dropped_total++;
 		if (nt->len >= QUEUE_MAX && nt->dropped++ == 0)
 			mu_log(MU_LOG_WARNING,
 			       "notifier: queue full: changes are not echoed until it has room");
@@ -398,6 +401,17 @@ static bool must_wait(struct mfs *fs, struct mnotifier *nt, const struct item *i
 	}
 	pthread_mutex_unlock(&nt->lock);
 	return behind || mfs_defer_busy(fs, svc);
+}
+
+uint64_t mfs_notifier_dropped(struct mfs *fs)
+{
+	struct mnotifier *nt = fs->notifier;
+	if (!nt)
+		return 0;
+	pthread_mutex_lock(&nt->lock);
+	uint64_t n = nt->dropped_total;
+	pthread_mutex_unlock(&nt->lock);
+	return n;
 }
 
 void mfs_notifier_kick(struct mfs *fs)

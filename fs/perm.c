@@ -10,7 +10,9 @@
  * Every node's owner, group and mode follow from rules:
  *  - the root, services/ and config/: the mount's owner, 0755; registry/:
  *    1777 (anyone registers; the sticky bit keeps others' names); events:
- *    0600, the mount's owner only (it shows every change);
+ *    0600, the mount's owner only (it shows every change); metrics: 0444,
+ *    each reader shown only the services whose files they may read
+ *    (mfs_perm_may_read_svc, the same rules);
  *  - services/S: the service's owner (core keeps it: hooks run as it),
  *    0755; everything inside S takes S's owner and group, folders S's
  *    mode, files S's mode without execute bits (read-only files without
@@ -229,12 +231,25 @@ void mfs_perm_fini(struct mfs *fs)
 
 /* ---- the rules ---- */
 
+/* st with path's own owner and mode, where chmod or chown set them. */
+static void own_of(struct mfs *fs, const char *path, struct stat *st)
+{
+	struct ov o;
+	if (!ov_get(fs, path, &o))
+		return;
+	if (o.has_owner) {
+		st->st_uid = o.uid;
+		st->st_gid = o.gid;
+	}
+	if (o.has_mode)
+		st->st_mode = o.mode;
+}
+
 /* The attributes of the folder that c's node takes its own from: its
  * service, or its config/APP. False for nodes outside both. */
 static bool scope(struct mfs_req *c, struct stat *st)
 {
 	char path[PATH_MAX_LEN];
-	struct ov o;
 	enum mnode_kind k = c->node->kind;
 
 	if (c->kind->flags & MK_IN_SVC) {
@@ -249,14 +264,7 @@ static bool scope(struct mfs_req *c, struct stat *st)
 	} else {
 		return false;
 	}
-	if (ov_get(c->fs, path, &o)) {
-		if (o.has_owner) {
-			st->st_uid = o.uid;
-			st->st_gid = o.gid;
-		}
-		if (o.has_mode)
-			st->st_mode = o.mode;
-	}
+	own_of(c->fs, path, st);
 	return true;
 }
 
@@ -412,6 +420,64 @@ int mfs_perm_setattr(struct mfs_req *c, const struct stat *attr, int to_set, con
 	if (kind == N_SVC || kind == N_APP)
 		inval_below(c->fs, c->node);
 	return 0;
+}
+
+/* ---- what a caller may read (the root's metrics) ---- */
+
+void mfs_perm_caller(struct mfs_req *c, struct mfs_caller *ret)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(c->req);
+	ret->uid = ctx->uid;
+	ret->gid = ctx->gid;
+	ret->ngroups = 0;
+	if (ctx->uid == 0)
+		return;
+	/* Groups past the array's end are not counted: access they would
+	 * give is refused (the safe side). */
+	int n = fuse_req_getgroups(c->req, MFS_CALLER_GROUPS, ret->groups);
+	ret->ngroups = n < 0 ? 0 : n > MFS_CALLER_GROUPS ? MFS_CALLER_GROUPS : (size_t)n;
+}
+
+/* The permission bits (rwx) who gets from st, as the kernel picks them:
+ * the owner's class, else the group's, else the others'. */
+static unsigned bits_for(const struct mfs_caller *who, const struct stat *st)
+{
+	if (who->uid == st->st_uid)
+		return (st->st_mode >> 6) & 7;
+	bool member = who->gid == st->st_gid;
+	for (size_t i = 0; !member && i < who->ngroups; i++)
+		member = who->groups[i] == st->st_gid;
+	return member ? (st->st_mode >> 3) & 7 : st->st_mode & 7;
+}
+
+bool mfs_perm_may_read_svc(struct mfs *fs, const struct mfs_caller *who, struct mallafs_svc *svc,
+                           const char *file, const struct mfs_kind *k)
+{
+	char path[PATH_MAX_LEN];
+	if (who->uid == 0)
+		return true;
+	/* services/: search. */
+	struct stat top = {.st_uid = fs->uid, .st_gid = fs->gid, .st_mode = 0755};
+	snprintf(path, sizeof(path), "%s", mtree_name(MTREE_SERVICES));
+	own_of(fs, path, &top);
+	if (!(bits_for(who, &top) & 1))
+		return false;
+	/* services/S: search. */
+	struct stat sc = {.st_mode = 0755};
+	mallafs_svc_owner(svc, &sc.st_uid, &sc.st_gid);
+	size_t at = strlen(path);
+	snprintf(path + at, sizeof(path) - at, "/%s", msvc_name(svc));
+	own_of(fs, path, &sc);
+	if (!(bits_for(who, &sc) & 1))
+		return false;
+	/* services/S/FILE: read, with the mode the rules derive from S's. */
+	struct stat f = {
+	        .st_uid = sc.st_uid, .st_gid = sc.st_gid, .st_mode = derive(k, sc.st_mode, false)};
+	at = strlen(path);
+	if (snprintf(path + at, sizeof(path) - at, "/%s", file) >= (int)(sizeof(path) - at))
+		return false;
+	own_of(fs, path, &f);
+	return (bits_for(who, &f) & 4) != 0;
 }
 
 void mfs_perm_created(struct mfs_req *parent, const char *name)

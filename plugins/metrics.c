@@ -20,7 +20,11 @@
  *
  * The file is for pulling (a scraper or a textfile collector reads it when
  * it wants): it is rendered from the counters on every read, and watchers
- * are not told of each change, which would double every store event. */
+ * are not told of each change, which would double every store event. The
+ * root's `metrics` shows the same counters of every service that has the
+ * plugin, one HELP and TYPE per family (mm_snapshot, metrics.h). */
+#include "metrics.h"
+
 #include "builtin.h"
 
 #include <errno.h>
@@ -30,51 +34,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum counter {
-	C_GETS,
-	C_HITS,
-	C_MISSES,
-	C_READ_BYTES,
-	C_PUTS,
-	C_WRITTEN_BYTES,
-	C_CREATES,
-	C_TRUNCATES,
-	C_DELETES,
-	C_RENAMES,
-	C_REFUSALS,
-	C_COUNT_,
+/* The family of each series; its counter in struct metrics has the same
+ * index (MM_KEYS is the gauge). */
+const struct prom_family mm_families[MM_COUNT_] = {
+        [MM_GETS] = {"mallafs_store_gets_total", "counter",
+                     "Reads of a value from its start, whatever the result."},
+        [MM_HITS] = {"mallafs_store_hits_total", "counter", "Gets that found the key."},
+        [MM_MISSES] = {"mallafs_store_misses_total", "counter", "Gets that found no such key."},
+        [MM_READ_BYTES] = {"mallafs_store_read_bytes_total", "counter", "Bytes returned by reads."},
+        [MM_PUTS] = {"mallafs_store_puts_total", "counter",
+                     "Writes (puts, appends, writes at an offset)."},
+        [MM_WRITTEN_BYTES] = {"mallafs_store_written_bytes_total", "counter",
+                              "Bytes stored by writes."},
+        [MM_CREATES] = {"mallafs_store_creates_total", "counter", "Creations of an empty key."},
+        [MM_TRUNCATES] = {"mallafs_store_truncates_total", "counter", "Truncations of a value."},
+        [MM_DELETES] = {"mallafs_store_deletes_total", "counter", "Deletions of a key."},
+        [MM_RENAMES] = {"mallafs_store_renames_total", "counter", "Renames of a key."},
+        [MM_REFUSALS] = {"mallafs_store_refusals_total", "counter",
+                         "Operations refused by a plugin or failed in the store, misses "
+                         "excepted."},
+        [MM_KEYS] = {"mallafs_store_keys", "gauge", "Keys in the store after the last operation."},
 };
-
-struct metric_desc {
-	const char *name;
-	const char *help;
-};
-
-static const struct metric_desc counters[C_COUNT_] = {
-        [C_GETS] = {"mallafs_store_gets_total",
-                    "Reads of a value from its start, whatever the result."},
-        [C_HITS] = {"mallafs_store_hits_total", "Gets that found the key."},
-        [C_MISSES] = {"mallafs_store_misses_total", "Gets that found no such key."},
-        [C_READ_BYTES] = {"mallafs_store_read_bytes_total", "Bytes returned by reads."},
-        [C_PUTS] = {"mallafs_store_puts_total", "Writes (puts, appends, writes at an offset)."},
-        [C_WRITTEN_BYTES] = {"mallafs_store_written_bytes_total", "Bytes stored by writes."},
-        [C_CREATES] = {"mallafs_store_creates_total", "Creations of an empty key."},
-        [C_TRUNCATES] = {"mallafs_store_truncates_total", "Truncations of a value."},
-        [C_DELETES] = {"mallafs_store_deletes_total", "Deletions of a key."},
-        [C_RENAMES] = {"mallafs_store_renames_total", "Renames of a key."},
-        [C_REFUSALS] = {"mallafs_store_refusals_total",
-                        "Operations refused by a plugin or failed in the store, misses excepted."},
-};
-
-static const struct metric_desc keys_gauge = {"mallafs_store_keys",
-                                              "Keys in the store after the last operation."};
 
 struct metrics {
 	struct mallafs_svc *svc;
 	const struct mallafs_plugin *self;
-	/* GET hooks run concurrently with each other, and renders with them. */
-	_Atomic uint64_t c[C_COUNT_];
-	_Atomic uint64_t keys;
+	/* GET hooks run concurrently with each other, and renders with them.
+	 * c[MM_KEYS] is the gauge. */
+	_Atomic uint64_t c[MM_COUNT_];
 	/* Set in store_before of a RENAME and read in its store_after: both
 	 * run under the store's write lock, so no other operation comes in
 	 * between. */
@@ -89,9 +76,8 @@ static int metrics_init(struct mallafs_svc *svc, const struct mallafs_plugin *se
 		return -ENOMEM;
 	m->svc = svc;
 	m->self = self;
-	for (size_t i = 0; i < C_COUNT_; i++)
+	for (size_t i = 0; i < MM_COUNT_; i++)
 		atomic_init(&m->c[i], 0);
-	atomic_init(&m->keys, 0);
 	*ret_state = m;
 	return 0;
 }
@@ -116,7 +102,7 @@ static int metrics_start(void *state, const struct mallafs_cfg *cfg, struct mall
 	struct metrics *m = state;
 	uint64_t n = 0;
 	if (mallafs_store_foreach(m->svc, count_key, &n) == 0)
-		atomic_store_explicit(&m->keys, n, memory_order_relaxed);
+		atomic_store_explicit(&m->c[MM_KEYS], n, memory_order_relaxed);
 	return 0;
 }
 
@@ -153,7 +139,7 @@ static int metrics_before(void *state, struct mallafs_store_op *op)
 	return 0;
 }
 
-static void add(struct metrics *m, enum counter c, uint64_t n)
+static void add(struct metrics *m, enum mm_series c, uint64_t n)
 {
 	atomic_fetch_add_explicit(&m->c[c], n, memory_order_relaxed);
 }
@@ -173,42 +159,42 @@ static void metrics_after(void *state, const struct mallafs_store_op *op)
 		/* A get is one read of a value: its opening, or a read at offset
 		 * 0 that is not part of an opened one. */
 		if (!(op->flags & MALLAFS_OPF_PAGE) && op->offset == 0) {
-			add(m, C_GETS, 1);
+			add(m, MM_GETS, 1);
 			if (r >= 0)
-				add(m, C_HITS, 1);
+				add(m, MM_HITS, 1);
 			else if (r == -ENOENT)
-				add(m, C_MISSES, 1);
+				add(m, MM_MISSES, 1);
 		}
 		/* Bytes of the values got: an opening get counts the whole value
 		 * (the reads that follow may come from the kernel's cache), so
 		 * its pages add nothing more. */
 		if ((op->flags & MALLAFS_OPF_OPEN) && r >= 0 && op->old_size > 0)
-			add(m, C_READ_BYTES, (uint64_t)op->old_size);
+			add(m, MM_READ_BYTES, (uint64_t)op->old_size);
 		else if (!(op->flags & MALLAFS_OPF_PAGE) && r > 0)
-			add(m, C_READ_BYTES, (uint64_t)r);
+			add(m, MM_READ_BYTES, (uint64_t)r);
 		break;
 	case MALLAFS_OP_WRITE:
-		add(m, C_PUTS, 1);
+		add(m, MM_PUTS, 1);
 		if (r > 0)
-			add(m, C_WRITTEN_BYTES, (uint64_t)r);
+			add(m, MM_WRITTEN_BYTES, (uint64_t)r);
 		if (r >= 0 && op->old_size < 0)
 			keys++;
 		break;
 	case MALLAFS_OP_CREATE:
-		add(m, C_CREATES, 1);
+		add(m, MM_CREATES, 1);
 		if (r >= 0)
 			keys++;
 		break;
 	case MALLAFS_OP_TRUNCATE:
-		add(m, C_TRUNCATES, 1);
+		add(m, MM_TRUNCATES, 1);
 		break;
 	case MALLAFS_OP_DELETE:
-		add(m, C_DELETES, 1);
+		add(m, MM_DELETES, 1);
 		if (r >= 0 && keys > 0)
 			keys--;
 		break;
 	case MALLAFS_OP_RENAME:
-		add(m, C_RENAMES, 1);
+		add(m, MM_RENAMES, 1);
 		if (r >= 0 && m->rename_replaces && keys > 0)
 			keys--;
 		break;
@@ -216,8 +202,8 @@ static void metrics_after(void *state, const struct mallafs_store_op *op)
 		break;
 	}
 	if (r < 0 && !(op->code == MALLAFS_OP_GET && r == -ENOENT))
-		add(m, C_REFUSALS, 1);
-	atomic_store_explicit(&m->keys, keys, memory_order_relaxed);
+		add(m, MM_REFUSALS, 1);
+	atomic_store_explicit(&m->c[MM_KEYS], keys, memory_order_relaxed);
 	/* The counters changed: watchers and poll() waiters of the file hear
 	 * of it (the notifier folds a burst into one echo). Pages of a read
 	 * change nothing the file shows but bytes: their get was told. */
@@ -225,53 +211,31 @@ static void metrics_after(void *state, const struct mallafs_store_op *op)
 		mallafs_svc_file_changed(m->svc, "metrics");
 }
 
-/* A label value, escaped as the text format wants: backslash, double quote
- * and newline. Service names cannot hold them today; the format is kept
- * anyway so the file stays parseable whatever a name may become. */
-static int put_label(struct mallafs_out *out, const char *v)
+int mm_snapshot(void *state, void *arg)
 {
-	int r = 0;
-	for (const char *p = v; r == 0 && *p; p++) {
-		if (*p == '\\')
-			r = mallafs_out_append(out, "\\\\", 2);
-		else if (*p == '"')
-			r = mallafs_out_append(out, "\\\"", 2);
-		else if (*p == '\n')
-			r = mallafs_out_append(out, "\\n", 2);
-		else
-			r = mallafs_out_append(out, p, 1);
-	}
-	return r;
-}
-
-static int put_metric(struct mallafs_out *out, const struct metric_desc *d, const char *type,
-                      const char *service, uint64_t value)
-{
-	int r = mallafs_out_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s{service=\"", d->name,
-	                           d->help, d->name, type, d->name);
-	if (r == 0)
-		r = put_label(out, service);
-	if (r == 0)
-		r = mallafs_out_printf(out, "\"} %llu\n", (unsigned long long)value);
-	return r;
+	struct metrics *m = state;
+	uint64_t *v = arg;
+	for (size_t i = 0; i < MM_COUNT_; i++)
+		v[i] = atomic_load_explicit(&m->c[i], memory_order_relaxed);
+	return 0;
 }
 
 static int render_metrics(void *state, struct mallafs_out *out)
 {
 	struct metrics *m = state;
 	const char *service = mallafs_svc_name(m->svc);
-	int r = 0;
-	for (size_t i = 0; r == 0 && i < C_COUNT_; i++)
-		r = put_metric(out, &counters[i], "counter", service,
-		               atomic_load_explicit(&m->c[i], memory_order_relaxed));
-	if (r == 0)
-		r = put_metric(out, &keys_gauge, "gauge", service,
-		               atomic_load_explicit(&m->keys, memory_order_relaxed));
+	uint64_t v[MM_COUNT_];
+	int r = mm_snapshot(m, v);
+	for (size_t i = 0; r == 0 && i < MM_COUNT_; i++) {
+		r = prom_header(out, &mm_families[i]);
+		if (r == 0)
+			r = prom_sample(out, mm_families[i].name, MM_LABEL, service, v[i]);
+	}
 	return r;
 }
 
 static const struct mallafs_file metrics_files[] = {
-        {.name = "metrics", .render = render_metrics},
+        {.name = MM_FILE, .render = render_metrics},
         {.name = NULL},
 };
 

@@ -20,7 +20,7 @@ type_of()
 mfs_mount
 
 # The root.
-assert_ls "$MNT" config events registry services
+assert_ls "$MNT" config events metrics registry services
 for d in services registry config; do
 	assert_eq "$d is a directory" directory "$(type_of "$MNT/$d")"
 done
@@ -43,7 +43,7 @@ assert_errno ENOENT open "$MNT/config/nosuch/key"
 # is not allowed.
 assert_errno 'EPERM|EACCES' creat "$MNT/newfile"
 assert_errno 'EPERM|EACCES' mkdir "$MNT/newdir"
-assert_ls "$MNT" config events registry services
+assert_ls "$MNT" config events metrics registry services
 
 # A service folder.
 assert_ok mkdir "$MNT/services/web"
@@ -81,7 +81,7 @@ assert_true "store is a writable folder (mode $m)" test $((8#$m & 8#200)) -ne 0
 found=$(cd "$MNT" && find . -path ./events -print -o -path './services/*/config/*' -prune -o -print 2>&1 |
 	LC_ALL=C sort | tr '\n' ' ')
 assert_eq "find lists the tree" \
-	". ./config ./events ./registry ./services ./services/web ./services/web/chain ./services/web/config ./services/web/config.ini ./services/web/plugins ./services/web/plugins/base ./services/web/status ./services/web/store " \
+	". ./config ./events ./metrics ./registry ./services ./services/web ./services/web/chain ./services/web/config ./services/web/config.ini ./services/web/plugins ./services/web/plugins/base ./services/web/status ./services/web/store " \
 	"$found"
 
 # A second service has its own folder; removing one leaves the other.

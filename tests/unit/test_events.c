@@ -237,6 +237,43 @@ static void test_resume(void **state)
 	mev_ring_free(ring);
 }
 
+/* What the root's metrics counts: events recorded, and those the readers
+ * skip for each overflow (mev_ring_read: to the newest; resume: to the
+ * oldest kept). A read that did not fit counts nothing. */
+static void test_counts(void **state)
+{
+	struct mev_ring *ring = mev_ring_new(4);
+	assert_non_null(ring);
+	uint64_t recorded = 9, lost = 9, cursor = 1;
+	char buf[64];
+	mev_ring_counts(ring, &recorded, &lost);
+	assert_int_equal(recorded, 0);
+	assert_int_equal(lost, 0);
+	for (int i = 1; i <= 10; i++)
+		mev_emit(ring, MEV_WRITE, "p", NULL);
+	assert_int_equal(mev_ring_read(ring, &cursor, buf, 5), -ENOSPC);
+	mev_ring_counts(ring, &recorded, &lost);
+	assert_int_equal(recorded, 10);
+	assert_int_equal(lost, 0);
+	/* From 1: 1..10 skipped (7..10 were kept, but it goes on from 11). */
+	assert_string_equal(read_all(ring, &cursor), "1 overflow\n");
+	mev_ring_counts(ring, &recorded, &lost);
+	assert_int_equal(lost, 10);
+	/* After 2: 3..6 skipped, it goes on from 7. */
+	assert_int_equal(mev_ring_resume(ring, 2, &cursor, buf, sizeof(buf)), 11);
+	mev_ring_counts(ring, &recorded, &lost);
+	assert_int_equal(lost, 14);
+	/* A reader in the ring loses nothing. */
+	assert_string_equal(read_all(ring, &cursor),
+	                    "7 write p\n8 write p\n9 write p\n10 write p\n");
+	mev_ring_counts(ring, &recorded, &lost);
+	assert_int_equal(recorded, 10);
+	assert_int_equal(lost, 14);
+	mev_ring_counts(NULL, &recorded, &lost);
+	assert_int_equal(recorded + lost, 0);
+	mev_ring_free(ring);
+}
+
 static void test_capacity_one(void **state)
 {
 	struct mev_ring *ring = mev_ring_new(1);
@@ -624,6 +661,7 @@ int main(void)
 	        cmocka_unit_test(test_partial_and_enospc),
 	        cmocka_unit_test(test_wraparound_overflow),
 	        cmocka_unit_test(test_resume),
+	        cmocka_unit_test(test_counts),
 	        cmocka_unit_test(test_capacity_one),
 	        cmocka_unit_test(test_wait),
 	        cmocka_unit_test(test_listeners),

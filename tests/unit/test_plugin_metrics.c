@@ -17,7 +17,9 @@
 #include "builtin.h"
 #include "cfg.h"
 #include "events.h"
+#include "metrics.h"
 #include "plugin.h"
+#include "prom.h"
 #include "service.h"
 #include "util.h"
 
@@ -434,6 +436,77 @@ static void test_concurrent_gets_exact(void **state)
 	assert_int_equal(metric(f->svc, "mallafs_store_keys"), 1);
 }
 
+/* ---- the shared text helpers (plugins/prom.c) and the snapshot the
+ * root's metrics file takes (fs/metrics.c) ---- */
+
+static char *out_text(struct mallafs_out *out)
+{
+	static char buf[1024];
+	char *text = mu_buf_steal(&out->b, NULL);
+	assert_non_null(text);
+	snprintf(buf, sizeof(buf), "%s", text);
+	free(text);
+	return buf;
+}
+
+/* Label values escape backslash, double quote and newline; help text
+ * backslash and newline; nothing else changes. */
+static void test_prom_escaping(void **state)
+{
+	struct mallafs_out out = {{0}};
+	assert_int_equal(prom_sample(&out, "m_total", "service", "a\"b\\c\nd", 7), 0);
+	assert_string_equal(out_text(&out), "m_total{service=\"a\\\"b\\\\c\\nd\"} 7\n");
+
+	assert_int_equal(prom_sample(&out, "m", NULL, NULL, UINT64_MAX), 0);
+	assert_string_equal(out_text(&out), "m 18446744073709551615\n");
+
+	assert_int_equal(prom_sample_text(&out, "t_seconds", "x", "", "12.500"), 0);
+	assert_string_equal(out_text(&out), "t_seconds{x=\"\"} 12.500\n");
+
+	const struct prom_family f = {"g", "gauge", "A \"quoted\" \\ and\na line"};
+	assert_int_equal(prom_header(&out, &f), 0);
+	assert_string_equal(out_text(&out),
+	                    "# HELP g A \"quoted\" \\\\ and\\na line\n# TYPE g gauge\n");
+}
+
+/* Every family follows the conventions: counters end in _total, the
+ * gauge does not, and the names are the file's. */
+static void test_families(void **state)
+{
+	for (size_t i = 0; i < MM_COUNT_; i++) {
+		const struct prom_family *f = &mm_families[i];
+		size_t n = strlen(f->name);
+		bool total = n > 6 && strcmp(f->name + n - 6, "_total") == 0;
+		assert_true(strncmp(f->name, "mallafs_store_", 14) == 0);
+		assert_true(strcmp(f->type, i == MM_KEYS ? "gauge" : "counter") == 0);
+		assert_true(total == (i != MM_KEYS));
+		assert_non_null(strstr(zero_text, f->name));
+	}
+}
+
+/* The snapshot gives what the file says; a service without the plugin
+ * has none. */
+static void test_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t v[MM_COUNT_];
+	assert_int_equal(msvc_plugin_peek(f->svc, &mallafs_plugin_metrics, mm_snapshot, v),
+	                 -ENOENT);
+	start_metrics(f);
+	assert_int_equal(put(f, "a", "hello"), 5);
+	assert_int_equal(put(f, "b", "x"), 1);
+	assert_int_equal(msvc_store_delete(f->svc, "b"), 0);
+	assert_int_equal(msvc_plugin_peek(f->svc, &mallafs_plugin_metrics, mm_snapshot, v), 0);
+	for (size_t i = 0; i < MM_COUNT_; i++)
+		assert_int_equal(v[i], metric(f->svc, mm_families[i].name));
+	assert_int_equal(v[MM_PUTS], 2);
+	assert_int_equal(v[MM_WRITTEN_BYTES], 6);
+	assert_int_equal(v[MM_DELETES], 1);
+	assert_int_equal(v[MM_KEYS], 1);
+	/* Another plugin's descriptor finds nothing. */
+	assert_int_equal(msvc_plugin_peek(f->svc, &mallafs_plugin_trace, mm_snapshot, v), -ENOENT);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -449,6 +522,9 @@ int main(void)
 	        T(test_no_settings),
 	        T(test_file_events),
 	        T(test_concurrent_gets_exact),
+	        T(test_prom_escaping),
+	        T(test_families),
+	        T(test_snapshot),
 	};
 	mu_log_set_sink(NULL, NULL, MU_LOG_ERR);
 	return cmocka_run_group_tests_name("plugin_metrics", tests, NULL, NULL);

@@ -698,6 +698,16 @@ out:
 	fx_free(&f);
 }
 
+/* mreg_counts: names, pools and members, as the root's metrics shows them. */
+static void assert_counts(struct mreg *reg, uint64_t names, uint64_t pools, uint64_t members)
+{
+	struct mreg_counts c;
+	mreg_counts(reg, &c);
+	assert_int_equal(c.names, names);
+	assert_int_equal(c.pools, pools);
+	assert_int_equal(c.members, members);
+}
+
 static void test_exit_removes_every_entry(void **state)
 {
 	NEED_PIDFD();
@@ -713,6 +723,7 @@ static void test_exit_removes_every_entry(void **state)
 	assert_int_equal(pool_store(f.reg, "p2", kid, "two", 0), 0);
 	/* One pidfd for the three entries. */
 	assert_int_equal(count_fds(), fds + FDS_PER_PIDFD);
+	assert_counts(f.reg, 1, 2, 2);
 	char member[16];
 	snprintf(member, sizeof(member), "%d", kid);
 	assert_pool_render(f.reg, "p1", member, "one\n");
@@ -753,8 +764,10 @@ static void test_exit_removes_every_entry(void **state)
 
 	/* The pidfd is closed, the pools stay, empty. */
 	assert_int_equal(count_fds(), fds);
+	assert_counts(f.reg, 0, 2, 0);
 	assert_int_equal(mreg_pool_destroy(f.reg, "p1"), 0);
 	assert_int_equal(mreg_pool_destroy(f.reg, "p2"), 0);
+	assert_counts(f.reg, 0, 0, 0);
 	assert_int_equal(list_count(f.reg), 0);
 	fx_free(&f);
 }
@@ -840,6 +853,7 @@ static void test_pools(void **state)
 	assert_int_equal(reg_textf(f.reg, "p", 0, "%d", me), -EEXIST);
 	assert_int_equal(reg_textf(f.reg, "n", 0, "%d", me), 0);
 	assert_int_equal(mreg_pool_create(f.reg, "n"), -EEXIST);
+	assert_counts(f.reg, 1, 1, 0);
 	assert_int_equal(mreg_unregister(f.reg, "p"), -EISDIR);
 	assert_int_equal(mreg_pool_destroy(f.reg, "n"), -ENOTDIR);
 	assert_int_equal(mreg_lookup(f.reg, "p", NULL, NULL), -EISDIR);
@@ -862,6 +876,7 @@ static void test_pools(void **state)
 	/* Storing again replaces, keeping the id; a refused value changes nothing. */
 	assert_int_equal(pool_store(f.reg, "p", me, "w", 0), 0);
 	assert_int_equal(mreg_pool_store(f.reg, "p", member, "x\ny", 3, 0), -EINVAL);
+	assert_counts(f.reg, 1, 1, 1);
 	assert_pool_render(f.reg, "p", member, "w\n");
 	assert_int_equal(mreg_stat(f.reg, "p", member, &m2), 0);
 	assert_int_equal(m2.id, m1.id);
@@ -885,6 +900,7 @@ static void test_pools(void **state)
 	assert_true(e.mtime.tv_sec > p2.mtime.tv_sec ||
 	            (e.mtime.tv_sec == p2.mtime.tv_sec && e.mtime.tv_nsec > p2.mtime.tv_nsec));
 	assert_int_equal(mreg_pool_unstore(f.reg, "p", member), -ENOENT);
+	assert_counts(f.reg, 1, 1, 0);
 	char *text = NULL;
 	assert_int_equal(mreg_pool_render(f.reg, "p", member, &text, NULL), -ENOENT);
 	assert_null(text);
@@ -893,8 +909,10 @@ static void test_pools(void **state)
 	assert_int_equal(mreg_pool_destroy(f.reg, "p"), -ENOENT);
 	assert_int_equal(mreg_pool_store(f.reg, "p", member, "v", 1, 0), -ENOENT);
 	assert_int_equal(mreg_pool_list(f.reg, "p", 0, collect, &s), -ENOENT);
+	assert_counts(f.reg, 1, 0, 0);
 	/* The name is free again for a unique registration. */
 	assert_int_equal(reg_textf(f.reg, "p", 0, "%d", me), 0);
+	assert_counts(f.reg, 2, 0, 0);
 	fx_free(&f);
 }
 

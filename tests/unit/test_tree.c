@@ -32,6 +32,7 @@ static void test_names(void **state)
 	assert_string_equal(mtree_name(MTREE_REGISTRY), "registry");
 	assert_string_equal(mtree_name(MTREE_CONFIG), "config");
 	assert_string_equal(mtree_name(MTREE_EVENTS), "events");
+	assert_string_equal(mtree_name(MTREE_METRICS), "metrics");
 	assert_string_equal(mtree_name(MTREE_STORE), "store");
 	assert_string_equal(mtree_name(MTREE_PLUGINS), "plugins");
 	assert_string_equal(mtree_name(MTREE_SVC_CONFIG), "config");
@@ -39,6 +40,8 @@ static void test_names(void **state)
 	assert_string_equal(mtree_name(MTREE_CHAIN), "chain");
 	assert_string_equal(mtree_name(MTREE_STATUS), "status");
 	assert_false(mtree[MTREE_EVENTS].dir);
+	assert_false(mtree[MTREE_METRICS].dir);
+	assert_false(mtree[MTREE_METRICS].in_service);
 	assert_true(mtree[MTREE_SVC_CONFIG].dir);
 	assert_false(mtree[MTREE_CONFIG_INI].dir);
 }
@@ -56,6 +59,8 @@ static void test_lookup(void **state)
 	assert_true(mtree_service_reserved("config"));
 	assert_false(mtree_service_reserved("trace"));
 	assert_false(mtree_service_reserved("events"));
+	/* The metrics plugin publishes services/NAME/metrics. */
+	assert_false(mtree_service_reserved("metrics"));
 	assert_false(mtree_service_reserved("Status"));
 }
 
