@@ -18,8 +18,6 @@
 #include "tree.h"
 #include "util.h"
 
-#define MRT_DEFAULT_EVENTS 4096
-
 struct mrt {
 	struct mev_ring *events;
 	struct mreg *reg;

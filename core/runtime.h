@@ -26,11 +26,14 @@ struct mreg;
 struct mnodecfg;
 struct mplugreg;
 
+/* The events feed keeps this many events when event_capacity is 0. */
+#define MRT_DEFAULT_EVENTS 4096
+
 struct mrt_options {
 	const struct mallafs_plugin *const *builtins; /* NULL-terminated */
 	const char *plugin_dir;                       /* may be NULL */
 	const char *mountpoint;                       /* may be NULL */
-	size_t event_capacity;                        /* 0: a default */
+	size_t event_capacity;                        /* 0: MRT_DEFAULT_EVENTS */
 	/* Bytes of keys and values all stores and the node config may hold
 	 * together (-o max_memory); 0: no limit. */
 	uint64_t max_memory;

@@ -23,7 +23,9 @@
 
 #include "bootstrap.h"
 #include "builtin.h"
+#include "cmdline.h"
 #include "fs.h"
+#include "mountpoint.h"
 #include "reload.h"
 #include "runtime.h"
 #include "sdnotify.h"
@@ -32,6 +34,12 @@
 
 #ifndef MALLAFS_VERSION
 #define MALLAFS_VERSION "unknown"
+#endif
+/* Where external plugins are looked up without --plugin-dir (meson.build:
+ * LIBDIR/mallafs/plugins, where meson install puts them). A missing one is
+ * no error: it holds no plugin. */
+#ifndef MALLAFS_PLUGIN_DIR
+#define MALLAFS_PLUGIN_DIR "/usr/local/lib/mallafs/plugins"
 #endif
 
 /* No request holds a worker thread for long: a blocked read of `events`
@@ -153,7 +161,7 @@ static void usage(FILE *out, const char *prog)
 {
 	fprintf(out,
 	        "usage: %s [-f] [-d] [-s] [-o OPTION[,OPTION...]] [--config=FILE]\n"
-	        "       %*s [--state=FILE] [--plugin-dir=DIR] MOUNTPOINT\n"
+	        "       %*s [--state=FILE] [--plugin-dir=DIR] [SOURCE] MOUNTPOINT\n"
 	        "       %s --help | --version\n",
 	        prog, (int)strlen(prog), "", prog);
 }
@@ -162,7 +170,14 @@ static void print_help(const char *prog)
 {
 	usage(stdout, prog);
 	printf("\n"
-	       "mallafs options:\n"
+	       "    SOURCE                 ignored: the first field of an fstab line, which\n"
+	       "                           mount(8) passes on (mount -t fuse.mallafs mallafs\n"
+	       "                           MOUNTPOINT -o config=FILE); conventionally mallafs\n"
+	       "    MOUNTPOINT             a directory; refused when it is a live mallafs\n"
+	       "                           mount; a stale one (its daemon is gone) is\n"
+	       "                           unmounted lazily and replaced\n"
+	       "\n"
+	       "mallafs options (--NAME VALUE is --NAME=VALUE):\n"
 	       "    --config=FILE, -o config=FILE\n"
 	       "                           create the services and node-wide configuration\n"
 	       "                           this bootstrap INI file names, before mounting\n"
@@ -176,8 +191,7 @@ static void print_help(const char *prog)
 	       "                           but the daemon's user can write it\n"
 	       "    --plugin-dir=DIR, -o plugin_dir=DIR\n"
 	       "                           look up external plugins as DIR/NAME.so\n"
-	       "    -o max_threads=N       at most N worker threads (mallafs's default: %d;\n"
-	       "                           a running exec hook holds none)\n"
+	       "                           (default: %s)\n"
 	       "    -o max_memory=SIZE     all stores and the node configuration together\n"
 	       "                           hold at most SIZE bytes of keys and values (a\n"
 	       "                           number, or with K, M or G for KiB, MiB, GiB);\n"
@@ -188,16 +202,41 @@ static void print_help(const char *prog)
 	       "                           stays rw: findmnt and statfs show rw\n"
 	       "    -o rw                  the default; the last of ro and rw given wins\n"
 	       "    -o events=N            the events feed keeps the last N events, 1 to %d\n"
-	       "                           (default: 4096); a reader further behind, or\n"
+	       "                           (default: %d); a reader further behind, or\n"
 	       "                           resuming after one older, gets a SEQ overflow line\n"
 	       "\n"
 	       "built-in plugins:",
-	       MALLAFS_MAX_THREADS, MALLAFS_MAX_EVENTS);
+	       MALLAFS_PLUGIN_DIR, MALLAFS_MAX_EVENTS, MRT_DEFAULT_EVENTS);
 	for (const struct mallafs_plugin *const *p = mallafs_builtin_plugins; *p; p++)
 		printf(" %s", (*p)->name);
-	printf("\n\n");
-	fuse_cmdline_help();
+	/* libfuse's fuse_cmdline_help() would print its own defaults, which
+	 * are not mallafs's (max_threads): these are what run_loop does. */
+	printf("\n\n"
+	       "FUSE options:\n"
+	       "    -h   --help            print help\n"
+	       "    -V   --version         print version\n"
+	       "    -d   -o debug          enable debug output (implies -f)\n"
+	       "    -f                     foreground operation (default: go to the\n"
+	       "                           background once mounted; log to syslog)\n"
+	       "    -s                     disable multi-threaded operation\n"
+	       "    -o max_threads=N       at most N worker threads (default: %d; a running\n"
+	       "                           exec hook holds none)\n"
+	       "    -o max_idle_threads=N  keep at most N idle worker threads (default: no\n"
+	       "                           limit: a worker thread, once started, stays)\n"
+	       "    -o clone_fd            a FUSE device fd of its own for each worker\n"
+	       "                           thread (default: off)\n"
+	       "    -o fsname=NAME, -o subtype=TYPE\n"
+	       "                           the mount's source and type (default: mallafs,\n"
+	       "                           fuse.mallafs); a mallafs mount is known by its type\n"
+	       "    -o default_permissions always on: the kernel checks the modes stat shows\n",
+	       MALLAFS_MAX_THREADS);
 	fuse_lowlevel_help();
+	printf("\n"
+	       "mount(8) and fstab options, accepted and ignored: _netdev, nofail, auto,\n"
+	       "noauto, user, nouser, users, owner, group, defaults, relatime, strictatime,\n"
+	       "lazytime, diratime and their no forms, iversion, mand, silent, loud,\n"
+	       "x-*, comment=*. (dev, suid, exec, atime, sync, async, dirsync and their no\n"
+	       "forms reach the kernel.)\n");
 }
 
 static void print_version(void)
@@ -357,7 +396,15 @@ static void raise_fd_limit(void)
 
 int main(int argc, char *argv[])
 {
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	/* mount(8)'s SOURCE, --config FILE, fstab's options: cmdline.c. */
+	struct mcmd cmd;
+	char cmd_why[256];
+	if (mcmd_normalize(argc, argv, &cmd, cmd_why, sizeof(cmd_why)) < 0) {
+		fprintf(stderr, "%s: %s (see --help)\n",
+		        argc > 0 && argv[0][0] ? argv[0] : "mallafs", cmd_why);
+		return 1;
+	}
+	struct fuse_args args = FUSE_ARGS_INIT(cmd.argc, cmd.argv);
 	struct fuse_cmdline_opts co = {0};
 	struct mopts mo = {0};
 	const char *prog = argc > 0 && argv[0][0] ? argv[0] : "mallafs";
@@ -422,12 +469,10 @@ int main(int argc, char *argv[])
 		goto out_cmdline;
 	}
 
-	/* Absolute paths: the daemon leaves its working directory for "/". */
-	mountpoint = realpath(co.mountpoint, NULL);
-	if (!mountpoint) {
-		fprintf(stderr, "%s: %s: %s\n", prog, co.mountpoint, strerror(errno));
+	/* Absolute paths: the daemon leaves its working directory for "/".
+	 * What is at the mountpoint is checked first: mountpoint.c. */
+	if (mmnt_check(prog, co.mountpoint, &mountpoint) < 0)
 		goto out_cmdline;
-	}
 	/* SIGHUP reads it again, from "/". */
 	if (mo.config) {
 		config = realpath(mo.config, NULL);
@@ -443,6 +488,8 @@ int main(int argc, char *argv[])
 			        strerror(errno));
 			goto out_paths;
 		}
+	} else if (!(plugin_dir = strdup(MALLAFS_PLUGIN_DIR))) {
+		goto out_paths;
 	}
 	if (co.debug)
 		mu_log_set_sink(NULL, NULL, MU_LOG_DEBUG);
@@ -599,5 +646,6 @@ out_args:
 	free(mo.max_memory);
 	free(mo.events);
 	fuse_opt_free_args(&args);
+	mcmd_free(&cmd);
 	return ret;
 }

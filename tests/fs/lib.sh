@@ -481,6 +481,13 @@ mfs_dump_threads()
 
 # -- mounting ----------------------------------------------------------------
 
+# The IDs of the mounts at PATH, from the mount table (which asks nothing of
+# the mounts), one a line.
+mfs_mount_ids()
+{
+	awk -v m="$1" '$5 == m { print $1 }' /proc/self/mountinfo
+}
+
 # mfs_mount [DAEMON ARGS...]: mounts a fresh mountpoint ($MNT) with
 # `mallafs -f ARGS... $MNT` in the background, stderr and stdout to $MFS_LOG.
 # Waits for the mount while checking that the daemon lives; stops the test
@@ -492,8 +499,29 @@ mfs_mount()
 	fi
 	MFS_SEQ=$((MFS_SEQ + 1))
 	MNT=$MFS_TMP/mnt$MFS_SEQ
-	MFS_LOG=$MFS_TMP/daemon$MFS_SEQ.log
 	mkdir -p "$MNT" || mfs_bail "mkdir $MNT"
+	mfs_mount_start "$@"
+}
+
+# mfs_mount_again [DAEMON ARGS...]: the same on the mountpoint $MNT as it
+# is, which may hold mounts already (a stale one, a tmpfs): waits for a
+# mount there that was not there before, or for the daemon to say it is
+# mounted (a stale mount it replaced may leave its mount ID to the new one).
+mfs_mount_again()
+{
+	if [[ -n $MFS_PID ]]; then
+		mfs_bail "test bug: mfs_mount_again while $MNT is still mounted"
+	fi
+	MFS_SEQ=$((MFS_SEQ + 1))
+	mfs_mount_start "$@"
+}
+
+# The daemon's start for both, its log daemon$MFS_SEQ.log.
+mfs_mount_start()
+{
+	MFS_LOG=$MFS_TMP/daemon$MFS_SEQ.log
+	local before
+	before=$(mfs_mount_ids "$MNT")
 	local -a wrap=()
 	if mfs_wrapper; then
 		read -r -a wrap <<<"$MALLAFS_WRAPPER"
@@ -509,7 +537,8 @@ mfs_mount()
 	timeout=$(mfs_mount_timeout)
 	deadline=$(($(mfs_now_ms) + timeout * 1000))
 	# The mount table, not mountpoint(1): a stat() of a hung mount would hang.
-	while ! mfs_mounted "$MNT"; do
+	while ! mfs_mounted "$MNT" || { [[ $(mfs_mount_ids "$MNT") == "$before" ]] &&
+		! grep -qF "mounted on $MNT" "$MFS_LOG"; }; do
 		if ! mfs_alive "$MFS_PID"; then
 			wait "$MFS_PID"
 			rc=$?
