@@ -553,9 +553,13 @@ static int persist_store_commit(void *state, const struct mallafs_store_op *op)
 static void persist_store_after(void *state, const struct mallafs_store_op *op)
 {
 	struct persist *p = state;
+	/* Reads and probes run under the store's read lock, side by side:
+	 * only a change (under the write lock) may touch `committed`. */
+	if (!changes(op))
+		return;
 	const struct mallafs_store_op *committed = p->committed;
 	p->committed = NULL;
-	if (!p->path || !changes(op))
+	if (!p->path)
 		return;
 	pthread_mutex_lock(&p->lock);
 	int r = 0;
