@@ -104,7 +104,8 @@ static int app_apply(struct reload *rl, struct step *s)
 		size_t len = strlen(k->value);
 		struct app_prev *p = &s->keys[s->nkeys];
 		struct mkv_stat st;
-		p->key = k->name;
+		/* The slot of an unchanged key before is taken again. */
+		*p = (struct app_prev){.key = k->name};
 		if (mnodecfg_stat(nc, it->name, k->name, &st) == 0) {
 			p->value = malloc(st.size + 1);
 			ssize_t n = p->value ? mnodecfg_read(nc, it->name, k->name, 0, p->value,

@@ -155,7 +155,7 @@ admin = inactive
 plugins = trace
 
 [config.my_app]
-region = ap
+region = us
 added = 1
 
 [config.third]
