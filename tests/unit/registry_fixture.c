@@ -363,6 +363,17 @@ int pool_store(struct mreg *reg, const char *pool, pid_t pid, const char *value,
  * ENOSYS there, and only what needs no process can be tested. */
 bool have_pidfd;
 
+void probe_pidfd(void)
+{
+	int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	have_pidfd = fd >= 0;
+	if (fd >= 0)
+		close(fd);
+	else
+		fprintf(stderr, "pidfd_open: %s; tests that need processes are skipped\n",
+		        strerror(errno));
+}
+
 pid_t missing_pid(void)
 {
 	FILE *f = fopen("/proc/sys/kernel/pid_max", "r");

@@ -24,6 +24,8 @@
 /* Whether pidfd_open works (valgrind before 3.20: ENOSYS); main() sets it.
  * Tests that need processes begin with NEED_PIDFD(). */
 extern bool have_pidfd;
+/* Sets have_pidfd (saying so on stderr when it is false): main() first. */
+void probe_pidfd(void);
 #define NEED_PIDFD()             \
 	do {                     \
 		if (!have_pidfd) \

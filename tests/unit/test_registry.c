@@ -409,12 +409,6 @@ int main(void)
 	        cmocka_unit_test_teardown(test_einval, teardown_kids),
 	        cmocka_unit_test_teardown(test_exit_removes_every_entry, teardown_kids),
 	};
-	int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-	have_pidfd = fd >= 0;
-	if (fd >= 0)
-		close(fd);
-	else
-		fprintf(stderr, "pidfd_open: %s; tests that need processes are skipped\n",
-		        strerror(errno));
+	probe_pidfd();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -366,12 +365,6 @@ int main(void)
 	        cmocka_unit_test_teardown(test_free_with_live_entries, teardown_kids),
 	        cmocka_unit_test_teardown(test_concurrent_use, teardown_kids),
 	};
-	int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-	have_pidfd = fd >= 0;
-	if (fd >= 0)
-		close(fd);
-	else
-		fprintf(stderr, "pidfd_open: %s; tests that need processes are skipped\n",
-		        strerror(errno));
+	probe_pidfd();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
