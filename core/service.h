@@ -195,9 +195,13 @@ int msvc_config_set_undo(struct mallafs_svc *svc, const char *section, const cha
  * that leave stop. Errors as msvc_reconfigure's and msvc_setup's (-EEXIST
  * for base or a name given twice, -ENOENT for an unknown plugin). u (may
  * be NULL) records the configuration's change, not the chain's: to undo,
- * msvc_undo_apply, then this again with the old declared list. */
+ * msvc_undo_apply, then this again with the old declared list.
+ * *ret_rechained (may be NULL) says whether the chain changed: false when
+ * plugins is NULL or the list svc declares already, and on a refusal; true
+ * also on -EIO from a restart that failed, which keeps the new chain and
+ * configuration (recorded in u) with the service failed. */
 int msvc_redeclare_undo(struct mallafs_svc *svc, const char *const *plugins, size_t nplugins,
-                        const struct mallafs_cfg *update, struct msvc_undo *u,
+                        const struct mallafs_cfg *update, struct msvc_undo *u, bool *ret_rechained,
                         struct mallafs_reason *why);
 /* Every key u recorded that still holds the value u's writer left goes back
  * to the value it had before, as one reconfiguration, and u is emptied.

@@ -486,12 +486,13 @@ out:
 }
 
 int msvc_redeclare_undo(struct mallafs_svc *svc, const char *const *plugins, size_t nplugins,
-                        const struct mallafs_cfg *update, struct msvc_undo *u,
+                        const struct mallafs_cfg *update, struct msvc_undo *u, bool *ret_rechained,
                         struct mallafs_reason *why)
 {
 	struct mallafs_reason local = {{0}};
 	struct mallafs_cfg *none = NULL, *prev = NULL;
 	char **declared = NULL;
+	bool rechained = false;
 	if (!why)
 		why = &local;
 	why->text[0] = '\0';
@@ -515,18 +516,23 @@ int msvc_redeclare_undo(struct mallafs_svc *svc, const char *const *plugins, siz
 			r = names_dup((char *const *)plugins, nplugins, NULL, false, &declared);
 		if (r == 0)
 			r = rechain(svc, declared, nplugins, update, true, why);
-		if (r < 0)
-			goto refused;
-		mu_log(MU_LOG_INFO, "service %s: chain declared anew", svc->name);
+		/* A restart that failed keeps the new chain and configuration
+		 * (the service failed): the caller must know to undo them. */
+		rechained = r == 0 || (r == -EIO && same_declared(svc, plugins, nplugins));
+		if (rechained)
+			mu_log(MU_LOG_INFO, "service %s: chain declared anew", svc->name);
 	}
-	if (u && msvc_undo_record(u, prev, svc->cfg, update) < 0)
+	if (u && (r == 0 || rechained) && msvc_undo_record(u, prev, svc->cfg, update) < 0)
 		mu_log(MU_LOG_WARNING, "service %s: out of memory: this change may not be undone",
 		       svc->name);
-	r = 0;
+	if (r < 0)
+		goto refused;
 	goto out;
 refused:
 	msvc_set_error(svc, why->text[0] ? why->text : strerror(-r));
 out:
+	if (ret_rechained)
+		*ret_rechained = rechained;
 	pthread_mutex_unlock(&svc->op_lock);
 	mcfg_free(prev);
 	mcfg_free(none);

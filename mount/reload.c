@@ -165,16 +165,6 @@ static void app_undo(struct reload *rl, struct step *s)
 
 /* ---- services ---- */
 
-static bool same_names(char **a, size_t na, char **b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	return true;
-}
-
 /* The line a refusal of the service's change is reported at. */
 static int refusal_line(struct boot *b, const struct boot_item *it,
                         const struct mallafs_reason *why)
@@ -221,25 +211,25 @@ static int service_apply(struct reload *rl, struct step *s)
 		}
 	}
 
+	/* The chain as it was, to declare again on undo; core tells whether
+	 * the file's list changes it. */
 	bool chain = it->plugins_line != 0;
 	if (chain) {
 		r = msvc_declared(s->svc, &s->old_declared, &s->nold);
 		if (r < 0)
 			return mboot_fail(b, it->plugins_line, r, "service %s: %s", it->name,
 			                  strerror(-r));
-		chain = !same_names(s->old_declared, s->nold, it->plugins, it->nplugins);
 	}
 	if (chain || it->cfg) {
 		s->undo = msvc_undo_new();
 		if (!s->undo)
 			return mboot_fail(b, it->line, -ENOMEM, "out of memory");
 		r = msvc_redeclare_undo(s->svc, chain ? (const char *const *)it->plugins : NULL,
-		                        it->nplugins, it->cfg, s->undo, &why);
+		                        it->nplugins, it->cfg, s->undo, &s->chain_changed, &why);
 		if (r < 0)
 			return mboot_fail(b, refusal_line(b, it, &why), r, "service %s: %s",
 			                  it->name, why.text[0] ? why.text : strerror(-r));
-		s->chain_changed = chain;
-		changed = changed || chain || !msvc_undo_empty(s->undo);
+		changed = changed || s->chain_changed || !msvc_undo_empty(s->undo);
 	}
 
 	if (it->admin) {
@@ -285,7 +275,7 @@ static void service_undo(struct reload *rl, struct step *s)
 	if (s->chain_changed) {
 		struct mallafs_reason why = {{0}};
 		r = msvc_redeclare_undo(s->svc, (const char *const *)s->old_declared, s->nold, NULL,
-		                        NULL, &why);
+		                        NULL, NULL, &why);
 		if (r < 0)
 			mu_log(MU_LOG_WARNING,
 			       "reload: service %s: chain could not be put back: %s", name,

@@ -24,12 +24,15 @@ static struct {
 	int updates, starts, stops;
 	char seen[64]; /* probe/mode as the update phase saw it */
 	enum mallafs_update answer;
+	int fail_start; /* its start fails with it */
 } probe;
 
 static int probe_start(void *state, const struct mallafs_cfg *cfg, struct mallafs_reason *why)
 {
 	probe.starts++;
-	return 0;
+	if (probe.fail_start)
+		mallafs_reason_set(why, "probe cannot start");
+	return probe.fail_start;
 }
 
 static void probe_stop(void *state)
@@ -143,7 +146,7 @@ static void test_chain_and_keys_in_one(void **state)
 	struct mallafs_cfg *up = update_of("[probe]\nmode = b\n[trace]\nlines = 7\n");
 	const char *chain[] = {"trace", "probe"};
 	int starts = probe.starts;
-	assert_int_equal(msvc_redeclare_undo(f->svc, chain, 2, up, f->u, NULL), 0);
+	assert_int_equal(msvc_redeclare_undo(f->svc, chain, 2, up, f->u, NULL, NULL), 0);
 	assert_string_equal(chain_of(f), "trace probe base ");
 	/* The plugin that stays hears of its new key once, not restarted. */
 	assert_int_equal(probe.updates, 1);
@@ -158,7 +161,7 @@ static void test_chain_and_keys_in_one(void **state)
 	/* Put back: the configuration, then the old chain. */
 	assert_int_equal(msvc_undo_apply(f->svc, f->u), 0);
 	const char *old[] = {"probe", "limits"};
-	assert_int_equal(msvc_redeclare_undo(f->svc, old, 2, NULL, NULL, NULL), 0);
+	assert_int_equal(msvc_redeclare_undo(f->svc, old, 2, NULL, NULL, NULL, NULL), 0);
 	assert_string_equal(chain_of(f), "probe limits base ");
 	assert_string_equal(value(f, "probe", "mode"), "a");
 	assert_string_equal(value(f, "trace", "lines"), "");
@@ -172,7 +175,9 @@ static void test_refused_update_changes_nothing(void **state)
 	const char *chain[] = {"probe", "trace"};
 	probe.answer = MALLAFS_UPDATE_ERROR;
 	struct mallafs_reason why = {{0}};
-	assert_int_equal(msvc_redeclare_undo(f->svc, chain, 2, up, f->u, &why), -EIO);
+	bool rechained = true;
+	assert_int_equal(msvc_redeclare_undo(f->svc, chain, 2, up, f->u, &rechained, &why), -EIO);
+	assert_false(rechained);
 	assert_non_null(strstr(why.text, "probe says no"));
 	assert_string_equal(chain_of(f), "probe limits base ");
 	assert_string_equal(value(f, "probe", "mode"), "a");
@@ -191,10 +196,10 @@ static void test_refused_merge_and_names(void **state)
 	const char *twice[] = {"trace", "trace"};
 	const char *base[] = {"base"};
 	const char *unknown[] = {"nosuch"};
-	assert_int_equal(msvc_redeclare_undo(f->svc, same, 2, bad, f->u, NULL), -EINVAL);
-	assert_int_equal(msvc_redeclare_undo(f->svc, twice, 2, NULL, f->u, NULL), -EEXIST);
-	assert_int_equal(msvc_redeclare_undo(f->svc, base, 1, NULL, f->u, NULL), -EEXIST);
-	assert_int_equal(msvc_redeclare_undo(f->svc, unknown, 1, NULL, f->u, NULL), -ENOENT);
+	assert_int_equal(msvc_redeclare_undo(f->svc, same, 2, bad, f->u, NULL, NULL), -EINVAL);
+	assert_int_equal(msvc_redeclare_undo(f->svc, twice, 2, NULL, f->u, NULL, NULL), -EEXIST);
+	assert_int_equal(msvc_redeclare_undo(f->svc, base, 1, NULL, f->u, NULL, NULL), -EEXIST);
+	assert_int_equal(msvc_redeclare_undo(f->svc, unknown, 1, NULL, f->u, NULL, NULL), -ENOENT);
 	assert_string_equal(chain_of(f), "probe limits base ");
 	assert_string_equal(value(f, "limits", "max_keys"), "0");
 	assert_true(msvc_undo_empty(f->u));
@@ -209,13 +214,46 @@ static void test_restart_asked(void **state)
 	const char *chain[] = {"probe"};
 	probe.answer = MALLAFS_UPDATE_RESTART;
 	int stops = probe.stops;
-	assert_int_equal(msvc_redeclare_undo(f->svc, chain, 1, up, NULL, NULL), 0);
+	assert_int_equal(msvc_redeclare_undo(f->svc, chain, 1, up, NULL, NULL, NULL), 0);
 	assert_string_equal(chain_of(f), "probe base ");
 	struct msvc_status st;
 	msvc_status(f->svc, &st);
 	assert_int_equal(st.restarts, 1);
 	assert_int_equal(st.state, MSVC_RUNNING);
 	assert_int_equal(probe.stops, stops + 1);
+	mcfg_free(up);
+}
+
+/* A restart the update asked for fails: the new chain and configuration
+ * stay (the service failed), and the caller is told, so that it can put
+ * both back. */
+static void test_failed_restart_reported(void **state)
+{
+	struct fixture *f = *state;
+	struct mallafs_cfg *up = update_of("[probe]\nmode = e\n");
+	const char *chain[] = {"probe"};
+	struct mallafs_reason why = {{0}};
+	bool rechained = false;
+	probe.answer = MALLAFS_UPDATE_RESTART;
+	probe.fail_start = -EIO;
+	assert_int_equal(msvc_redeclare_undo(f->svc, chain, 1, up, f->u, &rechained, &why), -EIO);
+	assert_true(rechained);
+	assert_non_null(strstr(why.text, "probe cannot start"));
+	assert_string_equal(chain_of(f), "probe base ");
+	assert_false(msvc_undo_empty(f->u));
+	struct msvc_status st;
+	msvc_status(f->svc, &st);
+	assert_int_equal(st.state, MSVC_FAILED);
+
+	/* Put back as a reload's undo does. */
+	probe.answer = MALLAFS_UPDATE_OK;
+	probe.fail_start = 0;
+	assert_int_equal(msvc_undo_apply(f->svc, f->u), 0);
+	const char *old[] = {"probe", "limits"};
+	assert_int_equal(msvc_redeclare_undo(f->svc, old, 2, NULL, NULL, &rechained, NULL), 0);
+	assert_true(rechained);
+	assert_string_equal(chain_of(f), "probe limits base ");
+	assert_string_equal(value(f, "probe", "mode"), "a");
 	mcfg_free(up);
 }
 
@@ -227,6 +265,7 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_refused_merge_and_names, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_restart_asked, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_failed_restart_reported, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
