@@ -47,12 +47,10 @@ rss1=$(rss_kb)
 per_pool=$(((rss1 - rss0) * 1024 / N))
 echo "# $N pools of one member: the daemon's RSS grew by $((rss1 - rss0)) KiB, $per_pool bytes a pool"
 bound=8
-libs=$(ldd "$MALLAFS" 2>/dev/null)
-if grep -q libtsan <<<"$libs"; then
-	bound=48
-elif grep -q -E 'lib(asan|ubsan)' <<<"$libs"; then
-	bound=20
-fi
+case $(mfs_sanitizer) in
+tsan) bound=48 ;;
+asan | ubsan) bound=20 ;;
+esac
 assert_true "a pool of one member costs at most $bound KiB ($per_pool B)" \
 	test "$per_pool" -le $((bound * 1024))
 

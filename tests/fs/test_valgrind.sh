@@ -13,9 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 mfs_need valgrind valgrind
 # valgrind cannot run a binary built with AddressSanitizer; that build has
 # its own checks (every test fails on sanitizer output).
-# Not grep -q: with pipefail, ldd killed by SIGPIPE when grep stops early
-# would read as no sanitizer.
-if ldd "$MALLAFS" 2>/dev/null | grep -E 'lib(asan|tsan|ubsan)' >/dev/null; then
+if [[ -n $(mfs_sanitizer) ]]; then
 	echo "# $MALLAFS is built with a sanitizer: valgrind does not apply"
 	MFS_FINISHED=1
 	exit 77
