@@ -135,6 +135,10 @@ int metcd_put(struct metcd *c, const char *key, size_t key_len, const char *valu
 int metcd_delete(struct metcd *c, const char *key, size_t key_len, const char *range_end,
                  size_t range_end_len, int64_t *ret_deleted, int64_t *ret_rev);
 
+/* Compacts the store's history up to revision rev (what the registry's
+ * keeper runs now and then; tests make a watch's start stale with it). */
+int metcd_compact(struct metcd *c, int64_t rev);
+
 /* Leases. keepalive: *ret_ttl is the TTL left, -ENOENT when the lease is
  * gone (etcd answers a TTL of 0 or none). revoke: -ENOENT when gone. */
 int metcd_lease_grant(struct metcd *c, int64_t ttl_s, int64_t *ret_id);
