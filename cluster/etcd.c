@@ -265,26 +265,31 @@ int metcd_map_error(const char *msg, int code, enum metcd_retry *retry)
 		int e;
 		enum metcd_retry retry;
 	} known[] = {
-		{"etcdserver: no leader", -ETIMEDOUT, METCD_NOLEADER},
-		{"etcdserver: leader changed", -ETIMEDOUT, METCD_UNSURE},
-		{"etcdserver: request timed out", -ETIMEDOUT, METCD_UNSURE},
-		{"etcdserver: server stopped", -ETIMEDOUT, METCD_UNSURE},
-		{"etcdserver: not capable", -ETIMEDOUT, METCD_NOLEADER},
-		{"etcdserver: request is too large", -EFBIG, METCD_FINAL},
-		{"etcdserver: too many operations in txn request", -EFBIG, METCD_FINAL},
-		{"etcdserver: mvcc: database space exceeded", -ENOSPC, METCD_FINAL},
-		{"etcdserver: mvcc: required revision has been compacted", -ESTALE, METCD_FINAL},
-		{"etcdserver: requested lease not found", -ENOENT, METCD_FINAL},
-		{"etcdserver: invalid auth token", -EACCES, METCD_BADTOKEN},
-		{"auth: invalid auth token", -EACCES, METCD_BADTOKEN},
-		{"etcdserver: permission denied", -EACCES, METCD_FINAL},
-		{"etcdserver: authentication failed, invalid user ID or password", -EACCES,
-		 METCD_FINAL},
-		{"etcdserver: user name is empty", -EACCES, METCD_FINAL},
-		{"etcdserver: user name not found", -EACCES, METCD_FINAL},
-		{"etcdserver: authentication is not enabled", -EACCES, METCD_FINAL},
+	        {"etcdserver: no leader", -ETIMEDOUT, METCD_NOLEADER},
+	        {"etcdserver: leader changed", -ETIMEDOUT, METCD_UNSURE},
+	        {"etcdserver: request timed out", -ETIMEDOUT, METCD_UNSURE},
+	        {"etcdserver: server stopped", -ETIMEDOUT, METCD_UNSURE},
+	        {"etcdserver: not capable", -ETIMEDOUT, METCD_NOLEADER},
+	        {"etcdserver: request is too large", -EFBIG, METCD_FINAL},
+	        {"etcdserver: too many operations in txn request", -EFBIG, METCD_FINAL},
+	        {"etcdserver: mvcc: database space exceeded", -ENOSPC, METCD_FINAL},
+	        {"etcdserver: mvcc: required revision has been compacted", -ESTALE, METCD_FINAL},
+	        {"etcdserver: requested lease not found", -ENOENT, METCD_FINAL},
+	        {"etcdserver: invalid auth token", -EACCES, METCD_BADTOKEN},
+	        {"auth: invalid auth token", -EACCES, METCD_BADTOKEN},
+	        {"etcdserver: permission denied", -EACCES, METCD_FINAL},
+	        {"etcdserver: authentication failed, invalid user ID or password", -EACCES,
+	         METCD_FINAL},
+	        {"etcdserver: user name is empty", -EACCES, METCD_FINAL},
+	        {"etcdserver: user name not found", -EACCES, METCD_FINAL},
+	        {"etcdserver: authentication is not enabled", -EACCES, METCD_FINAL},
 	};
 	*retry = METCD_FINAL;
+	/* A watch's cancel_reason wraps the message in gRPC's words. */
+	const char *desc =
+	        strncmp(msg, "rpc error: code = ", 18) == 0 ? strstr(msg, " desc = ") : NULL;
+	if (desc)
+		msg = desc + 8;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (strcmp(msg, known[i].text) == 0) {
 			*retry = known[i].retry;
@@ -350,8 +355,7 @@ static size_t answer_write(char *data, size_t size, size_t nmemb, void *arg)
 /* One try on endpoint ep: 0 and *ret, or -errno with *retry (how the
  * caller may go on) and *sent (whether the request may have been sent). */
 static int try_once(struct metcd *c, const char *ep, const char *path, const char *body,
-                    long remaining, enum metcd_retry *retry, bool *sent,
-                    struct json_object **ret)
+                    long remaining, enum metcd_retry *retry, bool *sent, struct json_object **ret)
 {
 	char url[512];
 	struct answer a = {0};
@@ -443,8 +447,8 @@ int metcd_token(struct metcd *c, int64_t deadline, char **ret)
 		json_object_put(req);
 		return metcd_fail(-ENOMEM, "out of memory");
 	}
-	int r = call_until(c, "/v3/auth/authenticate", json_object_to_json_string_ext(req, 0),
-	                   true, true, deadline, &ans);
+	int r = call_until(c, "/v3/auth/authenticate", json_object_to_json_string_ext(req, 0), true,
+	                   true, deadline, &ans);
 	json_object_put(req);
 	if (r < 0)
 		return r;
@@ -475,7 +479,8 @@ static int call_until(struct metcd *c, const char *path, const char *body, bool 
 		long remaining = (long)(deadline - metcd_now_ms());
 		if (remaining <= 0) {
 			if (failed == 0)
-				metcd_fail(-ETIMEDOUT, "etcd: no answer within %ld ms", c->timeout_ms);
+				metcd_fail(-ETIMEDOUT, "etcd: no answer within %ld ms",
+				           c->timeout_ms);
 			return -ETIMEDOUT;
 		}
 		char *tok = NULL;
@@ -501,9 +506,11 @@ static int call_until(struct metcd *c, const char *path, const char *body, bool 
 		free(tok);
 		if (retry == METCD_FINAL || retry == METCD_BADTOKEN)
 			return r;
-		if (retry == METCD_UNSURE && sent && !idempotent)
-			return metcd_fail(r, "%s (the change may or may not have been made)",
-			                  metcd_error());
+		if (retry == METCD_UNSURE && sent && !idempotent) {
+			char why[sizeof(err_buf)];
+			snprintf(why, sizeof(why), "%s", err_buf);
+			return metcd_fail(r, "%s (the change may or may not have been made)", why);
+		}
 		/* Another endpoint; after a round of failures, a pause. */
 		metcd_ep_next(c, i);
 		if (++failed % c->n_eps == 0) {

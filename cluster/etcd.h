@@ -98,7 +98,7 @@ struct metcd_cmp {
 	size_t range_end_len;
 	enum metcd_target target;
 	enum metcd_result result;
-	int64_t number; /* the revision, version or lease compared */
+	int64_t number;    /* the revision, version or lease compared */
 	const char *value; /* METCD_VALUE */
 	size_t value_len;
 };
@@ -130,8 +130,8 @@ void metcd_txn_result_free(struct metcd_txn_result *r); /* the contents */
 
 /* A put and a delete alone, for convenience; *ret_rev (may be NULL) is the
  * store's revision after it. */
-int metcd_put(struct metcd *c, const char *key, size_t key_len, const char *value,
-              size_t value_len, int64_t lease, int64_t *ret_rev);
+int metcd_put(struct metcd *c, const char *key, size_t key_len, const char *value, size_t value_len,
+              int64_t lease, int64_t *ret_rev);
 int metcd_delete(struct metcd *c, const char *key, size_t key_len, const char *range_end,
                  size_t range_end_len, int64_t *ret_deleted, int64_t *ret_rev);
 
@@ -180,7 +180,7 @@ int metcd_watch(struct metcd *c, struct metcd_watch *w, const char *key, size_t 
 
 /* Base64 of the standard alphabet with padding (glibc's resolver
  * functions), for the ones who build etcd requests by hand (tests). */
-char *metcd_b64_encode(const void *data, size_t len);                 /* malloc'd */
+char *metcd_b64_encode(const void *data, size_t len);                            /* malloc'd */
 int metcd_b64_decode(const char *text, size_t len, char **ret, size_t *ret_len); /* -EINVAL */
 
 #endif

@@ -64,10 +64,10 @@ void metcd_token_drop(struct metcd *c, const char *tok);
 
 /* What to do with an error etcd sent: */
 enum metcd_retry {
-	METCD_FINAL,     /* return the errno */
-	METCD_NOLEADER,  /* nothing was applied: another endpoint, always */
-	METCD_UNSURE,    /* unavailable, maybe applied: again only if idempotent */
-	METCD_BADTOKEN,  /* authenticate again once */
+	METCD_FINAL,    /* return the errno */
+	METCD_NOLEADER, /* nothing was applied: another endpoint, always */
+	METCD_UNSURE,   /* unavailable, maybe applied: again only if idempotent */
+	METCD_BADTOKEN, /* authenticate again once */
 };
 /* Maps an error message and gRPC code to -errno (sets metcd_error). */
 int metcd_map_error(const char *msg, int code, enum metcd_retry *retry);

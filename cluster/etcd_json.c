@@ -191,7 +191,8 @@ int metcd_j_revision(struct json_object *o, int64_t *ret)
 {
 	struct json_object *h;
 	*ret = 0;
-	if (!json_object_object_get_ex(o, "header", &h) || !json_object_is_type(h, json_type_object))
+	if (!json_object_object_get_ex(o, "header", &h) ||
+	    !json_object_is_type(h, json_type_object))
 		return metcd_fail(-EPROTO, "etcd: an answer without a header");
 	return metcd_j_i64(h, "revision", ret);
 }
@@ -290,8 +291,8 @@ static struct json_object *put_req(const char *key, size_t key_len, const char *
 	return o;
 }
 
-int metcd_put(struct metcd *c, const char *key, size_t key_len, const char *value,
-              size_t value_len, int64_t lease, int64_t *ret_rev)
+int metcd_put(struct metcd *c, const char *key, size_t key_len, const char *value, size_t value_len,
+              int64_t lease, int64_t *ret_rev)
 {
 	struct json_object *req = put_req(key, key_len, value, value_len, lease), *ans = NULL;
 	int64_t rev = 0;
@@ -334,8 +335,8 @@ int metcd_delete(struct metcd *c, const char *key, size_t key_len, const char *r
 static struct json_object *cmp_json(const struct metcd_cmp *m)
 {
 	static const char *const targets[] = {"CREATE", "MOD", "VERSION", "VALUE", "LEASE"};
-	static const char *const fields[] = {"create_revision", "mod_revision", "version",
-	                                     "value", "lease"};
+	static const char *const fields[] = {"create_revision", "mod_revision", "version", "value",
+	                                     "lease"};
 	static const char *const results[] = {"EQUAL", "GREATER", "LESS", "NOT_EQUAL"};
 	if ((unsigned)m->target > METCD_LEASE || (unsigned)m->result > METCD_NOT_EQUAL) {
 		metcd_fail(-EINVAL, "bad txn compare");

@@ -41,12 +41,12 @@ struct wctx {
 	void *arg;
 	const char *ep;
 	struct json_tokener *tok;
-	size_t msg_bytes;    /* fed to tok since its last message */
-	int result;          /* non-zero: the watch ends with it */
+	size_t msg_bytes; /* fed to tok since its last message */
+	int result;       /* non-zero: the watch ends with it */
 	enum metcd_retry retry;
 	bool created, got_bytes;
 	int64_t compact;
-	int64_t last_ms;     /* when the last bytes came */
+	int64_t last_ms; /* when the last bytes came */
 };
 
 static void event_clear(struct metcd_event *e)
@@ -184,8 +184,9 @@ static size_t watch_write(char *data, size_t size, size_t nmemb, void *arg)
 			x->msg_bytes += chunk;
 			left -= chunk;
 			if (x->msg_bytes > METCD_MAX_MSG)
-				x->result = metcd_fail(-EPROTO, "%s: watch: a message over %u bytes",
-				                       x->ep, METCD_MAX_MSG);
+				x->result =
+				        metcd_fail(-EPROTO, "%s: watch: a message over %u bytes",
+				                   x->ep, METCD_MAX_MSG);
 		} else {
 			x->result = metcd_fail(-EPROTO, "%s: watch: bad JSON: %s", x->ep,
 			                       json_tokener_error_desc(je));
@@ -203,8 +204,9 @@ static struct json_object *watch_req(const char *key, size_t key_len, const char
 		r = metcd_j_add_bytes(cr, "range_end", range_end, range_end_len);
 	if (r == 0 && start_rev > 0)
 		r = metcd_j_add_i64(cr, "start_revision", start_rev);
-	if (r == 0 && (json_object_object_add(cr, "prev_kv", json_object_new_boolean(1)) < 0 ||
-	               json_object_object_add(cr, "progress_notify", json_object_new_boolean(1)) < 0))
+	if (r == 0 &&
+	    (json_object_object_add(cr, "prev_kv", json_object_new_boolean(1)) < 0 ||
+	     json_object_object_add(cr, "progress_notify", json_object_new_boolean(1)) < 0))
 		r = -ENOMEM;
 	if (r == 0 && json_object_object_add(o, "create_request", cr) < 0)
 		r = -ENOMEM;
@@ -266,7 +268,8 @@ static int watch_once(struct metcd *c, struct metcd_watch *w, const char *ep, co
 			curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &reqsize);
 			x->retry = reqsize == 0 ? METCD_NOLEADER : METCD_FINAL;
 			if (cr != CURLE_OK)
-				r = metcd_fail(-ETIMEDOUT, "%s: watch: %s", ep, curl_easy_strerror(cr));
+				r = metcd_fail(-ETIMEDOUT, "%s: watch: %s", ep,
+				               curl_easy_strerror(cr));
 			else
 				r = metcd_fail(-ETIMEDOUT, "%s: watch: the stream ended", ep);
 			break;

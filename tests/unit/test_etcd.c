@@ -21,6 +21,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -51,8 +54,8 @@ static void sleep_ms(long ms)
 		;
 }
 
-static struct metcd *client_with(const char *const *e, size_t n, long timeout_ms,
-                                 const char *user, const char *password, const char *cacert)
+static struct metcd *client_with(const char *const *e, size_t n, long timeout_ms, const char *user,
+                                 const char *password, const char *cacert)
 {
 	struct metcd_opts o = {.endpoints = e,
 	                       .n_endpoints = n,
@@ -73,11 +76,11 @@ static struct metcd *client(void)
 	return client_with(eps, n_eps, 3000, NULL, NULL, NULL);
 }
 
-#define OK(call)                                                                                   \
-	do {                                                                                       \
-		int r_ = (call);                                                                   \
-		if (r_ != 0)                                                                       \
-			fail_msg("%s: %d (%s)", #call, r_, metcd_error());                         \
+#define OK(call)                                                           \
+	do {                                                               \
+		int r_ = (call);                                           \
+		if (r_ != 0)                                               \
+			fail_msg("%s: %d (%s)", #call, r_, metcd_error()); \
 	} while (0)
 
 /* A unique prefix per test run, so that the tests share one etcd. */
@@ -235,14 +238,22 @@ static void test_txn(void **state)
 	struct metcd_cmp cmps[] = {
 	        {.key = k1, .key_len = strlen(k1), .target = METCD_CREATE, .number = rev},
 	        {.key = k1, .key_len = strlen(k1), .target = METCD_MOD, .number = rev},
-	        {.key = k1, .key_len = strlen(k1), .target = METCD_VALUE, .value = "1", .value_len = 1},
+	        {.key = k1,
+	         .key_len = strlen(k1),
+	         .target = METCD_VALUE,
+	         .value = "1",
+	         .value_len = 1},
 	        {.key = k1, .key_len = strlen(k1), .target = METCD_VERSION, .number = 1},
 	        {.key = k1, .key_len = strlen(k1), .target = METCD_LEASE, .number = 0},
 	};
 	struct metcd_op ops[] = {
 	        {.kind = METCD_DELETE, .key = k1, .key_len = strlen(k1)},
 	        {.kind = METCD_GET, .key = k2, .key_len = strlen(k2)},
-	        {.kind = METCD_DELETE, .key = p, .key_len = pl, .range_end = end, .range_end_len = el},
+	        {.kind = METCD_DELETE,
+	         .key = p,
+	         .key_len = pl,
+	         .range_end = end,
+	         .range_end_len = el},
 	};
 	/* One compare off (VALUE "x"): the failure branch, nothing changes. */
 	cmps[2].value = "x";
@@ -318,8 +329,11 @@ static void test_too_big(void **state)
 	char keys[129][16];
 	for (int i = 0; i < 129; i++) {
 		snprintf(keys[i], sizeof(keys[i]), "/many/%d", i);
-		ops[i] = (struct metcd_op){.kind = METCD_PUT, .key = keys[i],
-		                           .key_len = strlen(keys[i]), .value = "v", .value_len = 1};
+		ops[i] = (struct metcd_op){.kind = METCD_PUT,
+		                           .key = keys[i],
+		                           .key_len = strlen(keys[i]),
+		                           .value = "v",
+		                           .value_len = 1};
 	}
 	struct metcd_txn_result t;
 	assert_int_equal(metcd_txn(c, NULL, 0, ops, 129, NULL, 0, &t), -EFBIG);
@@ -535,6 +549,95 @@ static void test_watch(void **state)
 	metcd_free(c2);
 }
 
+/* A broken server on loopback: answers every request with head, then
+ * fill_mb MiB of "a" (the inside of a JSON string that never ends). */
+struct fake {
+	int fd, port;
+	const char *head;
+	int fill_mb;
+	pthread_t th;
+};
+
+static void *fake_thread(void *arg)
+{
+	struct fake *f = arg;
+	int s = accept(f->fd, NULL, NULL);
+	if (s < 0)
+		return NULL;
+	char req[4096];
+	ssize_t n = read(s, req, sizeof(req)); /* the request, more or less */
+	(void)n;
+	static char fill[1 << 16];
+	memset(fill, 'a', sizeof(fill));
+	if (write(s, f->head, strlen(f->head)) > 0)
+		for (int i = 0; i < f->fill_mb * 16; i++)
+			if (write(s, fill, sizeof(fill)) < 0)
+				break;
+	close(s);
+	return NULL;
+}
+
+static void fake_start(struct fake *f, const char *head, int fill_mb)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	f->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(f->fd >= 0);
+	assert_int_equal(bind(f->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(f->fd, 4), 0);
+	assert_int_equal(getsockname(f->fd, (struct sockaddr *)&a, &al), 0);
+	f->port = ntohs(a.sin_port);
+	f->head = head;
+	f->fill_mb = fill_mb;
+	assert_int_equal(pthread_create(&f->th, NULL, fake_thread, f), 0);
+}
+
+static void fake_stop(struct fake *f)
+{
+	shutdown(f->fd, SHUT_RDWR);
+	pthread_join(f->th, NULL);
+	close(f->fd);
+}
+
+static struct metcd *fake_client(struct fake *f, long timeout_ms)
+{
+	static char ep[64];
+	static const char *e[] = {ep};
+	snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", f->port);
+	return client_with(e, 1, timeout_ms, NULL, NULL, NULL);
+}
+
+static void test_broken_server(void **state)
+{
+	struct fake f;
+	struct metcd_range r;
+	/* Not JSON: -EPROTO. */
+	fake_start(&f, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello", 0);
+	struct metcd *c = fake_client(&f, 3000);
+	assert_int_equal(metcd_range(c, "k", 1, NULL, 0, 0, 0, false, &r), -EPROTO);
+	metcd_free(c);
+	fake_stop(&f);
+	/* An endless answer: cut at the bound, -EPROTO, not all of it read. */
+	fake_start(&f, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"x\":\"", 80);
+	c = fake_client(&f, 5000);
+	assert_int_equal(metcd_range(c, "k", 1, NULL, 0, 0, 0, false, &r), -EPROTO);
+	assert_non_null(strstr(metcd_error(), "answer over"));
+	metcd_free(c);
+	fake_stop(&f);
+	/* A watch message that never ends: -EPROTO at the bound. */
+	fake_start(&f, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"result\":{\"x\":\"", 40);
+	c = fake_client(&f, 5000);
+	struct wrec w = {.c = c, .key = "k", .key_len = 1};
+	pthread_mutex_init(&w.lock, NULL);
+	w.w = metcd_watch_new();
+	watch_thread(&w);
+	assert_int_equal(w.ret, -EPROTO);
+	assert_non_null(strstr(metcd_error(), "message over"));
+	wrec_free(&w);
+	metcd_free(c);
+	fake_stop(&f);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -564,8 +667,11 @@ static void test_timings(void **state)
 		lat_us[i] = now_us() - t0;
 		assert_int_equal(atomic_load(&w.n_seen), i + 1);
 	}
-	struct metcd_cmp cmp = {.key = p, .key_len = strlen(p), .target = METCD_VERSION,
-	                        .result = METCD_GREATER, .number = 0};
+	struct metcd_cmp cmp = {.key = p,
+	                        .key_len = strlen(p),
+	                        .target = METCD_VERSION,
+	                        .result = METCD_GREATER,
+	                        .number = 0};
 	struct metcd_op op = {
 	        .kind = METCD_PUT, .key = "/t2", .key_len = 3, .value = "v", .value_len = 1};
 	for (int i = 0; i < N; i++) {
@@ -725,7 +831,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_put_range),   cmocka_unit_test(test_txn),
 	        cmocka_unit_test(test_lease),       cmocka_unit_test(test_too_big),
 	        cmocka_unit_test(test_failover),    cmocka_unit_test(test_watch),
-	        cmocka_unit_test(test_timings),
+	        cmocka_unit_test(test_timings),     cmocka_unit_test(test_broken_server),
 	};
 	const struct CMUnitTest quota[] = {cmocka_unit_test(test_quota)};
 	const struct CMUnitTest auth[] = {cmocka_unit_test(test_auth)};
