@@ -86,6 +86,8 @@ int metcd_j_i64(struct json_object *o, const char *name, int64_t *ret);
 /* Base64 bytes; absent: "" (or NULL when absent_null). */
 int metcd_j_bytes(struct json_object *o, const char *name, bool absent_null, char **ret,
                   size_t *ret_len);
+/* An array, absent or null: *ret NULL, *n 0. */
+int metcd_j_array(struct json_object *o, const char *name, struct json_object **ret, size_t *n);
 bool metcd_j_bool(struct json_object *o, const char *name);
 int metcd_j_kv(struct json_object *o, struct metcd_kv *kv);
 void metcd_kv_clear(struct metcd_kv *kv);

@@ -143,6 +143,17 @@ int metcd_j_bytes(struct json_object *o, const char *name, bool absent_null, cha
 	return r < 0 ? metcd_fail(r, "out of memory") : 0;
 }
 
+int metcd_j_array(struct json_object *o, const char *name, struct json_object **ret, size_t *n)
+{
+	*n = 0;
+	if (!json_object_object_get_ex(o, name, ret) || *ret == NULL)
+		return 0;
+	if (!json_object_is_type(*ret, json_type_array))
+		return metcd_fail(-EPROTO, "etcd: \"%s\" is not an array", name);
+	*n = json_object_array_length(*ret);
+	return 0;
+}
+
 bool metcd_j_bool(struct json_object *o, const char *name)
 {
 	struct json_object *v;
@@ -205,13 +216,10 @@ int metcd_j_range(struct json_object *o, struct metcd_range *rg)
 	if (r < 0)
 		return r;
 	rg->more = metcd_j_bool(o, "more");
-	if (!json_object_object_get_ex(o, "kvs", &kvs) || kvs == NULL)
-		return 0;
-	if (!json_object_is_type(kvs, json_type_array))
-		return metcd_fail(-EPROTO, "etcd: \"kvs\" is not an array");
-	size_t n = json_object_array_length(kvs);
-	if (n == 0)
-		return 0;
+	size_t n;
+	r = metcd_j_array(o, "kvs", &kvs, &n);
+	if (r < 0 || n == 0)
+		return r;
 	rg->kvs = calloc(n, sizeof(*rg->kvs));
 	if (rg->kvs == NULL)
 		return metcd_fail(-ENOMEM, "out of memory");
@@ -452,13 +460,12 @@ static int txn_answer(struct json_object *ans, struct metcd_txn_result *t)
 	if (r < 0)
 		return r;
 	t->succeeded = metcd_j_bool(ans, "succeeded");
-	if (!json_object_object_get_ex(ans, "responses", &resps) || resps == NULL)
-		return 0;
-	if (!json_object_is_type(resps, json_type_array))
-		return metcd_fail(-EPROTO, "etcd: txn \"responses\" is not an array");
-	size_t n = json_object_array_length(resps);
-	t->gets = calloc(n ? n : 1, sizeof(*t->gets));
-	t->deleted = calloc(n ? n : 1, sizeof(*t->deleted));
+	size_t n;
+	r = metcd_j_array(ans, "responses", &resps, &n);
+	if (r < 0 || n == 0)
+		return r;
+	t->gets = calloc(n, sizeof(*t->gets));
+	t->deleted = calloc(n, sizeof(*t->deleted));
 	if (t->gets == NULL || t->deleted == NULL)
 		return metcd_fail(-ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {

@@ -100,11 +100,8 @@ static int stream_error(struct wctx *x, struct json_object *o)
 	                       &x->retry);
 }
 
-static int handle_events(struct wctx *x, struct json_object *evs, int64_t rev)
+static int handle_events(struct wctx *x, struct json_object *evs, size_t n, int64_t rev)
 {
-	size_t n = json_object_is_type(evs, json_type_array) ? json_object_array_length(evs) : 0;
-	if (evs && !json_object_is_type(evs, json_type_array))
-		return metcd_fail(-EPROTO, "etcd: \"events\" is not an array");
 	struct metcd_event *ev = calloc(n ? n : 1, sizeof(*ev));
 	if (ev == NULL)
 		return metcd_fail(-ENOMEM, "out of memory");
@@ -156,10 +153,11 @@ static int handle_msg(struct wctx *x, struct json_object *o)
 		if (x->cb->created)
 			x->cb->created(x->arg, rev);
 	}
-	json_object_object_get_ex(res, "events", &evs);
-	if (evs == NULL && metcd_j_bool(res, "created"))
-		return 0;
-	return handle_events(x, evs, rev);
+	size_t n;
+	r = metcd_j_array(res, "events", &evs, &n);
+	if (r < 0 || (n == 0 && metcd_j_bool(res, "created")))
+		return r;
+	return handle_events(x, evs, n, rev);
 }
 
 static size_t watch_write(char *data, size_t size, size_t nmemb, void *arg)

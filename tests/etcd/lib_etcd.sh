@@ -277,22 +277,24 @@ etcd_wait_healthy()
 	return 0
 }
 
-etcd_stop()
+# etcd_signal NAME SIGNAL: signals the member and waits for it to end.
+etcd_signal()
 {
 	local n=$1 pid=${ETCD_PID[$1]}
 	[[ -n $pid ]] || return 0
-	kill -TERM "$pid" 2>/dev/null
+	kill -"$2" "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	ETCD_PID[$n]=''
 }
 
+etcd_stop()
+{
+	etcd_signal "$1" TERM
+}
+
 etcd_kill()
 {
-	local n=$1 pid=${ETCD_PID[$1]}
-	[[ -n $pid ]] || return 0
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	ETCD_PID[$n]=''
+	etcd_signal "$1" KILL
 }
 
 etcd_restart()

@@ -78,7 +78,14 @@ cluster)
 	echo "# killing the leader $leader"
 	etcd_kill "$leader"
 	touch "$tmp/killed"
-	wait "$pid"
+	wait "$pid" || exit 1
+	# The harness: the killed member comes back with its data and ports.
+	etcd_restart "$leader"
+	etcd_wait_healthy || {
+		echo "FAIL - the cluster is not healthy after $leader came back"
+		exit 1
+	}
+	echo "ok   - $leader restarted; the leader is now $(etcd_leader)"
 	;;
 *)
 	echo "unknown mode $mode"
