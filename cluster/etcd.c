@@ -457,6 +457,13 @@ int metcd_token(struct metcd *c, int64_t deadline, char **ret)
 		json_object_put(ans);
 		return metcd_fail(-EPROTO, "etcd: authenticate gave no token");
 	}
+	/* It goes into a header: printable ASCII only. */
+	for (const char *s = json_object_get_string(t); *s; s++)
+		if (*s < 0x21 || *s > 0x7e) {
+			json_object_put(ans);
+			return metcd_fail(-EPROTO,
+			                  "etcd: authenticate gave a token with odd bytes");
+		}
 	*ret = strdup(json_object_get_string(t));
 	json_object_put(ans);
 	if (*ret == NULL)
