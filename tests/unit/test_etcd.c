@@ -363,7 +363,7 @@ static void test_failover(void **state)
 	assert_int_equal(metcd_put(c, "/x", 2, "y", 1, 0, NULL), -ETIMEDOUT);
 	int64_t took = now_ms() - t0;
 	printf("# dead endpoints: %s after %lld ms\n", metcd_error(), (long long)took);
-	assert_true(took >= 600 && took < 700 + 500);
+	assert_true(took >= 600 && took < 700 + 1000);
 	metcd_free(c);
 }
 
@@ -662,8 +662,10 @@ static void test_timings(void **state)
 		double t0 = now_us();
 		OK(metcd_put(c2, p, strlen(p), "v", 1, 0, NULL));
 		put_us[i] = now_us() - t0;
-		while (atomic_load(&w.n_seen) < i + 1 && now_us() - t0 < 3e6)
-			;
+		while (atomic_load(&w.n_seen) < i + 1 && now_us() - t0 < 3e6) {
+			struct timespec d = {0, 20000};
+			nanosleep(&d, NULL);
+		}
 		lat_us[i] = now_us() - t0;
 		assert_int_equal(atomic_load(&w.n_seen), i + 1);
 	}
