@@ -170,10 +170,15 @@ void metcd_watch_free(struct metcd_watch *w);
 void metcd_watch_stop(struct metcd_watch *w);
 /* Runs the watch on the calling thread until it ends: -ECANCELED (stopped),
  * -ESTALE (start_rev compacted: the answer's compact_revision in
- * *ret_compact), -ETIMEDOUT (the stream broke, or sent nothing, not even
- * progress, for idle_ms; 0: no idle limit), the callback's non-zero
- * return, or another error. It does not reconnect: the caller re-lists
- * and watches again. Progress notifications are asked for. */
+ * *ret_compact), -ETIMEDOUT (not created on any endpoint within
+ * timeout_ms, the stream broke, or it sent nothing, not even progress, for
+ * idle_ms; 0: no idle limit), the callback's non-zero return, or another
+ * error (-EACCES, -EPROTO for a message over 32 MiB or not JSON). It does
+ * not reconnect: the caller re-lists and watches again (a stream that
+ * broke moves the client to the next endpoint first). Progress
+ * notifications are asked for, but etcd sends them only every
+ * --experimental-watch-progress-notify-interval (10 min by default): an
+ * idle_ms below that needs the flag set lower on the servers. */
 int metcd_watch(struct metcd *c, struct metcd_watch *w, const char *key, size_t key_len,
                 const char *range_end, size_t range_end_len, int64_t start_rev, long idle_ms,
                 const struct metcd_watch_cb *cb, void *arg, int64_t *ret_compact);
