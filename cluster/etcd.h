@@ -98,7 +98,7 @@ struct metcd_cmp {
 	size_t range_end_len;
 	enum metcd_target target;
 	enum metcd_result result;
-	int64_t number; /* the revision, version or lease compared */
+	int64_t number;    /* the revision, version or lease compared */
 	const char *value; /* METCD_VALUE */
 	size_t value_len;
 };
@@ -130,10 +130,14 @@ void metcd_txn_result_free(struct metcd_txn_result *r); /* the contents */
 
 /* A put and a delete alone, for convenience; *ret_rev (may be NULL) is the
  * store's revision after it. */
-int metcd_put(struct metcd *c, const char *key, size_t key_len, const char *value,
-              size_t value_len, int64_t lease, int64_t *ret_rev);
+int metcd_put(struct metcd *c, const char *key, size_t key_len, const char *value, size_t value_len,
+              int64_t lease, int64_t *ret_rev);
 int metcd_delete(struct metcd *c, const char *key, size_t key_len, const char *range_end,
                  size_t range_end_len, int64_t *ret_deleted, int64_t *ret_rev);
+
+/* Compacts the store's history up to revision rev (what the registry's
+ * keeper runs now and then; tests make a watch's start stale with it). */
+int metcd_compact(struct metcd *c, int64_t rev);
 
 /* Leases. keepalive: *ret_ttl is the TTL left, -ENOENT when the lease is
  * gone (etcd answers a TTL of 0 or none). revoke: -ENOENT when gone. */
@@ -166,17 +170,22 @@ void metcd_watch_free(struct metcd_watch *w);
 void metcd_watch_stop(struct metcd_watch *w);
 /* Runs the watch on the calling thread until it ends: -ECANCELED (stopped),
  * -ESTALE (start_rev compacted: the answer's compact_revision in
- * *ret_compact), -ETIMEDOUT (the stream broke, or sent nothing, not even
- * progress, for idle_ms; 0: no idle limit), the callback's non-zero
- * return, or another error. It does not reconnect: the caller re-lists
- * and watches again. Progress notifications are asked for. */
+ * *ret_compact), -ETIMEDOUT (not created on any endpoint within
+ * timeout_ms, the stream broke, or it sent nothing, not even progress, for
+ * idle_ms; 0: no idle limit), the callback's non-zero return, or another
+ * error (-EACCES, -EPROTO for a message over 32 MiB or not JSON). It does
+ * not reconnect: the caller re-lists and watches again (a stream that
+ * broke moves the client to the next endpoint first). Progress
+ * notifications are asked for, but etcd sends them only every
+ * --experimental-watch-progress-notify-interval (10 min by default): an
+ * idle_ms below that needs the flag set lower on the servers. */
 int metcd_watch(struct metcd *c, struct metcd_watch *w, const char *key, size_t key_len,
                 const char *range_end, size_t range_end_len, int64_t start_rev, long idle_ms,
                 const struct metcd_watch_cb *cb, void *arg, int64_t *ret_compact);
 
 /* Base64 of the standard alphabet with padding (glibc's resolver
  * functions), for the ones who build etcd requests by hand (tests). */
-char *metcd_b64_encode(const void *data, size_t len);                 /* malloc'd */
+char *metcd_b64_encode(const void *data, size_t len);                            /* malloc'd */
 int metcd_b64_decode(const char *text, size_t len, char **ret, size_t *ret_len); /* -EINVAL */
 
 #endif

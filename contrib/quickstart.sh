@@ -27,10 +27,14 @@ cd "$here"
 # scdoc: the build makes the man page mallafs(8) with it; man-db and
 # groff-base: tests/style/man.sh renders the page as man(1) does.
 # prometheus: its promtool checks the root's metrics (test_metrics_node.sh).
+# libcurl4-openssl-dev and libjson-c-dev: cluster mode's etcd client;
+# etcd-server, etcd-client (etcdctl) and openssl: the tests start real etcd
+# servers, with TLS, on ports of their own (tests/etcd/lib_etcd.sh).
 packages=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3 libinih-dev
 	libcmocka-dev inotify-tools valgrind util-linux procps psmisc libtsan2
 	clang-format git clang libclang-rt-14-dev redis-server libsqlite3-dev sqlite3
-	systemd scdoc man-db groff-base prometheus)
+	systemd scdoc man-db groff-base prometheus
+	etcd-server etcd-client libcurl4-openssl-dev libjson-c-dev openssl)
 
 install_missing() {
 	local missing=()

@@ -40,6 +40,7 @@ MFS_LOG=''
 MNT=''
 MFS_CHILDREN=()     # helper processes to kill on exit
 MFS_TMP=''
+MFS_CLEANUP_HOOKS=() # functions the cleanup calls first (tests/etcd/lib_etcd.sh)
 
 # Suspicious daemon output: any hit fails the test.
 MFS_BAD_OUTPUT='AddressSanitizer|LeakSanitizer|ThreadSanitizer|MemorySanitizer'
@@ -715,7 +716,10 @@ mfs_cleanup()
 		mfs_scan_log "$MFS_LOG" "cleanup" >/dev/null || fail "cleanup: daemon log"
 	fi
 	mfs_watchdog_stop
-	local pid m busy=0
+	local pid m busy=0 hook
+	for hook in "${MFS_CLEANUP_HOOKS[@]}"; do
+		"$hook"
+	done
 	mfs_kill_ours 9 "${MFS_CHILDREN[@]}"
 	if [[ -n $MFS_TMP && -d $MFS_TMP ]]; then
 		for m in "$MFS_TMP"/mnt*; do
