@@ -1,12 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* The registry's operations: unique names and pools, registering,
- * storing, removing, rendering, listing, saving and restoring them. The
- * entries, their tables and the watcher thread are in registry_entries.c.
+/* The registry's operations on names and pool members: registering,
+ * storing, removing, rendering, undoing and restoring them. Pools are made
+ * and removed in registry_pools.c, listings and saving walks are in
+ * registry_list.c, cluster mode's mirror in registry_remote.c; the entries,
+ * their tables and the watcher thread are in registry_entries.c.
  *
  * Locks: each mreg_*() call takes the registry's lock for its lookups and
  * changes; what can fail (opening the process, reading its owner and start
  * time, allocating) is done before taking it, so /proc and pidfd_open are
- * never read with it held (polling a pidfd, which does not block, is). */
+ * never read with it held (polling a pidfd, which does not block, is).
+ * In cluster mode a writer takes the change lock first and holds it
+ * across: local checks under the lock, the lock dropped, the shared
+ * store's hold() or release(), the lock taken again, the checks again
+ * (its process may have exited, the mirror may have changed), applying.
+ * A process that exited between hold() and applying is detected (its
+ * pidfd) and the hold undone with release(): -ESRCH. */
 #include "registry_i.h"
 
 #include "events.h"
@@ -267,6 +275,32 @@ static int hold_apply(struct mreg *reg, struct ent *p, struct ent *e, struct rea
 	return 0;
 }
 
+int mreg_ask_hold(struct mreg *reg, const struct mreg_saved *s)
+{
+	mreg_unlock(reg);
+	int r = reg->remote.hold(reg->remote_arg, s);
+	if (r == 0)
+		pthread_mutex_lock(&reg->lock);
+	return r;
+}
+
+void mreg_drop_stale(struct mreg *reg, const char *name)
+{
+	struct ent *e = mreg_ent_find(&reg->names, name);
+	if (e && e->kind == 'n' && e->node)
+		mreg_remove_name(reg, e, NULL);
+}
+
+void mreg_undo_hold(struct mreg *reg, const struct mreg_saved *s)
+{
+	struct mreg_saved u = *s;
+	u.value = NULL;
+	int r = reg->remote.release(reg->remote_arg, &u);
+	if (r < 0)
+		mu_log(MU_LOG_WARNING, "registry: undoing %s%s%s in the shared store: %s", u.name,
+		       u.member ? "/" : "", u.member ? u.member : "", strerror(-r));
+}
+
 /* Cluster mode, holding the change lock and the lock, once the local
  * checks passed: asks the shared store with the lock dropped, then applies
  * what it allowed, or undoes it there (release) when that fails here.
@@ -280,34 +314,25 @@ static int hold_shared(struct mreg *reg, const char *pool, const char *name, str
 	                       .starttime = rd->start,
 	                       .value = rd->val,
 	                       .uid = rd->owner};
-	struct ent *p = NULL, *e;
+	struct ent *p = NULL, *e = NULL;
 	int r;
 
-	mreg_unlock(reg);
-	r = reg->remote.hold(reg->remote_arg, &s);
+	r = mreg_ask_hold(reg, &s);
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&reg->lock);
 	/* Meanwhile its process may have exited or the mirror changed: the
-	 * pool gone, or another node's stale holder of the name still shown
-	 * (the shared store has just given the name to this node). No writer
-	 * of this node ran: they wait for the change lock. */
+	 * pool gone, or another node's stale holder of the name still shown.
+	 * No writer of this node ran: they wait for the change lock. */
 	r = mproc_exited(rd->fd) ? -ESRCH : 0;
-	e = r < 0 || pool ? NULL : mreg_ent_find(&reg->names, name);
-	if (e && e->kind == 'n' && e->node)
-		mreg_remove_name(reg, e, NULL);
+	if (r == 0 && !pool)
+		mreg_drop_stale(reg, name);
 	if (r == 0)
 		r = hold_find(reg, pool, name, rd->pid, &p, &e);
 	if (r == 0)
 		r = hold_apply(reg, p, e, rd);
 	mreg_unlock(reg);
-	if (r < 0) {
-		s.value = NULL;
-		int u = reg->remote.release(reg->remote_arg, &s);
-		if (u < 0)
-			mu_log(MU_LOG_WARNING, "registry: undoing %s%s%s in the shared store: %s",
-			       s.name, pool ? "/" : "", pool ? name : "", strerror(-u));
-	}
+	if (r < 0)
+		mreg_undo_hold(reg, &s);
 	return r;
 }
 

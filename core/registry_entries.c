@@ -6,7 +6,9 @@
  *
  * Locks: everything here runs with the registry's lock held, but for
  * mreg_new() and mreg_free(), and the watcher thread, which takes it around
- * each batch of exits it reaps. */
+ * each batch of exits it reaps (never the change lock). In cluster mode a
+ * reaped process's watch waits in mreg.dead until mreg_unlock has dropped
+ * the lock, then exited() is called for it, by whichever thread reaped. */
 #include "registry_i.h"
 
 #include "events.h"

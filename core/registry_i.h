@@ -130,6 +130,16 @@ int mreg_check_value(const char *value, size_t len);
 int mreg_find_pool(struct mreg *reg, const char *name, struct ent **ret);
 int mreg_find_member(struct mreg *reg, const char *pool, const char *member, struct ent **ret);
 int mreg_find_any(struct mreg *reg, const char *name, const char *member, struct ent **ret);
+/* Cluster mode, the change lock and the lock held: asks the shared
+ * store's hold() with the lock dropped (exits reaped so far are told
+ * first). 0 with the lock held again; its refusal with the lock dropped. */
+int mreg_ask_hold(struct mreg *reg, const struct mreg_saved *s);
+/* Another node's holder of name still shown after the shared store has
+ * just given name to this node is stale: it goes (unregister event). */
+void mreg_drop_stale(struct mreg *reg, const char *name);
+/* Undoes a hold() whose change could not be made here (release(), value
+ * NULL); a failure is logged: the engine's resync settles it. */
+void mreg_undo_hold(struct mreg *reg, const struct mreg_saved *s);
 /* mkdir of a pool without the shared store's hook (mreg_restore). */
 int mreg_pool_make_here(struct mreg *reg, const char *pool);
 

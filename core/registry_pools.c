@@ -56,16 +56,12 @@ static int pool_shared(struct mreg *reg, const char *pool, uid_t creator, struct
 	struct ent *e;
 	int r;
 
-	mreg_unlock(reg);
-	r = reg->remote.hold(reg->remote_arg, &s);
+	r = mreg_ask_hold(reg, &s);
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&reg->lock);
 	/* Another node's stale name gives way, as in hold_shared; a pool the
 	 * mirror has put meanwhile (the shared store's echo) is this one. */
-	e = mreg_ent_find(&reg->names, pool);
-	if (e && e->kind == 'n' && e->node)
-		mreg_remove_name(reg, e, NULL);
+	mreg_drop_stale(reg, pool);
 	e = mreg_ent_find(&reg->names, pool);
 	r = e && e->kind == 'p' ? 0 : pool_free_check(reg, pool);
 	if (r == 0 && !e) {
@@ -74,9 +70,8 @@ static int pool_shared(struct mreg *reg, const char *pool, uid_t creator, struct
 			*pp = NULL;
 	}
 	mreg_unlock(reg);
-	if (r < 0 && reg->remote.release(reg->remote_arg, &s) < 0)
-		mu_log(MU_LOG_WARNING, "registry: undoing pool %s in the shared store failed",
-		       pool);
+	if (r < 0)
+		mreg_undo_hold(reg, &s);
 	return r;
 }
 

@@ -112,6 +112,7 @@ static int count(const int *n)
 /* A registry in cluster mode as node "A", on the fake store. */
 static struct fixture cluster_new(void)
 {
+	NEED_PIDFD();
 	struct fixture f = fx_new();
 	pthread_mutex_lock(&fk.lock);
 	struct fake fresh = {.reg = f.reg};
@@ -160,7 +161,6 @@ static void assert_renderf(struct mreg *reg, const char *name, const char *fmt, 
 /* hold() is called once per change, before it, with what it will be. */
 static void test_hold_fields(void **state)
 {
-	NEED_PIDFD();
 	struct fixture f = cluster_new();
 	pid_t me = getpid();
 	char member[16];
@@ -236,7 +236,6 @@ static void test_hold_fields(void **state)
 /* A refusal returns its errno and changes nothing: no entry, no event. */
 static void test_refusal(void **state)
 {
-	NEED_PIDFD();
 	struct fixture f = cluster_new();
 	pid_t me = getpid();
 
@@ -279,7 +278,6 @@ static void test_refusal(void **state)
 /* release() before rm and rmdir, with the entry's identity. */
 static void test_release(void **state)
 {
-	NEED_PIDFD();
 	struct fixture f = cluster_new();
 	pid_t me = getpid();
 	char member[16];
@@ -331,7 +329,6 @@ static void wait_for(const int *n, int want)
 /* exited() once per process that had entries, after they went. */
 static void test_exited_once(void **state)
 {
-	NEED_PIDFD();
 	struct fixture f = cluster_new();
 	pid_t kid = spawn_sleeper();
 	pid_t other = spawn_sleeper();
@@ -379,7 +376,6 @@ static void drop_pool(void)
  * is undone there: release() with what hold() got. */
 static void test_apply_failure_releases(void **state)
 {
-	NEED_PIDFD();
 	struct fixture f = cluster_new();
 
 	victim = spawn_sleeper();
@@ -434,7 +430,6 @@ static void read_during_hold(void)
 
 static void test_serialized(void **state)
 {
-	NEED_PIDFD();
 	struct fixture f = cluster_new();
 	struct racer rc[2] = {{f.reg, spawn_sleeper(), 1}, {f.reg, spawn_sleeper(), 1}};
 	pthread_t t[2];
@@ -456,7 +451,6 @@ static void test_serialized(void **state)
 /* mreg_revert goes through the shared store as the change it is. */
 static void test_revert(void **state)
 {
-	NEED_PIDFD();
 	struct fixture f = cluster_new();
 	pid_t me = getpid();
 	char before[32], wrote[32];
@@ -484,7 +478,6 @@ static void test_revert(void **state)
  * mirror with the events a local change gives. */
 static void test_mirror_names(void **state)
 {
-	NEED_PIDFD();
 	struct fixture f = cluster_new();
 	pid_t me = getpid();
 	struct timespec when = {.tv_sec = 1700000000, .tv_nsec = 5};
@@ -588,7 +581,6 @@ static void test_mirror_names(void **state)
  * pool from rmdir; a pool removed by the mirror goes with its members. */
 static void test_mirror_pools(void **state)
 {
-	NEED_PIDFD();
 	struct fixture f = cluster_new();
 	pid_t me = getpid();
 	char member[16];
@@ -700,7 +692,6 @@ static int count_saved(const struct mreg_saved *s, void *arg)
  * state database's see each side's. */
 static void test_mirror_nodes(void **state)
 {
-	NEED_PIDFD();
 	struct fixture f = cluster_new();
 	pid_t me = getpid();
 	size_t n[3] = {0}, saved = 0;
@@ -749,7 +740,6 @@ static void test_mirror_nodes(void **state)
  * cookies: every entry exactly once, file names PID@NODE. */
 static void test_listing_mixed(void **state)
 {
-	NEED_PIDFD();
 	struct fixture f = cluster_new();
 	pid_t me = getpid();
 	char mine[16];
