@@ -145,8 +145,8 @@ int mreg_restore(struct mreg *reg, const struct mreg_saved *s);
  * holds is -EEXIST; mreg_lookup of one is -EREMOTE; mreg_save_get and
  * mreg_save_foreach leave them out (they are not this node's to save).
  * Unique names stay [A-Za-z0-9._-] (no '@'), so a name never reads as a
- * holder. Without mreg_set_remote nothing of this changes a thing, but
- * the mirror's entries (none unless the engine puts some). */
+ * holder. Without mreg_set_remote no hook is called, no change lock
+ * taken, and PID@NODE written or created stays EINVAL, as before. */
 struct mreg_remote {
 	/* Before a change of this node's entries is made here: a name or member
 	 * registered or its value changed (s->kind 'n' or 'm', with pid,
@@ -159,7 +159,8 @@ struct mreg_remote {
 	 * node holds the name; -ENOTEMPTY, -ETIMEDOUT, -EFBIG...). May block (up
 	 * to the cluster's timeout). When the change cannot be applied after a
 	 * 0 (the process exited meanwhile: -ESRCH; the pool went: -ENOENT;
-	 * -ENOMEM), release() is called with the same s to undo it. */
+	 * -ENOMEM), release() is called with the same s (value NULL) to undo
+	 * it, and the writer gets that error. */
 	int (*hold)(void *arg, const struct mreg_saved *s);
 	/* The same before this node's entry goes by rm (kind 'n', 'm': name,
 	 * member, pid, starttime and uid are the entry's; value is NULL) or a
