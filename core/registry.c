@@ -1,12 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* The registry's operations: unique names and pools, registering,
- * storing, removing, rendering, listing, saving and restoring them. The
- * entries, their tables and the watcher thread are in registry_entries.c.
+/* The registry's operations on names and pool members: registering,
+ * storing, removing, rendering, undoing and restoring them. Pools are made
+ * and removed in registry_pools.c, listings and saving walks are in
+ * registry_list.c, cluster mode's mirror in registry_remote.c; the entries,
+ * their tables and the watcher thread are in registry_entries.c.
  *
  * Locks: each mreg_*() call takes the registry's lock for its lookups and
  * changes; what can fail (opening the process, reading its owner and start
  * time, allocating) is done before taking it, so /proc and pidfd_open are
- * never read with it held (polling a pidfd, which does not block, is). */
+ * never read with it held (polling a pidfd, which does not block, is).
+ * In cluster mode a writer takes the change lock first and holds it
+ * across: local checks under the lock, the lock dropped, the shared
+ * store's hold() or release(), the lock taken again, the checks again
+ * (its process may have exited, the mirror may have changed), applying.
+ * A process that exited between hold() and applying is detected (its
+ * pidfd) and the hold undone with release(): -ESRCH. */
 #include "registry_i.h"
 
 #include "events.h"
@@ -24,7 +32,7 @@
 
 /* A decimal PID: digits only, > 0, fits pid_t. canonical: no leading zero,
  * as a file name must have exactly one spelling. */
-static int parse_pid(const char *s, size_t len, bool canonical, pid_t *ret)
+int mreg_parse_pid(const char *s, size_t len, bool canonical, pid_t *ret)
 {
 	uint64_t v = 0;
 
@@ -43,8 +51,21 @@ static int parse_pid(const char *s, size_t len, bool canonical, pid_t *ret)
 	return 0;
 }
 
+/* "PID@NODE": digits, '@', a node name ([A-Za-z0-9._-]+): a process of
+ * another node, which only its node registers. */
+bool mreg_remote_form(const char *s, size_t len)
+{
+	const char *at = memchr(s, '@', len);
+	if (!at || at == s || at == s + len - 1)
+		return false;
+	for (const char *c = s; c < at; c++)
+		if (*c < '0' || *c > '9')
+			return false;
+	return mu_name_check(at + 1, (size_t)(s + len - at - 1), MU_NAME_STRICT) == 0;
+}
+
 /* What cat prints must be one line, and values are C strings inside. */
-static int check_value(const char *value, size_t len)
+int mreg_check_value(const char *value, size_t len)
 {
 	if (len && (memchr(value, '\n', len) || memchr(value, '\0', len)))
 		return -EINVAL;
@@ -73,24 +94,42 @@ static int find_name(struct mreg *reg, const char *name, struct ent **ret)
 	return find_top(reg, name, false, ret);
 }
 
-static int find_pool(struct mreg *reg, const char *name, struct ent **ret)
+int mreg_find_pool(struct mreg *reg, const char *name, struct ent **ret)
 {
 	return find_top(reg, name, true, ret);
 }
 
+/* The member of p whose file is called member: "PID" this node's, or
+ * "PID@NODE" another node's; the lock is held. */
+static struct ent *member_lookup(struct mreg *reg, struct ent *p, const char *member)
+{
+	const char *at = strchr(member, '@');
+	char pid_text[16];
+	pid_t pid;
+
+	if (!at)
+		return mreg_parse_pid(member, strlen(member), true, &pid) < 0
+		               ? NULL
+		               : mreg_member_find(p, member, NULL);
+	size_t len = (size_t)(at - member);
+	if (len >= sizeof(pid_text) || mreg_parse_pid(member, len, true, &pid) < 0)
+		return NULL;
+	memcpy(pid_text, member, len);
+	pid_text[len] = '\0';
+	struct mreg_node *node = mreg_node_find(reg, at + 1);
+	return node ? mreg_member_find(p, pid_text, node) : NULL;
+}
+
 /* A member of pool called member; the lock is held. */
-static int find_member(struct mreg *reg, const char *pool, const char *member, struct ent **ret)
+int mreg_find_member(struct mreg *reg, const char *pool, const char *member, struct ent **ret)
 {
 	struct ent *p, *m;
-	pid_t pid;
 	int r;
 
-	r = find_pool(reg, pool, &p);
+	r = mreg_find_pool(reg, pool, &p);
 	if (r < 0)
 		return r;
-	if (!member || parse_pid(member, strlen(member), true, &pid) < 0)
-		return -ENOENT;
-	m = mreg_ent_find(&p->members, member);
+	m = member ? member_lookup(reg, p, member) : NULL;
 	if (!m)
 		return -ENOENT;
 	*ret = m;
@@ -99,10 +138,10 @@ static int find_member(struct mreg *reg, const char *pool, const char *member, s
 
 /* registry/NAME, a name or a pool (member NULL), or registry/NAME/MEMBER;
  * the lock is held. -ENOENT. */
-static int find_any(struct mreg *reg, const char *name, const char *member, struct ent **ret)
+int mreg_find_any(struct mreg *reg, const char *name, const char *member, struct ent **ret)
 {
 	if (member)
-		return find_member(reg, name, member, ret);
+		return mreg_find_member(reg, name, member, ret);
 	if (mu_name_check_str(name, MU_NAME_STRICT) < 0)
 		return -ENOENT;
 	*ret = mreg_ent_find(&reg->names, name);
@@ -115,7 +154,7 @@ static int pool_check(struct mreg *reg, const char *pool)
 {
 	struct ent *p;
 	pthread_mutex_lock(&reg->lock);
-	int r = find_pool(reg, pool, &p);
+	int r = mreg_find_pool(reg, pool, &p);
 	pthread_mutex_unlock(&reg->lock);
 	return r;
 }
@@ -133,19 +172,20 @@ static int hold_find(struct mreg *reg, const char *pool, const char *name, pid_t
 
 	if (pool) {
 		/* The pool may have gone while the lock was dropped. */
-		r = find_pool(reg, pool, &p);
+		r = mreg_find_pool(reg, pool, &p);
 		if (r < 0)
 			return r;
 		/* A member's name is its PID: the same live process, if any
 		 * (an exited one was reaped already). */
-		e = mreg_ent_find(&p->members, name);
+		e = mreg_member_find(p, name, NULL);
 	} else {
 		e = mreg_ent_find(&reg->names, name);
-		if (e && e->kind == 'n' && e->pid != pid) {
+		if (e && e->kind == 'n' && !e->node && e->pid != pid) {
 			mreg_reap_if_exited(reg, e->pid);
 			e = mreg_ent_find(&reg->names, name);
 		}
-		if (e && (e->kind == 'p' || e->pid != pid))
+		/* Another node's holder lives until its node says otherwise. */
+		if (e && (e->kind == 'p' || e->node || e->pid != pid))
 			return -EEXIST;
 	}
 	*ret_pool = p;
@@ -179,25 +219,140 @@ static int proc_identify(pid_t pid, const uint64_t *want_start, int *ret_fd, uid
 	return 0;
 }
 
+/* What hold() has made ready before taking the lock: the new entry, a
+ * watch for its process, the value, and the process's identity. */
+struct ready {
+	struct ent *n;
+	struct pidw *spare;
+	char *val;
+	int fd;
+	pid_t pid;
+	uid_t owner;
+	uint64_t start;
+};
+
+/* Applies a registration whose checks passed (hold_find gave p and e);
+ * the lock is held. -ENOMEM, -ENOSPC, -errno of epoll before anything
+ * changed. */
+static int hold_apply(struct mreg *reg, struct ent *p, struct ent *e, struct ready *rd)
+{
+	struct ent *n = rd->n;
+	struct pidw *w = NULL;
+	int r;
+
+	if (e) {
+		/* Same live process: keep the entry and its id. */
+		free(e->value);
+		e->value = rd->val;
+		rd->val = NULL;
+		e->uid = rd->owner;
+		mu_now_real(&e->mtime);
+		mreg_emit_register(reg, e);
+		return 0;
+	}
+	n->kind = p ? 'm' : 'n';
+	n->pool = p;
+	r = mreg_ent_place(reg, n);
+	if (r < 0)
+		return r;
+	r = mreg_pidw_get(reg, rd->pid, rd->start, &rd->fd, &rd->spare, &w);
+	if (r < 0) {
+		mreg_ent_unplace(reg, n);
+		return r;
+	}
+	mu_now_real(&n->mtime);
+	n->pid = rd->pid;
+	n->uid = rd->owner;
+	n->starttime = rd->start;
+	n->value = rd->val;
+	rd->val = NULL;
+	if (p)
+		p->mtime = n->mtime;
+	mreg_htab_insert(p ? &p->members : &reg->names, &n->h, mreg_name_hash(n->name));
+	mreg_pidw_attach(w, n);
+	mreg_emit_register(reg, n);
+	rd->n = NULL;
+	return 0;
+}
+
+int mreg_ask_hold(struct mreg *reg, const struct mreg_saved *s)
+{
+	mreg_unlock(reg);
+	int r = reg->remote.hold(reg->remote_arg, s);
+	if (r == 0)
+		pthread_mutex_lock(&reg->lock);
+	return r;
+}
+
+void mreg_drop_stale(struct mreg *reg, const char *name)
+{
+	struct ent *e = mreg_ent_find(&reg->names, name);
+	if (e && e->kind == 'n' && e->node)
+		mreg_remove_name(reg, e, NULL);
+}
+
+void mreg_undo_hold(struct mreg *reg, const struct mreg_saved *s)
+{
+	struct mreg_saved u = *s;
+	u.value = NULL;
+	int r = reg->remote.release(reg->remote_arg, &u);
+	if (r < 0)
+		mu_log(MU_LOG_WARNING, "registry: undoing %s%s%s in the shared store: %s", u.name,
+		       u.member ? "/" : "", u.member ? u.member : "", strerror(-r));
+}
+
+/* Cluster mode, holding the change lock and the lock, once the local
+ * checks passed: asks the shared store with the lock dropped, then applies
+ * what it allowed, or undoes it there (release) when that fails here.
+ * Returns with the lock dropped. */
+static int hold_shared(struct mreg *reg, const char *pool, const char *name, struct ready *rd)
+{
+	struct mreg_saved s = {.name = pool ? pool : name,
+	                       .member = pool ? name : NULL,
+	                       .kind = pool ? 'm' : 'n',
+	                       .pid = rd->pid,
+	                       .starttime = rd->start,
+	                       .value = rd->val,
+	                       .uid = rd->owner};
+	struct ent *p = NULL, *e = NULL;
+	int r;
+
+	r = mreg_ask_hold(reg, &s);
+	if (r < 0)
+		return r;
+	/* Meanwhile its process may have exited or the mirror changed: the
+	 * pool gone, or another node's stale holder of the name still shown.
+	 * No writer of this node ran: they wait for the change lock. */
+	r = mproc_exited(rd->fd) ? -ESRCH : 0;
+	if (r == 0 && !pool)
+		mreg_drop_stale(reg, name);
+	if (r == 0)
+		r = hold_find(reg, pool, name, rd->pid, &p, &e);
+	if (r == 0)
+		r = hold_apply(reg, p, e, rd);
+	mreg_unlock(reg);
+	if (r < 0)
+		mreg_undo_hold(reg, &s);
+	return r;
+}
+
 /* Registers pid under name (pool NULL) or stores its value in pool, once
  * the caller has checked the names: the process must be live (with start
  * time *want_start, when not NULL) and the caller root or its owner. A
  * unique name's empty value is no value; a member's is "". The same
- * process again keeps its entry and id, with the new value. */
+ * process again keeps its entry and id, with the new value. In cluster
+ * mode, hooks: the shared store is asked first (hold_shared). */
 static int hold(struct mreg *reg, const char *pool, const char *name, pid_t pid, const char *value,
-                size_t vlen, uid_t caller, const uint64_t *want_start)
+                size_t vlen, uid_t caller, const uint64_t *want_start, bool hooks)
 {
-	struct ent *n = NULL, *p, *e;
-	struct pidw *spare = NULL, *w = NULL;
-	char *val = NULL;
-	uid_t owner = 0;
-	uint64_t start = 0;
-	int fd = -1, r;
+	struct ready rd = {.fd = -1, .pid = pid};
+	struct ent *p, *e;
+	int r;
 
-	r = proc_identify(pid, want_start, &fd, &owner, &start);
+	r = proc_identify(pid, want_start, &rd.fd, &rd.owner, &rd.start);
 	if (r < 0)
 		return r;
-	if (caller != 0 && caller != owner) {
+	if (caller != 0 && caller != rd.owner) {
 		r = -EPERM;
 		goto out;
 	}
@@ -205,66 +360,44 @@ static int hold(struct mreg *reg, const char *pool, const char *name, pid_t pid,
 	/* Everything that can fail to allocate is made before touching state.
 	 * For a unique name "PID \n" would not read back the same, hence no
 	 * value rather than an empty one. */
-	n = calloc(1, sizeof(*n));
-	spare = calloc(1, sizeof(*spare));
-	if (!n || !spare || !(n->name = strdup(name)) ||
-	    ((pool || vlen) && !(val = mu_memdup0(value, vlen)))) {
+	rd.n = calloc(1, sizeof(*rd.n));
+	rd.spare = calloc(1, sizeof(*rd.spare));
+	if (!rd.n || !rd.spare || !(rd.n->name = strdup(name)) ||
+	    ((pool || vlen) && !(rd.val = mu_memdup0(value, vlen)))) {
 		r = -ENOMEM;
 		goto out;
 	}
 
+	hooks = hooks && reg->cluster;
+	if (hooks)
+		pthread_mutex_lock(&reg->change);
 	pthread_mutex_lock(&reg->lock);
 	/* Alive now, under the lock: then a live watch of pid found below is
 	 * this same process's, not a predecessor's. */
-	if (mproc_exited(fd)) {
+	if (mproc_exited(rd.fd)) {
 		r = -ESRCH;
 		goto unlock;
 	}
 	/* A watch of this PID that has exited belonged to an earlier process. */
 	mreg_reap_if_exited(reg, pid);
 	r = hold_find(reg, pool, name, pid, &p, &e);
-	if (r < 0)
-		goto unlock;
-	if (e) {
-		/* Same live process: keep the entry and its id. */
-		free(e->value);
-		e->value = val;
-		val = NULL;
-		e->uid = owner;
-		mu_now_real(&e->mtime);
-		mreg_emit_register(reg, e);
-		goto unlock;
+	if (r == 0 && hooks) {
+		r = hold_shared(reg, pool, name, &rd);
+		pthread_mutex_unlock(&reg->change);
+		goto out;
 	}
-	n->kind = p ? 'm' : 'n';
-	n->pool = p;
-	r = mreg_ent_place(reg, n);
-	if (r < 0)
-		goto unlock;
-	r = mreg_pidw_get(reg, pid, &fd, &spare, &w);
-	if (r < 0) {
-		mreg_ent_unplace(reg, n);
-		goto unlock;
-	}
-	mu_now_real(&n->mtime);
-	n->pid = pid;
-	n->uid = owner;
-	n->starttime = start;
-	n->value = val;
-	val = NULL;
-	if (p)
-		p->mtime = n->mtime;
-	mreg_htab_insert(p ? &p->members : &reg->names, &n->h, mreg_name_hash(n->name));
-	mreg_pidw_attach(w, n);
-	mreg_emit_register(reg, n);
-	n = NULL;
+	if (r == 0)
+		r = hold_apply(reg, p, e, &rd);
 unlock:
-	pthread_mutex_unlock(&reg->lock);
+	mreg_unlock(reg);
+	if (hooks)
+		pthread_mutex_unlock(&reg->change);
 out:
-	mreg_ent_free(n);
-	free(spare);
-	free(val);
-	if (fd >= 0)
-		close(fd);
+	mreg_ent_free(rd.n);
+	free(rd.spare);
+	free(rd.val);
+	if (rd.fd >= 0)
+		close(rd.fd);
 	return r;
 }
 
@@ -273,9 +406,9 @@ int mreg_register(struct mreg *reg, const char *name, pid_t pid, const char *val
 	size_t vlen = value ? strlen(value) : 0;
 
 	if (!reg || mu_name_check_str(name, MU_NAME_STRICT) < 0 || pid <= 0 ||
-	    check_value(value, vlen) < 0)
+	    mreg_check_value(value, vlen) < 0)
 		return -EINVAL;
-	return hold(reg, NULL, name, pid, value, vlen, caller, NULL);
+	return hold(reg, NULL, name, pid, value, vlen, caller, NULL, true);
 }
 
 int mreg_register_text(struct mreg *reg, const char *name, const char *text, size_t len,
@@ -292,12 +425,12 @@ int mreg_register_text(struct mreg *reg, const char *name, const char *text, siz
 		len--;
 	sp = len ? memchr(text, ' ', len) : NULL;
 	size_t pid_len = sp ? (size_t)(sp - text) : len;
-	r = parse_pid(text, pid_len, false, &pid);
+	r = mreg_parse_pid(text, pid_len, false, &pid);
 	if (r < 0)
-		return r;
+		return reg->cluster && mreg_remote_form(text, pid_len) ? -EPERM : r;
 	if (sp) {
 		size_t vlen = len - pid_len - 1;
-		if (check_value(sp + 1, vlen) < 0)
+		if (mreg_check_value(sp + 1, vlen) < 0)
 			return -EINVAL;
 		value = mu_memdup0(sp + 1, vlen);
 		if (!value)
@@ -308,23 +441,58 @@ int mreg_register_text(struct mreg *reg, const char *name, const char *text, siz
 	return r;
 }
 
-int mreg_unregister(struct mreg *reg, const char *name)
+/* This node's name (pool NULL) or member that rm removes; the lock is
+ * held. -ENOENT, -EISDIR (a pool), -EPERM (another node's: read-only). */
+static int unhold_find(struct mreg *reg, const char *pool, const char *name, struct ent **ret)
 {
-	struct ent *e;
-	int r = 0;
+	int r = pool ? mreg_find_member(reg, pool, name, ret) : find_name(reg, name, ret);
+	return r == 0 && (*ret)->node ? -EPERM : r;
+}
 
-	if (!reg || mu_name_check_str(name, MU_NAME_STRICT) < 0)
-		return -ENOENT;
+/* rm of a name (pool NULL) or a member. In cluster mode the shared store
+ * is told first (release), holding the change lock. */
+static int unhold(struct mreg *reg, const char *pool, const char *name)
+{
+	struct mreg_saved s = {
+	        .name = pool ? pool : name, .member = pool ? name : NULL, .kind = pool ? 'm' : 'n'};
+	bool hooks = reg->cluster;
+	struct ent *e;
+	int r;
+
+	if (hooks)
+		pthread_mutex_lock(&reg->change);
 	pthread_mutex_lock(&reg->lock);
-	e = mreg_ent_find(&reg->names, name);
-	if (!e)
-		r = -ENOENT;
-	else if (e->kind == 'p')
-		r = -EISDIR;
-	else
+	r = unhold_find(reg, pool, name, &e);
+	if (r == 0 && hooks) {
+		s.pid = e->pid;
+		s.starttime = e->starttime;
+		s.uid = e->uid;
+		pthread_mutex_unlock(&reg->lock);
+		r = reg->remote.release(reg->remote_arg, &s);
+		if (r < 0)
+			goto out;
+		pthread_mutex_lock(&reg->lock);
+		/* Gone meanwhile (its process exited): gone all the same. */
+		if (unhold_find(reg, pool, name, &e) < 0 || e->pid != s.pid ||
+		    e->starttime != s.starttime)
+			e = NULL;
+	}
+	if (r == 0 && e && pool)
+		mreg_remove_member(reg, e, NULL);
+	else if (r == 0 && e)
 		mreg_remove_name(reg, e, NULL);
 	pthread_mutex_unlock(&reg->lock);
+out:
+	if (hooks)
+		pthread_mutex_unlock(&reg->change);
 	return r;
+}
+
+int mreg_unregister(struct mreg *reg, const char *name)
+{
+	if (!reg || mu_name_check_str(name, MU_NAME_STRICT) < 0)
+		return -ENOENT;
+	return unhold(reg, NULL, name);
 }
 
 /* What cat prints of a name or a member; the lock is held. */
@@ -332,6 +500,9 @@ static int ent_text(const struct ent *e, struct mu_buf *b)
 {
 	if (e->kind == 'm')
 		return mu_buf_printf(b, "%s\n", e->value);
+	if (e->node)
+		return mu_buf_printf(b, "%d@%s%s%s\n", (int)e->pid, e->node->name,
+		                     e->value ? " " : "", e->value ? e->value : "");
 	if (e->value)
 		return mu_buf_printf(b, "%d %s\n", (int)e->pid, e->value);
 	return mu_buf_printf(b, "%d\n", (int)e->pid);
@@ -348,7 +519,7 @@ static int render(struct mreg *reg, const char *pool, const char *name, char **r
 	if (!reg)
 		return -EINVAL;
 	pthread_mutex_lock(&reg->lock);
-	r = pool ? find_member(reg, pool, name, &e) : find_name(reg, name, &e);
+	r = pool ? mreg_find_member(reg, pool, name, &e) : find_name(reg, name, &e);
 	if (r == 0)
 		r = ent_text(e, &b);
 	pthread_mutex_unlock(&reg->lock);
@@ -376,6 +547,8 @@ int mreg_lookup(struct mreg *reg, const char *name, pid_t *ret_pid, char **ret_v
 		return -EINVAL;
 	pthread_mutex_lock(&reg->lock);
 	r = find_name(reg, name, &e);
+	if (r == 0 && e->node)
+		r = -EREMOTE;
 	if (r == 0) {
 		pid = e->pid;
 		if (ret_value && e->value && !(value = strdup(e->value)))
@@ -391,80 +564,6 @@ int mreg_lookup(struct mreg *reg, const char *name, pid_t *ret_pid, char **ret_v
 	return 0;
 }
 
-int mreg_pool_create(struct mreg *reg, const char *pool)
-{
-	struct ent *p = NULL, *e;
-	int r;
-
-	if (!reg || mu_name_check_str(pool, MU_NAME_STRICT) < 0)
-		return -EINVAL;
-	p = calloc(1, sizeof(*p));
-	if (!p || !(p->name = strdup(pool)) || mreg_htab_init(&p->members, 8) < 0) {
-		r = -ENOMEM;
-		goto out;
-	}
-
-	pthread_mutex_lock(&reg->lock);
-	e = mreg_ent_find(&reg->names, pool);
-	if (e && e->kind == 'n') {
-		mreg_reap_if_exited(reg, e->pid);
-		e = mreg_ent_find(&reg->names, pool);
-	}
-	if (e) {
-		r = -EEXIST;
-		goto unlock;
-	}
-	p->kind = 'p';
-	r = mreg_ent_place(reg, p);
-	if (r < 0)
-		goto unlock;
-	mu_now_real(&p->mtime);
-	mreg_htab_insert(&reg->names, &p->h, mreg_name_hash(p->name));
-	char path[MTREE_PATH_MAX];
-	mreg_ent_path(path, sizeof(path), p);
-	mev_emit(reg->ring, MEV_MKDIR, path, NULL);
-	p = NULL;
-	r = 0;
-unlock:
-	pthread_mutex_unlock(&reg->lock);
-out:
-	mreg_ent_free(p);
-	return r;
-}
-
-int mreg_pool_destroy(struct mreg *reg, const char *pool)
-{
-	struct ent *p;
-	int r;
-
-	if (!reg)
-		return -EINVAL;
-	pthread_mutex_lock(&reg->lock);
-	r = find_pool(reg, pool, &p);
-	if (r < 0)
-		goto unlock;
-	/* Members whose process has exited are gone already, as for names.
-	 * Reaping a member's process removes it and no other member of this
-	 * pool; the first live one ends the walk. */
-	for (uint32_t pos = 0; p->slots && mslots_next(p->slots, pos, &pos); pos++) {
-		struct ent *m = mslots_get(p->slots, pos);
-		mreg_reap_if_exited(reg, m->pid);
-		if (p->slots && mslots_get(p->slots, pos) == m) {
-			r = -ENOTEMPTY;
-			goto unlock;
-		}
-	}
-	mreg_htab_remove(&reg->names, &p->h);
-	mreg_ent_unplace(reg, p);
-	char path[MTREE_PATH_MAX];
-	mreg_ent_path(path, sizeof(path), p);
-	mev_emit(reg->ring, MEV_RMDIR, path, NULL);
-	mreg_ent_free(p);
-unlock:
-	pthread_mutex_unlock(&reg->lock);
-	return r;
-}
-
 int mreg_pool_store(struct mreg *reg, const char *pool, const char *member, const char *value,
                     size_t len, uid_t caller)
 {
@@ -475,28 +574,24 @@ int mreg_pool_store(struct mreg *reg, const char *pool, const char *member, cons
 		return -EINVAL;
 	if (len && value[len - 1] == '\n')
 		len--;
-	if (mu_name_check_str(pool, MU_NAME_STRICT) < 0 ||
-	    parse_pid(member, strlen(member), true, &pid) < 0 || check_value(value, len) < 0)
+	if (mu_name_check_str(pool, MU_NAME_STRICT) < 0)
+		return -EINVAL;
+	/* Only local processes are registered here: PID@NODE is its node's. */
+	if (mreg_parse_pid(member, strlen(member), true, &pid) < 0)
+		return reg->cluster && mreg_remote_form(member, strlen(member)) ? -EPERM : -EINVAL;
+	if (mreg_check_value(value, len) < 0)
 		return -EINVAL;
 	r = pool_check(reg, pool);
 	if (r < 0)
 		return r;
-	return hold(reg, pool, member, pid, value, len, caller, NULL);
+	return hold(reg, pool, member, pid, value, len, caller, NULL, true);
 }
 
 int mreg_pool_unstore(struct mreg *reg, const char *pool, const char *member)
 {
-	struct ent *m;
-	int r;
-
 	if (!reg)
 		return -EINVAL;
-	pthread_mutex_lock(&reg->lock);
-	r = find_member(reg, pool, member, &m);
-	if (r == 0)
-		mreg_remove_member(reg, m, NULL);
-	pthread_mutex_unlock(&reg->lock);
-	return r;
+	return unhold(reg, pool, member);
 }
 
 int mreg_pool_render(struct mreg *reg, const char *pool, const char *member, char **ret_text,
@@ -505,101 +600,25 @@ int mreg_pool_render(struct mreg *reg, const char *pool, const char *member, cha
 	return render(reg, pool, member, ret_text, ret_len);
 }
 
-static void to_entry(const struct ent *e, struct mreg_entry *ret)
+/* The name (pool NULL) or member whose cat still prints wrote; the lock
+ * is held. -ESTALE when it changed since: the newer holder's stays. */
+static int revert_find(struct mreg *reg, const char *pool, const char *name, const char *wrote,
+                       struct ent **ret)
 {
-	ret->name = e->name;
-	ret->kind = e->kind;
-	ret->id = e->id;
-	ret->cookie = mslots_cookie(e->pos);
-	ret->mtime = e->mtime;
-	ret->uid = e->kind == 'p' ? 0 : e->uid;
-}
-
-/* Calls fn under the lock, so fn must not call into the registry; the
- * name it gets lives only for the call. A non-zero return from fn stops
- * the walk and is returned. It starts where cookie says, without looking
- * at what comes before: O(1) per entry it returns. */
-static int walk(struct mreg *reg, const struct mslots *slots, uint64_t cookie,
-                int (*fn)(const struct mreg_entry *e, void *arg), void *arg)
-{
-	for (uint32_t pos = mslots_resume(cookie); mslots_next(slots, pos, &pos); pos++) {
-		struct mreg_entry x;
-		reg->list_steps++;
-		to_entry(mslots_get(slots, pos), &x);
-		int r = fn(&x, arg);
-		if (r)
-			return r;
-	}
-	return 0;
-}
-
-int mreg_list(struct mreg *reg, uint64_t cookie, int (*fn)(const struct mreg_entry *e, void *arg),
-              void *arg)
-{
-	int r;
-
-	if (!reg || !fn)
-		return -EINVAL;
-	pthread_mutex_lock(&reg->lock);
-	r = walk(reg, reg->top, cookie, fn, arg);
-	pthread_mutex_unlock(&reg->lock);
-	return r;
-}
-
-int mreg_pool_list(struct mreg *reg, const char *pool, uint64_t cookie,
-                   int (*fn)(const struct mreg_entry *e, void *arg), void *arg)
-{
-	struct ent *p;
-	int r;
-
-	if (!reg || !fn)
-		return -EINVAL;
-	pthread_mutex_lock(&reg->lock);
-	r = find_pool(reg, pool, &p);
-	if (r == 0 && p->slots)
-		r = walk(reg, p->slots, cookie, fn, arg);
-	pthread_mutex_unlock(&reg->lock);
-	return r;
-}
-
-uint64_t mreg_list_steps(struct mreg *reg)
-{
-	pthread_mutex_lock(&reg->lock);
-	uint64_t n = reg->list_steps;
-	pthread_mutex_unlock(&reg->lock);
-	return n;
-}
-
-void mreg_counts(struct mreg *reg, struct mreg_counts *ret)
-{
-	pthread_mutex_lock(&reg->lock);
-	*ret = reg->counts;
-	pthread_mutex_unlock(&reg->lock);
-}
-
-/* ret->name is set to NULL: the entry's own name lives only while the lock
- * is held, and the caller knows the name it asked for. */
-int mreg_stat(struct mreg *reg, const char *name, const char *member, struct mreg_entry *ret)
-{
-	struct ent *e = NULL;
-	int r;
-
-	if (!reg || !ret)
-		return -EINVAL;
-	pthread_mutex_lock(&reg->lock);
-	r = find_any(reg, name, member, &e);
-	if (r == 0) {
-		to_entry(e, ret);
-		ret->name = NULL;
-	}
-	pthread_mutex_unlock(&reg->lock);
+	struct mu_buf b = {0};
+	int r = pool ? mreg_find_member(reg, pool, name, ret) : find_name(reg, name, ret);
+	if (r == 0)
+		r = ent_text(*ret, &b);
+	if (r == 0 && strcmp(b.data ? b.data : "", wrote) != 0)
+		r = -ESTALE;
+	mu_buf_free(&b);
 	return r;
 }
 
 int mreg_revert(struct mreg *reg, const char *pool, const char *name, const char *wrote,
                 const char *before)
 {
-	struct mu_buf b = {0};
+	bool hooks = reg && reg->cluster;
 	struct ent *e;
 	char *value = NULL;
 	int r;
@@ -621,12 +640,27 @@ int mreg_revert(struct mreg *reg, const char *pool, const char *name, const char
 		if ((pool || len) && !(value = mu_memdup0(v, len)))
 			return -ENOMEM;
 	}
+	if (hooks)
+		pthread_mutex_lock(&reg->change);
 	pthread_mutex_lock(&reg->lock);
-	r = pool ? find_member(reg, pool, name, &e) : find_name(reg, name, &e);
-	if (r == 0)
-		r = ent_text(e, &b);
-	if (r == 0 && strcmp(b.data ? b.data : "", wrote) != 0)
-		r = -ESTALE; /* changed since: the newer holder's stays */
+	r = revert_find(reg, pool, name, wrote, &e);
+	if (r == 0 && hooks) {
+		/* As the change it is: the shared store first. */
+		struct mreg_saved s = {.name = pool ? pool : name,
+		                       .member = pool ? name : NULL,
+		                       .kind = pool ? 'm' : 'n',
+		                       .pid = e->pid,
+		                       .starttime = e->starttime,
+		                       .value = value,
+		                       .uid = e->uid};
+		pthread_mutex_unlock(&reg->lock);
+		r = before ? reg->remote.hold(reg->remote_arg, &s)
+		           : reg->remote.release(reg->remote_arg, &s);
+		if (r < 0)
+			goto out;
+		pthread_mutex_lock(&reg->lock);
+		r = revert_find(reg, pool, name, wrote, &e);
+	}
 	if (r == 0 && !before) {
 		if (pool)
 			mreg_remove_member(reg, e, NULL);
@@ -640,75 +674,10 @@ int mreg_revert(struct mreg *reg, const char *pool, const char *name, const char
 		mreg_emit_register(reg, e);
 	}
 	pthread_mutex_unlock(&reg->lock);
-	mu_buf_free(&b);
+out:
+	if (hooks)
+		pthread_mutex_unlock(&reg->change);
 	free(value);
-	return r;
-}
-
-/* The saved form of e; the lock is held (the strings live while it is). */
-static void to_saved(const struct ent *e, struct mreg_saved *ret)
-{
-	*ret = (struct mreg_saved){.kind = e->kind};
-	if (e->kind == 'p') {
-		ret->name = e->name;
-		return;
-	}
-	ret->name = e->kind == 'm' ? e->pool->name : e->name;
-	ret->member = e->kind == 'm' ? e->name : NULL;
-	ret->pid = e->pid;
-	ret->starttime = e->starttime;
-	ret->value = e->value;
-	ret->uid = e->uid;
-}
-
-static int save_one(const struct ent *e, int (*fn)(const struct mreg_saved *s, void *arg),
-                    void *arg)
-{
-	struct mreg_saved s;
-	to_saved(e, &s);
-	return fn(&s, arg);
-}
-
-/* Pools come first, so that restoring in this order finds each member's
- * pool made already. */
-int mreg_save_foreach(struct mreg *reg, int (*fn)(const struct mreg_saved *s, void *arg), void *arg)
-{
-	int r = 0;
-
-	if (!reg || !fn)
-		return -EINVAL;
-	pthread_mutex_lock(&reg->lock);
-	for (uint32_t pos = 0; r == 0 && mslots_next(reg->top, pos, &pos); pos++) {
-		const struct ent *e = mslots_get(reg->top, pos);
-		if (e->kind == 'p')
-			r = save_one(e, fn, arg);
-	}
-	for (uint32_t pos = 0; r == 0 && mslots_next(reg->top, pos, &pos); pos++) {
-		const struct ent *e = mslots_get(reg->top, pos);
-		if (e->kind == 'n') {
-			r = save_one(e, fn, arg);
-			continue;
-		}
-		for (uint32_t m = 0; r == 0 && e->slots && mslots_next(e->slots, m, &m); m++)
-			r = save_one(mslots_get(e->slots, m), fn, arg);
-	}
-	pthread_mutex_unlock(&reg->lock);
-	return r;
-}
-
-int mreg_save_get(struct mreg *reg, const char *name, const char *member,
-                  int (*fn)(const struct mreg_saved *s, void *arg), void *arg)
-{
-	struct ent *e = NULL;
-	int r;
-
-	if (!reg || !fn)
-		return -EINVAL;
-	pthread_mutex_lock(&reg->lock);
-	r = find_any(reg, name, member, &e);
-	if (r == 0)
-		r = save_one(e, fn, arg);
-	pthread_mutex_unlock(&reg->lock);
 	return r;
 }
 
@@ -724,21 +693,22 @@ int mreg_restore(struct mreg *reg, const struct mreg_saved *s)
 	if (!reg || !s || !s->name)
 		return -EINVAL;
 	if (s->kind == 'p')
-		return mreg_pool_create(reg, s->name);
+		return mreg_pool_make_here(reg, s->name);
 	if ((s->kind != 'n' && s->kind != 'm') || s->pid <= 0 ||
 	    mu_name_check_str(s->name, MU_NAME_STRICT) < 0)
 		return -EINVAL;
 	value = s->value ? s->value : "";
 	vlen = strlen(value);
-	if (check_value(value, vlen) < 0)
+	if (mreg_check_value(value, vlen) < 0)
 		return -EINVAL;
 	if (s->kind == 'n')
-		return hold(reg, NULL, s->name, s->pid, value, vlen, 0, &s->starttime);
+		return hold(reg, NULL, s->name, s->pid, value, vlen, 0, &s->starttime, false);
 	/* A member is called by its PID, in the one spelling a file name has. */
-	if (!s->member || parse_pid(s->member, strlen(s->member), true, &pid) < 0 || pid != s->pid)
+	if (!s->member || mreg_parse_pid(s->member, strlen(s->member), true, &pid) < 0 ||
+	    pid != s->pid)
 		return -EINVAL;
 	r = pool_check(reg, s->name);
 	if (r < 0)
 		return r;
-	return hold(reg, s->name, s->member, s->pid, value, vlen, 0, &s->starttime);
+	return hold(reg, s->name, s->member, s->pid, value, vlen, 0, &s->starttime, false);
 }

@@ -10,7 +10,15 @@
  * ring's lock comes after it and event listeners must not call into the
  * registry. It is never held across /proc reads or pidfd_open. The
  * listing callbacks of mreg_list and mreg_pool_list run with it held and must
- * not call into the registry either. */
+ * not call into the registry either.
+ *
+ * In cluster mode (mreg_set_remote) a second mutex, the change lock,
+ * serialises the writers of this node's entries (register, store, rm,
+ * mkdir, rmdir, revert): taken before the registry's lock and held across
+ * the shared store's hooks, which run with the registry's lock dropped, so
+ * readers, listings, the watcher thread and the mirror (none of which take
+ * the change lock) never wait for the shared store. Order: change lock,
+ * then the registry's lock, then the event ring's. */
 #ifndef MALLAFS_CORE_REGISTRY_H
 #define MALLAFS_CORE_REGISTRY_H
 
@@ -49,9 +57,12 @@ int mreg_lookup(struct mreg *reg, const char *name, pid_t *ret_pid, char **ret_v
 int mreg_revert(struct mreg *reg, const char *pool, const char *name, const char *wrote,
                 const char *before);
 
-/* Pools. */
-int mreg_pool_create(struct mreg *reg, const char *pool);  /* -EEXIST, -EINVAL */
-int mreg_pool_destroy(struct mreg *reg, const char *pool); /* -ENOENT, -ENOTEMPTY */
+/* Pools. mreg_pool_make says who made it (the hold hook's uid in cluster
+ * mode); mreg_pool_create is mreg_pool_make by root. */
+int mreg_pool_make(struct mreg *reg, const char *pool, uid_t creator);
+int mreg_pool_create(struct mreg *reg, const char *pool); /* -EEXIST, -EINVAL */
+/* -ENOENT, -ENOTEMPTY (members of this node or another's) */
+int mreg_pool_destroy(struct mreg *reg, const char *pool);
 /* member is the PID as text (the file name); value one trailing newline dropped.
  * -EINVAL member is not a PID; -ENOENT no pool; -ESRCH; -EPERM as above. */
 int mreg_pool_store(struct mreg *reg, const char *pool, const char *member, const char *value,
@@ -124,5 +135,81 @@ int mreg_save_get(struct mreg *reg, const char *name, const char *member,
  * saved with a NULL value comes back with the empty one. A name or member
  * its process holds already takes the saved value. */
 int mreg_restore(struct mreg *reg, const struct mreg_saved *s);
+
+/* ---- Cluster mode (issue 15): entries shared with other nodes ----
+ * A process of this node is named by its PID, one of another node by
+ * PID@NODE: `cat registry/NAME` prints "PID@NODE[ VALUE]" for another
+ * node's holder, and another node's pool member is the file PID@NODE.
+ * Entries of other nodes are read-only here: mreg_unregister and
+ * mreg_pool_unstore of one are -EPERM, registering a name another node
+ * holds is -EEXIST; mreg_lookup of one is -EREMOTE; mreg_save_get and
+ * mreg_save_foreach leave them out (they are not this node's to save).
+ * Unique names stay [A-Za-z0-9._-] (no '@'), so a name never reads as a
+ * holder. Without mreg_set_remote no hook is called, no change lock
+ * taken, and PID@NODE written or created stays EINVAL, as before. */
+struct mreg_remote {
+	/* Before a change of this node's entries is made here: a name or member
+	 * registered or its value changed (s->kind 'n' or 'm', with pid,
+	 * starttime, uid and value as they will be), or a pool made ('p', uid the
+	 * creator's). Called without the registry's lock, holding the change
+	 * lock, on the writer's thread, once every local check passed (process
+	 * alive, caller may name it, name not held by another live process here
+	 * or in the mirror, pool exists...). 0 lets the change happen here;
+	 * -errno refuses it and nothing changes (-EEXIST: a process of another
+	 * node holds the name; -ENOTEMPTY, -ETIMEDOUT, -EFBIG...). May block (up
+	 * to the cluster's timeout). When the change cannot be applied after a
+	 * 0 (the process exited meanwhile: -ESRCH; the pool went: -ENOENT;
+	 * -ENOMEM), release() is called with the same s (value NULL) to undo
+	 * it, and the writer gets that error. */
+	int (*hold)(void *arg, const struct mreg_saved *s);
+	/* The same before this node's entry goes by rm (kind 'n', 'm': name,
+	 * member, pid, starttime and uid are the entry's; value is NULL) or a
+	 * pool by rmdir ('p'; the shared store says -ENOTEMPTY when another node
+	 * has members in it). Also undoes a hold() whose change failed here. */
+	int (*release)(void *arg, const struct mreg_saved *s);
+	/* After this node's entries went because their process exited (seen by
+	 * the watcher thread or by a writer that found it so): called with the
+	 * registry's lock NOT held, must not block (the engine queues a
+	 * deletion). Once per process that had entries. */
+	void (*exited)(void *arg, pid_t pid, uint64_t starttime);
+};
+/* Cluster mode: node is this node's name (copied; [A-Za-z0-9._-]). ops
+ * NULL: back to node-local. Set before the tree is served. -EINVAL,
+ * -ENOMEM. */
+int mreg_set_remote(struct mreg *reg, const char *node, const struct mreg_remote *ops, void *arg);
+/* What a new file registry/POOL/NAME may be called: 0 a canonical PID;
+ * -EPERM the PID@NODE form in cluster mode (only local processes can be
+ * registered); -EINVAL anything else. */
+int mreg_member_name_check(struct mreg *reg, const char *name);
+
+/* An entry of another node, as the shared store has it, put here by the
+ * engine from etcd's watch: s->kind 'n' a name held by s->pid@node, 'm' a
+ * member of pool s->name held by s->pid@node (s->member is not read), 'p'
+ * a pool (node not read: pools are shared, not any node's). New or
+ * changed: MEV_REGISTER for names and members (detail "PID@NODE[ VALUE]"
+ * for a name, the value for a member, as a local change gives with its
+ * PID), MEV_MKDIR for a new pool (one already there: 0, no event). A local
+ * name of the same name (a race the shared store settled otherwise) is
+ * removed first, with its unregister event, and its process's exited() NOT
+ * called; so is another node's. mtime: the change's time (NULL: now). No
+ * hook is called. -EINVAL (bad name, node, PID or value; node this node's
+ * own), -ENOENT (a member's pool is not here), -EEXIST (a name where a
+ * pool is: a pool replaces a name, not the other way), -ENOMEM, -ENOSPC. */
+int mreg_mirror_put(struct mreg *reg, const struct mreg_saved *s, const char *node,
+                    const struct timespec *mtime);
+/* Removes an entry of another node (member: "PID@NODE"; NULL for a name
+ * or a pool); a pool goes with every member it still has here, this node's
+ * too, with an unregister event for each before its rmdir event. -ENOENT
+ * (also for a name this node holds, or a member "PID"). No hook is called. */
+int mreg_mirror_remove(struct mreg *reg, const char *name, const char *member);
+/* Removes every entry of node (a node that left: the engine calls it when
+ * the node's lease is gone, and on a resync). */
+void mreg_mirror_remove_node(struct mreg *reg, const char *node);
+/* For a resync: calls fn for every pool (node NULL), then every name and
+ * member of another node (s->member is the PID as text), under the lock
+ * (fn must not call in). A non-zero return stops it and is returned. */
+int mreg_mirror_foreach(struct mreg *reg,
+                        int (*fn)(const struct mreg_saved *s, const char *node, void *arg),
+                        void *arg);
 
 #endif

@@ -6,7 +6,9 @@
  *
  * Locks: everything here runs with the registry's lock held, but for
  * mreg_new() and mreg_free(), and the watcher thread, which takes it around
- * each batch of exits it reaps. */
+ * each batch of exits it reaps (never the change lock). In cluster mode a
+ * reaped process's watch waits in mreg.dead until mreg_unlock has dropped
+ * the lock, then exited() is called for it, by whichever thread reaped. */
 #include "registry_i.h"
 
 #include "events.h"
@@ -18,6 +20,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -156,6 +159,70 @@ struct ent *mreg_ent_find(struct htab *t, const char *name)
 	return n ? container_of(n, struct ent, h) : NULL;
 }
 
+struct member_key {
+	const char *pid;
+	const struct mreg_node *node;
+};
+
+static bool member_match(const struct hnode *n, const void *key)
+{
+	const struct ent *e = container_of(n, struct ent, h);
+	const struct member_key *k = key;
+	return e->node == k->node && strcmp(e->name, k->pid) == 0;
+}
+
+/* Members of every node with one PID share a hash, hence a chain: as long
+ * as the nodes that have a process of that PID in the pool. */
+struct ent *mreg_member_find(struct ent *pool, const char *pid, const struct mreg_node *node)
+{
+	struct member_key k = {pid, node};
+	struct hnode *n = mreg_htab_find(&pool->members, mreg_name_hash(pid), member_match, &k);
+	return n ? container_of(n, struct ent, h) : NULL;
+}
+
+struct mreg_node *mreg_node_find(struct mreg *reg, const char *name)
+{
+	for (struct mreg_node *n = reg->nodes; n; n = n->next)
+		if (strcmp(n->name, name) == 0)
+			return n;
+	return NULL;
+}
+
+struct mreg_node *mreg_node_get(struct mreg *reg, const char *name, struct mreg_node **spare)
+{
+	struct mreg_node *n = mreg_node_find(reg, name);
+	if (!n) {
+		n = *spare;
+		*spare = NULL;
+		n->refs = 0;
+		n->next = reg->nodes;
+		n->pprev = &reg->nodes;
+		if (reg->nodes)
+			reg->nodes->pprev = &n->next;
+		reg->nodes = n;
+	}
+	n->refs++;
+	return n;
+}
+
+void mreg_node_unref(struct mreg_node *n)
+{
+	if (!n || --n->refs)
+		return;
+	*n->pprev = n->next;
+	if (n->next)
+		n->next->pprev = n->pprev;
+	free(n);
+}
+
+const char *mreg_ent_fname(const struct ent *e, char *buf, size_t len)
+{
+	if (e->kind != 'm' || !e->node)
+		return e->name;
+	snprintf(buf, len, "%s@%s", e->name, e->node->name);
+	return buf;
+}
+
 static bool pid_match(const struct hnode *n, const void *key)
 {
 	return container_of(n, struct pidw, h)->pid == *(const pid_t *)key;
@@ -214,6 +281,7 @@ void mreg_ent_free(struct ent *e)
 		return;
 	mreg_htab_fini(&e->members);
 	mslots_free(e->slots);
+	mreg_node_unref(e->node);
 	free(e->name);
 	free(e->value);
 	free(e);
@@ -245,10 +313,12 @@ void mreg_pidw_attach(struct pidw *w, struct ent *e)
 	w->refs++;
 }
 
-/* The last entry going stops the watch. */
+/* The last entry going stops the watch. Another node's entry has none. */
 static void pidw_detach(struct mreg *reg, struct ent *e)
 {
 	struct pidw *w = e->w;
+	if (!w)
+		return;
 	if (e->wprev)
 		e->wprev->wnext = e->wnext;
 	else
@@ -265,12 +335,15 @@ static void pidw_detach(struct mreg *reg, struct ent *e)
 	}
 }
 
-/* "registry/NAME" (a name or a pool) or "registry/POOL/PID" (a member). */
+/* "registry/NAME" (a name or a pool) or "registry/POOL/PID" (a member;
+ * PID@NODE for another node's). */
 void mreg_ent_path(char *buf, size_t len, const struct ent *e)
 {
 	const char *root = mtree_name(MTREE_REGISTRY);
+	char fname[MU_NAME_MAX + 1];
 	if (e->kind == 'm')
-		mtree_join(buf, len, root, e->pool->name, e->name, NULL);
+		mtree_join(buf, len, root, e->pool->name, mreg_ent_fname(e, fname, sizeof(fname)),
+		           NULL);
 	else
 		mtree_join(buf, len, root, e->name, NULL);
 }
@@ -281,6 +354,9 @@ void mreg_emit_register(struct mreg *reg, const struct ent *e)
 	mreg_ent_path(path, sizeof(path), e);
 	if (e->kind == 'm')
 		mev_emit(reg->ring, MEV_REGISTER, path, e->value[0] ? e->value : NULL);
+	else if (e->node)
+		mev_emitf(reg->ring, MEV_REGISTER, path, "%d@%s%s%s", (int)e->pid, e->node->name,
+		          e->value ? " " : "", e->value ? e->value : "");
 	else if (e->value)
 		mev_emitf(reg->ring, MEV_REGISTER, path, "%d %s", (int)e->pid, e->value);
 	else
@@ -311,19 +387,58 @@ void mreg_remove_member(struct mreg *reg, struct ent *m, const char *detail)
 	mreg_ent_free(m);
 }
 
-/* Removes every entry of an exited process, as if each were removed with rm. */
+void mreg_remove_pool(struct mreg *reg, struct ent *p)
+{
+	char path[MTREE_PATH_MAX];
+	uint32_t pos;
+
+	/* The last member frees the pool's slots. */
+	while (p->slots && mslots_next(p->slots, 0, &pos))
+		mreg_remove_member(reg, mslots_get(p->slots, pos), NULL);
+	mreg_htab_remove(&reg->names, &p->h);
+	mreg_ent_unplace(reg, p);
+	mreg_ent_path(path, sizeof(path), p);
+	mev_emit(reg->ring, MEV_RMDIR, path, NULL);
+	mreg_ent_free(p);
+}
+
+/* Removes every entry of an exited process, as if each were removed with
+ * rm. In cluster mode its watch then waits in mreg.dead for mreg_unlock to
+ * call exited(). */
 static void reap(struct mreg *reg, struct pidw *w)
 {
-	for (;;) {
+	w->refs++; /* w outlives its entries here */
+	while (w->first) {
 		struct ent *e = w->first;
-		/* Removing the last entry frees w. */
-		bool last = w->refs == 1;
 		if (e->kind == 'n')
 			mreg_remove_name(reg, e, "exit");
 		else
 			mreg_remove_member(reg, e, "exit");
-		if (last)
-			break;
+	}
+	mreg_htab_remove(&reg->pids, &w->h);
+	if (!reg->cluster || !reg->remote.exited) {
+		pidw_free(reg, w);
+		return;
+	}
+	epoll_ctl(reg->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	close(w->fd);
+	w->fd = -1;
+	w->dead = reg->dead;
+	reg->dead = w;
+}
+
+void mreg_unlock(struct mreg *reg)
+{
+	struct pidw *dead = reg->dead;
+	void (*exited)(void *arg, pid_t pid, uint64_t starttime) = reg->remote.exited;
+	void *arg = reg->remote_arg;
+	reg->dead = NULL;
+	pthread_mutex_unlock(&reg->lock);
+	while (dead) {
+		struct pidw *next = dead->dead;
+		exited(arg, dead->pid, dead->starttime);
+		free(dead);
+		dead = next;
 	}
 }
 
@@ -338,7 +453,8 @@ void mreg_reap_if_exited(struct mreg *reg, pid_t pid)
 
 /* The live watch of pid, or a new one made of fd and spare (which it then
  * takes). The caller has reaped an exited watch of pid already. */
-int mreg_pidw_get(struct mreg *reg, pid_t pid, int *fd, struct pidw **spare, struct pidw **ret)
+int mreg_pidw_get(struct mreg *reg, pid_t pid, uint64_t starttime, int *fd, struct pidw **spare,
+                  struct pidw **ret)
 {
 	struct pidw *w = pidw_find(reg, pid);
 	if (w) {
@@ -351,6 +467,7 @@ int mreg_pidw_get(struct mreg *reg, pid_t pid, int *fd, struct pidw **spare, str
 	w = *spare;
 	*spare = NULL;
 	w->pid = pid;
+	w->starttime = starttime;
 	w->fd = *fd;
 	*fd = -1;
 	mreg_htab_insert(&reg->pids, &w->h, pid_hash(pid));
@@ -380,7 +497,7 @@ static void *watcher_main(void *arg)
 			else
 				mreg_reap_if_exited(reg, (pid_t)evs[i].data.u64);
 		}
-		pthread_mutex_unlock(&reg->lock);
+		mreg_unlock(reg);
 		if (stop)
 			return NULL;
 	}
@@ -400,6 +517,7 @@ struct mreg *mreg_new(struct mev_ring *ring)
 	reg->epfd = -1;
 	reg->stopfd = -1;
 	pthread_mutex_init(&reg->lock, NULL);
+	pthread_mutex_init(&reg->change, NULL);
 	reg->top = mslots_new();
 	if (!reg->top || mreg_htab_init(&reg->names, 16) < 0 ||
 	    mreg_htab_init(&reg->pids, 16) < 0) {
@@ -462,5 +580,7 @@ void mreg_free(struct mreg *reg)
 	if (reg->epfd >= 0)
 		close(reg->epfd);
 	pthread_mutex_destroy(&reg->lock);
+	pthread_mutex_destroy(&reg->change);
+	free(reg->node);
 	free(reg);
 }

@@ -20,8 +20,11 @@
  * Locks, and the order they are taken in (a thread holding one may take
  * only those below it):
  *  1. Core's own locks (a service's op_lock, store_lock, state_lock; the
- *     registry's, the node config's, the event ring's) are taken inside core
- *     calls. fs/ calls core holding none of its own locks, so core may run
+ *     registry's change lock and lock, the node config's, the event
+ *     ring's) are taken inside core calls. In cluster mode a registry
+ *     write holds the change lock across the shared store (up to
+ *     cluster_timeout), stalling only this node's other registry writers,
+ *     never its readers. fs/ calls core holding none of its own locks, so core may run
  *     plugin callbacks and exec hooks for as long as they take; core calls
  *     back only into the event listeners (notify.c, feed.c), outside its
  *     locks (events.c). A request that may take a service's op_lock (a

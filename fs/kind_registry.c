@@ -2,9 +2,11 @@
 /* The registry's family: registry/ (unique names and pools), a name, a
  * pool and a pool's member. A name or member is made by its first write
  * (create() leaves a pending node that its first write makes real or its
- * close removes); the writer's uid is what the PID rules check. */
+ * close removes); the writer's uid is what the PID rules check. In cluster
+ * mode another node's entries show here as core keeps them: a name's text
+ * "PID@NODE[ VALUE]", a member's file "PID@NODE"; core refuses writing or
+ * removing them (EEXIST, EPERM). */
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,7 +59,7 @@ static int registry_list(struct mfs_req *c, struct mfs_dirbuf *db)
 
 static int registry_mkdir(struct mfs_req *c, const char *name)
 {
-	int r = mreg_pool_create(registry(c), name);
+	int r = mreg_pool_make(registry(c), name, fuse_req_ctx(c->req)->uid);
 	if (r == 0)
 		mfs_perm_created(c, name);
 	return r;
@@ -226,12 +228,6 @@ const struct mfs_kind mfs_kind_regname = {
 
 /* ---- registry/POOL/ ---- */
 
-static bool canonical_pid(const char *s)
-{
-	uint64_t v;
-	return s[0] != '0' && mu_parse_u64(s, &v) == 0 && v > 0 && v <= INT_MAX;
-}
-
 static int pool_stat(struct mfs_req *c, struct stat *st)
 {
 	struct mreg_entry re;
@@ -262,7 +258,7 @@ static int pool_create(struct mfs_req *c, const char *name, enum mnode_kind *ret
 {
 	*ret_kind = N_MEMBER;
 	*ret_pending = true;
-	return canonical_pid(name) ? 0 : -EINVAL;
+	return mreg_member_name_check(registry(c), name); /* PID@NODE: EPERM */
 }
 
 static int pool_unlink(struct mfs_req *c, const char *name)
@@ -283,7 +279,7 @@ const struct mfs_kind mfs_kind_pool = {
         .unlink = pool_unlink,
 };
 
-/* ---- registry/POOL/PID ---- */
+/* ---- registry/POOL/PID (PID@NODE: another node's, read-only) ---- */
 
 static int member_stat(struct mfs_req *c, struct stat *st)
 {
