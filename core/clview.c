@@ -209,10 +209,32 @@ int mclview_status(struct mclview *v, char **ret, size_t *ret_len, struct mkv_st
 	return copy ? 0 : -ENOMEM;
 }
 
+/* A listing of nodes or of a node's services: each entry's stat, from
+ * its pointer, given to the caller's fn. */
+struct walk {
+	const struct mkv *kv;
+	void (*stat)(const void *item, uint64_t cookie, struct mkv_stat *ret);
+	int (*fn)(const char *name, const struct mkv_stat *st, void *arg);
+	void *arg;
+};
+
+static int walk_cb(const char *name, const struct mkv_stat *kst, void *arg)
+{
+	struct walk *w = arg;
+	struct mkv_stat st;
+	const void *item = find_ptr(w->kv, name);
+	if (!item)
+		return 0;
+	w->stat(item, kst->cookie, &st);
+	return w->fn(name, &st, w->arg);
+}
+
 /* ---- nodes ---- */
 
-static void node_stat(const struct clv_node *n, uint64_t cookie, struct mkv_stat *ret)
+/* item: a struct clv_node (a struct walk's stat). */
+static void node_stat(const void *item, uint64_t cookie, struct mkv_stat *ret)
 {
+	const struct clv_node *n = item;
 	*ret = (struct mkv_stat){.id = n->id,
 	                         .cookie = cookie,
 	                         .size = mkv_count(n->svcs),
@@ -304,37 +326,22 @@ int mclview_node_stat(struct mclview *v, const char *node, struct mkv_stat *ret)
 	return n ? 0 : -ENOENT;
 }
 
-struct node_walk {
-	const struct mkv *nodes;
-	int (*fn)(const char *node, const struct mkv_stat *st, void *arg);
-	void *arg;
-};
-
-static int node_list_cb(const char *name, const struct mkv_stat *kst, void *arg)
-{
-	struct node_walk *w = arg;
-	struct mkv_stat st;
-	struct clv_node *n = find_ptr(w->nodes, name);
-	if (!n)
-		return 0;
-	node_stat(n, kst->cookie, &st);
-	return w->fn(name, &st, w->arg);
-}
-
 int mclview_node_list(struct mclview *v, uint64_t after,
                       int (*fn)(const char *node, const struct mkv_stat *st, void *arg), void *arg)
 {
-	struct node_walk w = {v->nodes, fn, arg};
+	struct walk w = {v->nodes, node_stat, fn, arg};
 	pthread_rwlock_rdlock(&v->lock);
-	int r = mkv_list(v->nodes, after, node_list_cb, &w);
+	int r = mkv_list(v->nodes, after, walk_cb, &w);
 	pthread_rwlock_unlock(&v->lock);
 	return r;
 }
 
 /* ---- services ---- */
 
-static void svc_stat(const struct clv_svc *s, uint64_t cookie, struct mkv_stat *ret)
+/* item: a struct clv_svc (a struct walk's stat). */
+static void svc_stat(const void *item, uint64_t cookie, struct mkv_stat *ret)
 {
+	const struct clv_svc *s = item;
 	*ret = (struct mkv_stat){.id = s->id,
 	                         .cookie = cookie,
 	                         .size = s->len,
@@ -484,23 +491,6 @@ int mclview_service_get(struct mclview *v, const char *node, const char *svc, ch
 	return r;
 }
 
-struct svc_walk {
-	const struct mkv *svcs;
-	int (*fn)(const char *svc, const struct mkv_stat *st, void *arg);
-	void *arg;
-};
-
-static int svc_list_cb(const char *name, const struct mkv_stat *kst, void *arg)
-{
-	struct svc_walk *w = arg;
-	struct mkv_stat st;
-	struct clv_svc *s = find_ptr(w->svcs, name);
-	if (!s)
-		return 0;
-	svc_stat(s, kst->cookie, &st);
-	return w->fn(name, &st, w->arg);
-}
-
 int mclview_service_list(struct mclview *v, const char *node, uint64_t after,
                          int (*fn)(const char *svc, const struct mkv_stat *st, void *arg),
                          void *arg)
@@ -509,8 +499,8 @@ int mclview_service_list(struct mclview *v, const char *node, uint64_t after,
 	pthread_rwlock_rdlock(&v->lock);
 	struct clv_node *n = find_ptr(v->nodes, node);
 	if (n) {
-		struct svc_walk w = {n->svcs, fn, arg};
-		r = mkv_list(n->svcs, after, svc_list_cb, &w);
+		struct walk w = {n->svcs, svc_stat, fn, arg};
+		r = mkv_list(n->svcs, after, walk_cb, &w);
 	}
 	pthread_rwlock_unlock(&v->lock);
 	return r;

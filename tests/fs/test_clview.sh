@@ -89,7 +89,8 @@ assert_eq "alpha/api: its service's owner and group, 0750 less write and execute
 assert_eq "alpha/batch: 0755 less write and execute" "444 0:0" \
 	"$(stat -c '%a %u:%g' "$C/nodes/alpha/batch")"
 # ls -l (readdirplus) agrees.
-assert_match "ls -l cluster/nodes/alpha" "^-r--r-----.*api" "$(ls -l "$C/nodes/alpha" | grep api)"
+assert_match "ls -l cluster/nodes/alpha: api is -r--r-----" $'(^|\n)-r--r----- [^\n]* api(\n|$)' \
+	"$(ls -l "$C/nodes/alpha")"
 
 # Who may read: the kernel decides from the modes (default_permissions).
 assert_eq "mallafs-t1 (the owner) reads alpha/api" $'state: running\nadmin: active' \

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "clock_fixture.h"
 #include "clview.h"
 #include "events.h"
 #include "util.h"
@@ -67,27 +68,6 @@ static const char *events(struct fixture *f)
 	}
 	f->lines[out] = '\0';
 	return f->lines;
-}
-
-static int ts_cmp(struct timespec a, struct timespec b)
-{
-	if (a.tv_sec != b.tv_sec)
-		return a.tv_sec < b.tv_sec ? -1 : 1;
-	if (a.tv_nsec != b.tv_nsec)
-		return a.tv_nsec < b.tv_nsec ? -1 : 1;
-	return 0;
-}
-
-/* Until the real-time clock moves on. */
-static void tick(void)
-{
-	struct timespec start, now;
-	clock_gettime(CLOCK_REALTIME, &start);
-	do {
-		struct timespec d = {0, 1000000};
-		nanosleep(&d, NULL);
-		clock_gettime(CLOCK_REALTIME, &now);
-	} while (ts_cmp(now, start) == 0);
 }
 
 static void assert_status(struct mclview *v, const char *want, struct mkv_stat *ret_st)
