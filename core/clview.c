@@ -5,9 +5,10 @@
  * that survive entries coming and going; ids and versions are the view's
  * own, so they are unique across nodes and never reused.
  *
- * Lock: v->lock (a rwlock) guards everything below it in struct mclview,
- * every node and every service; events are emitted under it (see
- * clview.h). */
+ * Lock: v->lock (a rwlock that prefers writers, so that readers of
+ * cluster/ in a loop cannot hold the engine back) guards everything below
+ * it in struct mclview, every node and every service; events are emitted
+ * under it (see clview.h). */
 #include "clview.h"
 
 #include <errno.h>
@@ -133,7 +134,16 @@ struct mclview *mclview_new(struct mev_ring *ring)
 		return NULL;
 	v->nodes = mkv_new();
 	v->status = strdup("");
-	if (!v->nodes || !v->status || pthread_rwlock_init(&v->lock, NULL) != 0) {
+	/* Writers first: readers in a loop (anyone may read cluster/) must
+	 * not hold the engine's changes back. */
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	int lr = pthread_rwlock_init(&v->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (!v->nodes || !v->status || lr != 0) {
+		if (lr == 0)
+			pthread_rwlock_destroy(&v->lock);
 		mkv_free(v->nodes);
 		free(v->status);
 		free(v);

@@ -452,7 +452,7 @@ static void test_threads(void **state)
 		rd[i] = (struct reader){f->v, &stop, 0};
 		assert_int_equal(pthread_create(&th[i], NULL, read_loop, &rd[i]), 0);
 	}
-	for (int i = 0; i < 2000; i++) {
+	for (int i = 0; i < 500; i++) {
 		assert_int_equal(mclview_set_status(f->v, i % 2 ? "a" : "bb", i % 2 ? 1 : 2), 0);
 		assert_int_equal(mclview_service_put(f->v, "n", "s", i % 2 ? "a" : "bb",
 		                                     i % 2 ? 1 : 2, 0, 0, 0644),
