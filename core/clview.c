@@ -108,11 +108,25 @@ static void emit_size(struct mclview *v, enum mev_op op, const char *node, const
 static int refuse_name(const char *what, const char *name)
 {
 	int r = name ? mu_name_check_str(name, MU_NAME_STRICT) : -EINVAL;
-	if (r < 0)
-		mu_log(MU_LOG_WARNING,
-		       "cluster view: refused a %s name \"%.64s\": not 1 to %d of "
-		       "[A-Za-z0-9._-]",
-		       what, name ? name : "(none)", MU_NAME_MAX);
+	if (r == 0)
+		return 0;
+	/* Its first bytes, any that is not a name's as '?': the log gets no
+	 * line breaks or escapes from etcd. */
+	char shown[65] = "(none)";
+	for (size_t i = 0; name && i < sizeof(shown) - 1; i++) {
+		char ch = name[i];
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		          (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+		shown[i] = ok ? ch : '?';
+		shown[i + 1] = '\0';
+		if (!ch) {
+			shown[i] = '\0';
+			break;
+		}
+	}
+	mu_log(MU_LOG_WARNING,
+	       "cluster view: refused a %s name \"%s\": not 1 to %d of [A-Za-z0-9._-], nor . or ..",
+	       what, shown, MU_NAME_MAX);
 	return r;
 }
 
