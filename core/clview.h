@@ -21,7 +21,8 @@
  * with a text, never with a put that changes nothing.
  *
  * Locks: one rwlock, read for lookups, reads and listings, written for
- * changes. Events are emitted with the write lock held, so the feed has the
+ * changes; writers go first (readers of cluster/ in a loop cannot hold
+ * the engine back). Events are emitted with the write lock held, so the feed has the
  * order of the changes: the event ring's lock (a leaf) and the listeners'
  * come after it. Listing callbacks run under the read lock and must not
  * call into the view. */
