@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "clview.h"
 #include "events.h"
 #include "nodecfg.h"
 #include "plugin.h"
@@ -23,6 +24,7 @@ struct mrt {
 	struct mreg *reg;
 	struct mnodecfg *nodecfg;
 	struct mplugreg *plugins;
+	struct mclview *clview; /* cluster mode's, or NULL: set before serving */
 	struct mretry *retry;
 	struct mtimer_loop *timers;
 	struct msvc_env env;
@@ -111,6 +113,7 @@ void mrt_free(struct mrt *rt)
 	mtimer_loop_free(rt->timers);
 	mreg_free(rt->reg);
 	mnodecfg_free(rt->nodecfg);
+	mclview_free(rt->clview);
 	mplugreg_free(rt->plugins);
 	mev_ring_free(rt->events);
 	pthread_mutex_destroy(&rt->lock);
@@ -131,6 +134,19 @@ struct mreg *mrt_registry(struct mrt *rt)
 struct mnodecfg *mrt_nodecfg(struct mrt *rt)
 {
 	return rt->nodecfg;
+}
+
+int mrt_cluster_enable(struct mrt *rt)
+{
+	if (rt->clview)
+		return -EEXIST;
+	rt->clview = mclview_new(rt->events);
+	return rt->clview ? 0 : -ENOMEM;
+}
+
+struct mclview *mrt_clview(struct mrt *rt)
+{
+	return rt->clview;
 }
 
 struct mplugreg *mrt_plugins(struct mrt *rt)

@@ -25,6 +25,7 @@ struct mev_ring;
 struct mreg;
 struct mnodecfg;
 struct mplugreg;
+struct mclview;
 
 /* The events feed keeps this many events when event_capacity is 0. */
 #define MRT_DEFAULT_EVENTS 4096
@@ -54,6 +55,14 @@ struct mev_ring *mrt_events(struct mrt *rt);
 struct mreg *mrt_registry(struct mrt *rt);
 struct mnodecfg *mrt_nodecfg(struct mrt *rt);
 struct mplugreg *mrt_plugins(struct mrt *rt);
+/* Cluster mode (issue 15): the view of the cluster that cluster/ shows,
+ * fed by the cluster engine. mrt_cluster_enable makes it, once, before
+ * the tree is served (the filesystem lists cluster/ from then on): 0,
+ * -EEXIST when on already, -ENOMEM. mrt_clview is NULL until then; the
+ * pointer never changes after the tree is served, so it is read without
+ * a lock. */
+int mrt_cluster_enable(struct mrt *rt);
+struct mclview *mrt_clview(struct mrt *rt);
 /* What the stores and the node config hold, against -o max_memory. */
 const struct mkv_account *mrt_account(struct mrt *rt);
 

@@ -11,6 +11,7 @@ const struct mtree_entry mtree[] = {
         [MTREE_CONFIG] = {"config", false, true},
         [MTREE_EVENTS] = {"events", false, false},
         [MTREE_METRICS] = {"metrics", false, false},
+        [MTREE_CLUSTER] = {"cluster", false, true},
         [MTREE_STORE] = {"store", true, true},
         [MTREE_PLUGINS] = {"plugins", true, true},
         [MTREE_SVC_CONFIG] = {"config", true, true},

@@ -21,6 +21,7 @@ enum mtree_name {
 	MTREE_CONFIG,
 	MTREE_EVENTS,
 	MTREE_METRICS,
+	MTREE_CLUSTER, /* in cluster mode only (core/clview.h) */
 	/* MOUNTPOINT/services/NAME/ */
 	MTREE_STORE,
 	MTREE_PLUGINS,

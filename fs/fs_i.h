@@ -114,6 +114,13 @@ enum mnode_kind {
 	N_APP,     /* config/APP/ */
 	N_APPKEY,  /* config/APP/KEY */
 	N_METRICS, /* metrics: the daemon's, in Prometheus text (metrics.c) */
+
+	/* cluster/, in cluster mode only (kind_cluster.c) */
+	N_CLUSTER,
+	N_CLSTATUS, /* cluster/status */
+	N_CLNODES,  /* cluster/nodes/ */
+	N_CLNODE,   /* cluster/nodes/NODE/ */
+	N_CLSVC,    /* cluster/nodes/NODE/SERVICE */
 	N_KIND_COUNT_,
 };
 

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The table of node kinds: each kind's row, defined beside the work it
  * names (kind_root.c, kind_service.c, kind_config.c, kind_value.c,
- * kind_registry.c, metrics.c). */
+ * kind_registry.c, metrics.c, kind_cluster.c). */
 #include <errno.h>
 
 #include "kind.h"
+#include "runtime.h"
 #include "tree.h"
 
 static const struct mfs_kind *const kinds[] = {
@@ -19,7 +20,9 @@ static const struct mfs_kind *const kinds[] = {
         [N_SVCFILE] = &mfs_kind_svcfile,   [N_REGNAME] = &mfs_kind_regname,
         [N_POOL] = &mfs_kind_pool,         [N_MEMBER] = &mfs_kind_member,
         [N_APP] = &mfs_kind_app,           [N_APPKEY] = &mfs_kind_appkey,
-        [N_METRICS] = &mfs_kind_metrics,
+        [N_METRICS] = &mfs_kind_metrics,   [N_CLUSTER] = &mfs_kind_cluster,
+        [N_CLSTATUS] = &mfs_kind_clstatus, [N_CLNODES] = &mfs_kind_clnodes,
+        [N_CLNODE] = &mfs_kind_clnode,     [N_CLSVC] = &mfs_kind_clsvc,
 };
 
 /* A kind added to the enum without a row fails to build here. */
@@ -48,7 +51,7 @@ static const enum mnode_kind tree_kinds[] = {
         [MTREE_METRICS] = N_METRICS,       [MTREE_STORE] = N_STORE,
         [MTREE_PLUGINS] = N_PLUGINS,       [MTREE_SVC_CONFIG] = N_SCFG,
         [MTREE_CONFIG_INI] = N_CONFIG_INI, [MTREE_CHAIN] = N_CHAIN,
-        [MTREE_STATUS] = N_STATUS,
+        [MTREE_STATUS] = N_STATUS,         [MTREE_CLUSTER] = N_CLUSTER,
 };
 
 _Static_assert(sizeof(tree_kinds) / sizeof(tree_kinds[0]) == MTREE_COUNT_,
@@ -67,6 +70,7 @@ int mfs_fixed_list(struct mfs_dirbuf *db, bool in_service)
 {
 	for (size_t i = 0; i < MTREE_COUNT_; i++)
 		if (mtree[i].in_service == in_service &&
+		    (i != MTREE_CLUSTER || mrt_clview(db->fs->rt)) &&
 		    mfs_dir_add_next(db, mtree[i].name, mtree[i].dir))
 			return 1;
 	return 0;

@@ -29,6 +29,7 @@ enum mfs_kflag {
 	MK_PENDING = 1u << 5,  /* may exist, empty, from create() until its first write */
 	MK_CURSOR = 1u << 6,   /* its writes move the open file's own place, and change
 	                        * nothing else: allowed on a read-only mount (events) */
+	MK_FOREIGN = 1u << 7,  /* shows what another node owns (cluster/): chmod, chown EPERM */
 };
 
 /* One request, as its prologue (req.c) set it up: everything a worker
@@ -256,6 +257,8 @@ extern const struct mfs_kind mfs_kind_store, mfs_kind_key, mfs_kind_nodecfg, mfs
         mfs_kind_appkey;
 extern const struct mfs_kind mfs_kind_registry, mfs_kind_regname, mfs_kind_pool, mfs_kind_member;
 extern const struct mfs_kind mfs_kind_metrics;
+extern const struct mfs_kind mfs_kind_cluster, mfs_kind_clstatus, mfs_kind_clnodes, mfs_kind_clnode,
+        mfs_kind_clsvc;
 
 /* rendered.c: the operations every MK_RENDERED row shares. */
 int mfs_rendered_open(struct mfs_req *c, struct fuse_file_info *fi);

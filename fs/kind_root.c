@@ -15,7 +15,11 @@
 
 static int root_lookup(struct mfs_req *c, const char *name, struct mfs_child *ret)
 {
-	return mfs_fixed_lookup(name, false, ret);
+	int r = mfs_fixed_lookup(name, false, ret);
+	/* cluster/ is there in cluster mode only. */
+	if (r == 0 && ret->kind == N_CLUSTER && !mrt_clview(c->fs->rt))
+		r = -ENOENT;
+	return r;
 }
 
 static int root_list(struct mfs_req *c, struct mfs_dirbuf *db)

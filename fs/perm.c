@@ -12,7 +12,11 @@
  *    1777 (anyone registers; the sticky bit keeps others' names); events:
  *    0600, the mount's owner only (it shows every change); metrics: 0444,
  *    each reader shown only the services whose files they may read
- *    (mfs_perm_may_read_svc, the same rules);
+ *    (mfs_perm_may_read_svc, the same rules); cluster/ (cluster mode):
+ *    the mount's owner, folders 0555 and status 0444, and each
+ *    cluster/nodes/NODE/SERVICE its service's owner and group on NODE and
+ *    the service's mode without write and execute bits, as the view says
+ *    (chmod and chown: EPERM there, MK_FOREIGN);
  *  - services/S: the service's owner (core keeps it: hooks run as it),
  *    0755; everything inside S takes S's owner and group, folders S's
  *    mode, files S's mode without execute bits (read-only files without
@@ -372,6 +376,8 @@ int mfs_perm_setattr(struct mfs_req *c, const struct stat *attr, int to_set, con
 	enum mnode_kind kind = c->node->kind;
 	bool dir = c->kind->flags & MK_DIR;
 	struct ov o = {0};
+	if (c->kind->flags & MK_FOREIGN)
+		return -EPERM; /* another node's owners and modes: changed there */
 	int r = may_change(c->req, attr, to_set, cur);
 	if (r < 0)
 		return r;

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "clock_fixture.h"
 #include "kv.h"
 
 static int setup(void **state)
@@ -46,27 +47,6 @@ static uint64_t id_of(struct mkv *kv, const char *key)
 	struct mkv_stat st;
 	assert_int_equal(mkv_stat(kv, key, &st), 0);
 	return st.id;
-}
-
-static int ts_cmp(struct timespec a, struct timespec b)
-{
-	if (a.tv_sec != b.tv_sec)
-		return a.tv_sec < b.tv_sec ? -1 : 1;
-	if (a.tv_nsec != b.tv_nsec)
-		return a.tv_nsec < b.tv_nsec ? -1 : 1;
-	return 0;
-}
-
-/* Lets the realtime clock move on so that a later time stamp differs. */
-static void tick(void)
-{
-	struct timespec start, now;
-	clock_gettime(CLOCK_REALTIME, &start);
-	do {
-		struct timespec d = {0, 1000000};
-		nanosleep(&d, NULL);
-		clock_gettime(CLOCK_REALTIME, &now);
-	} while (ts_cmp(now, start) == 0);
 }
 
 /* Collects listed keys into one string "a,b,c," and their ids. */

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "clock_fixture.h"
 #include "events.h"
 #include "nodecfg.h"
 
@@ -64,26 +65,6 @@ static void assert_value(struct mnodecfg *nc, const char *app, const char *key, 
 	struct mkv_stat st;
 	assert_int_equal(mnodecfg_stat(nc, app, key, &st), 0);
 	assert_int_equal(st.size, want_len);
-}
-
-static int ts_cmp(struct timespec a, struct timespec b)
-{
-	if (a.tv_sec != b.tv_sec)
-		return a.tv_sec < b.tv_sec ? -1 : 1;
-	if (a.tv_nsec != b.tv_nsec)
-		return a.tv_nsec < b.tv_nsec ? -1 : 1;
-	return 0;
-}
-
-static void tick(void)
-{
-	struct timespec start, now;
-	clock_gettime(CLOCK_REALTIME, &start);
-	do {
-		struct timespec d = {0, 1000000};
-		nanosleep(&d, NULL);
-		clock_gettime(CLOCK_REALTIME, &now);
-	} while (ts_cmp(now, start) == 0);
 }
 
 struct collect {

@@ -33,6 +33,9 @@ static void test_names(void **state)
 	assert_string_equal(mtree_name(MTREE_CONFIG), "config");
 	assert_string_equal(mtree_name(MTREE_EVENTS), "events");
 	assert_string_equal(mtree_name(MTREE_METRICS), "metrics");
+	assert_string_equal(mtree_name(MTREE_CLUSTER), "cluster");
+	assert_true(mtree[MTREE_CLUSTER].dir);
+	assert_false(mtree[MTREE_CLUSTER].in_service);
 	assert_string_equal(mtree_name(MTREE_STORE), "store");
 	assert_string_equal(mtree_name(MTREE_PLUGINS), "plugins");
 	assert_string_equal(mtree_name(MTREE_SVC_CONFIG), "config");
