@@ -23,10 +23,19 @@ struct ev_rec {
 	atomic_uint refs;
 	uint64_t seq;
 	enum mev_op op;
-	size_t path_len, detail_len;
+	size_t path_len, detail_len, origin_len;
 	char *detail; /* into text, or NULL */
-	char text[];  /* path NUL [detail NUL] */
+	char *origin; /* into text, or NULL: this node's */
+	char text[];  /* path NUL [detail NUL] [origin NUL] */
 };
+
+/* The node whose change this thread is applying (mev_set_origin). */
+static __thread const char *tl_origin;
+
+void mev_set_origin(const char *node)
+{
+	tl_origin = node;
+}
 
 struct ev_listener {
 	mev_listener_fn fn;
@@ -62,6 +71,7 @@ static const char *const op_names[MEV_OP_COUNT_] = {
         [MEV_UNREGISTER] = "unregister",
         [MEV_PLUGIN_ADD] = "plugin-add",
         [MEV_PLUGIN_DEL] = "plugin-del",
+        [MEV_RESYNC] = "resync",
 };
 
 const char *mev_op_name(enum mev_op op)
@@ -87,10 +97,12 @@ static void copy_line_safe(char *dst, const char *src, size_t len)
 
 static struct ev_rec *rec_new(enum mev_op op, const char *path, const char *detail)
 {
+	const char *origin = tl_origin;
 	size_t path_len = strlen(path);
 	size_t detail_len = detail ? strlen(detail) : 0;
-	size_t extra = detail ? detail_len + 1 : 0;
-	if (path_len > SIZE_MAX / 2 || extra > SIZE_MAX / 2 - path_len - sizeof(struct ev_rec) - 1)
+	size_t origin_len = origin ? strlen(origin) : 0;
+	size_t extra = (detail ? detail_len + 1 : 0) + (origin ? origin_len + 1 : 0);
+	if (path_len > SIZE_MAX / 4 || detail_len > SIZE_MAX / 4 || origin_len > SIZE_MAX / 4)
 		return NULL;
 	struct ev_rec *rec = malloc(sizeof(*rec) + path_len + 1 + extra);
 	if (!rec)
@@ -100,11 +112,19 @@ static struct ev_rec *rec_new(enum mev_op op, const char *path, const char *deta
 	rec->op = op;
 	rec->path_len = path_len;
 	rec->detail_len = detail_len;
+	rec->origin_len = origin_len;
 	copy_line_safe(rec->text, path, path_len);
+	char *p = rec->text + path_len + 1;
 	rec->detail = NULL;
 	if (detail) {
-		rec->detail = rec->text + path_len + 1;
+		rec->detail = p;
 		copy_line_safe(rec->detail, detail, detail_len);
+		p += detail_len + 1;
+	}
+	rec->origin = NULL;
+	if (origin) {
+		rec->origin = p;
+		copy_line_safe(rec->origin, origin, origin_len);
 	}
 	return rec;
 }
@@ -233,7 +253,7 @@ uint64_t mev_emit(struct mev_ring *ring, enum mev_op op, const char *path, const
 
 	rec_unref(old);
 	if (nlisteners) {
-		struct mev ev = {seq, op, rec->text, rec->detail};
+		struct mev ev = {seq, op, rec->text, rec->detail, rec->origin};
 		for (size_t i = 0; i < nlisteners; i++)
 			listeners[i].fn(&ev, listeners[i].arg);
 		rec_unref(rec);
@@ -285,10 +305,16 @@ static uint64_t oldest_seq(const struct mev_ring *ring)
 	return ring->next_seq > ring->capacity ? ring->next_seq - ring->capacity : 1;
 }
 
-/* Appends "SEQ OP PATH[ DETAIL]\n" when it fits whole in buf[*pos..len). */
+/* Appends "SEQ OP PATH[ DETAIL][ node=ORIGIN]\n" when it fits whole in
+ * buf[*pos..len); rec NULL: "SEQ OP\n". */
 static bool put_line(char *buf, size_t len, size_t *pos, uint64_t seq, const char *op,
-                     const char *path, size_t path_len, const char *detail, size_t detail_len)
+                     const struct ev_rec *rec)
 {
+	static const char tag[] = " node=";
+	const char *path = rec ? rec->text : NULL, *detail = rec ? rec->detail : NULL;
+	const char *origin = rec ? rec->origin : NULL;
+	size_t path_len = rec ? rec->path_len : 0, detail_len = rec ? rec->detail_len : 0;
+	size_t origin_len = rec ? rec->origin_len : 0;
 	char num[24];
 	size_t num_len = (size_t)snprintf(num, sizeof(num), "%" PRIu64, seq);
 	size_t op_len = strlen(op);
@@ -297,6 +323,8 @@ static bool put_line(char *buf, size_t len, size_t *pos, uint64_t seq, const cha
 		need += path_len + 1;
 	if (detail)
 		need += detail_len + 1;
+	if (origin)
+		need += sizeof(tag) - 1 + origin_len;
 	if (need > len - *pos)
 		return false;
 
@@ -316,6 +344,12 @@ static bool put_line(char *buf, size_t len, size_t *pos, uint64_t seq, const cha
 		memcpy(p, detail, detail_len);
 		p += detail_len;
 	}
+	if (origin) {
+		memcpy(p, tag, sizeof(tag) - 1);
+		p += sizeof(tag) - 1;
+		memcpy(p, origin, origin_len);
+		p += origin_len;
+	}
 	*p = '\n';
 	*pos += need;
 	return true;
@@ -331,7 +365,7 @@ ssize_t mev_ring_read(struct mev_ring *ring, uint64_t *cursor, char *buf, size_t
 	pthread_mutex_lock(&ring->lock);
 	uint64_t cur = *cursor ? *cursor : 1; /* no event has seq 0 */
 	if (cur < oldest_seq(ring)) {
-		if (!put_line(buf, len, &pos, cur, "overflow", NULL, 0, NULL, 0)) {
+		if (!put_line(buf, len, &pos, cur, "overflow", NULL)) {
 			r = -ENOSPC;
 			goto out;
 		}
@@ -342,8 +376,7 @@ ssize_t mev_ring_read(struct mev_ring *ring, uint64_t *cursor, char *buf, size_t
 	}
 	while (cur < ring->next_seq) {
 		const struct ev_rec *rec = ring->slots[(cur - 1) % ring->capacity];
-		if (!put_line(buf, len, &pos, rec->seq, mev_op_name(rec->op), rec->text,
-		              rec->path_len, rec->detail, rec->detail_len))
+		if (!put_line(buf, len, &pos, rec->seq, mev_op_name(rec->op), rec))
 			break;
 		cur++;
 	}
@@ -370,7 +403,7 @@ ssize_t mev_ring_resume(struct mev_ring *ring, uint64_t seq, uint64_t *cursor, c
 	uint64_t oldest = oldest_seq(ring);
 	if (seq + 1 >= oldest) {
 		*cursor = seq + 1;
-	} else if (put_line(buf, len, &pos, seq + 1, "overflow", NULL, 0, NULL, 0)) {
+	} else if (put_line(buf, len, &pos, seq + 1, "overflow", NULL)) {
 		ring->lost += oldest - (seq + 1);
 		*cursor = oldest;
 		r = (ssize_t)pos;

@@ -30,6 +30,7 @@ enum mev_op {
 	MEV_UNREGISTER,
 	MEV_PLUGIN_ADD,
 	MEV_PLUGIN_DEL,
+	MEV_RESYNC, /* cluster mode: the mirror was listed again ("cluster") */
 	MEV_OP_COUNT_,
 };
 
@@ -42,6 +43,7 @@ struct mev {
 	enum mev_op op;
 	const char *path;   /* relative to the mount, e.g. "services/api/store/k" */
 	const char *detail; /* may be NULL; for a rename, the new path */
+	const char *origin; /* NULL for this node's changes; else the node's name */
 };
 
 struct mev_ring;
@@ -60,6 +62,10 @@ int mev_ring_add_listener(struct mev_ring *ring, mev_listener_fn fn, void *arg);
  * its arg may be freed afterwards. Never call it from a listener. -ENOENT. */
 int mev_ring_remove_listener(struct mev_ring *ring, mev_listener_fn fn, void *arg);
 
+/* Cluster mode: the events this thread emits until it is called again with
+ * NULL are another node's change, applied here (the feed's line ends with
+ * " node=NODE"). node must live until then. */
+void mev_set_origin(const char *node);
 /* Records an event and returns its seq (0 when ring is NULL: core modules may
  * run without a ring in unit tests). path and detail are copied. */
 uint64_t mev_emit(struct mev_ring *ring, enum mev_op op, const char *path, const char *detail);
@@ -70,7 +76,7 @@ uint64_t mev_emitf(struct mev_ring *ring, enum mev_op op, const char *path, cons
 uint64_t mev_ring_next_seq(struct mev_ring *ring);
 
 /* Formats, for a reader whose next wanted seq is *cursor, as many whole lines
- * "SEQ OP PATH[ DETAIL]\n" as fit in buf, and advances *cursor past them.
+ * "SEQ OP PATH[ DETAIL][ node=NODE]\n" as fit in buf, and advances *cursor past them.
  * When events at *cursor were already dropped, the first line is
  * "SEQ overflow\n" (SEQ being *cursor) and the reader goes on from the newest
  * events (*cursor jumps to mev_ring_next_seq()). Returns the bytes written, 0

@@ -47,7 +47,7 @@ static void test_op_names(void **state)
 	static const char *const want[] = {
 	        "create",     "write",       "delete",     "mkdir",  "rmdir",
 	        "rename",     "reconfigure", "restart",    "status", "register",
-	        "unregister", "plugin-add",  "plugin-del",
+	        "unregister", "plugin-add",  "plugin-del", "resync",
 	};
 	assert_int_equal(MEV_OP_COUNT_, sizeof(want) / sizeof(want[0]));
 	for (int op = 0; op < MEV_OP_COUNT_; op++)
@@ -92,6 +92,47 @@ static void test_line_format(void **state)
 	mev_emit(ring, MEV_MKDIR, "config/app", NULL);
 	assert_string_equal(read_all(ring, &late), "6 mkdir config/app\n");
 	assert_string_equal(read_all(ring, &cursor), "6 mkdir config/app\n");
+	mev_ring_free(ring);
+}
+
+/* Another node's change (mev_set_origin): " node=NODE" ends its line, and
+ * a listener is told the node; the thread's later events are its own. */
+static int origin_calls;
+static char origin_seen[32];
+
+static void origin_listener(const struct mev *ev, void *arg)
+{
+	origin_calls++;
+	snprintf(origin_seen, sizeof(origin_seen), "%s", ev->origin ? ev->origin : "(null)");
+}
+
+static void test_origin(void **state)
+{
+	struct mev_ring *ring = mev_ring_new(8);
+	assert_non_null(ring);
+	assert_int_equal(mev_ring_add_listener(ring, origin_listener, NULL), 0);
+	uint64_t cursor = mev_ring_next_seq(ring);
+	mev_set_origin("nodeB");
+	mev_emit(ring, MEV_WRITE, "config/a/k", "3");
+	assert_string_equal(origin_seen, "nodeB");
+	mev_emit(ring, MEV_RENAME, "config/a/k", "config/a/j");
+	mev_emit(ring, MEV_DELETE, "config/a/j", NULL);
+	mev_set_origin("odd\nname");
+	mev_emit(ring, MEV_MKDIR, "config/b", NULL);
+	mev_set_origin(NULL);
+	mev_emit(ring, MEV_RMDIR, "config/b", NULL);
+	assert_string_equal(origin_seen, "(null)");
+	assert_int_equal(origin_calls, 5);
+	assert_string_equal(read_all(ring, &cursor), "1 write config/a/k 3 node=nodeB\n"
+	                                             "2 rename config/a/k config/a/j node=nodeB\n"
+	                                             "3 delete config/a/j node=nodeB\n"
+	                                             "4 mkdir config/b node=odd name\n"
+	                                             "5 rmdir config/b\n");
+	/* A line that does not fit whole is not cut. */
+	char buf[16];
+	cursor = 1;
+	assert_int_equal(mev_ring_read(ring, &cursor, buf, sizeof(buf)), -ENOSPC);
+	mev_ring_remove_listener(ring, origin_listener, NULL);
 	mev_ring_free(ring);
 }
 
@@ -658,6 +699,7 @@ int main(void)
 	        cmocka_unit_test(test_op_names),
 	        cmocka_unit_test(test_null_ring),
 	        cmocka_unit_test(test_line_format),
+	        cmocka_unit_test(test_origin),
 	        cmocka_unit_test(test_partial_and_enospc),
 	        cmocka_unit_test(test_wraparound_overflow),
 	        cmocka_unit_test(test_resume),
