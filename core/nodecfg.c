@@ -26,6 +26,9 @@ struct mnodecfg {
 	 * cursors that survive apps coming and going: all an app folder needs. */
 	struct mkv *apps;
 	struct mkv_account *acct; /* every table is charged to it; may be NULL */
+	/* Cluster mode: changes go there (set before the tree is served). */
+	const struct mnodecfg_remote *remote;
+	void *remote_arg;
 };
 
 static struct nc_app *find_app(const struct mnodecfg *nc, const char *app)
@@ -142,11 +145,29 @@ void mnodecfg_free(struct mnodecfg *nc)
 	free(nc);
 }
 
+void mnodecfg_set_remote(struct mnodecfg *nc, const struct mnodecfg_remote *ops, void *arg)
+{
+	pthread_rwlock_wrlock(&nc->lock);
+	nc->remote = ops;
+	nc->remote_arg = arg;
+	pthread_rwlock_unlock(&nc->lock);
+}
+
+static int local_app_create(struct mnodecfg *nc, const char *app);
+
 int mnodecfg_app_create(struct mnodecfg *nc, const char *app)
 {
 	int r = mu_name_check_str(app, MU_NAME_STRICT);
 	if (r < 0)
 		return r;
+	if (nc->remote)
+		return nc->remote->app_create(nc->remote_arg, app);
+	return local_app_create(nc, app);
+}
+
+static int local_app_create(struct mnodecfg *nc, const char *app)
+{
+	int r;
 	struct nc_app *a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
@@ -179,7 +200,26 @@ err_app:
 	return r;
 }
 
+static int local_app_destroy(struct mnodecfg *nc, const char *app, bool with_keys);
+
 int mnodecfg_app_destroy(struct mnodecfg *nc, const char *app)
+{
+	if (nc->remote)
+		return nc->remote->app_destroy(nc->remote_arg, app);
+	return local_app_destroy(nc, app, false);
+}
+
+struct delete_ctx {
+	struct mnodecfg *nc;
+	const char *app;
+	struct nc_app *a;
+};
+
+static int delete_key_cb(const char *key, const struct mkv_stat *st, void *arg);
+
+/* with_keys: the keys go first, each with its event (the shared store
+ * says the app went; this node had not heard of their removal yet). */
+static int local_app_destroy(struct mnodecfg *nc, const char *app, bool with_keys)
 {
 	int r = 0;
 	pthread_rwlock_wrlock(&nc->lock);
@@ -187,6 +227,10 @@ int mnodecfg_app_destroy(struct mnodecfg *nc, const char *app)
 	if (!a) {
 		r = -ENOENT;
 		goto out;
+	}
+	if (with_keys) {
+		struct delete_ctx dc = {nc, app, a};
+		mkv_list(a->keys, 0, delete_key_cb, &dc);
 	}
 	if (mkv_count(a->keys) > 0) {
 		r = -ENOTEMPTY;
@@ -278,12 +322,23 @@ ssize_t mnodecfg_read(struct mnodecfg *nc, const char *app, const char *key, uin
 	return n;
 }
 
+static ssize_t local_write(struct mnodecfg *nc, const char *app, const char *key, uint64_t off,
+                           const void *data, size_t len, unsigned flags);
+
 ssize_t mnodecfg_write(struct mnodecfg *nc, const char *app, const char *key, uint64_t off,
                        const void *data, size_t len, unsigned flags)
 {
 	int r = mu_name_check_str(key, MU_NAME_FILE);
 	if (r < 0)
 		return r;
+	if (nc->remote)
+		return nc->remote->write(nc->remote_arg, app, key, off, data, len, flags);
+	return local_write(nc, app, key, off, data, len, flags);
+}
+
+static ssize_t local_write(struct mnodecfg *nc, const char *app, const char *key, uint64_t off,
+                           const void *data, size_t len, unsigned flags)
+{
 	pthread_rwlock_wrlock(&nc->lock);
 	ssize_t n = -ENOENT;
 	struct nc_app *a = find_app(nc, app);
@@ -312,6 +367,8 @@ int mnodecfg_create(struct mnodecfg *nc, const char *app, const char *key)
 	int r = mu_name_check_str(key, MU_NAME_FILE);
 	if (r < 0)
 		return r;
+	if (nc->remote)
+		return nc->remote->create(nc->remote_arg, app, key);
 	pthread_rwlock_wrlock(&nc->lock);
 	struct nc_app *a = find_app(nc, app);
 	r = a ? refused(nc, "create", app, key, mkv_create(a->keys, key)) : -ENOENT;
@@ -328,6 +385,8 @@ int mnodecfg_truncate(struct mnodecfg *nc, const char *app, const char *key, uin
 	int r = mu_name_check_str(key, MU_NAME_FILE);
 	if (r < 0)
 		return r;
+	if (nc->remote)
+		return nc->remote->truncate(nc->remote_arg, app, key, size);
 	pthread_rwlock_wrlock(&nc->lock);
 	struct nc_app *a = find_app(nc, app);
 	r = a ? refused(nc, "truncate", app, key, mkv_truncate(a->keys, key, size)) : -ENOENT;
@@ -347,21 +406,48 @@ int mnodecfg_set_mtime(struct mnodecfg *nc, const char *app, const char *key,
 	return r;
 }
 
+static int local_delete(struct mnodecfg *nc, const char *app, const char *key);
+
 int mnodecfg_delete(struct mnodecfg *nc, const char *app, const char *key)
 {
 	int r = mu_name_check_str(key, MU_NAME_FILE);
 	if (r < 0)
 		return r;
-	pthread_rwlock_wrlock(&nc->lock);
-	struct nc_app *a = find_app(nc, app);
-	r = a ? mkv_delete(a->keys, key) : -ENOENT;
+	if (nc->remote)
+		return nc->remote->remove(nc->remote_arg, app, key);
+	return local_delete(nc, app, key);
+}
+
+/* The write lock is held. */
+static int delete_locked(struct mnodecfg *nc, const char *app, struct nc_app *a, const char *key)
+{
+	int r = mkv_delete(a->keys, key);
 	if (r == 0) {
 		app_touch(a);
 		emit(nc, MEV_DELETE, app, key, NULL);
 	}
+	return r;
+}
+
+static int local_delete(struct mnodecfg *nc, const char *app, const char *key)
+{
+	pthread_rwlock_wrlock(&nc->lock);
+	struct nc_app *a = find_app(nc, app);
+	int r = a ? delete_locked(nc, app, a, key) : -ENOENT;
 	pthread_rwlock_unlock(&nc->lock);
 	return r;
 }
+
+/* Deleting the entry a listing stands on is allowed (mkv_list). */
+static int delete_key_cb(const char *key, const struct mkv_stat *st, void *arg)
+{
+	struct delete_ctx *dc = arg;
+	delete_locked(dc->nc, dc->app, dc->a, key);
+	return 0;
+}
+
+static int local_rename(struct mnodecfg *nc, const char *app, const char *key, const char *to_app,
+                        const char *to_key);
 
 int mnodecfg_rename(struct mnodecfg *nc, const char *app, const char *key, const char *to_app,
                     const char *to_key)
@@ -371,6 +457,15 @@ int mnodecfg_rename(struct mnodecfg *nc, const char *app, const char *key, const
 		r = mu_name_check_str(to_key, MU_NAME_FILE);
 	if (r < 0)
 		return r;
+	if (nc->remote)
+		return nc->remote->rename(nc->remote_arg, app, key, to_app, to_key);
+	return local_rename(nc, app, key, to_app, to_key);
+}
+
+static int local_rename(struct mnodecfg *nc, const char *app, const char *key, const char *to_app,
+                        const char *to_key)
+{
+	int r = 0;
 	pthread_rwlock_wrlock(&nc->lock);
 	struct nc_app *a = find_app(nc, app);
 	struct nc_app *to = find_app(nc, to_app);
@@ -411,4 +506,42 @@ int mnodecfg_list(struct mnodecfg *nc, const char *app, uint64_t after,
 	int r = a ? mkv_list(a->keys, after, fn, arg) : -ENOENT;
 	pthread_rwlock_unlock(&nc->lock);
 	return r;
+}
+
+int mnodecfg_get(struct mnodecfg *nc, const char *app, const char *key, char **ret, size_t *ret_len)
+{
+	int r = mu_name_check_str(key, MU_NAME_FILE);
+	if (r < 0)
+		return r;
+	pthread_rwlock_rdlock(&nc->lock);
+	struct nc_app *a = find_app(nc, app);
+	r = a ? mkv_get(a->keys, key, ret, ret_len) : -ENOENT;
+	pthread_rwlock_unlock(&nc->lock);
+	return r;
+}
+
+int mnodecfg_apply_app(struct mnodecfg *nc, const char *app, bool present)
+{
+	if (!present)
+		return local_app_destroy(nc, app, true);
+	int r = local_app_create(nc, app);
+	return r == -EEXIST ? 0 : r;
+}
+
+int mnodecfg_apply_put(struct mnodecfg *nc, const char *app, const char *key, const void *value,
+                       size_t len)
+{
+	ssize_t n = local_write(nc, app, key, 0, value, len, MKV_REPLACE);
+	return n < 0 ? (int)n : 0;
+}
+
+int mnodecfg_apply_delete(struct mnodecfg *nc, const char *app, const char *key)
+{
+	return local_delete(nc, app, key);
+}
+
+int mnodecfg_apply_rename(struct mnodecfg *nc, const char *app, const char *key, const char *to_app,
+                          const char *to_key)
+{
+	return local_rename(nc, app, key, to_app, to_key);
 }

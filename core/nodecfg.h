@@ -10,6 +10,7 @@
 #ifndef MALLAFS_CORE_NODECFG_H
 #define MALLAFS_CORE_NODECFG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -51,5 +52,38 @@ int mnodecfg_rename(struct mnodecfg *nc, const char *app, const char *key, const
 /* The keys after the one whose cookie is after (0: from the start). */
 int mnodecfg_list(struct mnodecfg *nc, const char *app, uint64_t after,
                   int (*fn)(const char *key, const struct mkv_stat *st, void *arg), void *arg);
+
+/* A copy of a key's whole value (malloc'd, NUL after it). -ENOENT. */
+int mnodecfg_get(struct mnodecfg *nc, const char *app, const char *key, char **ret,
+                 size_t *ret_len);
+
+/* ---- Cluster mode ----
+ * With a remote set, each change above (but mnodecfg_set_mtime: an mtime is
+ * this node's) is handed to it instead of being made here: the cluster
+ * engine commits it to the shared store, then makes it here with the apply
+ * calls below. The checks that need no lookup (names) come first. */
+struct mnodecfg_remote {
+	int (*app_create)(void *arg, const char *app);
+	int (*app_destroy)(void *arg, const char *app);
+	ssize_t (*write)(void *arg, const char *app, const char *key, uint64_t off,
+	                 const void *data, size_t len, unsigned flags);
+	int (*create)(void *arg, const char *app, const char *key);
+	int (*truncate)(void *arg, const char *app, const char *key, uint64_t size);
+	int (*remove)(void *arg, const char *app, const char *key);
+	int (*rename)(void *arg, const char *app, const char *key, const char *to_app,
+	              const char *to_key);
+};
+/* ops NULL: back to node-local. Set before the tree is served. */
+void mnodecfg_set_remote(struct mnodecfg *nc, const struct mnodecfg_remote *ops, void *arg);
+/* What the shared store says, made here with the events a local change
+ * gives and no remote call: an app there (made when absent) or gone (with
+ * the keys it still has here); a key's whole value (the key made when
+ * absent; -ENOENT without its app); a key gone (-ENOENT); a rename. */
+int mnodecfg_apply_app(struct mnodecfg *nc, const char *app, bool present);
+int mnodecfg_apply_put(struct mnodecfg *nc, const char *app, const char *key, const void *value,
+                       size_t len);
+int mnodecfg_apply_delete(struct mnodecfg *nc, const char *app, const char *key);
+int mnodecfg_apply_rename(struct mnodecfg *nc, const char *app, const char *key, const char *to_app,
+                          const char *to_key);
 
 #endif

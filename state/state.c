@@ -425,3 +425,8 @@ int mstate_flush(struct mstate *st)
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
+
+void mstate_set_local_only(struct mstate *st)
+{
+	st->local_only = true;
+}

@@ -36,6 +36,10 @@ struct mstate;
  * path) in why. */
 int mstate_open(const char *path, struct mstate **ret, bool *ret_fresh, char *why, size_t whylen);
 
+/* Cluster mode (before mstate_restore): registry/ and config/ are etcd's,
+ * so this database keeps only what is this node's. */
+void mstate_set_local_only(struct mstate *st);
+
 /* Brings back the node config, the services and the live registrations
  * (rt's, before anything else is in it). A service that cannot be made as
  * saved still comes back (see state_load.c), with the reason in its status;

@@ -55,6 +55,9 @@ struct mstate {
 	struct mrt *rt;
 	struct mfs *fs;
 	bool listening; /* the listeners are in place (start to stop) */
+	/* Cluster mode: registry/ and config/ are etcd's; neither restored
+	 * nor saved (rows a node-local run left stay as they are). */
+	bool local_only;
 
 	pthread_mutex_t lock; /* see state.c */
 	pthread_cond_t wake;  /* the flush thread waits on it (CLOCK_MONOTONIC) */

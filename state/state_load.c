@@ -352,10 +352,10 @@ int mstate_restore(struct mstate *st, struct mrt *rt, char *why, size_t whylen)
 {
 	struct counts n = {0};
 	st->rt = rt;
-	int r = load_nodecfg(st, &n, why, whylen);
+	int r = st->local_only ? 0 : load_nodecfg(st, &n, why, whylen);
 	if (r == 0)
 		r = load_services(st, &n, why, whylen);
-	if (r == 0)
+	if (r == 0 && !st->local_only)
 		r = load_registry(st, &n, why, whylen);
 	if (r < 0)
 		return r;
