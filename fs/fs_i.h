@@ -59,7 +59,11 @@
  *     Read a node's mutable fields through node.c's accessors or under it.
  *  6. mfs_perm's lock guards the table of owners and modes set by chmod
  *     and chown (perm.c). A leaf, never taken with mfs.lock held (a node's
- *     path is copied first); its event listener takes only it.
+ *     path is copied first); its event listener takes only it. Its
+ *     listeners (the state database, cluster mode) are called under it
+ *     and take only a leaf lock of their own; cluster mode imports
+ *     entries (mfs_perm_import) with its engine's lock held, which is
+ *     taken before this one.
  * kind, ino, a store's store_no and the root pointer never change after a
  * node is made, and are read without a lock.
  *
@@ -303,6 +307,7 @@ struct handle {
 	struct mnode *held_node; /* referenced while held (its held_trunc counts it) */
 	unsigned flushes;        /* close()s of the open file (flush) so far */
 	int acc;                 /* the open's access mode (O_ACCMODE) */
+	bool append;             /* opened O_APPEND: writes go at the value's end */
 	uint64_t seen_id, seen_ver;
 	/* fs->lock guards these. Requests find a handle by its id and hold a
 	 * reference, so a release racing a read never frees it under the read. */

@@ -46,16 +46,18 @@ static ssize_t store_read(struct mfs_req *c, const char *app, const char *key, c
 
 /* A plugin may change what is written, or where. */
 static ssize_t store_write(struct mfs_req *c, const char *app, const char *key, const char *buf,
-                           size_t size, off_t off, bool replace, bool *exact)
+                           size_t size, off_t off, bool replace, bool append, bool *exact)
 {
 	struct mallafs_store_op op = {.code = MALLAFS_OP_WRITE,
 	                              .key = key,
 	                              .data = buf,
 	                              .size = size,
 	                              .offset = (uint64_t)off,
-	                              .flags = replace ? MALLAFS_OPF_REPLACE : 0};
+	                              .flags = replace  ? MALLAFS_OPF_REPLACE
+	                                       : append ? MALLAFS_OPF_APPEND
+	                                                : 0};
 	ssize_t r = (ssize_t)msvc_store_op(c->svc, &op);
-	*exact = op.data == buf && op.size == size && op.offset == (uint64_t)off &&
+	*exact = !append && op.data == buf && op.size == size && op.offset == (uint64_t)off &&
 	         (r < 0 || (size_t)r == size);
 	return r < 0 ? r : (ssize_t)size;
 }
@@ -143,11 +145,13 @@ static ssize_t app_read(struct mfs_req *c, const char *app, const char *key, cha
 }
 
 static ssize_t app_write(struct mfs_req *c, const char *app, const char *key, const char *buf,
-                         size_t size, off_t off, bool replace, bool *exact)
+                         size_t size, off_t off, bool replace, bool append, bool *exact)
 {
-	*exact = true;
+	*exact = !append;
 	return mnodecfg_write(nodecfg(c), app, key, (uint64_t)off, buf, size,
-	                      replace ? MKV_REPLACE : 0);
+	                      replace  ? MKV_REPLACE
+	                      : append ? MKV_APPEND
+	                               : 0);
 }
 
 static int app_truncate(struct mfs_req *c, const char *app, const char *key, uint64_t size)

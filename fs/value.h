@@ -13,9 +13,12 @@ struct value_backend {
 	ssize_t (*read)(struct mfs_req *c, const char *app, const char *key, char *buf, size_t size,
 	                off_t off);
 	/* replace: the value becomes off zero bytes, then buf, in one step (a
-	 * put). *exact: what was written is exactly what the value became there. */
+	 * put); append: buf goes at the value's end, wherever off says (an
+	 * O_APPEND open: the kernel's idea of the end may be stale when another
+	 * node appended). *exact: what was written is exactly what the value
+	 * became there. */
 	ssize_t (*write)(struct mfs_req *c, const char *app, const char *key, const char *buf,
-	                 size_t size, off_t off, bool replace, bool *exact);
+	                 size_t size, off_t off, bool replace, bool append, bool *exact);
 	int (*truncate)(struct mfs_req *c, const char *app, const char *key, uint64_t size);
 	/* Whether the truncation an O_TRUNC open holds back would pass (the
 	 * store's chain may refuse it), changing nothing. NULL: it would. */

@@ -182,6 +182,7 @@ int mfs_value_open(struct mfs_req *c, struct fuse_file_info *fi)
 		return -ENOMEM;
 	h->held = trunc;
 	h->acc = acc;
+	h->append = fi->flags & O_APPEND;
 	h->seen_id = ks.id;
 	h->seen_ver = ks.ver;
 	if (trunc) {
@@ -218,8 +219,9 @@ ssize_t mfs_value_write(struct mfs_req *c, struct fuse_file_info *fi, const char
 {
 	struct handle *h = mfs_handle_get(c->fs, fi);
 	bool put = take_held(c, h);
+	bool append = !put && h && h->append;
 	bool exact = true;
-	ssize_t r = backend(c)->write(c, c->pname, c->name, buf, size, off, put, &exact);
+	ssize_t r = backend(c)->write(c, c->pname, c->name, buf, size, off, put, append, &exact);
 	struct mkv_stat ks;
 	if (r >= 0 && value_kstat(c, &ks) == 0) {
 		/* A put at an offset leaves zeros the pages do not hold. */
@@ -250,7 +252,8 @@ int mfs_value_truncate(struct mfs_req *c, uint64_t size)
 	int r;
 	if (take_held(c, h) && size > 0) {
 		bool exact;
-		ssize_t n = be->write(c, c->pname, c->name, "", 0, (off_t)size, true, &exact);
+		ssize_t n =
+		        be->write(c, c->pname, c->name, "", 0, (off_t)size, true, false, &exact);
 		r = n < 0 ? (int)n : 0;
 	} else {
 		r = be->truncate(c, c->pname, c->name, size);
