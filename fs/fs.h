@@ -60,14 +60,19 @@ int mfs_perm_foreach(struct mfs *fs,
                      int (*fn)(const char *path, const struct mfs_perm_entry *e, void *arg),
                      void *arg);
 /* Sets path's entry (one with neither field set drops it), as chmod and
- * chown would have. 0 or -errno. */
+ * chown would have; once the tree is served, the kernel's cached
+ * attributes of path and below are dropped (by the notifier thread). Takes
+ * the table's lock, then mfs.lock. 0 or -errno. */
 int mfs_perm_import(struct mfs *fs, const char *path, const struct mfs_perm_entry *e);
-/* fn (NULL: none) is told the path of every entry set or dropped, and
- * "services/S" when the owner of S changes (chown, or its creation by a
- * user: mfs_perm_owner_changed), in the changing thread with the table's
- * lock held: it must not block nor call into fs or core (it may enqueue). */
+/* fn is told the path of every entry set or dropped, and "services/S" when
+ * the owner of S changes (chown, or its creation by a user:
+ * mfs_perm_owner_changed), in the changing thread with the table's lock
+ * held: it must not block nor call into fs or core (it may enqueue, under
+ * a leaf lock of its own). At most 4 listeners (the state database, cluster
+ * mode): -ENOSPC past that. remove: fn with arg is told no more. */
 typedef void (*mfs_perm_listener_fn)(const char *path, void *arg);
-void mfs_perm_set_listener(struct mfs *fs, mfs_perm_listener_fn fn, void *arg);
+int mfs_perm_add_listener(struct mfs *fs, mfs_perm_listener_fn fn, void *arg);
+void mfs_perm_remove_listener(struct mfs *fs, mfs_perm_listener_fn fn, void *arg);
 /* Tells the listener that the owner of the service at path changed. */
 void mfs_perm_owner_changed(struct mfs *fs, const char *path);
 /* Gives the service NAME to uid:gid from outside the mount (a reload of the

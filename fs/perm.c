@@ -29,7 +29,9 @@
  * overrides keyed by the node's path, so that a key nobody changed costs
  * nothing. An override goes with its node, whatever removes it (rm, a
  * registered process that exits, an expiring key, a removed service): the
- * table listens to core's events. chown of services/S changes the
+ * table listens to core's events. In cluster mode the overrides of config/
+ * and registry/ are the same on every node (cluster/cperm.c listens to
+ * the table and imports what other nodes set). chown of services/S changes the
  * service's owner itself and drops the owners set below it (delegation,
  * as a cgroup directory is handed over); the kernel's cached attributes of
  * everything below are dropped.
@@ -58,15 +60,30 @@
  * (struct mfs_perm_entry, fs.h). */
 #define ov mfs_perm_entry
 
+/* Listeners at most: the state database and cluster mode. */
+#define LISTENERS_MAX 4
+
 struct mfs_perm {
-	pthread_mutex_t lock; /* leaf but for listen's own lock: guards the table and listen */
+	/* A leaf but for the listeners' own locks (each a leaf: they only
+	 * enqueue): guards the table and the listeners. */
+	pthread_mutex_t lock;
 	struct mkv *table;    /* path (relative to the mount) -> struct ov */
 	_Atomic size_t count; /* read without the lock: 0 skips every lookup */
 	/* Told of every change of the table, and of a service's owner
-	 * (mfs_perm_set_listener), under the lock. */
-	mfs_perm_listener_fn listen;
-	void *listen_arg;
+	 * (mfs_perm_add_listener), under the lock, in the order added. */
+	struct {
+		mfs_perm_listener_fn fn;
+		void *arg;
+	} listen[LISTENERS_MAX];
 };
+
+/* Under the lock: tells every listener of path. */
+static void tell_locked(struct mfs_perm *p, const char *path)
+{
+	for (size_t i = 0; i < LISTENERS_MAX; i++)
+		if (p->listen[i].fn)
+			p->listen[i].fn(path, p->listen[i].arg);
+}
 
 /* ---- the table ---- */
 
@@ -93,8 +110,8 @@ static int ov_put_locked(struct mfs_perm *p, const char *path, const struct ov *
 		r = n < 0 ? (int)n : 0;
 	}
 	atomic_store(&p->count, mkv_count(p->table));
-	if (r == 0 && p->listen)
-		p->listen(path, p->listen_arg);
+	if (r == 0)
+		tell_locked(p, path);
 	return r > 0 ? 0 : r;
 }
 
@@ -507,8 +524,7 @@ void mfs_perm_owner_changed(struct mfs *fs, const char *path)
 {
 	struct mfs_perm *p = fs->perm;
 	pthread_mutex_lock(&p->lock);
-	if (p->listen)
-		p->listen(path, p->listen_arg);
+	tell_locked(p, path);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -536,12 +552,28 @@ void mfs_service_set_owner(struct mfs *fs, struct mallafs_svc *svc, uid_t uid, g
 	mu_log(MU_LOG_INFO, "%s: owner %u:%u", path, (unsigned)uid, (unsigned)gid);
 }
 
-void mfs_perm_set_listener(struct mfs *fs, mfs_perm_listener_fn fn, void *arg)
+int mfs_perm_add_listener(struct mfs *fs, mfs_perm_listener_fn fn, void *arg)
+{
+	struct mfs_perm *p = fs->perm;
+	int r = -ENOSPC;
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < LISTENERS_MAX && r < 0; i++)
+		if (!p->listen[i].fn) {
+			p->listen[i].fn = fn;
+			p->listen[i].arg = arg;
+			r = 0;
+		}
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+void mfs_perm_remove_listener(struct mfs *fs, mfs_perm_listener_fn fn, void *arg)
 {
 	struct mfs_perm *p = fs->perm;
 	pthread_mutex_lock(&p->lock);
-	p->listen = fn;
-	p->listen_arg = arg;
+	for (size_t i = 0; i < LISTENERS_MAX; i++)
+		if (p->listen[i].fn == fn && p->listen[i].arg == arg)
+			p->listen[i].fn = NULL;
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -577,6 +609,33 @@ int mfs_perm_foreach(struct mfs *fs,
 	return r;
 }
 
+/* The kernel's cached attributes of path's node and everything below it,
+ * dropped by the notifier thread (a node not looked up has none). */
+static void inval_path(struct mfs *fs, const char *path)
+{
+	char buf[PATH_MAX_LEN];
+	if (!fs->notifier)
+		return;
+	snprintf(buf, sizeof(buf), "%s", path);
+	struct mnode *n = mfs_node_get(fs, FUSE_ROOT_ID);
+	char *save = NULL;
+	for (char *name = strtok_r(buf, "/", &save); n && name; name = strtok_r(NULL, "/", &save)) {
+		struct mnode *child = mfs_node_find(fs, n, name);
+		mfs_node_put(fs, n);
+		n = child;
+	}
+	if (!n)
+		return;
+	uint64_t *inos = NULL;
+	size_t count = 0;
+	mfs_notify_inval_inode(fs, n->ino);
+	if (mfs_node_inos_under(fs, n, &inos, &count) == 0)
+		for (size_t i = 0; i < count; i++)
+			mfs_notify_inval_inode(fs, inos[i]);
+	free(inos);
+	mfs_node_put(fs, n);
+}
+
 int mfs_perm_import(struct mfs *fs, const char *path, const struct mfs_perm_entry *e)
 {
 	if (strlen(path) >= PATH_MAX_LEN)
@@ -586,5 +645,8 @@ int mfs_perm_import(struct mfs *fs, const char *path, const struct mfs_perm_entr
 	               .uid = e->uid,
 	               .gid = e->gid,
 	               .mode = e->mode & 07777};
-	return ov_put(fs, path, &o);
+	int r = ov_put(fs, path, &o);
+	if (r == 0)
+		inval_path(fs, path);
+	return r;
 }

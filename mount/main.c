@@ -29,6 +29,7 @@
 #include "reload.h"
 #include "runtime.h"
 #include "sdnotify.h"
+#include "cluster.h"
 #include "state.h"
 #include "util.h"
 
@@ -62,9 +63,11 @@ struct mopts {
 	char *events;
 	int show_help;
 	int show_version;
-	int named;           /* -o fsname= or -o subtype= given */
-	int max_threads_set; /* -o max_threads= given */
-	int rdonly;          /* -o ro (a later -o rw undoes it) */
+	int named;            /* -o fsname= or -o subtype= given */
+	int max_threads_set;  /* -o max_threads= given */
+	int rdonly;           /* -o ro (a later -o rw undoes it) */
+	struct mcl_config cl; /* -o cluster=... and its company */
+	int cl_last;          /* the option just parsed was cluster= */
 };
 
 enum {
@@ -72,6 +75,7 @@ enum {
 	KEY_MAX_THREADS,
 	KEY_RO,
 	KEY_RW,
+	KEY_CLUSTER,
 };
 
 /* Matched options are consumed here; everything else (-f, -d, -s, the
@@ -86,6 +90,16 @@ static const struct fuse_opt mopt_table[] = {
         {"plugin_dir=%s", offsetof(struct mopts, plugin_dir), 0},
         {"max_memory=%s", offsetof(struct mopts, max_memory), 0},
         {"events=%s", offsetof(struct mopts, events), 0},
+        {"node=%s", offsetof(struct mopts, cl.node), 0},
+        {"cluster_prefix=%s", offsetof(struct mopts, cl.prefix), 0},
+        {"cluster_ttl=%s", offsetof(struct mopts, cl.ttl), 0},
+        {"cluster_timeout=%s", offsetof(struct mopts, cl.timeout), 0},
+        {"cluster_cacert=%s", offsetof(struct mopts, cl.cacert), 0},
+        {"cluster_cert=%s", offsetof(struct mopts, cl.cert), 0},
+        {"cluster_key=%s", offsetof(struct mopts, cl.key), 0},
+        {"cluster_user=%s", offsetof(struct mopts, cl.user), 0},
+        {"cluster_password_file=%s", offsetof(struct mopts, cl.password_file), 0},
+        FUSE_OPT_KEY("cluster=", KEY_CLUSTER),
         {"-h", offsetof(struct mopts, show_help), 1},
         {"--help", offsetof(struct mopts, show_help), 1},
         {"-V", offsetof(struct mopts, show_version), 1},
@@ -101,6 +115,22 @@ static const struct fuse_opt mopt_table[] = {
 static int mopt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct mopts *mo = data;
+	bool cl_last = mo->cl_last;
+
+	mo->cl_last = 0;
+	/* -o cluster=URL,URL: the option list is split at its commas, so the
+	 * URLs after the first come as options of their own. */
+	if (key == KEY_CLUSTER) {
+		mo->cl_last = 1;
+		free(mo->cl.endpoints);
+		mo->cl.endpoints = NULL;
+		return mcl_config_add_endpoint(&mo->cl, arg + strlen("cluster=")) < 0 ? -1 : 0;
+	}
+	if (key == FUSE_OPT_KEY_OPT && cl_last &&
+	    (strncmp(arg, "http://", 7) == 0 || strncmp(arg, "https://", 8) == 0)) {
+		mo->cl_last = 1;
+		return mcl_config_add_endpoint(&mo->cl, arg) < 0 ? -1 : 0;
+	}
 
 	/* ro and rw are ours, the last one given wins: the kernel's mount
 	 * stays read-write, since a read-only one would refuse the notifier's
@@ -205,8 +235,25 @@ static void print_help(const char *prog)
 	       "                           (default: %d); a reader further behind, or\n"
 	       "                           resuming after one older, gets a SEQ overflow line\n"
 	       "\n"
+	       "cluster options (registry/ and config/ shared through etcd v3):\n"
+	       "    -o cluster=URL[,URL...]\n"
+	       "                           etcd client endpoints (http:// or https://);\n"
+	       "                           turns cluster mode on\n"
+	       "    -o node=NAME           this node's name, [A-Za-z0-9._-] (default: the\n"
+	       "                           host name); one live daemon per name\n"
+	       "    -o cluster_prefix=PATH the etcd keys' prefix (default: %s)\n"
+	       "    -o cluster_ttl=SECONDS a dead node's entries go within this (default: %d s)\n"
+	       "    -o cluster_timeout=MS  a shared change fails with ETIMEDOUT after this\n"
+	       "                           without an answer from etcd (default: %d ms)\n"
+	       "    -o cluster_cacert=FILE, cluster_cert=FILE, cluster_key=FILE\n"
+	       "                           TLS: the CA to trust, this client's certificate\n"
+	       "    -o cluster_user=NAME, cluster_password_file=FILE\n"
+	       "                           etcd user auth; the file (0600 or stricter) holds\n"
+	       "                           the password on its first line\n"
+	       "\n"
 	       "built-in plugins:",
-	       MALLAFS_PLUGIN_DIR, MALLAFS_MAX_EVENTS, MRT_DEFAULT_EVENTS);
+	       MALLAFS_PLUGIN_DIR, MALLAFS_MAX_EVENTS, MRT_DEFAULT_EVENTS, MCL_DEFAULT_PREFIX,
+	       MCL_DEFAULT_TTL, MCL_DEFAULT_TIMEOUT_MS);
 	for (const struct mallafs_plugin *const *p = mallafs_builtin_plugins; *p; p++)
 		printf(" %s", (*p)->name);
 	/* libfuse's fuse_cmdline_help() would print its own defaults, which
@@ -413,6 +460,7 @@ int main(int argc, char *argv[])
 	struct mrt *rt = NULL;
 	struct mfs *fs = NULL;
 	struct mstate *st = NULL;
+	struct mcl *cl = NULL;
 	bool fresh = true;
 	char why[1024];
 	struct fuse_session *se = NULL;
@@ -515,11 +563,19 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: cannot create the runtime: %s\n", prog, strerror(errno));
 		goto out_ready;
 	}
+	/* Cluster mode: registry/ and config/ are etcd's from here on, so the
+	 * bootstrap file's [config] goes there too. */
+	if (mo.cl.endpoints && mcl_start(rt, &mo.cl, &cl, why, sizeof(why)) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, why);
+		goto out_rt;
+	}
 	/* The state comes first: once it exists, it is the tree, and the
 	 * bootstrap file only seeds a new one. */
 	if (mo.state) {
-		if (mstate_open(mo.state, &st, &fresh, why, sizeof(why)) < 0 ||
-		    (!fresh && mstate_restore(st, rt, why, sizeof(why)) < 0)) {
+		r = mstate_open(mo.state, &st, &fresh, why, sizeof(why));
+		if (r == 0 && cl)
+			mstate_set_local_only(st);
+		if (r < 0 || (!fresh && mstate_restore(st, rt, why, sizeof(why)) < 0)) {
 			fprintf(stderr, "%s: state %s: %s\n", prog, mo.state, why);
 			goto out_rt;
 		}
@@ -556,6 +612,8 @@ int main(int argc, char *argv[])
 		        why[0] ? why : "cannot read owners and modes");
 		goto out_fs;
 	}
+	/* Cluster mode: owners and modes of config/ and registry/ are etcd's. */
+	mcl_attach_fs(cl, fs);
 	se = fuse_session_new(&args, mfs_lowlevel_ops(), sizeof(struct fuse_lowlevel_ops), fs);
 	if (!se)
 		goto out_fs; /* libfuse said why */
@@ -606,6 +664,9 @@ int main(int argc, char *argv[])
 
 	mfs_stop(fs);
 out_unmount:
+	/* Cluster mode imports no more owners and modes (its watcher would
+	 * reach the notifier that mfs_unmounted frees). */
+	mcl_attach_fs(cl, NULL);
 	fuse_session_unmount(se);
 	/* The notifier may still be in a write to the kernel that the
 	 * unmount ended: it must be gone before the session is. */
@@ -625,8 +686,11 @@ out_fs:
 	/* Stop callbacks run while the filesystem layer still exists, for
 	 * whatever it listens to; then it goes. */
 	mrt_stop_all(rt);
+	mcl_attach_fs(cl, NULL);
 	mfs_free(fs);
 out_rt:
+	/* This node's entries leave etcd (its lease revoked). */
+	mcl_stop(cl);
 	mstate_close(st);
 	mrt_free(rt);
 out_ready:
@@ -645,6 +709,7 @@ out_args:
 	free(mo.plugin_dir);
 	free(mo.max_memory);
 	free(mo.events);
+	mcl_config_free(&mo.cl);
 	fuse_opt_free_args(&args);
 	mcmd_free(&cmd);
 	return ret;

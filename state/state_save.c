@@ -112,6 +112,8 @@ static void on_event(const struct mev *ev, void *arg)
 		           starts(slash + 1, "plugins/", &sub)) {
 			mark_service(st, MST_SERVICE, rest, (size_t)(slash - rest));
 		}
+	} else if (st->local_only) {
+		return;
 	} else if (starts(ev->path, "config/", &rest)) {
 		mst_mark(st, strchr(rest, '/') ? MST_KEY : MST_APP, rest);
 		if (ev->op == MEV_RENAME && ev->detail && starts(ev->detail, "config/", &rest))
@@ -139,8 +141,10 @@ int mst_listen(struct mstate *st)
 	int r = mev_ring_add_listener(mrt_events(st->rt), on_event, st);
 	if (r < 0)
 		return r;
-	if (st->fs)
-		mfs_perm_set_listener(st->fs, on_perm, st);
+	if (st->fs && (r = mfs_perm_add_listener(st->fs, on_perm, st)) < 0) {
+		mev_ring_remove_listener(mrt_events(st->rt), on_event, st);
+		return r;
+	}
 	st->listening = true;
 	return 0;
 }
@@ -150,7 +154,7 @@ void mst_unlisten(struct mstate *st)
 	if (!st->listening)
 		return;
 	if (st->fs)
-		mfs_perm_set_listener(st->fs, NULL, NULL);
+		mfs_perm_remove_listener(st->fs, on_perm, st);
 	mev_ring_remove_listener(mrt_events(st->rt), on_event, st);
 	st->listening = false;
 }
@@ -240,17 +244,17 @@ int mst_mark_all(struct mstate *st)
 {
 	struct apps a = {.st = st};
 	int r = mark_rows(st, MST_SERVICE, "SELECT name FROM services");
-	if (r == 0)
+	if (r == 0 && !st->local_only)
 		r = mark_rows(st, MST_APP, "SELECT app FROM node_apps");
-	if (r == 0)
+	if (r == 0 && !st->local_only)
 		r = mark_rows(st, MST_KEY, "SELECT app, key FROM node_config");
-	if (r == 0)
+	if (r == 0 && !st->local_only)
 		r = mark_rows(st, MST_REG, "SELECT name, member FROM registry");
 	if (r == 0)
 		r = mark_rows(st, MST_OVERRIDE, "SELECT path FROM overrides");
 	if (r == 0)
 		r = mrt_service_list(st->rt, 0, mark_svc_cb, st);
-	if (r == 0)
+	if (r == 0 && !st->local_only)
 		r = mnodecfg_app_list(mrt_nodecfg(st->rt), 0, mark_app_cb, &a);
 	for (size_t i = 0; i < a.n; i++) {
 		a.app = a.v[i];
@@ -259,7 +263,7 @@ int mst_mark_all(struct mstate *st)
 		free(a.v[i]);
 	}
 	free(a.v);
-	if (r == 0)
+	if (r == 0 && !st->local_only)
 		r = mreg_save_foreach(mrt_registry(st->rt), mark_reg_cb, st);
 	if (r == 0 && st->fs)
 		r = mfs_perm_foreach(st->fs, mark_ov_cb, st);
