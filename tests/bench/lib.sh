@@ -8,7 +8,9 @@
 # The sourcing script sets $bench_prog (its name, for messages) and $here
 # (its folder) first, then calls bench_setup, which makes $work and sets the
 # traps. Mountpoints go in $mounts, FUSE daemons (they exit when unmounted)
-# in $pids, other processes (killed with SIGTERM) in $others.
+# in $pids, other processes (killed with SIGTERM) in $others; commands in
+# $cleanup_hooks run once the daemons have exited (a server they talk to
+# until then).
 
 # shellcheck disable=SC2154 # bench_prog and here: set by the sourcing script
 mount_timeout=10
@@ -18,6 +20,7 @@ work=""
 mounts=()
 pids=()
 others=()
+cleanup_hooks=()
 
 # take_path VAR ARG [NEXT]: for an option "--x PATH" or "--x=PATH" in ARG
 # (and NEXT), sets VAR to PATH and $taken to how many arguments it used
@@ -92,7 +95,7 @@ without() {
 }
 
 cleanup() {
-	local rc=$? m pid log
+	local rc=$? m pid log hook
 	trap - EXIT INT TERM
 	set +e
 	if [ "$rc" -ne 0 ]; then
@@ -114,6 +117,9 @@ cleanup() {
 	for pid in "${pids[@]}"; do
 		# unmounting ends the daemon's loop; give it time to exit cleanly
 		wait_exit "$pid" "$exit_timeout"
+	done
+	for hook in "${cleanup_hooks[@]}"; do
+		"$hook"
 	done
 	for m in "${mounts[@]}"; do
 		if is_mounted "$m"; then

@@ -70,6 +70,16 @@ void samples_report(struct samples *s)
 	fflush(stdout);
 }
 
+void samples_report_missed(struct samples *s)
+{
+	struct summary sum;
+
+	samples_summary(s, &sum);
+	printf("op=%s median_us=%.2f p99_us=%.2f mean_us=%.2f n=%zu missed=%zu\n", s->op,
+	       sum.median_us, sum.p99_us, sum.mean_us, s->n, s->missed);
+	fflush(stdout);
+}
+
 void samples_free(struct samples *s)
 {
 	free(s->us);
@@ -91,6 +101,21 @@ int write_all(int fd, const char *buf, size_t len)
 		buf += n;
 		len -= (size_t)n;
 	}
+	return 0;
+}
+
+int parse_long(const char *prog, const char *arg, const char *name, long min, long max, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < min || v > max) {
+		fprintf(stderr, "%s: bad %s: %s\n", prog, name, arg);
+		return -EINVAL;
+	}
+	*ret = v;
 	return 0;
 }
 

@@ -36,6 +36,8 @@ void samples_summary(struct samples *s, struct summary *ret);
 /* Prints "op=OP median_us=... p99_us=... mean_us=... n=N" and a newline,
  * nothing when there are no samples. */
 void samples_report(struct samples *s);
+/* The same with " missed=M" at the end, and a line even with no samples. */
+void samples_report_missed(struct samples *s);
 void samples_free(struct samples *s);
 
 /* write() all of buf, again after EINTR and short writes: 0 or -errno. */
@@ -44,5 +46,8 @@ int write_all(int fd, const char *buf, size_t len);
 /* A decimal count between min and SIZE_MAX / 100 into *ret; prints
  * "PROG: bad NAME: ARG" and returns -EINVAL otherwise. */
 int parse_size(const char *prog, const char *arg, const char *name, size_t min, size_t *ret);
+/* A decimal number between min and max into *ret; prints "PROG: bad NAME:
+ * ARG" and returns -EINVAL otherwise. */
+int parse_long(const char *prog, const char *arg, const char *name, long min, long max, long *ret);
 
 #endif

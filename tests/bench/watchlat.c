@@ -67,16 +67,6 @@ struct lat {
 	int write_err;
 };
 
-static void report(struct samples *s)
-{
-	struct summary sum;
-
-	samples_summary(s, &sum);
-	printf("op=%s median_us=%.2f p99_us=%.2f mean_us=%.2f n=%zu missed=%zu\n", s->op,
-	       sum.median_us, sum.p99_us, sum.mean_us, s->n, s->missed);
-	fflush(stdout);
-}
-
 static int path_of(const struct lat *l, const char *rel, char *buf, size_t size)
 {
 	int n = snprintf(buf, size, "%s/%s", l->mount, rel);
@@ -298,21 +288,6 @@ static int bench_poll(struct lat *l, struct samples *s)
 	return 0;
 }
 
-static int parse_num(const char *arg, const char *name, long min, long max, long *ret)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno || end == arg || *end || v < min || v > max) {
-		fprintf(stderr, "mallafs-watchlat: bad %s: %s\n", name, arg);
-		return -EINVAL;
-	}
-	*ret = v;
-	return 0;
-}
-
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -340,12 +315,13 @@ int main(int argc, char *argv[])
 	while ((c = getopt_long(argc, argv, "r:t:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
-			if (parse_num(optarg, "--rounds", 1, 1000000, &v) < 0)
+			if (parse_long("mallafs-watchlat", optarg, "--rounds", 1, 1000000, &v) < 0)
 				return 2;
 			l.rounds = (size_t)v;
 			break;
 		case 't':
-			if (parse_num(optarg, "--timeout-ms", 1, 600000, &v) < 0)
+			if (parse_long("mallafs-watchlat", optarg, "--timeout-ms", 1, 600000, &v) <
+			    0)
 				return 2;
 			l.timeout_ms = (int)v;
 			break;
@@ -419,9 +395,9 @@ int main(int argc, char *argv[])
 	if (rc == 0)
 		rc = bench_poll(&l, &pol);
 	if (rc == 0) {
-		report(&ino);
-		report(&pol);
-		report(&wr);
+		samples_report_missed(&ino);
+		samples_report_missed(&pol);
+		samples_report_missed(&wr);
 	}
 out:
 	if (thread) {
