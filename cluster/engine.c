@@ -136,16 +136,21 @@ size_t mcl_key(const struct mcl *cl, char *buf, size_t len, const char *part, co
 	return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
 }
 
+void mcl_deadline(struct timespec *until, long ms)
+{
+	clock_gettime(CLOCK_REALTIME, until);
+	until->tv_sec += ms / 1000;
+	until->tv_nsec += (ms % 1000) * 1000000L;
+	if (until->tv_nsec >= 1000000000L) {
+		until->tv_sec++;
+		until->tv_nsec -= 1000000000L;
+	}
+}
+
 bool mcl_sleep(struct mcl *cl, long ms)
 {
 	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	mcl_deadline(&until, ms);
 	pthread_mutex_lock(&cl->wake_lock);
 	while (!atomic_load(&cl->stopping))
 		if (pthread_cond_timedwait(&cl->wake, &cl->wake_lock, &until) != 0)

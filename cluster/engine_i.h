@@ -106,6 +106,8 @@ struct mcl_own {
 /* PREFIX/PART[/A[/B]] into buf; its length, 0 when it does not fit. */
 size_t mcl_key(const struct mcl *cl, char *buf, size_t len, const char *part, const char *a,
                const char *b);
+/* ms from now on CLOCK_REALTIME (pthread_cond_timedwait's clock). */
+void mcl_deadline(struct timespec *until, long ms);
 /* Sleeps up to ms unless stopping; true when stopping. */
 bool mcl_sleep(struct mcl *cl, long ms);
 /* The connection changed (lock not held): cluster/status follows. */

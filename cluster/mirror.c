@@ -311,13 +311,7 @@ int mcl_txn(struct mcl *cl, const struct metcd_cmp *cmp, size_t n_cmp,
 int mcl_mirror_wait(struct mcl *cl, int64_t rev, long ms)
 {
 	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	mcl_deadline(&until, ms);
 	int r = 0;
 	pthread_mutex_lock(&cl->wake_lock);
 	while (atomic_load(&cl->seen) < rev && r == 0 && !atomic_load(&cl->stopping))
