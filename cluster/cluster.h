@@ -15,6 +15,8 @@
  *   PREFIX/config/k/APP/KEY       NODE LF value bytes (NODE: the writer)    no lease
  *   PREFIX/perm/PATH              {"node","uid","gid","mode",               no lease
  *                                 "has_owner","has_mode"} (cperm.c)
+ *   PREFIX/writer                 NODE: put by every transaction of a node,
+ *                                 so watchers know whose revision it is
  * Unique names and pools share one namespace: making either compares that
  * neither key exists.
  *
@@ -28,11 +30,18 @@
  * Threads: the keeper (the lease's keepalive, the node key, the status),
  * the watcher (the initial listing, the watch, the resync after a break)
  * and the worker (deletions for processes that exited, services' status
- * and owners and modes published). Locks: the engine's mutex (struct
- * mcl.lock) guards the mirror's revisions and the status fields; it is
- * taken before the registry's, the config store's and the view's locks,
- * and fs/perm.c's table lock (so those apply in one order), and never held
- * across a call to etcd. */
+ * and owners and modes published); writers of registry/ and config/ run
+ * the transactions of their own changes on their request's thread.
+ *
+ * Locks, in order: the registry's change lock (held by a registry writer
+ * across its hold()/release(): registry.h), then the engine's mutex
+ * (struct mcl.lock: the mirror's revisions, this node's own entries, the
+ * keys its config writers are changing, the status fields, the fs pointer),
+ * then the registry's, the config store's and the view's locks and
+ * fs/perm.c's table lock, then the event ring's; struct mcl.wake_lock (the
+ * stop flag's waits, the job queue, the running watch) is a leaf, taken by
+ * event and perm listeners under any of those. None is held across a call
+ * to etcd. */
 #ifndef MALLAFS_CLUSTER_CLUSTER_H
 #define MALLAFS_CLUSTER_CLUSTER_H
 
