@@ -119,6 +119,12 @@ void mcl_note_error(struct mcl *cl, const char *what, int r);
 
 /* ---- mirror.c ---- */
 int mcl_mirror_load(struct mcl *cl, char *why, size_t whylen);
+/* The watcher's, and the fuzzer's: a batch of watch events at revision,
+ * applied in order (takes cl->lock, then wakes the writers waiting). */
+int mcl_mirror_apply(struct mcl *cl, const struct metcd_event *ev, size_t n, int64_t revision);
+/* A listing of PREFIX at revision: the difference with the mirror applied,
+ * containers first (cl->lock held). */
+int mcl_mirror_relist(struct mcl *cl, const struct metcd_kv *kvs, size_t n, int64_t revision);
 int mcl_watcher_start(struct mcl *cl);
 /* Ends the watch running now (the watcher lists again, unless stopping). */
 void mcl_watch_restart(struct mcl *cl);

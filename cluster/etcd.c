@@ -352,6 +352,37 @@ static size_t answer_write(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+int metcd_j_answer(const char *ep, const char *text, long status, enum metcd_retry *retry,
+                   struct json_object **ret)
+{
+	enum json_tokener_error jerr;
+	*retry = METCD_FINAL;
+	struct json_object *o = text ? json_tokener_parse_verbose(text, &jerr) : NULL;
+	if (o == NULL || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return metcd_fail(-EPROTO, "%s: HTTP %ld, not a JSON object: %.100s", ep, status,
+		                  text ? text : "");
+	}
+	if (status == 200 && !json_object_object_get_ex(o, "error", NULL)) {
+		*ret = o;
+		return 0;
+	}
+	struct json_object *m = NULL, *cd = NULL;
+	json_object_object_get_ex(o, "message", &m);
+	json_object_object_get_ex(o, "code", &cd);
+	const char *msg = m ? json_object_get_string(m) : NULL;
+	if (msg == NULL) {
+		json_object_object_get_ex(o, "error", &m);
+		msg = m && json_object_is_type(m, json_type_string) ? json_object_get_string(m)
+		                                                    : "(no message)";
+	}
+	int r = metcd_map_error(msg, cd ? json_object_get_int(cd) : 0, retry);
+	if (r == -EIO)
+		metcd_fail(r, "%s: etcd: %s (HTTP %ld)", ep, msg, status);
+	json_object_put(o);
+	return r;
+}
+
 /* One try on endpoint ep: 0 and *ret, or -errno with *retry (how the
  * caller may go on) and *sent (whether the request may have been sent). */
 static int try_once(struct metcd *c, const char *ep, const char *path, const char *body,
@@ -394,32 +425,7 @@ static int try_once(struct metcd *c, const char *ep, const char *path, const cha
 	*sent = true;
 	long status = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	enum json_tokener_error jerr;
-	struct json_object *o = a.p ? json_tokener_parse_verbose(a.p, &jerr) : NULL;
-	if (o == NULL || !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		r = metcd_fail(-EPROTO, "%s: HTTP %ld, not a JSON object: %.100s", ep, status,
-		               a.p ? a.p : "");
-		goto out;
-	}
-	if (status == 200 && !json_object_object_get_ex(o, "error", NULL)) {
-		*ret = o;
-		r = 0;
-		goto out;
-	}
-	struct json_object *m = NULL, *cd = NULL;
-	json_object_object_get_ex(o, "message", &m);
-	json_object_object_get_ex(o, "code", &cd);
-	const char *msg = m ? json_object_get_string(m) : NULL;
-	if (msg == NULL) {
-		json_object_object_get_ex(o, "error", &m);
-		msg = m && json_object_is_type(m, json_type_string) ? json_object_get_string(m)
-		                                                    : "(no message)";
-	}
-	r = metcd_map_error(msg, cd ? json_object_get_int(cd) : 0, retry);
-	if (r == -EIO)
-		metcd_fail(r, "%s: etcd: %s (HTTP %ld)", ep, msg, status);
-	json_object_put(o);
+	r = metcd_j_answer(ep, a.p, status, retry, ret);
 out:
 	curl_slist_free_all(hdrs);
 	free(a.p);

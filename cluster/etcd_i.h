@@ -95,4 +95,33 @@ int metcd_j_range(struct json_object *o, struct metcd_range *r);
 /* header.revision of an answer. */
 int metcd_j_revision(struct json_object *o, int64_t *ret);
 
+/* The answers (what the calls do with them; the fuzzer feeds them too).
+ * An answer's text (NUL-terminated, NULL: none) with its HTTP status: 0
+ * and *ret the object, or the errno of etcd's error (*retry how to go on). */
+int metcd_j_answer(const char *ep, const char *text, long status, enum metcd_retry *retry,
+                   struct json_object **ret);
+/* A txn's answer: the responses of the branch taken, gets and deletes in
+ * order (metcd_txn_result_free it, also after an error). */
+int metcd_j_txn(struct json_object *ans, struct metcd_txn_result *t);
+int metcd_j_lease_grant(struct json_object *ans, int64_t *ret_id);
+int metcd_j_lease_keepalive(struct json_object *ans, int64_t id, int64_t *ret_ttl);
+
+/* The watch stream's parser (etcd_watch.c): messages are parsed as bytes
+ * come, in chunks of any size, and handed to cb. tok: a json_tokener. */
+struct metcd_wstream {
+	const struct metcd_watch_cb *cb;
+	void *arg;
+	const char *ep;
+	struct json_tokener *tok;
+	size_t msg_bytes; /* fed to tok since its last message */
+	int result;       /* non-zero: the watch ends with it */
+	enum metcd_retry retry;
+	bool created, got_bytes;
+	int64_t compact;
+	int64_t last_ms; /* when the last bytes came */
+};
+/* Feeds len more bytes of the stream: 0, or the -errno that ends the
+ * watch (then x->result; nothing more is parsed). */
+int metcd_wstream_feed(struct metcd_wstream *x, const char *data, size_t len);
+
 #endif

@@ -452,8 +452,7 @@ void metcd_txn_result_free(struct metcd_txn_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* The responses of the branch taken: gets and deletes in order. */
-static int txn_answer(struct json_object *ans, struct metcd_txn_result *t)
+int metcd_j_txn(struct json_object *ans, struct metcd_txn_result *t)
 {
 	struct json_object *resps;
 	int r = metcd_j_revision(ans, &t->revision);
@@ -502,7 +501,7 @@ int metcd_txn(struct metcd *c, const struct metcd_cmp *cmp, size_t n_cmp,
 	r = metcd_call(c, "/v3/kv/txn", req, !writes, &ans);
 	json_object_put(req);
 	if (r == 0)
-		r = txn_answer(ans, ret);
+		r = metcd_j_txn(ans, ret);
 	json_object_put(ans);
 	if (r < 0)
 		metcd_txn_result_free(ret);
@@ -540,13 +539,9 @@ static int lease_call(struct metcd *c, const char *path, int64_t id, int64_t ttl
 	return r;
 }
 
-int metcd_lease_grant(struct metcd *c, int64_t ttl_s, int64_t *ret_id)
+int metcd_j_lease_grant(struct json_object *ans, int64_t *ret_id)
 {
-	struct json_object *ans = NULL;
-	*ret_id = 0;
-	int r = lease_call(c, "/v3/lease/grant", 0, ttl_s, false, &ans);
-	if (r == 0)
-		r = metcd_j_i64(ans, "ID", ret_id);
+	int r = metcd_j_i64(ans, "ID", ret_id);
 	if (r == 0 && *ret_id == 0) {
 		struct json_object *e;
 		if (json_object_object_get_ex(ans, "error", &e))
@@ -554,27 +549,44 @@ int metcd_lease_grant(struct metcd *c, int64_t ttl_s, int64_t *ret_id)
 		else
 			r = metcd_fail(-EPROTO, "etcd: lease grant gave no ID");
 	}
+	return r;
+}
+
+int metcd_j_lease_keepalive(struct json_object *ans, int64_t id, int64_t *ret_ttl)
+{
+	struct json_object *res;
+	int r;
+	if (!json_object_object_get_ex(ans, "result", &res) ||
+	    !json_object_is_type(res, json_type_object))
+		r = metcd_fail(-EPROTO, "etcd: lease keepalive without a result");
+	else
+		r = metcd_j_i64(res, "TTL", ret_ttl);
+	if (r == 0 && *ret_ttl <= 0)
+		r = metcd_fail(-ENOENT, "etcd: lease %" PRIx64 " not found", (uint64_t)id);
+	return r;
+}
+
+int metcd_lease_grant(struct metcd *c, int64_t ttl_s, int64_t *ret_id)
+{
+	struct json_object *ans = NULL;
+	*ret_id = 0;
+	int r = lease_call(c, "/v3/lease/grant", 0, ttl_s, false, &ans);
+	if (r == 0)
+		r = metcd_j_lease_grant(ans, ret_id);
 	json_object_put(ans);
 	return r;
 }
 
 int metcd_lease_keepalive(struct metcd *c, int64_t id, int64_t *ret_ttl)
 {
-	struct json_object *ans = NULL, *res;
+	struct json_object *ans = NULL;
 	*ret_ttl = 0;
 	/* A stream in gRPC: the gateway answers {"result": {...}} once for
 	 * the one request sent. */
 	int r = lease_call(c, "/v3/lease/keepalive", id, -1, true, &ans);
-	if (r < 0)
-		return r;
-	if (!json_object_object_get_ex(ans, "result", &res) ||
-	    !json_object_is_type(res, json_type_object))
-		r = metcd_fail(-EPROTO, "etcd: lease keepalive without a result");
-	else
-		r = metcd_j_i64(res, "TTL", ret_ttl);
+	if (r == 0)
+		r = metcd_j_lease_keepalive(ans, id, ret_ttl);
 	json_object_put(ans);
-	if (r == 0 && *ret_ttl <= 0)
-		r = metcd_fail(-ENOENT, "etcd: lease %" PRIx64 " not found", (uint64_t)id);
 	return r;
 }
 

@@ -36,19 +36,6 @@ void metcd_watch_stop(struct metcd_watch *w)
 	atomic_store(&w->stop, true);
 }
 
-struct wctx {
-	const struct metcd_watch_cb *cb;
-	void *arg;
-	const char *ep;
-	struct json_tokener *tok;
-	size_t msg_bytes; /* fed to tok since its last message */
-	int result;       /* non-zero: the watch ends with it */
-	enum metcd_retry retry;
-	bool created, got_bytes;
-	int64_t compact;
-	int64_t last_ms; /* when the last bytes came */
-};
-
 static void event_clear(struct metcd_event *e)
 {
 	metcd_kv_clear(&e->kv);
@@ -87,7 +74,7 @@ static int parse_event(struct json_object *o, struct metcd_event *e)
 
 /* An error in the stream or as the whole answer: {"error": {"grpc_code",
  * "message"}} or {"error": "...", "code", "message"}. */
-static int stream_error(struct wctx *x, struct json_object *o)
+static int stream_error(struct metcd_wstream *x, struct json_object *o)
 {
 	struct json_object *e = NULL, *m = NULL, *cd = NULL;
 	json_object_object_get_ex(o, "error", &e);
@@ -100,7 +87,7 @@ static int stream_error(struct wctx *x, struct json_object *o)
 	                       &x->retry);
 }
 
-static int handle_events(struct wctx *x, struct json_object *evs, size_t n, int64_t rev)
+static int handle_events(struct metcd_wstream *x, struct json_object *evs, size_t n, int64_t rev)
 {
 	struct metcd_event *ev = calloc(n ? n : 1, sizeof(*ev));
 	if (ev == NULL)
@@ -120,7 +107,7 @@ static int handle_events(struct wctx *x, struct json_object *evs, size_t n, int6
 	return r;
 }
 
-static int handle_msg(struct wctx *x, struct json_object *o)
+static int handle_msg(struct metcd_wstream *x, struct json_object *o)
 {
 	struct json_object *res, *evs = NULL;
 	int64_t rev;
@@ -160,10 +147,9 @@ static int handle_msg(struct wctx *x, struct json_object *o)
 	return handle_events(x, evs, n, rev);
 }
 
-static size_t watch_write(char *data, size_t size, size_t nmemb, void *arg)
+int metcd_wstream_feed(struct metcd_wstream *x, const char *data, size_t len)
 {
-	struct wctx *x = arg;
-	size_t len = size * nmemb, left = len;
+	size_t left = len;
 	x->got_bytes = true;
 	x->last_ms = metcd_now_ms();
 	while (left > 0 && x->result == 0) {
@@ -190,7 +176,13 @@ static size_t watch_write(char *data, size_t size, size_t nmemb, void *arg)
 			                       json_tokener_error_desc(je));
 		}
 	}
-	return x->result == 0 ? len : 0;
+	return x->result;
+}
+
+static size_t watch_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	size_t len = size * nmemb;
+	return metcd_wstream_feed(arg, data, len) == 0 ? len : 0;
 }
 
 static struct json_object *watch_req(const char *key, size_t key_len, const char *range_end,
@@ -219,7 +211,7 @@ static struct json_object *watch_req(const char *key, size_t key_len, const char
 
 /* One stream on endpoint ep until it ends. */
 static int watch_once(struct metcd *c, struct metcd_watch *w, const char *ep, const char *body,
-                      long idle_ms, int64_t deadline, struct wctx *x)
+                      long idle_ms, int64_t deadline, struct metcd_wstream *x)
 {
 	char url[512];
 	struct curl_slist *hdrs = NULL;
@@ -312,7 +304,7 @@ int metcd_watch(struct metcd *c, struct metcd_watch *w, const char *key, size_t 
 	int64_t deadline = metcd_now_ms() + c->timeout_ms;
 	int r;
 	for (;;) {
-		struct wctx x = {.cb = cb, .arg = arg};
+		struct metcd_wstream x = {.cb = cb, .arg = arg};
 		char *tok = NULL;
 		r = metcd_token(c, deadline, &tok);
 		if (r < 0)

@@ -228,18 +228,17 @@ static int gone_cb(const char *key, const struct mkv_stat *st, void *arg)
 	return 0;
 }
 
-/* The difference between the listing and the mirror (cl->lock held). */
-static int apply_listing(struct mcl *cl, struct listing *l)
+int mcl_mirror_relist(struct mcl *cl, const struct metcd_kv *kvs, size_t n, int64_t revision)
 {
 	struct mkv *listed = mkv_new();
 	if (!listed)
 		return -ENOMEM;
 	cl->listing = true;
 	for (int pass = 0; pass < 2; pass++)
-		for (size_t i = 0; i < l->n; i++) {
+		for (size_t i = 0; i < n; i++) {
 			const char *sub;
 			size_t sub_len;
-			struct metcd_kv *kv = &l->kvs[i];
+			const struct metcd_kv *kv = &kvs[i];
 			char part = part_of(cl, kv->key, kv->key_len, &sub, &sub_len);
 			if (!part || kv->key_len != strlen(kv->key))
 				continue;
@@ -255,8 +254,8 @@ static int apply_listing(struct mcl *cl, struct listing *l)
 	}
 	cl->listing = false;
 	mkv_free(listed);
-	if (l->revision > cl->rev)
-		cl->rev = l->revision;
+	if (revision > cl->rev)
+		cl->rev = revision;
 	clock_gettime(CLOCK_MONOTONIC, &cl->last_event);
 	return 0;
 }
@@ -268,7 +267,7 @@ static int load(struct mcl *cl)
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&cl->lock);
-	r = apply_listing(cl, &l);
+	r = mcl_mirror_relist(cl, l.kvs, l.n, l.revision);
 	pthread_mutex_unlock(&cl->lock);
 	listing_free(&l);
 	return r;
@@ -342,9 +341,8 @@ static const char *writer_of(struct mcl *cl, const struct metcd_event *ev, size_
 	return NULL;
 }
 
-static int on_events(void *arg, const struct metcd_event *ev, size_t n, int64_t revision)
+int mcl_mirror_apply(struct mcl *cl, const struct metcd_event *ev, size_t n, int64_t revision)
 {
-	struct mcl *cl = arg;
 	char node[MCL_NODE_MAX + 1];
 	const char *origin = NULL;
 	int64_t origin_rev = 0;
@@ -364,6 +362,11 @@ static int on_events(void *arg, const struct metcd_event *ev, size_t n, int64_t 
 	atomic_store(&cl->seen, revision);
 	wake_all(cl);
 	return 0;
+}
+
+static int on_events(void *arg, const struct metcd_event *ev, size_t n, int64_t revision)
+{
+	return mcl_mirror_apply(arg, ev, n, revision);
 }
 
 static void *watcher_main(void *arg)
