@@ -421,16 +421,25 @@ static bool parse_entry(const char *text, struct parsed *p)
 	memset(p, 0, sizeof(*p));
 	if (!o)
 		return false;
+	/* node and value are strings ("value": null from a buggy node is no
+	 * value to copy: the entry is not one of ours). */
 	bool ok = json_object_object_get_ex(o, "node", &f) &&
+	          json_object_is_type(f, json_type_string) &&
 	          snprintf(p->node, sizeof(p->node), "%s", json_object_get_string(f)) <
 	                  (int)sizeof(p->node);
 	if (json_object_object_get_ex(o, "pid", &f))
 		p->pid = (pid_t)json_object_get_int64(f);
 	if (json_object_object_get_ex(o, "uid", &f))
 		p->uid = (uid_t)json_object_get_int64(f);
-	if (json_object_object_get_ex(o, "value", &f))
-		p->value = strdup(json_object_get_string(f));
+	if (ok && json_object_object_get_ex(o, "value", &f)) {
+		if (json_object_is_type(f, json_type_string))
+			p->value = strdup(json_object_get_string(f));
+		if (!p->value)
+			ok = false;
+	}
 	json_object_put(o);
+	if (!ok)
+		p->node[0] = '\0';
 	return ok;
 }
 

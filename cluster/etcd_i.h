@@ -107,7 +107,8 @@ int metcd_j_lease_grant(struct json_object *ans, int64_t *ret_id);
 int metcd_j_lease_keepalive(struct json_object *ans, int64_t id, int64_t *ret_ttl);
 
 /* The watch stream's parser (etcd_watch.c): messages are parsed as bytes
- * come, in chunks of any size, and handed to cb. tok: a json_tokener. */
+ * come, in chunks of any size, and handed to cb. tok: made by the first
+ * feed (NULL before), json_tokener_free it after. */
 struct metcd_wstream {
 	const struct metcd_watch_cb *cb;
 	void *arg;

@@ -150,6 +150,15 @@ static int handle_msg(struct metcd_wstream *x, struct json_object *o)
 int metcd_wstream_feed(struct metcd_wstream *x, const char *data, size_t len)
 {
 	size_t left = len;
+	/* Strict: no comments, whose start after a message would hold the
+	 * message back until more bytes come (and read it otherwise when the
+	 * chunk ends there). */
+	if (x->tok == NULL && x->result == 0) {
+		x->tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH);
+		if (x->tok == NULL)
+			return x->result = metcd_fail(-ENOMEM, "out of memory");
+		json_tokener_set_flags(x->tok, JSON_TOKENER_STRICT);
+	}
 	x->got_bytes = true;
 	x->last_ms = metcd_now_ms();
 	while (left > 0 && x->result == 0) {
@@ -218,10 +227,9 @@ static int watch_once(struct metcd *c, struct metcd_watch *w, const char *ep, co
 	snprintf(url, sizeof(url), "%s/v3/watch", ep);
 	CURL *h = metcd_easy_get(c);
 	CURLM *m = curl_multi_init();
-	x->tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH);
 	x->ep = ep;
 	int r = -ENOMEM;
-	if (h == NULL || m == NULL || x->tok == NULL) {
+	if (h == NULL || m == NULL) {
 		metcd_fail(r, "out of memory");
 		goto out;
 	}
@@ -280,7 +288,8 @@ static int watch_once(struct metcd *c, struct metcd_watch *w, const char *ep, co
 out:
 	curl_multi_cleanup(m);
 	curl_slist_free_all(hdrs);
-	json_tokener_free(x->tok);
+	if (x->tok)
+		json_tokener_free(x->tok);
 	x->tok = NULL;
 	/* A handle whose transfer was cut is not worth keeping. */
 	if (h)

@@ -285,12 +285,29 @@ static bool batch_puts_name(const struct ctx *c, const char *name, bool listing)
 	return false;
 }
 
+/* Whether the entry is there and still this node's: a member named by its
+ * PID alone, a name that cat shows as "PID" (another node's: "PID@NODE"). */
+static bool still_own(struct ctx *c, const struct own *o)
+{
+	struct mreg_entry st;
+	if (o->member)
+		return mreg_stat(c->cl.reg, o->name, o->member, &st) == 0;
+	char *text = NULL, pid[16];
+	size_t len = 0;
+	if (mreg_render(c->cl.reg, o->name, &text, &len) < 0)
+		return false;
+	int n = snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	bool mine = len > (size_t)n && memcmp(text, pid, (size_t)n) == 0 &&
+	            (text[n] == ' ' || text[n] == '\n');
+	free(text);
+	return mine;
+}
+
 static void check_own(struct ctx *c, bool listing)
 {
 	for (size_t i = 0; i < c->n_own;) {
 		struct own *o = &c->own[i];
-		struct mreg_entry st;
-		if (mreg_stat(c->cl.reg, o->name, o->member, &st) == 0) {
+		if (still_own(c, o)) {
 			i++;
 			continue;
 		}
