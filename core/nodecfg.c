@@ -438,11 +438,15 @@ static int local_delete(struct mnodecfg *nc, const char *app, const char *key)
 	return r;
 }
 
-/* Deleting the entry a listing stands on is allowed (mkv_list). */
+/* Deleting the entry a listing stands on is allowed (mkv_list); key is
+ * that entry's name, freed with it: its event is made from a copy. */
 static int delete_key_cb(const char *key, const struct mkv_stat *st, void *arg)
 {
 	struct delete_ctx *dc = arg;
-	delete_locked(dc->nc, dc->app, dc->a, key);
+	char *copy = strdup(key);
+	if (copy)
+		delete_locked(dc->nc, dc->app, dc->a, copy);
+	free(copy);
 	return 0;
 }
 

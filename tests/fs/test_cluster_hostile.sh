@@ -41,5 +41,16 @@ cl_wait 2000 "registry/pool9/6@evil applied, empty" \
 	eval '[[ -e $A/registry/pool9/6@evil && -z $(cat "$A/registry/pool9/6@evil") ]]'
 assert_ok eval "[[ ! -e '$A/config/app9/k' ]]"
 
+# An app deleted while it has keys (no node does so: a listing's
+# difference can): its keys go first, each with its event; the event's
+# name was read after the key was freed (the sanitizer passes catch it).
+put "$K/config/a/app7" '{"node":"evil"}'
+put "$K/config/k/app7/x" $'evil\nx'
+put "$K/config/k/app7/y" $'evil\ny'
+cl_wait 2000 "config/app7/y applied" eval '[[ -e $A/config/app7/y ]]'
+etcd_ctl del "$K/config/a/app7" >/dev/null || fail "etcdctl del"
+cl_wait 2000 "config/app7 gone with its keys" eval '[[ ! -e $A/config/app7 ]]'
+assert_ok mfs_alive "${CL_PID[A]}"
+
 cl_stop A
 mfs_done
