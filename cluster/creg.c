@@ -471,8 +471,10 @@ void mcl_reg_apply(struct mcl *cl, const char *sub, size_t sub_len, const struct
 	bool parsed = parse_entry(text, &p);
 	if (kind == 'm') {
 		char *at = strchr(member, '@');
-		if (!at)
+		if (!at) {
+			free(p.value);
 			return;
+		}
 		snprintf(p.node, sizeof(p.node), "%s", at + 1);
 		parsed = true;
 	}

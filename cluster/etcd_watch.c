@@ -152,12 +152,14 @@ int metcd_wstream_feed(struct metcd_wstream *x, const char *data, size_t len)
 	size_t left = len;
 	/* Strict: no comments, whose start after a message would hold the
 	 * message back until more bytes come (and read it otherwise when the
-	 * chunk ends there). */
+	 * chunk ends there); but the next message may follow in the same
+	 * chunk. */
 	if (x->tok == NULL && x->result == 0) {
 		x->tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH);
 		if (x->tok == NULL)
 			return x->result = metcd_fail(-ENOMEM, "out of memory");
-		json_tokener_set_flags(x->tok, JSON_TOKENER_STRICT);
+		json_tokener_set_flags(x->tok,
+		                       JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
 	}
 	x->got_bytes = true;
 	x->last_ms = metcd_now_ms();

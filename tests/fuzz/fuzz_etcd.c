@@ -185,15 +185,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum metcd_retry retry;
 	check_errno("map_error", metcd_map_error(body, h >> 4, &retry));
 
+	/* Whole, in the chunks given, and byte by byte (where a chunk never
+	 * holds more than one message's end). */
+	static const uint8_t one = 1;
 	struct seen whole, split;
 	bool cw, cs;
 	int rw = stream(body, len, NULL, 0, &whole, &cw);
-	int rs = stream(body, len, sizes, n_sizes, &split, &cs);
 	check_errno("watch", rw);
-	FUZZ_CHECK(rw == rs, "the stream whole: %d, in chunks: %d", rw, rs);
-	FUZZ_CHECK(whole.calls == split.calls && whole.hash == split.hash && cw == cs,
-	           "the stream whole and in chunks differ: %zu and %zu calls", whole.calls,
-	           split.calls);
+	for (int pass = 0; pass < 2; pass++) {
+		int rs = pass ? stream(body, len, &one, 1, &split, &cs)
+		              : stream(body, len, sizes, n_sizes, &split, &cs);
+		FUZZ_CHECK(rw == rs, "the stream whole: %d, in chunks (%s): %d", rw,
+		           pass ? "bytes" : "given", rs);
+		FUZZ_CHECK(whole.calls == split.calls && whole.hash == split.hash && cw == cs,
+		           "the stream whole and in chunks (%s) differ: %zu and %zu calls",
+		           pass ? "bytes" : "given", whole.calls, split.calls);
+	}
 	free(body);
 	return 0;
 }
