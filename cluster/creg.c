@@ -451,6 +451,8 @@ void mcl_reg_apply(struct mcl *cl, const char *sub, size_t sub_len, const struct
 	if (sub_len < 3 || sub[1] != '/' || sub_len - 2 > MU_NAME_MAX * 2 + 1)
 		return;
 	char kind = sub[0];
+	if (kind != 'n' && kind != 'p' && kind != 'm')
+		return; /* not a key of ours: its deletion must not remove NAME */
 	const char *rest = sub + 2, *slash = memchr(rest, '/', sub_len - 2);
 	size_t nlen = slash ? (size_t)(slash - rest) : sub_len - 2;
 	if (nlen == 0 || nlen > MU_NAME_MAX || (kind == 'm') != (slash != NULL))

@@ -52,5 +52,13 @@ etcd_ctl del "$K/config/a/app7" >/dev/null || fail "etcdctl del"
 cl_wait 2000 "config/app7 gone with its keys" eval '[[ ! -e $A/config/app7 ]]'
 assert_ok mfs_alive "${CL_PID[A]}"
 
+# A key of no kind mallafs knows (registry/x/NAME): its deletion removed
+# the pool of that name, members and all.
+put "$K/registry/x/pool9" '{"node":"evil"}'
+etcd_ctl del "$K/registry/x/pool9" >/dev/null || fail "etcdctl del"
+put "$K/config/k/app9/k3" $'evil\nv3'
+cl_wait 2000 "config/app9/k3 applied" eval '[[ -e $A/config/app9/k3 ]]'
+assert_ok test -e "$A/registry/pool9/6@evil"
+
 cl_stop A
 mfs_done

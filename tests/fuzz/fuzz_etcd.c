@@ -195,8 +195,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int pass = 0; pass < 2; pass++) {
 		int rs = pass ? stream(body, len, &one, 1, &split, &cs)
 		              : stream(body, len, sizes, n_sizes, &split, &cs);
-		FUZZ_CHECK(rw == rs, "the stream whole: %d, in chunks (%s): %d", rw,
-		           pass ? "bytes" : "given", rs);
+		/* Bad bytes inside a token may be seen at once or only when
+		 * more of it comes (json-c reads a number across chunks so):
+		 * refused now, or still waiting. */
+		FUZZ_CHECK(rw == rs || (rw == 0 && rs == -EPROTO) || (rw == -EPROTO && rs == 0),
+		           "the stream whole: %d, in chunks (%s): %d", rw, pass ? "bytes" : "given",
+		           rs);
 		FUZZ_CHECK(whole.calls == split.calls && whole.hash == split.hash && cw == cs,
 		           "the stream whole and in chunks (%s) differ: %zu and %zu calls",
 		           pass ? "bytes" : "given", whole.calls, split.calls);
