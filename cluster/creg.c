@@ -490,13 +490,17 @@ void mcl_reg_apply(struct mcl *cl, const char *sub, size_t sub_len, const struct
 	mev_set_origin(origin && strcmp(origin, cl->node) != 0 ? origin : NULL);
 	int r = 0;
 	if (gone) {
-		if (kind == 'n' && !parsed) {
-			/* A listing's difference: the holder is not known, but a name
-			 * this node holds is not the mirror's to remove. */
+		/* registry/n/NAME going removes a name, registry/p/NAME a pool:
+		 * never the other kind of that name (a pool with this node's
+		 * members, for a name's key that another node deleted). A name
+		 * this node holds is not the mirror's to remove either
+		 * (mreg_mirror_remove refuses it). The watcher is the mirror's
+		 * only writer, so the kind cannot change between the two calls. */
+		struct mreg_entry e;
+		if (kind == 'm')
+			r = mreg_mirror_remove(cl->reg, name, member);
+		else if (mreg_stat(cl->reg, name, NULL, &e) == 0 && e.kind == kind)
 			r = mreg_mirror_remove(cl->reg, name, NULL);
-		} else {
-			r = mreg_mirror_remove(cl->reg, name, kind == 'm' ? member : NULL);
-		}
 	} else if (parsed) {
 		char pidtext[16];
 		snprintf(pidtext, sizeof(pidtext), "%d", (int)p.pid);

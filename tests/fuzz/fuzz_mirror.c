@@ -101,8 +101,9 @@ static void setup(struct ctx *c)
 	cl->view = mrt_clview(c->rt);
 	cl->revs = mkv_new();
 	cl->own = mkv_new();
+	cl->pending = mkv_new();
 	c->pools_seen = mkv_new();
-	FUZZ_CHECK(cl->revs && cl->own && c->pools_seen, "out of memory");
+	FUZZ_CHECK(cl->revs && cl->own && cl->pending && c->pools_seen, "out of memory");
 	snprintf(cl->node, sizeof(cl->node), "%s", c->node[0] ? c->node : "me");
 	cl->prefix = strdup(MCL_DEFAULT_PREFIX);
 	FUZZ_CHECK(cl->prefix, "out of memory");
@@ -131,6 +132,8 @@ static void teardown(struct ctx *c)
 	mrt_free(c->rt);
 	mkv_free(c->cl.revs);
 	mkv_free(c->cl.own);
+	mkv_free(c->cl.pending);
+	mkv_free(c->cl.perms); /* owners and modes (perm/) kept without an fs */
 	mkv_free(c->pools_seen);
 	free(c->cl.prefix);
 	pthread_mutex_destroy(&c->cl.lock);
