@@ -151,22 +151,22 @@ static int compute(const struct change *ch, const struct seen *s, char **ret, si
 	return 0;
 }
 
+/* How own_txn makes this node's committed change here (lock held), at
+ * the revision etcd gave it. */
+typedef void apply_fn(struct mcl *cl, const void *arg, int64_t rev);
+
+/* A key's new value (value NULL: the key went). */
 struct direct {
 	const struct keys *k;
 	const char *app, *key;
-	int64_t rev;
-	const char *value; /* NULL: the key went */
+	const char *value;
 	size_t len;
 };
 
-/* This node's change, made here by its writer as soon as etcd took it:
- * the writer reads it back at once, and its watchers' events are the
- * request's own (the notifier does not replay them). The watch's copy of it
- * is then skipped. */
-static void apply_direct(struct mcl *cl, void *arg)
+static void apply_key(struct mcl *cl, const void *arg, int64_t rev)
 {
-	struct direct *d = arg;
-	if (!mcl_rev_take(cl, d->k->key, d->k->key_len, d->rev, !d->value, true))
+	const struct direct *d = arg;
+	if (!mcl_rev_take(cl, d->k->key, d->k->key_len, rev, !d->value, true))
 		return;
 	if (d->value)
 		mnodecfg_apply_put(cl->nc, d->app, d->key, d->value, d->len);
@@ -195,27 +195,39 @@ static void pending(struct mcl *cl, const char *const *keys, size_t n, int delta
 	}
 }
 
-/* A transaction of this node's writer on keys: they are marked pending
- * across it, so that the watcher leaves the change to the writer, which
- * applies it (on success) before calling own_done. A transaction whose
- * outcome is unknown (ETIMEDOUT) makes the watcher list again: whatever
- * etcd did is then applied from the listing. */
+/* A transaction of this node's writer on keys. They are marked pending
+ * across it, so that the watcher leaves the change to the writer: when it
+ * succeeds, apply makes it here at once (the writer reads it back, and its
+ * watchers' events are the request's own: the notifier does not replay
+ * them; the watch's copy is then skipped). 1: made; 0: it lost a race, and
+ * the mirror has caught up with what won (compute it again); -errno. A
+ * transaction whose outcome is unknown (ETIMEDOUT) makes the watcher list
+ * again: whatever etcd did is then applied from the listing. */
 static int own_txn(struct mcl *cl, const char *const *keys, size_t nkeys,
                    const struct metcd_cmp *cmp, size_t ncmp, const struct metcd_op *ops,
-                   size_t nops, struct metcd_txn_result *tr)
+                   size_t nops, apply_fn *apply, const void *arg)
 {
+	struct metcd_txn_result tr;
 	pthread_mutex_lock(&cl->lock);
 	pending(cl, keys, nkeys, 1);
 	pthread_mutex_unlock(&cl->lock);
-	int r = mcl_txn(cl, cmp, ncmp, ops, nops, NULL, 0, tr);
-	if (r < 0) {
-		pthread_mutex_lock(&cl->lock);
-		pending(cl, keys, nkeys, -1);
-		pthread_mutex_unlock(&cl->lock);
-		if (r == -ETIMEDOUT)
-			mcl_watch_restart(cl);
-	}
-	return r;
+	int r = mcl_txn(cl, cmp, ncmp, ops, nops, NULL, 0, &tr);
+	bool ok = r == 0 && tr.succeeded;
+	int64_t rev = r == 0 ? tr.revision : 0;
+	if (r == 0)
+		metcd_txn_result_free(&tr);
+	pthread_mutex_lock(&cl->lock);
+	if (ok)
+		apply(cl, arg, rev);
+	pending(cl, keys, nkeys, -1);
+	pthread_mutex_unlock(&cl->lock);
+	if (r == -ETIMEDOUT)
+		mcl_watch_restart(cl);
+	if (r < 0)
+		return r;
+	if (!ok)
+		mcl_mirror_wait(cl, rev, cl->timeout_ms);
+	return ok;
 }
 
 static void log_refusal(struct mcl *cl, const char *app, const char *key, const char *what, int r)
@@ -257,35 +269,17 @@ static int key_change(struct mcl *cl, const char *app, const char *key, const st
 		                      .key_len = k.key_len,
 		                      .value = wire,
 		                      .value_len = wire_len};
-		struct metcd_txn_result tr;
 		const char *keys[] = {k.key};
-		r = own_txn(cl, keys, 1, cmp, ncmp, &op, 1, &tr);
+		struct direct d = {&k, app, key, ch->op == 'd' ? NULL : (v ? v : ""), len};
+		r = own_txn(cl, keys, 1, cmp, ncmp, &op, 1, apply_key, &d);
 		free(s.value);
 		free(wire);
-		if (r < 0) {
-			free(v);
-			log_refusal(cl, app, key, "write", r);
-			return r;
-		}
-		int64_t rev = tr.revision;
-		bool ok = tr.succeeded;
-		metcd_txn_result_free(&tr);
-		if (ok) {
-			struct direct d = {&k, app, key, rev, ch->op == 'd' ? NULL : (v ? v : ""),
-			                   len};
-			pthread_mutex_lock(&cl->lock);
-			apply_direct(cl, &d);
-			pending(cl, keys, 1, -1);
-			pthread_mutex_unlock(&cl->lock);
-			free(v);
-			return 0;
-		}
-		pthread_mutex_lock(&cl->lock);
-		pending(cl, keys, 1, -1);
-		pthread_mutex_unlock(&cl->lock);
 		free(v);
-		/* Lost a race: computed again once the mirror has what won. */
-		mcl_mirror_wait(cl, rev, cl->timeout_ms);
+		if (r < 0)
+			log_refusal(cl, app, key, "write", r);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		/* Lost a race: computed again from what won. */
 	}
 	mu_log(MU_LOG_WARNING, "config/%s/%s: gave up after %d rounds of changes by other nodes",
 	       app, key, TRIES);
@@ -329,6 +323,20 @@ static char *app_value(struct mcl *cl)
 	return s;
 }
 
+/* An app made (present) or removed. */
+struct app_change {
+	const struct keys *k;
+	const char *app;
+	bool present;
+};
+
+static void apply_app(struct mcl *cl, const void *arg, int64_t rev)
+{
+	const struct app_change *a = arg;
+	if (mcl_rev_take(cl, a->k->app, a->k->app_len, rev, !a->present, true))
+		mnodecfg_apply_app(cl->nc, a->app, a->present);
+}
+
 static int r_app_create(void *arg, const char *app)
 {
 	struct mcl *cl = arg;
@@ -354,24 +362,15 @@ static int r_app_create(void *arg, const char *app)
 		                      .key_len = k.app_len,
 		                      .value = val,
 		                      .value_len = strlen(val)};
-		struct metcd_txn_result tr;
 		const char *keys[] = {k.app};
-		r = own_txn(cl, keys, 1, &cmp, 1, &op, 1, &tr);
+		struct app_change a = {&k, app, true};
+		r = own_txn(cl, keys, 1, &cmp, 1, &op, 1, apply_app, &a);
 		if (r < 0)
 			break;
-		bool ok = tr.succeeded;
-		int64_t rev = tr.revision;
-		metcd_txn_result_free(&tr);
-		pthread_mutex_lock(&cl->lock);
-		if (ok && mcl_rev_take(cl, k.app, k.app_len, rev, false, true))
-			mnodecfg_apply_app(cl->nc, app, true);
-		pending(cl, keys, 1, -1);
-		pthread_mutex_unlock(&cl->lock);
-		if (ok) {
+		if (r == 1) {
 			free(val);
 			return 0;
 		}
-		mcl_mirror_wait(cl, rev, cl->timeout_ms);
 	}
 	free(val);
 	if (r < 0)
@@ -411,26 +410,28 @@ static int r_app_destroy(void *arg, const char *app)
 		                            .result = METCD_LESS,
 		                            .number = 1}};
 		struct metcd_op op = {.kind = METCD_DELETE, .key = k.app, .key_len = k.app_len};
-		struct metcd_txn_result tr;
 		const char *pkeys[] = {k.app};
-		r = own_txn(cl, pkeys, 1, cmp, 2, &op, 1, &tr);
-		if (r < 0) {
+		struct app_change a = {&k, app, false};
+		r = own_txn(cl, pkeys, 1, cmp, 2, &op, 1, apply_app, &a);
+		if (r < 0)
 			log_refusal(cl, app, "", "rmdir", r);
-			return r;
-		}
-		bool ok = tr.succeeded;
-		int64_t rev = tr.revision;
-		metcd_txn_result_free(&tr);
-		pthread_mutex_lock(&cl->lock);
-		if (ok && mcl_rev_take(cl, k.app, k.app_len, rev, true, true))
-			mnodecfg_apply_app(cl->nc, app, false);
-		pending(cl, pkeys, 1, -1);
-		pthread_mutex_unlock(&cl->lock);
-		if (ok)
-			return 0;
-		mcl_mirror_wait(cl, rev, cl->timeout_ms);
+		if (r != 0)
+			return r < 0 ? r : 0;
 	}
 	return -EAGAIN;
+}
+
+struct key_move {
+	const struct keys *k, *t;
+	const char *app, *key, *to_app, *to_key;
+};
+
+static void apply_move(struct mcl *cl, const void *arg, int64_t rev)
+{
+	const struct key_move *rn = arg;
+	if (mcl_rev_take(cl, rn->t->key, rn->t->key_len, rev, false, true) &&
+	    mcl_rev_take(cl, rn->k->key, rn->k->key_len, rev, true, true))
+		mnodecfg_apply_rename(cl->nc, rn->app, rn->key, rn->to_app, rn->to_key);
 }
 
 /* A rename: the target takes the source's value and the source goes, in
@@ -480,31 +481,16 @@ static int r_rename(void *arg, const char *app, const char *key, const char *to_
 		         .value = wire,
 		         .value_len = wire_len},
 		        {.kind = METCD_DELETE, .key = k.key, .key_len = k.key_len}};
-		struct metcd_txn_result tr;
 		const char *keys[] = {t.key, k.key};
-		r = own_txn(cl, keys, 2, cmp, ncmp, ops, 2, &tr);
+		struct key_move rn = {&k, &t, app, key, to_app, to_key};
+		r = own_txn(cl, keys, 2, cmp, ncmp, ops, 2, apply_move, &rn);
 		free(d.value);
 		free(wire);
-		if (r < 0) {
-			free(s.value);
-			log_refusal(cl, app, key, "rename", r);
-			return r;
-		}
-		bool ok = tr.succeeded;
-		int64_t rev = tr.revision;
-		metcd_txn_result_free(&tr);
-		pthread_mutex_lock(&cl->lock);
-		if (ok && mcl_rev_take(cl, t.key, t.key_len, rev, false, true) &&
-		    mcl_rev_take(cl, k.key, k.key_len, rev, true, true))
-			mnodecfg_apply_rename(cl->nc, app, key, to_app, to_key);
-		pending(cl, keys, 2, -1);
-		pthread_mutex_unlock(&cl->lock);
-		if (ok) {
-			free(s.value);
-			return 0;
-		}
 		free(s.value);
-		mcl_mirror_wait(cl, rev, cl->timeout_ms);
+		if (r < 0)
+			log_refusal(cl, app, key, "rename", r);
+		if (r != 0)
+			return r < 0 ? r : 0;
 	}
 	return -EAGAIN;
 }
