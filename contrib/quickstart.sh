@@ -153,18 +153,37 @@ test)
 	tests/fuzz/run.sh build-fuzz 30 || status=1
 	python3 - build/meson-logs/testlog.json build-sanitize/meson-logs/testlog.json \
 		build-tsan/meson-logs/testlog.json build-fuzz/meson-logs/fuzzlog.json <<'PY'
-import json, os, sys
+import json, os, re, sys
+# A failed test's failing checks, its sanitizer reports and the lines
+# after each: meson prints only the last lines of a failed test's output,
+# and a CI run must say which check failed.
+WANT = re.compile(r"^(FAIL - |\[  (FAILED|ERROR) +\]|.*(ThreadSanitizer|"
+                  r"AddressSanitizer|LeakSanitizer|runtime error|Assertion))")
 ok = bad = 0
+failed = []
 for path in sys.argv[1:]:
     if not os.path.exists(path):
         bad += 1
+        failed.append(f"{path}: missing")
         continue
     for line in open(path):
-        r = json.loads(line)["result"]
+        t = json.loads(line)
+        r = t["result"]
         if r in ("OK", "EXPECTEDFAIL"):
             ok += 1
         elif r != "SKIP":
             bad += 1
+            failed.append(f"{path.split('/')[0]}: {t['name']}: {r}")
+            shown, after = 0, 0
+            for out in (t.get("stdout") or "").splitlines():
+                if WANT.match(out):
+                    after = 6
+                if after and shown < 80:
+                    failed.append("  " + out)
+                    shown += 1
+                    after -= 1
+for line in failed:
+    print(line)
 print(f"{ok} passed, {bad} failed")
 PY
 	exit $status
