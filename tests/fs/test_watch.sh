@@ -27,10 +27,14 @@ if [[ -z ${WATCHPROBE:-} || ! -x $WATCHPROBE ]]; then
 fi
 mfs_need inotifywait inotify-tools
 
-# Under valgrind everything is slower: wait longer for silence.
+# Under valgrind or a sanitizer everything is slower: wait longer for
+# silence (a restart under TSan on two loaded cores can leave 200 ms
+# between the trace's events and the status's).
 SCALE=1
 if mfs_wrapper; then
 	SCALE=5
+elif [[ -n $(mfs_sanitizer) ]]; then
+	SCALE=3
 fi
 SILENCE=$((200 * SCALE))
 WATCH_SEQ=0
