@@ -34,7 +34,8 @@ ROUND_WORST=30
 # test's own sync=always writers fsync beside it), and room for two loaded
 # cores. The report gives the loss measured: tens of milliseconds on a
 # plain build, up to 385 ms seen under TSan with four such tests on two
-# cores (a CI run's TSan pass once went past 400).
+# cores (a CI run's TSan pass failed two checks of this test, most
+# likely these).
 WINDOW_MS=400
 if [[ -n $(mfs_sanitizer) ]] || mfs_wrapper; then
 	WINDOW_MS=1000
