@@ -175,7 +175,8 @@ for path in sys.argv[1:]:
             bad += 1
             failed.append(f"{path.split('/')[0]}: {t['name']}: {r}")
             shown, after = 0, 0
-            for out in (t.get("stdout") or "").splitlines():
+            text = (t.get("stdout") or "") + (t.get("stderr") or "")
+            for out in text.splitlines():
                 if WANT.match(out):
                     after = 6
                 if after and shown < 80:

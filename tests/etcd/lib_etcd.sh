@@ -2,8 +2,9 @@
 # shellcheck shell=bash
 # Real etcd servers for tests, sourced (after tests/fs/lib.sh when a test
 # uses both). Debian's /usr/bin/etcd (3.4) on 127.0.0.1 with free ports
-# (never 2379/2380, where a system etcd may listen), data on tmpfs
-# (/dev/shm), logs (warn and up) in the test's folder.
+# (never 2379/2380, where a system etcd may listen, nor the README's
+# 23790/23800), data on tmpfs (/dev/shm), logs (warn and up) in the test's
+# folder.
 #
 #   etcd_start_one DIR [ETCD_ARG...]    one member "e0"; sets ETCD_ENDPOINTS
 #   etcd_start_cluster DIR N            members e0..e(N-1); ETCD_ENDPOINTS
@@ -35,16 +36,17 @@ ETCD_NAMES=()
 ETCD_LOGDIR=''
 ETCD_SHM=''
 ETCD_TOKEN=''
+ETCD_WHY=''
 ETCD_TLS_DIR=${ETCD_TLS_DIR:-}
 ETCD_BIN=${ETCD_BIN:-/usr/bin/etcd}
 ETCDCTL_BIN=${ETCDCTL_BIN:-/usr/bin/etcdctl}
 
 etcd_die()
 {
+	# On stderr too: a start runs in $(...), where stdout is the endpoints.
 	echo "FAIL - etcd: $*" >&2
-	if declare -F fail >/dev/null && declare -F mfs_bail >/dev/null; then
-		fail "etcd: $*"
-		mfs_bail
+	if declare -F mfs_bail >/dev/null; then
+		mfs_bail "etcd: $*"
 	fi
 	exit 1
 }
@@ -98,7 +100,9 @@ etcd_free_port()
 	local p i
 	for ((i = 0; i < 200; i++)); do
 		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		[[ $p == 2379 || $p == 2380 ]] && continue
+		# etcd's own ports, and the README's cluster session's (fs_readme
+		# may replay it beside this test).
+		[[ $p == 2379 || $p == 2380 || $p == 23790 || $p == 23800 ]] && continue
 		[[ " ${ETCD_CPORT[*]} ${ETCD_PPORT[*]} " == *" $p "* ]] && continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
@@ -214,7 +218,7 @@ etcd_start_members()
 			initial+="${initial:+,}$n=http://127.0.0.1:${ETCD_PPORT[$n]}"
 		done
 		for n in "${ETCD_NAMES[@]}"; do
-			rm -rf "$ETCD_SHM/$n"
+			rm -rf "${ETCD_SHM:?}/$n"
 			: >"$ETCD_LOGDIR/$n.log"
 			etcd_prepare "$n" "$initial" "$@"
 			etcd_launch "$n"
@@ -237,7 +241,7 @@ etcd_start_members()
 		echo "# etcd $n log tail:" >&2
 		etcd_log_tail "$n" | sed 's/^/#   /' >&2
 	done
-	etcd_die "could not start $count member(s)"
+	etcd_die "could not start $count member(s): $ETCD_WHY"
 }
 
 etcd_start_one()
@@ -267,8 +271,19 @@ etcd_wait_healthy()
 	for n in "${names[@]}"; do
 		until ETCDCTL_API=3 "$ETCDCTL_BIN" --endpoints="$(etcd_url "$n")" --dial-timeout=1s \
 			--command-timeout=1s ${tls:+"$tls"} endpoint health >/dev/null 2>&1; do
-			if [[ -z ${ETCD_PID[$n]} ]] || ! kill -0 "${ETCD_PID[$n]}" 2>/dev/null ||
-				(($(etcd_now_ms) > end)); then
+			if [[ -z ${ETCD_PID[$n]} ]]; then
+				ETCD_WHY="$n is not running"
+				return 1
+			fi
+			if ! kill -0 "${ETCD_PID[$n]}" 2>/dev/null; then
+				local rc=0
+				wait "${ETCD_PID[$n]}" 2>/dev/null || rc=$?
+				ETCD_PID[$n]=''
+				ETCD_WHY="$n exited with status $rc"
+				return 1
+			fi
+			if (($(etcd_now_ms) > end)); then
+				ETCD_WHY="$n did not answer within 10 s"
 				return 1
 			fi
 			sleep 0.05
