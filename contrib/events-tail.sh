@@ -71,17 +71,49 @@ save()
 }
 
 if [ -n "$after" ]; then
-	exec 3<>"$mnt/events"
-	printf '%s\n' "$after" >&3
+	exec 4<>"$mnt/events"
+	printf '%s\n' "$after" >&4
 else
-	exec 3<"$mnt/events"
+	exec 4<"$mnt/events"
 fi
+# A cat of our own reads the feed, and this shell reads cat's pipe. bash
+# runs a trap only between two commands, so a SIGINT or SIGTERM that came
+# just before a read() that blocks would wait for the next event (forever,
+# on a quiet feed). bash's `read -t` gives up after its timeout on a pipe,
+# never on a file such as the feed: each read here waits a second at most.
+# A line a timeout cut in two is joined again. On exit cat goes too, and
+# when this shell is killed harder (SIGKILL), its parent-death signal ends
+# it: a cat left blocked on a quiet feed would keep the mount busy.
+exec 3< <(exec setpriv --pdeathsig TERM cat <&4)
+reader=$!
+exec 4<&-
+stop()
+{
+	kill "$reader" 2>/dev/null || true
+}
 if [ -n "$state" ]; then
 	trap 'save; exit 0' INT TERM
-	trap save EXIT
+	trap 'save; stop' EXIT
+else
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	trap stop EXIT
 fi
 
-while read -r -u 3 seq op path detail; do
+partial=''
+while :; do
+	chunk=''
+	if IFS= read -r -t 1 -u 3 chunk; then
+		line=$partial$chunk
+		partial=''
+	elif [ $? -gt 128 ]; then
+		partial+=$chunk
+		continue
+	else
+		break
+	fi
+	[[ $line =~ ^([^ ]*)( ([^ ]*))?( ([^ ]*))?( (.*))?$ ]]
+	seq=${BASH_REMATCH[1]} op=${BASH_REMATCH[3]} path=${BASH_REMATCH[5]} detail=${BASH_REMATCH[7]}
 	if [ "$op" = overflow ]; then
 		printf '%(%T)T events from #%s on were lost (dropped from the feed)\n' -1 "$seq" >&2
 		continue

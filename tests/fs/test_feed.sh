@@ -183,7 +183,12 @@ echo x >>"$S/store/s2"
 mfs_poll 10000 eval "[[ \$(grep -c ' $R/store/s2' '$out') == 2 ]]" ||
 	fail "events-tail.sh --state shows store/s2 (create, write)" "$(cat "$out")"
 kill -TERM "$tail_pid"
-mfs_poll 5000 eval "! mfs_alive $tail_pid" || fail "events-tail.sh ends on SIGTERM"
+if mfs_poll 5000 eval "! mfs_alive $tail_pid"; then
+	pass "events-tail.sh ends on SIGTERM"
+else
+	fail "events-tail.sh ends on SIGTERM" "still running after 5 s: $(tr '\0' ' ' <"/proc/$tail_pid/wchan")"
+	kill -9 "$tail_pid"
+fi
 wait "$tail_pid"
 s2=$(grep " $R/store/s2" "$out" | seqs /dev/stdin | tail -n 1)
 assert_eq "the state file holds the last event read and the daemon's start" \
