@@ -4,11 +4,11 @@
 #   contrib/events-tail.sh [--after SEQ | --state FILE] MOUNTPOINT [OP...]
 # With OPs (write, delete, restart, ...), prints only those.
 #
-# Each read of MOUNTPOINT/events blocks until there is something new. The
-# feed is a stream (lseek fails with ESPIPE), so bash's `read` takes it a byte
-# at a time and nothing is lost between two reads. A reader that falls far
-# behind gets one "SEQ overflow" line and goes on from the newest; this
-# script tells it on stderr.
+# Each read of MOUNTPOINT/events blocks until there is something new; the
+# feed answers whole lines, and the open file remembers where it is, so
+# nothing is lost between two reads. A reader that falls far behind gets
+# one "SEQ overflow" line and goes on from the newest; this script tells it
+# on stderr.
 #
 # Resuming (it writes SEQ to its open events file: the mount's owner only):
 #   --after SEQ   start after event SEQ, the last one you handled (0: from the
