@@ -114,8 +114,9 @@ struct metcd_wstream {
 	void *arg;
 	const char *ep;
 	struct json_tokener *tok;
-	size_t msg_bytes; /* fed to tok since its last message */
-	int result;       /* non-zero: the watch ends with it */
+	char *line; /* the bytes since the last newline */
+	size_t line_len, line_cap;
+	int result; /* non-zero: the watch ends with it */
 	enum metcd_retry retry;
 	bool created, got_bytes;
 	int64_t compact;
@@ -124,5 +125,9 @@ struct metcd_wstream {
 /* Feeds len more bytes of the stream: 0, or the -errno that ends the
  * watch (then x->result; nothing more is parsed). */
 int metcd_wstream_feed(struct metcd_wstream *x, const char *data, size_t len);
+/* The stream ended: parses what came after the last newline. */
+int metcd_wstream_end(struct metcd_wstream *x);
+/* Frees what feeding allocated (x itself is the caller's). */
+void metcd_wstream_fini(struct metcd_wstream *x);
 
 #endif

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The watch: POST /v3/watch with a create_request, then a stream of JSON
- * objects {"result": {...}} (newline between them) in chunks of any size,
- * read with an incremental json_tokener; one message may be at most
- * METCD_MAX_MSG bytes. The transfer runs in a curl multi handle polled
- * every 50 ms, so that a stop (an atomic flag, any thread) and the idle
- * limit are seen within that even when nothing flows. */
+ * objects {"result": {...}}, each followed by a newline, in chunks of any
+ * size. Bytes are kept until a newline comes and the line is parsed whole
+ * (an error that ends the stream may have no newline: it is parsed when
+ * the transfer ends); one message may be at most METCD_MAX_MSG bytes. The transfer runs in a curl
+ * multi handle polled every 50 ms, so that a stop (an atomic flag, any thread) and the idle limit
+ * are seen within that even when nothing flows. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -147,13 +148,56 @@ static int handle_msg(struct metcd_wstream *x, struct json_object *o)
 	return handle_events(x, evs, n, rev);
 }
 
+/* One line of the stream: the JSON values in it, each parsed whole, so
+ * that what a message means never depends on where the chunks were cut
+ * (json-c's incremental tokener reads a bad number differently across a
+ * chunk's end). */
+static int parse_line(struct metcd_wstream *x, const char *buf, size_t n)
+{
+	size_t off = 0;
+	while (x->result == 0) {
+		while (off < n && (buf[off] == ' ' || buf[off] == '\t' || buf[off] == '\r'))
+			off++;
+		if (off == n)
+			break;
+		json_tokener_reset(x->tok);
+		struct json_object *o = json_tokener_parse_ex(x->tok, buf + off, (int)(n - off));
+		enum json_tokener_error je = json_tokener_get_error(x->tok);
+		if (o) {
+			off += json_tokener_get_parse_end(x->tok);
+			x->result = handle_msg(x, o);
+			json_object_put(o);
+		} else if (je == json_tokener_continue) {
+			x->result = metcd_fail(-EPROTO, "%s: watch: a message cut short", x->ep);
+		} else {
+			x->result = metcd_fail(-EPROTO, "%s: watch: bad JSON: %s", x->ep,
+			                       json_tokener_error_desc(je));
+		}
+	}
+	return x->result;
+}
+
+static int line_append(struct metcd_wstream *x, const char *data, size_t n)
+{
+	if (x->line_len + n > x->line_cap) {
+		size_t cap = x->line_cap ? x->line_cap : 4096;
+		while (cap < x->line_len + n)
+			cap *= 2;
+		char *p = realloc(x->line, cap);
+		if (p == NULL)
+			return x->result = metcd_fail(-ENOMEM, "out of memory");
+		x->line = p;
+		x->line_cap = cap;
+	}
+	memcpy(x->line + x->line_len, data, n);
+	x->line_len += n;
+	return 0;
+}
+
 int metcd_wstream_feed(struct metcd_wstream *x, const char *data, size_t len)
 {
-	size_t left = len;
-	/* Strict: no comments, whose start after a message would hold the
-	 * message back until more bytes come (and read it otherwise when the
-	 * chunk ends there); but the next message may follow in the same
-	 * chunk. */
+	/* Strict: no comments, and no control bytes inside strings; but
+	 * the next message may follow the last on its line. */
 	if (x->tok == NULL && x->result == 0) {
 		x->tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH);
 		if (x->tok == NULL)
@@ -163,31 +207,44 @@ int metcd_wstream_feed(struct metcd_wstream *x, const char *data, size_t len)
 	}
 	x->got_bytes = true;
 	x->last_ms = metcd_now_ms();
-	while (left > 0 && x->result == 0) {
-		size_t chunk = left > INT32_MAX ? INT32_MAX : left;
-		struct json_object *o = json_tokener_parse_ex(x->tok, data, (int)chunk);
-		enum json_tokener_error je = json_tokener_get_error(x->tok);
-		if (o) {
-			size_t used = json_tokener_get_parse_end(x->tok);
-			data += used;
-			left -= used;
-			x->msg_bytes = 0;
-			json_tokener_reset(x->tok);
-			x->result = handle_msg(x, o);
-			json_object_put(o);
-		} else if (je == json_tokener_continue) {
-			x->msg_bytes += chunk;
-			left -= chunk;
-			if (x->msg_bytes > METCD_MAX_MSG)
-				x->result =
-				        metcd_fail(-EPROTO, "%s: watch: a message over %u bytes",
-				                   x->ep, METCD_MAX_MSG);
-		} else {
-			x->result = metcd_fail(-EPROTO, "%s: watch: bad JSON: %s", x->ep,
-			                       json_tokener_error_desc(je));
+	while (len > 0 && x->result == 0) {
+		const char *nl = memchr(data, '\n', len);
+		size_t take = nl ? (size_t)(nl - data) : len;
+		if (x->line_len + take > METCD_MAX_MSG) {
+			x->result = metcd_fail(-EPROTO, "%s: watch: a message over %u bytes", x->ep,
+			                       METCD_MAX_MSG);
+			break;
 		}
+		if (nl && x->line_len == 0) {
+			parse_line(x, data, take);
+		} else if (line_append(x, data, take) == 0 && nl) {
+			parse_line(x, x->line, x->line_len);
+			x->line_len = 0;
+		}
+		take += nl ? 1 : 0;
+		data += take;
+		len -= take;
 	}
 	return x->result;
+}
+
+int metcd_wstream_end(struct metcd_wstream *x)
+{
+	if (x->result == 0 && x->line_len > 0 && x->tok) {
+		parse_line(x, x->line, x->line_len);
+		x->line_len = 0;
+	}
+	return x->result;
+}
+
+void metcd_wstream_fini(struct metcd_wstream *x)
+{
+	if (x->tok)
+		json_tokener_free(x->tok);
+	x->tok = NULL;
+	free(x->line);
+	x->line = NULL;
+	x->line_len = x->line_cap = 0;
 }
 
 static size_t watch_write(char *data, size_t size, size_t nmemb, void *arg)
@@ -261,6 +318,12 @@ static int watch_once(struct metcd *c, struct metcd_watch *w, const char *ep, co
 			break;
 		}
 		if (running == 0) {
+			/* A last message with no newline after it: the gateway
+			 * ends a stream with an error so. */
+			if (metcd_wstream_end(x) != 0) {
+				r = x->result;
+				break;
+			}
 			int q;
 			CURLMsg *msg = curl_multi_info_read(m, &q);
 			CURLcode cr = msg && msg->msg == CURLMSG_DONE ? msg->data.result : CURLE_OK;
@@ -290,9 +353,7 @@ static int watch_once(struct metcd *c, struct metcd_watch *w, const char *ep, co
 out:
 	curl_multi_cleanup(m);
 	curl_slist_free_all(hdrs);
-	if (x->tok)
-		json_tokener_free(x->tok);
-	x->tok = NULL;
+	metcd_wstream_fini(x);
 	/* A handle whose transfer was cut is not worth keeping. */
 	if (h)
 		curl_easy_cleanup(h);

@@ -159,8 +159,10 @@ static int stream(const char *body, size_t len, const uint8_t *sizes, size_t n_s
 		FUZZ_CHECK(r == x.result, "feed: %d, result %d", r, x.result);
 		off += chunk;
 	}
-	if (x.tok)
-		json_tokener_free(x.tok);
+	if (r == 0)
+		r = metcd_wstream_end(&x);
+	FUZZ_CHECK(r == x.result, "end: %d, result %d", r, x.result);
+	metcd_wstream_fini(&x);
 	*created = x.created;
 	return r;
 }
@@ -185,8 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum metcd_retry retry;
 	check_errno("map_error", metcd_map_error(body, h >> 4, &retry));
 
-	/* Whole, in the chunks given, and byte by byte (where a chunk never
-	 * holds more than one message's end). */
+	/* Whole, in the chunks given, and byte by byte. */
 	static const uint8_t one = 1;
 	struct seen whole, split;
 	bool cw, cs;
@@ -195,12 +196,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int pass = 0; pass < 2; pass++) {
 		int rs = pass ? stream(body, len, &one, 1, &split, &cs)
 		              : stream(body, len, sizes, n_sizes, &split, &cs);
-		/* Bad bytes inside a token may be seen at once or only when
-		 * more of it comes (json-c reads a number across chunks so):
-		 * refused now, or still waiting. */
-		FUZZ_CHECK(rw == rs || (rw == 0 && rs == -EPROTO) || (rw == -EPROTO && rs == 0),
-		           "the stream whole: %d, in chunks (%s): %d", rw, pass ? "bytes" : "given",
-		           rs);
+		/* Each line is parsed whole, wherever the chunks end. */
+		FUZZ_CHECK(rw == rs, "the stream whole: %d, in chunks (%s): %d", rw,
+		           pass ? "bytes" : "given", rs);
 		FUZZ_CHECK(whole.calls == split.calls && whole.hash == split.hash && cw == cs,
 		           "the stream whole and in chunks (%s) differ: %zu and %zu calls",
 		           pass ? "bytes" : "given", whole.calls, split.calls);
